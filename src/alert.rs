@@ -1,0 +1,280 @@
+//! Batch-complaint alerts: the objects written for every firing and
+//! resolution (CONTRACT 3, 5.3-5.8, 5.12-5.13), their stable ids, and their
+//! JSON form.
+//!
+//! An [`Alert`] is self-contained — business, region, department and their
+//! display names are copied in — so sinks can route and render it without
+//! the rules that made it (the rules may have been reloaded meanwhile).
+//! Serialisation is written by hand so the field order is fixed and the
+//! bytes are the same on every run.
+
+use serde::de::Error as _;
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::time::{format_cst, parse_rfc3339};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertState {
+    Firing,
+    Resolved,
+}
+
+impl AlertState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Firing => "firing",
+            AlertState::Resolved => "resolved",
+        }
+    }
+}
+
+/// One sample complaint of a firing alert; the text is masked and cut.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertSample {
+    pub id: String,
+    pub text: String,
+}
+
+/// One alert line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alert {
+    /// `business:region:event-time-ms:triggering-record-id` — derived from
+    /// the key and the triggering record only, so a replay or a resumed run
+    /// gives the same id (5.8). Both lines of one alert share it.
+    pub alert_id: String,
+    pub state: AlertState,
+    pub business: String,
+    pub business_name: String,
+    pub region: String,
+    pub department: String,
+    pub department_name: String,
+    /// Firing: distinct callers of the reported window. Resolved: the most
+    /// distinct callers of one window while the alert was open.
+    pub count: u32,
+    pub threshold: u32,
+    pub window_start: i64,
+    pub window_end: i64,
+    /// Firing only: the record that made the key reach its threshold.
+    pub triggered_by: Option<String>,
+    pub event_ts: i64,
+    /// Firing only: complaints per matching template in the window, sorted.
+    pub templates: Vec<(String, u32)>,
+    /// Firing only: the window's last three complaints in input order.
+    pub samples: Vec<AlertSample>,
+    /// Resolved only: the record whose watermark resolved it (None at the
+    /// end of input).
+    pub resolved_by: Option<String>,
+    /// Resolved only.
+    pub watermark: Option<i64>,
+    pub end_of_input: bool,
+    /// Not written: the input position of the record that caused this line,
+    /// used to merge the outputs of parallel workers in input order.
+    pub seq: u64,
+    /// Not written: the business's index in the rules, for ordering.
+    pub business_index: usize,
+}
+
+/// The stable alert id (5.8).
+pub fn alert_id(business: &str, region: &str, event_ts: i64, record_id: &str) -> String {
+    format!("{business}:{region}:{event_ts}:{record_id}")
+}
+
+impl Alert {
+    pub fn is_firing(&self) -> bool {
+        self.state == AlertState::Firing
+    }
+
+    /// The alert as one JSON line (no trailing newline).
+    pub fn to_json(&self) -> String {
+        // Serialising plain strings and numbers into memory cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Appends the JSON line and a newline to `out`.
+    pub fn write_line(&self, out: &mut Vec<u8>) {
+        let _ = serde_json::to_writer(&mut *out, self);
+        out.push(b'\n');
+    }
+
+    /// A one-line Chinese summary for people:
+    /// `杭州 彩铃 批量投诉：30分钟内 12 位客户 (阈值 8)`.
+    pub fn summary(&self) -> String {
+        let minutes = (self.window_end - self.window_start) / 60_000;
+        let span = if minutes > 0 && (self.window_end - self.window_start) % 60_000 == 0 {
+            format!("{minutes}分钟内")
+        } else {
+            format!("{}秒内", (self.window_end - self.window_start) / 1000)
+        };
+        match self.state {
+            AlertState::Firing => format!(
+                "{} {} 批量投诉：{} {} 位客户 (阈值 {})",
+                self.region, self.business_name, span, self.count, self.threshold
+            ),
+            AlertState::Resolved => format!(
+                "{} {} 批量投诉已恢复：最多 {} 位客户 (阈值 {})",
+                self.region, self.business_name, self.count, self.threshold
+            ),
+        }
+    }
+}
+
+impl Serialize for Alert {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let firing = self.is_firing();
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("alert_id", &self.alert_id)?;
+        m.serialize_entry("state", self.state.as_str())?;
+        m.serialize_entry("business", &self.business)?;
+        m.serialize_entry("business_name", &self.business_name)?;
+        m.serialize_entry("region", &self.region)?;
+        m.serialize_entry("department", &self.department)?;
+        m.serialize_entry("department_name", &self.department_name)?;
+        m.serialize_entry("count", &self.count)?;
+        m.serialize_entry("threshold", &self.threshold)?;
+        m.serialize_entry("window_start", &format_cst(self.window_start))?;
+        m.serialize_entry("window_end", &format_cst(self.window_end))?;
+        if firing {
+            m.serialize_entry("triggered_by", &self.triggered_by)?;
+        }
+        m.serialize_entry("event_ts", &format_cst(self.event_ts))?;
+        if firing {
+            m.serialize_entry("templates", &TemplateCounts(&self.templates))?;
+            m.serialize_entry("samples", &self.samples)?;
+        } else {
+            m.serialize_entry("resolved_by", &self.resolved_by)?;
+            m.serialize_entry("watermark", &self.watermark.map(format_cst))?;
+            m.serialize_entry("end_of_input", &self.end_of_input)?;
+        }
+        m.end()
+    }
+}
+
+struct TemplateCounts<'a>(&'a [(String, u32)]);
+
+impl Serialize for TemplateCounts<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+/// The JSON shape, for reading alerts back (tests, the outbox, replays of
+/// alert files).
+#[derive(Deserialize)]
+struct Wire {
+    alert_id: String,
+    state: AlertState,
+    business: String,
+    #[serde(default)]
+    business_name: String,
+    region: String,
+    department: String,
+    #[serde(default)]
+    department_name: String,
+    count: u32,
+    threshold: u32,
+    window_start: String,
+    window_end: String,
+    #[serde(default)]
+    triggered_by: Option<String>,
+    event_ts: String,
+    #[serde(default)]
+    templates: std::collections::BTreeMap<String, u32>,
+    #[serde(default)]
+    samples: Vec<AlertSample>,
+    #[serde(default)]
+    resolved_by: Option<String>,
+    #[serde(default)]
+    watermark: Option<String>,
+    #[serde(default)]
+    end_of_input: bool,
+}
+
+impl<'de> Deserialize<'de> for Alert {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = Wire::deserialize(d)?;
+        let ts = |s: &str| parse_rfc3339(s).ok_or_else(|| D::Error::custom(format!("bad timestamp {s:?}")));
+        Ok(Alert {
+            window_start: ts(&w.window_start)?,
+            window_end: ts(&w.window_end)?,
+            event_ts: ts(&w.event_ts)?,
+            watermark: w.watermark.as_deref().map(ts).transpose()?,
+            alert_id: w.alert_id,
+            state: w.state,
+            business: w.business,
+            business_name: w.business_name,
+            region: w.region,
+            department: w.department,
+            department_name: w.department_name,
+            count: w.count,
+            threshold: w.threshold,
+            triggered_by: w.triggered_by,
+            templates: w.templates.into_iter().collect(),
+            samples: w.samples,
+            resolved_by: w.resolved_by,
+            end_of_input: w.end_of_input,
+            seq: 0,
+            business_index: 0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn firing() -> Alert {
+        Alert {
+            alert_id: alert_id("crbt", "杭州", 1_773_538_061_000, "WO1"),
+            state: AlertState::Firing,
+            business: "crbt".into(),
+            business_name: "彩铃".into(),
+            region: "杭州".into(),
+            department: "vas".into(),
+            department_name: "数据业务部".into(),
+            count: 8,
+            threshold: 8,
+            window_start: 1_773_536_400_000,
+            window_end: 1_773_538_200_000,
+            triggered_by: Some("WO1".into()),
+            event_ts: 1_773_538_061_000,
+            templates: vec![("crbt.copy_fail".into(), 6), ("crbt.sync_fail".into(), 2)],
+            samples: vec![AlertSample { id: "WO1".into(), text: "彩铃复制失败，138****5678".into() }],
+            resolved_by: None,
+            watermark: None,
+            end_of_input: false,
+            seq: 7,
+            business_index: 0,
+        }
+    }
+
+    #[test]
+    fn firing_json_has_the_contract_fields_in_order() {
+        let json = firing().to_json();
+        assert_eq!(
+            json,
+            r#"{"alert_id":"crbt:杭州:1773538061000:WO1","state":"firing","business":"crbt","business_name":"彩铃","region":"杭州","department":"vas","department_name":"数据业务部","count":8,"threshold":8,"window_start":"2026-03-15T09:00:00+08:00","window_end":"2026-03-15T09:30:00+08:00","triggered_by":"WO1","event_ts":"2026-03-15T09:27:41+08:00","templates":{"crbt.copy_fail":6,"crbt.sync_fail":2},"samples":[{"id":"WO1","text":"彩铃复制失败，138****5678"}]}"#
+        );
+        let back: Alert = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, Alert { seq: 0, ..firing() });
+    }
+
+    #[test]
+    fn resolved_json_and_summary() {
+        let mut a = firing();
+        a.state = AlertState::Resolved;
+        a.count = 12;
+        a.resolved_by = None;
+        a.watermark = Some(1_773_540_000_000);
+        a.end_of_input = true;
+        let json = a.to_json();
+        assert!(json.contains(r#""resolved_by":null,"watermark":"2026-03-15T09:53:20+08:00","end_of_input":true}"#), "{json}");
+        assert!(!json.contains("samples"));
+        assert_eq!(firing().summary(), "杭州 彩铃 批量投诉：30分钟内 8 位客户 (阈值 8)");
+    }
+}

@@ -1,0 +1,68 @@
+//! The command line: one file per subcommand. `main.rs` only calls
+//! [`main`]. With no subcommand, hotspot replays its embedded sample traffic
+//! with its embedded rule library and prints the alerts — the quickest way
+//! to see what it does.
+
+pub mod check_rules;
+pub mod generate;
+pub mod replay;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "hotspot",
+    version,
+    about = "Batch-complaint (批量投诉) hotspot detector for a mobile operator's complaint centre",
+    long_about = "Reads complaint work orders, matches them against keyword templates, counts distinct \
+                  callers per (business, region) in event-time sliding windows and raises batch-complaint \
+                  alerts for the responsible department.\n\nWith no subcommand, replays the embedded sample \
+                  traffic with the embedded rule library and prints the alerts."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Replay a recorded JSON Lines file (or stdin) and write the alerts.
+    Replay(replay::Args),
+    /// Check a rules file: print an inventory, or every error (exit 1).
+    CheckRules(check_rules::Args),
+    /// Generate realistic complaint traffic with ground truth.
+    Gen(generate::Args),
+}
+
+/// Runs the command line; the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => replay::demo(),
+        Some(Command::Replay(args)) => replay::run(args),
+        Some(Command::CheckRules(args)) => check_rules::run(args),
+        Some(Command::Gen(args)) => generate::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hotspot: error: {}", one_line(&format!("{e:#}")));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Folds a message onto one line.
+pub fn one_line(s: &str) -> String {
+    s.split('\n').map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+}
+
+/// Peak resident set size of this process in bytes (Linux), if known.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

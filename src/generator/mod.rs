@@ -1,0 +1,1 @@
+//! Traffic generator (being written).

@@ -1,0 +1,36 @@
+//! hotspot: a stream-processing batch-complaint detector.
+//!
+//! The data flows one way, and the modules follow it:
+//!
+//! ```text
+//! source/   lines from files, stdin, HTTP, Fluvio          (async edges)
+//!   │
+//! record    decode + validate one JSON line, or a reject reason
+//! normalize NFKC + ASCII lower-case, with a fast path
+//! matcher   one Aho-Corasick DFA → templates → businesses
+//! window    per (business, region): hopping windows of distinct callers
+//! alert     firing / resolved lines, ids, samples (mask masks them)
+//! engine    drives a line through all of the above, in input order
+//!   │
+//! sink/     alert lines and dead letters out
+//! ```
+//!
+//! `replay` wires a source, an engine and sinks for recorded traffic;
+//! `generator` makes realistic traffic with ground truth; `cli` is the command
+//! line. `rules` loads and validates the rule library; `time` parses and
+//! writes timestamps and durations.
+
+pub mod alert;
+pub mod cli;
+pub mod engine;
+pub mod generator;
+pub mod mask;
+pub mod matcher;
+pub mod normalize;
+pub mod record;
+pub mod replay;
+pub mod rules;
+pub mod sink;
+pub mod source;
+pub mod time;
+pub mod window;

@@ -1,0 +1,758 @@
+//! Complaint records: decoding one JSON line into a [`Record`] that borrows
+//! from the input, or into a [`Reject`] with the reason the contract names
+//! (CONTRACT 1 and 5.10).
+//!
+//! Why a hand-written JSON scanner instead of `serde_json`: every record goes
+//! through here, and we need three things at once that no general parser
+//! gives together — (1) the exact reject reason in the contract's order
+//! (`invalid_utf8`, then `invalid_json` for the *whole* line, then
+//! `missing_field`, then `bad_ts`), (2) zero allocation for the common line
+//! (fields borrow from the input; only escaped strings are unescaped, into a
+//! reused scratch buffer), and (3) no recursion, so a line nested 100,000
+//! deep is a clean `invalid_json`, never a stack overflow.
+//!
+//! The grammar is strict RFC 8259 JSON: no raw control characters inside
+//! strings, no `NaN`, no trailing commas, nothing after the value. Nesting
+//! deeper than [`MAX_DEPTH`] is `invalid_json`. Duplicate keys are allowed
+//! and the last one wins (as in most JSON readers). A `\u` escape holding a
+//! lone surrogate is accepted and decoded as U+FFFD, so one odd character
+//! never costs a complaint.
+
+use memchr::memchr2;
+
+/// The deepest nesting of arrays and objects accepted on one line (the top
+/// object counts as 1). Deeper lines are `invalid_json`.
+pub const MAX_DEPTH: usize = 128;
+
+/// Why a line was rejected, in the order the checks run (CONTRACT 5.10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reject {
+    /// Some byte of the line is not valid UTF-8.
+    InvalidUtf8,
+    /// The line is not one JSON value, or nests deeper than [`MAX_DEPTH`].
+    InvalidJson,
+    /// Not an object; `id`, `ts`, `region` or `text` absent; or `id`,
+    /// `region`, `text` not strings.
+    MissingField,
+    /// `ts` is neither an RFC 3339 date-time nor integer epoch milliseconds.
+    BadTs,
+}
+
+impl Reject {
+    /// Every reason, in check order.
+    pub const ALL: [Reject; 4] = [Reject::InvalidUtf8, Reject::InvalidJson, Reject::MissingField, Reject::BadTs];
+
+    /// The reason's name in summaries, dead letters and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reject::InvalidUtf8 => "invalid_utf8",
+            Reject::InvalidJson => "invalid_json",
+            Reject::MissingField => "missing_field",
+            Reject::BadTs => "bad_ts",
+        }
+    }
+
+    /// Index into per-reason counter arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A rejected line: the reason, a short human explanation and the byte
+/// offset (0-based) on the line where the problem was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RejectInfo {
+    pub reason: Reject,
+    pub detail: &'static str,
+    pub at: usize,
+}
+
+/// A valid complaint record. Strings borrow from the input line, or from the
+/// decoder's scratch buffer when the JSON string held escapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record<'a> {
+    pub id: &'a str,
+    /// Event time, epoch milliseconds.
+    pub ts: i64,
+    pub region: &'a str,
+    pub text: &'a str,
+    /// `None` when absent or not a string: the complaint is its own caller.
+    pub caller: Option<&'a str>,
+    pub channel: Option<&'a str>,
+}
+
+/// The result of decoding one line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoded<'a> {
+    /// Empty or whitespace only: skipped, neither accepted nor rejected.
+    Blank,
+    Record(Record<'a>),
+    Rejected(RejectInfo),
+}
+
+/// Decodes lines; owns the scratch buffer for unescaped strings so that the
+/// steady state allocates nothing.
+#[derive(Default)]
+pub struct Decoder {
+    scratch: String,
+}
+
+/// Where a string value lies: raw bytes of the line between the quotes, and
+/// whether it holds escapes that must be decoded.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    start: usize,
+    end: usize,
+    escaped: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Field {
+    Absent,
+    Str(Span),
+    /// Present but not a string (number, object, ...).
+    Other,
+    Null,
+    /// A JSON integer (only tracked for `ts`); `None` when it overflows i64.
+    Int(Option<i64>),
+}
+
+type Res<T> = Result<T, RejectInfo>;
+
+#[inline]
+fn json_err(detail: &'static str, at: usize) -> RejectInfo {
+    RejectInfo { reason: Reject::InvalidJson, detail, at }
+}
+
+struct Scanner<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Scanner<'a> {
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(&c) = self.b.get(self.i) {
+            if matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
+                self.i += 1;
+            } else {
+                break;
+            }
+        }
+    }
+
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    #[inline]
+    fn expect(&mut self, c: u8, detail: &'static str) -> Res<()> {
+        if self.peek() == Some(c) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(json_err(detail, self.i))
+        }
+    }
+
+    /// Scans a string whose opening quote is at `self.i`.
+    #[inline]
+    fn string(&mut self) -> Res<Span> {
+        let open = self.i;
+        self.i += 1;
+        let start = self.i;
+        let mut escaped = false;
+        loop {
+            let rest = &self.b[self.i..];
+            let Some(k) = memchr2(b'"', b'\\', rest) else {
+                return Err(json_err("unterminated string", open));
+            };
+            if has_control(&rest[..k]) {
+                let at = self.i + rest[..k].iter().position(|&c| c < 0x20).unwrap_or(0);
+                return Err(json_err("control character in string", at));
+            }
+            self.i += k;
+            if self.b[self.i] == b'"' {
+                let end = self.i;
+                self.i += 1;
+                return Ok(Span { start, end, escaped });
+            }
+            escaped = true;
+            match self.b.get(self.i + 1) {
+                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 2,
+                Some(b'u') => {
+                    let hex = self.b.get(self.i + 2..self.i + 6);
+                    if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                        return Err(json_err("bad \\u escape", self.i));
+                    }
+                    self.i += 6;
+                }
+                _ => return Err(json_err("bad escape", self.i)),
+            }
+        }
+    }
+
+    /// Scans a number at `self.i`; returns its value when it is an integer
+    /// (`Some(None)` when the integer overflows i64), `None` for a number
+    /// with a fraction or exponent.
+    #[inline]
+    fn number(&mut self) -> Res<Option<Option<i64>>> {
+        let start = self.i;
+        let neg = self.peek() == Some(b'-');
+        if neg {
+            self.i += 1;
+        }
+        let int_start = self.i;
+        match self.peek() {
+            Some(b'0') => self.i += 1,
+            Some(b'1'..=b'9') => {
+                while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+                    self.i += 1;
+                }
+            }
+            _ => return Err(json_err("bad number", start)),
+        }
+        let int_end = self.i;
+        let mut integer = true;
+        if self.peek() == Some(b'.') {
+            integer = false;
+            self.i += 1;
+            let s = self.i;
+            while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+                self.i += 1;
+            }
+            if self.i == s {
+                return Err(json_err("bad number", start));
+            }
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            integer = false;
+            self.i += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.i += 1;
+            }
+            let s = self.i;
+            while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+                self.i += 1;
+            }
+            if self.i == s {
+                return Err(json_err("bad number", start));
+            }
+        }
+        if !integer {
+            return Ok(None);
+        }
+        let mut v: i64 = 0;
+        for &c in &self.b[int_start..int_end] {
+            let d = (c - b'0') as i64;
+            v = match v.checked_mul(10).and_then(|v| if neg { v.checked_sub(d) } else { v.checked_add(d) }) {
+                Some(v) => v,
+                None => return Ok(Some(None)),
+            };
+        }
+        Ok(Some(Some(v)))
+    }
+
+    #[inline]
+    fn literal(&mut self, word: &'static [u8]) -> Res<()> {
+        if self.b[self.i..].starts_with(word) {
+            self.i += word.len();
+            Ok(())
+        } else {
+            Err(json_err("unexpected character", self.i))
+        }
+    }
+
+    /// Scans any JSON value at `self.i` (after whitespace), nested at
+    /// `depth` (the depth of the container holding it). Containers are
+    /// walked iteratively with an explicit stack.
+    fn value(&mut self, depth: usize) -> Res<Field> {
+        self.ws();
+        match self.peek() {
+            Some(b'"') => Ok(Field::Str(self.string()?)),
+            Some(b'-' | b'0'..=b'9') => Ok(match self.number()? {
+                Some(int) => Field::Int(int),
+                None => Field::Other,
+            }),
+            Some(b't') => self.literal(b"true").map(|_| Field::Other),
+            Some(b'f') => self.literal(b"false").map(|_| Field::Other),
+            Some(b'n') => self.literal(b"null").map(|_| Field::Null),
+            Some(b'{' | b'[') => self.container(depth).map(|_| Field::Other),
+            Some(_) => Err(json_err("unexpected character", self.i)),
+            None => Err(json_err("unexpected end of line", self.i)),
+        }
+    }
+
+    /// Walks a whole array or object starting at `self.i`.
+    fn container(&mut self, depth: usize) -> Res<()> {
+        // stack[k] is true for an object, false for an array.
+        let mut stack = [false; MAX_DEPTH + 1];
+        let mut top = 0usize; // number of open containers
+        // Open the first container.
+        let open = |s: &mut Self, stack: &mut [bool; MAX_DEPTH + 1], top: &mut usize| -> Res<()> {
+            if depth + *top + 1 > MAX_DEPTH {
+                return Err(json_err("nested too deep", s.i));
+            }
+            stack[*top] = s.b[s.i] == b'{';
+            *top += 1;
+            s.i += 1;
+            Ok(())
+        };
+        open(self, &mut stack, &mut top)?;
+        // `true` when the next thing is the first member (empty allowed).
+        let mut first = true;
+        loop {
+            self.ws();
+            let is_obj = stack[top - 1];
+            let close = if is_obj { b'}' } else { b']' };
+            if first && self.peek() == Some(close) {
+                self.i += 1;
+                top -= 1;
+            } else {
+                if !first {
+                    // After a member: a comma or the close.
+                    match self.peek() {
+                        Some(b',') => {
+                            self.i += 1;
+                            self.ws();
+                        }
+                        Some(c) if c == close => {
+                            self.i += 1;
+                            top -= 1;
+                            if top == 0 {
+                                return Ok(());
+                            }
+                            first = false;
+                            continue;
+                        }
+                        _ => return Err(json_err("expected ',' or a closing bracket", self.i)),
+                    }
+                }
+                if is_obj {
+                    if self.peek() != Some(b'"') {
+                        return Err(json_err("expected a key", self.i));
+                    }
+                    self.string()?;
+                    self.ws();
+                    self.expect(b':', "expected ':'")?;
+                    self.ws();
+                }
+                match self.peek() {
+                    Some(b'{' | b'[') => {
+                        open(self, &mut stack, &mut top)?;
+                        first = true;
+                        continue;
+                    }
+                    _ => {
+                        self.value(depth + top)?;
+                    }
+                }
+            }
+            if top == 0 {
+                return Ok(());
+            }
+            first = false;
+        }
+    }
+}
+
+#[inline]
+fn has_control(s: &[u8]) -> bool {
+    // Written so that it vectorises.
+    s.iter().fold(false, |acc, &c| acc | (c < 0x20))
+}
+
+/// Decodes the escapes of a JSON string body (already validated) into `out`.
+fn unescape(raw: &[u8], out: &mut String) {
+    let mut i = 0;
+    while i < raw.len() {
+        let Some(k) = memchr::memchr(b'\\', &raw[i..]) else {
+            // SAFETY-free: the line was validated as UTF-8 and escapes are
+            // ASCII, so the pieces between them are valid UTF-8.
+            out.push_str(std::str::from_utf8(&raw[i..]).unwrap_or(""));
+            return;
+        };
+        out.push_str(std::str::from_utf8(&raw[i..i + k]).unwrap_or(""));
+        i += k;
+        let c = raw[i + 1];
+        i += 2;
+        match c {
+            b'n' => out.push('\n'),
+            b't' => out.push('\t'),
+            b'r' => out.push('\r'),
+            b'b' => out.push('\u{8}'),
+            b'f' => out.push('\u{c}'),
+            b'u' => {
+                let hi = hex4(&raw[i..i + 4]);
+                i += 4;
+                let ch = if (0xD800..0xDC00).contains(&hi) {
+                    // A high surrogate: take the low one if it follows.
+                    if raw.get(i) == Some(&b'\\') && raw.get(i + 1) == Some(&b'u') && i + 6 <= raw.len() {
+                        let lo = hex4(&raw[i + 2..i + 6]);
+                        if (0xDC00..0xE000).contains(&lo) {
+                            i += 6;
+                            char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))
+                        } else {
+                            None
+                        }
+                    } else {
+                        None
+                    }
+                } else {
+                    char::from_u32(hi)
+                };
+                out.push(ch.unwrap_or('\u{FFFD}'));
+            }
+            other => out.push(other as char), // '"', '\\', '/'
+        }
+    }
+}
+
+#[inline]
+fn hex4(h: &[u8]) -> u32 {
+    h.iter().fold(0, |acc, &c| acc * 16 + (c as char).to_digit(16).unwrap_or(0))
+}
+
+/// Which of the fields we read a key names.
+#[derive(Clone, Copy)]
+enum Key {
+    Id,
+    Ts,
+    Region,
+    Text,
+    Caller,
+    Channel,
+    Other,
+}
+
+#[inline]
+fn key_of(name: &[u8]) -> Key {
+    match name {
+        b"id" => Key::Id,
+        b"ts" => Key::Ts,
+        b"region" => Key::Region,
+        b"text" => Key::Text,
+        b"caller" => Key::Caller,
+        b"channel" => Key::Channel,
+        _ => Key::Other,
+    }
+}
+
+impl Decoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Decodes one line (without its `\n`; a trailing `\r` is whitespace).
+    pub fn decode<'a>(&'a mut self, line: &'a [u8]) -> Decoded<'a> {
+        if let Err(e) = simdutf8::compat::from_utf8(line) {
+            return Decoded::Rejected(RejectInfo {
+                reason: Reject::InvalidUtf8,
+                detail: "invalid UTF-8",
+                at: e.valid_up_to(),
+            });
+        }
+        let mut s = Scanner { b: line, i: 0 };
+        s.ws();
+        if s.i == line.len() {
+            return Decoded::Blank;
+        }
+        let fields = match Self::scan(&mut s) {
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                return Decoded::Rejected(RejectInfo {
+                    reason: Reject::MissingField,
+                    detail: "not a JSON object",
+                    at: 0,
+                });
+            }
+            Err(e) => return Decoded::Rejected(e),
+        };
+        self.build(line, fields)
+    }
+
+    /// Scans the whole line; `Ok(None)` when it is valid JSON but not an
+    /// object.
+    fn scan(s: &mut Scanner<'_>) -> Res<Option<[Field; 6]>> {
+        if s.peek() != Some(b'{') {
+            s.value(0)?;
+            s.ws();
+            if s.i != s.b.len() {
+                return Err(json_err("unexpected data after the value", s.i));
+            }
+            return Ok(None);
+        }
+        s.i += 1;
+        // id, ts, region, text, caller, channel
+        let mut f = [Field::Absent; 6];
+        s.ws();
+        if s.peek() == Some(b'}') {
+            s.i += 1;
+        } else {
+            loop {
+                s.ws();
+                if s.peek() != Some(b'"') {
+                    return Err(json_err("expected a key", s.i));
+                }
+                let k = s.string()?;
+                let key = if k.escaped {
+                    let mut name = String::new();
+                    unescape(&s.b[k.start..k.end], &mut name);
+                    key_of(name.as_bytes())
+                } else {
+                    key_of(&s.b[k.start..k.end])
+                };
+                s.ws();
+                s.expect(b':', "expected ':'")?;
+                let v = s.value(1)?;
+                let slot = match key {
+                    Key::Id => 0,
+                    Key::Ts => 1,
+                    Key::Region => 2,
+                    Key::Text => 3,
+                    Key::Caller => 4,
+                    Key::Channel => 5,
+                    Key::Other => usize::MAX,
+                };
+                if slot != usize::MAX {
+                    f[slot] = v;
+                }
+                s.ws();
+                match s.peek() {
+                    Some(b',') => s.i += 1,
+                    Some(b'}') => {
+                        s.i += 1;
+                        break;
+                    }
+                    _ => return Err(json_err("expected ',' or '}'", s.i)),
+                }
+            }
+        }
+        s.ws();
+        if s.i != s.b.len() {
+            return Err(json_err("unexpected data after the object", s.i));
+        }
+        Ok(Some(f))
+    }
+
+    fn build<'a>(&'a mut self, line: &'a [u8], f: [Field; 6]) -> Decoded<'a> {
+        let missing = |detail| {
+            Decoded::Rejected(RejectInfo {
+                reason: Reject::MissingField,
+                detail,
+                at: 0,
+            })
+        };
+        let (Field::Str(id), Field::Str(region), Field::Str(text)) = (f[0], f[2], f[3]) else {
+            return missing(match (f[0], f[2], f[3]) {
+                (Field::Absent, ..) => "no id",
+                (Field::Str(_), Field::Absent, _) => "no region",
+                (Field::Str(_), Field::Str(_), Field::Absent) => "no text",
+                (Field::Str(_), Field::Str(_), _) => "text is not a string",
+                (Field::Str(_), ..) => "region is not a string",
+                _ => "id is not a string",
+            });
+        };
+        let caller = match f[4] {
+            Field::Str(s) => Some(s),
+            _ => None,
+        };
+        let channel = match f[5] {
+            Field::Str(s) => Some(s),
+            _ => None,
+        };
+        // Unescape what needs it into the scratch buffer; remember where.
+        self.scratch.clear();
+        let scratch = &mut self.scratch;
+        let mut place = |span: Span| -> (bool, usize, usize) {
+            if span.escaped {
+                let from = scratch.len();
+                unescape(&line[span.start..span.end], scratch);
+                (true, from, scratch.len())
+            } else {
+                (false, span.start, span.end)
+            }
+        };
+        let ts_place = match f[1] {
+            Field::Absent | Field::Null => return missing("no ts"),
+            Field::Str(span) => Some(place(span)),
+            Field::Int(_) | Field::Other => None,
+        };
+        let id = place(id);
+        let region = place(region);
+        let text = place(text);
+        let caller = caller.map(&mut place);
+        let channel = channel.map(&mut place);
+        let scratch = self.scratch.as_str();
+        let get = |(esc, a, b): (bool, usize, usize)| -> &'a str {
+            if esc {
+                &scratch[a..b]
+            } else {
+                // The line was validated as UTF-8 and spans start and end at
+                // ASCII quotes, so this cannot fail.
+                std::str::from_utf8(&line[a..b]).unwrap_or("")
+            }
+        };
+        let bad_ts = |detail| {
+            Decoded::Rejected(RejectInfo {
+                reason: Reject::BadTs,
+                detail,
+                at: 0,
+            })
+        };
+        let ts = match (f[1], ts_place) {
+            (_, Some(p)) => match crate::time::parse_rfc3339(get(p)) {
+                Some(ts) => ts,
+                None => return bad_ts("ts is not an RFC 3339 date-time with an offset"),
+            },
+            (Field::Int(Some(ms)), _) if (crate::time::MIN_MS..=crate::time::MAX_MS).contains(&ms) => ms,
+            (Field::Int(_), _) => return bad_ts("ts is out of range"),
+            _ => return bad_ts("ts is neither a string nor an integer"),
+        };
+        Decoded::Record(Record {
+            id: get(id),
+            ts,
+            region: get(region),
+            text: get(text),
+            caller: caller.map(get),
+            channel: channel.map(get),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(line: &[u8]) -> Option<Reject> {
+        match Decoder::new().decode(line) {
+            Decoded::Rejected(r) => Some(r.reason),
+            _ => None,
+        }
+    }
+
+    const OK: &str = r#"{"id":"WO1","ts":"2026-03-15T09:27:41+08:00","region":"杭州","text":"彩铃复制失败","caller":"13800000000"}"#;
+
+    #[test]
+    fn decodes_a_record() {
+        let mut d = Decoder::new();
+        let Decoded::Record(r) = d.decode(OK.as_bytes()) else { panic!() };
+        assert_eq!(r.id, "WO1");
+        assert_eq!(r.ts, 1_773_538_061_000);
+        assert_eq!(r.region, "杭州");
+        assert_eq!(r.text, "彩铃复制失败");
+        assert_eq!(r.caller, Some("13800000000"));
+        assert_eq!(r.channel, None);
+    }
+
+    #[test]
+    fn unescapes_strings() {
+        let line = r#"{"id":"A\"1","ts":1773538061000,"region":"\u676d\u5dde","text":"a\nb\\c\/d\ud83d\ude00\ud800x","caller":123,"channel":"app"}"#;
+        let mut d = Decoder::new();
+        let Decoded::Record(r) = d.decode(line.as_bytes()) else { panic!() };
+        assert_eq!(r.id, "A\"1");
+        assert_eq!(r.region, "杭州");
+        assert_eq!(r.text, "a\nb\\c/d😀\u{FFFD}x");
+        assert_eq!(r.caller, None, "a non-string caller is anonymous");
+        assert_eq!(r.channel, Some("app"));
+        assert_eq!(r.ts, 1_773_538_061_000);
+    }
+
+    #[test]
+    fn blank_lines_are_skipped() {
+        for line in ["", " ", "\t \r", "\r"] {
+            assert_eq!(Decoder::new().decode(line.as_bytes()), Decoded::Blank, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn every_reject_reason() {
+        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        let deep_field = format!(
+            r#"{{"id":"1","ts":1,"region":"r","text":"t","x":{}1{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        let ok_nested = format!(
+            r#"{{"id":"1","ts":1,"region":"r","text":"t","x":{}1{}}}"#,
+            "[".repeat(MAX_DEPTH - 1),
+            "]".repeat(MAX_DEPTH - 1)
+        );
+        let cases: Vec<(&[u8], Option<Reject>)> = vec![
+            (OK.as_bytes(), None),
+            (b"{\"id\":\"1\",\"ts\":1,\"region\":\"r\",\"text\":\"\xff\"}", Some(Reject::InvalidUtf8)),
+            (b"\xe6\x9d", Some(Reject::InvalidUtf8)),
+            (b"{'id': 'x'}", Some(Reject::InvalidJson)),
+            (b"<html><body>502 Bad Gateway</body></html>", Some(Reject::InvalidJson)),
+            (br#"{"id":"1","ts":1,"region":"r","text":"t"}{"id":"2"}"#, Some(Reject::InvalidJson)),
+            (br#"{"id":"1","ts":1,"region":"r","text":"t""#, Some(Reject::InvalidJson)),
+            (br#"{"id":"1","ts":1,"region":"r","text":"t"#, Some(Reject::InvalidJson)),
+            (b"{\"id\":\"1\",\"ts\":1,\"region\":\"r\",\"text\":\"\tt\"}", Some(Reject::InvalidJson)),
+            (br#"{"id":"1","ts":1,"region":"r","text":"t",}"#, Some(Reject::InvalidJson)),
+            (br#"{"id":"1","ts":NaN,"region":"r","text":"t"}"#, Some(Reject::InvalidJson)),
+            (br#"{"id":"1","ts":01,"region":"r","text":"t"}"#, Some(Reject::InvalidJson)),
+            (br#"{"id":"1","ts":1.,"region":"r","text":"t"}"#, Some(Reject::InvalidJson)),
+            (br#"{"id":"\x","ts":1,"region":"r","text":"t"}"#, Some(Reject::InvalidJson)),
+            (br#"{"id":"\u12","ts":1,"region":"r","text":"t"}"#, Some(Reject::InvalidJson)),
+            (br#"{"id" "1"}"#, Some(Reject::InvalidJson)),
+            (br#"{"id":"1","ts":1,"region":"r","text":"t","x":[1,]}"#, Some(Reject::InvalidJson)),
+            (br#"{"id":"1","ts":1,"region":"r","text":"t","x":{"a"}}"#, Some(Reject::InvalidJson)),
+            (br#"{"id":"1","ts":1,"region":"r","text":"t","x":tru}"#, Some(Reject::InvalidJson)),
+            (deep.as_bytes(), Some(Reject::InvalidJson)),
+            (deep_field.as_bytes(), Some(Reject::InvalidJson)),
+            (ok_nested.as_bytes(), None),
+            (b"{}", Some(Reject::MissingField)),
+            (b"[]", Some(Reject::MissingField)),
+            (b"42", Some(Reject::MissingField)),
+            (b"null", Some(Reject::MissingField)),
+            (br#""text""#, Some(Reject::MissingField)),
+            (br#"[{"id":"x"}]"#, Some(Reject::MissingField)),
+            (br#"{"ts":1,"region":"r","text":"t"}"#, Some(Reject::MissingField)),
+            (br#"{"id":1,"ts":1,"region":"r","text":"t"}"#, Some(Reject::MissingField)),
+            (br#"{"id":"1","ts":1,"region":574,"text":"t"}"#, Some(Reject::MissingField)),
+            (br#"{"id":"1","ts":1,"region":"r","text":["t"]}"#, Some(Reject::MissingField)),
+            (br#"{"id":"1","ts":1,"region":"r"}"#, Some(Reject::MissingField)),
+            (br#"{"id":"1","region":"r","text":"t"}"#, Some(Reject::MissingField)),
+            (br#"{"id":"1","ts":null,"region":"r","text":"t"}"#, Some(Reject::MissingField)),
+            (br#"{"id":"1","ts":"undefined","region":"r","text":"t"}"#, Some(Reject::BadTs)),
+            (br#"{"id":"1","ts":"20260315092741","region":"r","text":"t"}"#, Some(Reject::BadTs)),
+            (br#"{"id":"1","ts":"2026-03-15 09:27:41","region":"r","text":"t"}"#, Some(Reject::BadTs)),
+            (br#"{"id":"1","ts":"2026-03-15T09:27:41","region":"r","text":"t"}"#, Some(Reject::BadTs)),
+            (br#"{"id":"1","ts":true,"region":"r","text":"t"}"#, Some(Reject::BadTs)),
+            (br#"{"id":"1","ts":[2026,3,15],"region":"r","text":"t"}"#, Some(Reject::BadTs)),
+            (br#"{"id":"1","ts":{"$date":1},"region":"r","text":"t"}"#, Some(Reject::BadTs)),
+            (br#"{"id":"1","ts":1773538061000.0,"region":"r","text":"t"}"#, Some(Reject::BadTs)),
+            (br#"{"id":"1","ts":1.7e12,"region":"r","text":"t"}"#, Some(Reject::BadTs)),
+            (br#"{"id":"1","ts":99999999999999999999,"region":"r","text":"t"}"#, Some(Reject::BadTs)),
+            (br#"{"id":"1","ts":9999999999999999,"region":"r","text":"t"}"#, Some(Reject::BadTs)),
+            (br#"{"id":"1","ts":-5,"region":"r","text":"t"}"#, None),
+            (br#" {"id":"1","ts":1,"region":"r","text":"t"} "#, None),
+            (br#"{"id":"1","ts":1,"region":"r","text":"t","id":"2"}"#, None),
+            (br#"{"id":"1","ts":1,"region":"r","text":"","x":[{},[],{"a":[1,-2.5e3,true,false,null]}]}"#, None),
+            // Missing field wins over a bad ts; invalid JSON wins over both.
+            (br#"{"id":"1","ts":"bad","text":"t"}"#, Some(Reject::MissingField)),
+            (br#"{"ts":"bad","text":"t",}"#, Some(Reject::InvalidJson)),
+        ];
+        for (line, want) in cases {
+            assert_eq!(reason(line), want, "{}", String::from_utf8_lossy(line));
+        }
+    }
+
+    #[test]
+    fn very_deep_nesting_is_invalid_json_without_recursion() {
+        let line = format!("{{\"a\":{}1{}}}", "{\"a\":".repeat(100_000), "}".repeat(100_000));
+        assert_eq!(reason(line.as_bytes()), Some(Reject::InvalidJson));
+        let line = "[".repeat(1_000_000);
+        assert_eq!(reason(line.as_bytes()), Some(Reject::InvalidJson));
+    }
+
+    #[test]
+    fn a_one_megabyte_text_is_valid() {
+        let text = "很长的备注".repeat(70_000);
+        let line = format!(r#"{{"id":"H1","ts":1,"region":"r","text":"{text}"}}"#);
+        let mut d = Decoder::new();
+        let Decoded::Record(r) = d.decode(line.as_bytes()) else { panic!() };
+        assert_eq!(r.text.len(), text.len());
+    }
+}

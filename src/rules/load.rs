@@ -1,0 +1,421 @@
+//! Loading a rules file: TOML through serde (unknown keys refused), then
+//! validation that collects *every* problem, each naming the file, the line
+//! and the item (`rules.toml:41: template 'crbt.copy_fail': unknown business
+//! 'crbtt'`), so that a rule author fixes them in one pass.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{Business, Department, Rules, Template, WindowSpec};
+use crate::normalize::normalize;
+use crate::time::parse_duration;
+
+/// One problem in a rules file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {item}: {message}")]
+pub struct RulesError {
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// What the problem is in: `template 'crbt.copy_fail'`, `[window]`, ...
+    pub item: String,
+    pub message: String,
+}
+
+/// The most `all_of` groups one template may have (they are a bit mask).
+pub const MAX_GROUPS: usize = 64;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    window: Option<Spanned<RawWindow>>,
+    #[serde(default)]
+    department: Vec<Spanned<RawDepartment>>,
+    #[serde(default)]
+    business: Vec<Spanned<RawBusiness>>,
+    #[serde(default)]
+    template: Vec<Spanned<RawTemplate>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWindow {
+    size: Option<Spanned<String>>,
+    slide: Option<Spanned<String>>,
+    allowed_lateness: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDepartment {
+    id: Spanned<String>,
+    name: Option<String>,
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBusiness {
+    id: Spanned<String>,
+    name: Option<String>,
+    department: Spanned<String>,
+    threshold: Spanned<i64>,
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTemplate {
+    id: Spanned<String>,
+    business: Spanned<String>,
+    phenomenon: Option<String>,
+    all_of: Spanned<Vec<Vec<String>>>,
+    #[serde(default)]
+    none_of: Option<Spanned<Vec<String>>>,
+    description: Option<String>,
+}
+
+/// Reads and loads a rules file.
+pub fn load_file(path: &Path) -> Result<Rules, Vec<RulesError>> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![RulesError { file: name.clone(), line: 0, item: "file".into(), message: format!("cannot read: {e}") }]
+    })?;
+    load_str(&text, &name)
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    let offset = offset.min(text.len());
+    1 + memchr::memchr_iter(b'\n', &text.as_bytes()[..offset]).count()
+}
+
+/// Names the item that encloses byte `offset`: the nearest table header
+/// above it and, for array tables, the `id` inside that table.
+fn item_at(text: &str, offset: usize) -> String {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let header_start = before.rfind("\n[").map(|i| i + 1).or_else(|| before.starts_with('[').then_some(0));
+    let Some(start) = header_start else { return "top level".into() };
+    let header_line = text[start..].lines().next().unwrap_or("").trim();
+    let kind = header_line.trim_matches(|c| c == '[' || c == ']').trim();
+    let body_end = text[start + 1..].find("\n[").map(|i| start + 1 + i).unwrap_or(text.len());
+    let id = text[start..body_end].lines().find_map(|l| {
+        let l = l.trim();
+        let rest = l.strip_prefix("id")?.trim_start().strip_prefix('=')?.trim();
+        Some(rest.trim_matches('"').trim_matches('\'').to_owned())
+    });
+    match (header_line.starts_with("[["), id) {
+        (true, Some(id)) => format!("{kind} '{id}'"),
+        (true, None) => format!("a [[{kind}]] entry"),
+        _ => format!("[{kind}]"),
+    }
+}
+
+/// Loads rules from TOML text; `file` names it in errors.
+pub fn load_str(text: &str, file: &str) -> Result<Rules, Vec<RulesError>> {
+    let at = |span: Range<usize>, item: String, message: String| RulesError {
+        file: file.to_owned(),
+        line: line_of(text, span.start),
+        item,
+        message,
+    };
+    let raw: RawFile = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        let message = e.message().trim().replace('\n', " ");
+        vec![at(span.clone(), item_at(text, span.start), message)]
+    })?;
+
+    let mut errors = Vec::new();
+
+    // [window]
+    let mut window = WindowSpec::default();
+    if let Some(w) = &raw.window {
+        let item = || "[window]".to_owned();
+        let mut read = |field: &Option<Spanned<String>>, name: &str, target: &mut i64, min: i64| {
+            if let Some(v) = field {
+                match parse_duration(v.get_ref()) {
+                    Ok(ms) if ms >= min => *target = ms,
+                    Ok(_) => errors.push(at(v.span(), item(), format!("{name} must be at least {}", if min == 0 { "0s" } else { "1ms" }))),
+                    Err(e) => errors.push(at(v.span(), item(), format!("{name}: {e}"))),
+                }
+            }
+        };
+        let w = w.get_ref();
+        read(&w.size, "size", &mut window.size_ms, 1);
+        read(&w.slide, "slide", &mut window.slide_ms, 1);
+        read(&w.allowed_lateness, "allowed_lateness", &mut window.allowed_lateness_ms, 0);
+    }
+
+    // Departments.
+    let mut departments = Vec::new();
+    let mut dept_index = HashMap::new();
+    for d in &raw.department {
+        let id = &d.get_ref().id;
+        let item = format!("department '{}'", id.get_ref());
+        if id.get_ref().trim().is_empty() {
+            errors.push(at(id.span(), item, "id is empty".into()));
+            continue;
+        }
+        if dept_index.insert(id.get_ref().clone(), departments.len()).is_some() {
+            errors.push(at(id.span(), item, "duplicate department id".into()));
+            continue;
+        }
+        let _ = &d.get_ref().description;
+        departments.push(Department {
+            id: id.get_ref().clone(),
+            name: d.get_ref().name.clone().unwrap_or_else(|| id.get_ref().clone()),
+        });
+    }
+
+    // Businesses.
+    struct B {
+        id: String,
+        name: String,
+        department: usize,
+        threshold: u32,
+    }
+    let mut businesses: Vec<B> = Vec::new();
+    let mut business_index = HashMap::new();
+    for b in &raw.business {
+        let raw_b = b.get_ref();
+        let id = raw_b.id.get_ref();
+        let item = format!("business '{id}'");
+        let mut ok = true;
+        if id.trim().is_empty() {
+            errors.push(at(raw_b.id.span(), item.clone(), "id is empty".into()));
+            ok = false;
+        } else if business_index.contains_key(id) {
+            errors.push(at(raw_b.id.span(), item.clone(), "duplicate business id".into()));
+            ok = false;
+        }
+        let department = dept_index.get(raw_b.department.get_ref()).copied();
+        if department.is_none() {
+            errors.push(at(
+                raw_b.department.span(),
+                item.clone(),
+                format!("unknown department '{}'", raw_b.department.get_ref()),
+            ));
+            ok = false;
+        }
+        let threshold = *raw_b.threshold.get_ref();
+        if threshold < 1 || threshold > u32::MAX as i64 {
+            errors.push(at(raw_b.threshold.span(), item.clone(), format!("threshold must be at least 1 (got {threshold})")));
+            ok = false;
+        }
+        let _ = &raw_b.description;
+        if ok {
+            business_index.insert(id.clone(), businesses.len());
+            businesses.push(B {
+                id: id.clone(),
+                name: raw_b.name.clone().unwrap_or_else(|| id.clone()),
+                department: department.unwrap_or(0),
+                threshold: threshold as u32,
+            });
+        }
+    }
+
+    // Templates.
+    let mut templates: Vec<Template> = Vec::new();
+    let mut template_ids = HashMap::new();
+    for t in &raw.template {
+        let raw_t = t.get_ref();
+        let id = raw_t.id.get_ref();
+        let item = format!("template '{id}'");
+        let mut ok = true;
+        if id.trim().is_empty() {
+            errors.push(at(raw_t.id.span(), item.clone(), "id is empty".into()));
+            ok = false;
+        } else if template_ids.insert(id.clone(), ()).is_some() {
+            errors.push(at(raw_t.id.span(), item.clone(), "duplicate template id".into()));
+            ok = false;
+        }
+        let business = business_index.get(raw_t.business.get_ref()).copied();
+        if business.is_none() {
+            errors.push(at(
+                raw_t.business.span(),
+                item.clone(),
+                format!("unknown business '{}'", raw_t.business.get_ref()),
+            ));
+            ok = false;
+        }
+        let groups = raw_t.all_of.get_ref();
+        if groups.is_empty() {
+            errors.push(at(raw_t.all_of.span(), item.clone(), "all_of is empty: a template needs at least one keyword group".into()));
+            ok = false;
+        }
+        if groups.len() > MAX_GROUPS {
+            errors.push(at(raw_t.all_of.span(), item.clone(), format!("all_of has {} groups; at most {MAX_GROUPS}", groups.len())));
+            ok = false;
+        }
+        for (g, group) in groups.iter().enumerate() {
+            if group.is_empty() {
+                errors.push(at(raw_t.all_of.span(), item.clone(), format!("all_of group {} is empty", g + 1)));
+                ok = false;
+            }
+            if group.iter().any(|k| k.is_empty()) {
+                errors.push(at(raw_t.all_of.span(), item.clone(), format!("all_of group {} has an empty keyword", g + 1)));
+                ok = false;
+            }
+        }
+        let none_of = raw_t.none_of.as_ref().map(|n| n.get_ref().clone()).unwrap_or_default();
+        if none_of.iter().any(|k| k.is_empty()) {
+            let span = raw_t.none_of.as_ref().map(|n| n.span()).unwrap_or(t.span());
+            errors.push(at(span, item.clone(), "none_of has an empty keyword".into()));
+            ok = false;
+        }
+        let _ = &raw_t.description;
+        if ok {
+            templates.push(Template {
+                id: id.clone(),
+                business: business.unwrap_or(0),
+                phenomenon: raw_t.phenomenon.clone().unwrap_or_default(),
+                all_of: groups.iter().map(|g| g.iter().map(|k| normalize(k)).collect()).collect(),
+                none_of: none_of.iter().map(|k| normalize(k)).collect(),
+                line: line_of(text, raw_t.id.span().start),
+            });
+        }
+    }
+
+    if !errors.is_empty() {
+        errors.sort_by_key(|e| e.line);
+        return Err(errors);
+    }
+
+    templates.sort_by(|a, b| (a.business, &a.id).cmp(&(b.business, &b.id)));
+    let mut ranges = vec![0..0; businesses.len()];
+    let mut i = 0;
+    while i < templates.len() {
+        let b = templates[i].business;
+        let start = i;
+        while i < templates.len() && templates[i].business == b {
+            i += 1;
+        }
+        ranges[b] = start..i;
+    }
+    let businesses = businesses
+        .into_iter()
+        .zip(ranges)
+        .map(|(b, templates)| Business {
+            id: b.id,
+            name: b.name,
+            department: b.department,
+            threshold: b.threshold,
+            templates,
+        })
+        .collect();
+    Ok(Rules {
+        source: file.to_owned(),
+        version: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes())),
+        window,
+        departments,
+        businesses,
+        templates,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[window]
+size  = "30m"
+slide = "1m"
+allowed_lateness = "10m"
+
+[[department]]
+id   = "vas"
+name = "数据业务部"
+
+[[business]]
+id         = "crbt"
+name       = "彩铃"
+department = "vas"
+threshold  = 8
+
+[[template]]
+id         = "crbt.copy_fail"
+business   = "crbt"
+phenomenon = "彩铃复制失败"
+all_of     = [["彩铃", "炫铃"], ["复制", "同步"]]
+none_of    = ["咨询如何"]
+
+[[template]]
+id         = "crbt.a_first"
+business   = "crbt"
+all_of     = [["ＧＰＲＳ"]]
+"#;
+
+    #[test]
+    fn loads_the_contract_example() {
+        let r = load_str(GOOD, "good.toml").unwrap();
+        assert_eq!(r.window, WindowSpec { size_ms: 1_800_000, slide_ms: 60_000, allowed_lateness_ms: 600_000 });
+        assert_eq!(r.departments[0].name, "数据业务部");
+        assert_eq!(r.businesses[0].threshold, 8);
+        assert_eq!(r.businesses[0].templates, 0..2);
+        // Sorted by id within the business; keywords normalised.
+        assert_eq!(r.templates[0].id, "crbt.a_first");
+        assert_eq!(r.templates[0].all_of, vec![vec!["gprs".to_string()]]);
+        assert_eq!(r.templates[1].none_of, vec!["咨询如何".to_string()]);
+        assert_eq!(r.templates[1].line, 20);
+        assert_eq!(r.keyword_count(), 6);
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        load_str(text, "r.toml").unwrap_err().into_iter().map(|e| e.to_string()).collect()
+    }
+
+    #[test]
+    fn every_error_names_file_line_and_item() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("all_of     = [[\"彩铃\", \"炫铃\"], [\"复制\", \"同步\"]]", "all_of     = []", "r.toml:21: template 'crbt.copy_fail': all_of is empty"),
+            ("[\"复制\", \"同步\"]]", "[]]", "r.toml:21: template 'crbt.copy_fail': all_of group 2 is empty"),
+            ("\"复制\", \"同步\"", "\"\", \"同步\"", "r.toml:21: template 'crbt.copy_fail': all_of group 2 has an empty keyword"),
+            ("none_of    = [\"咨询如何\"]", "none_of    = [\"\"]", "r.toml:22: template 'crbt.copy_fail': none_of has an empty keyword"),
+            ("business   = \"crbt\"\nphenomenon", "business   = \"crbtt\"\nphenomenon", "r.toml:19: template 'crbt.copy_fail': unknown business 'crbtt'"),
+            ("department = \"vas\"", "department = \"vass\"", "r.toml:14: business 'crbt': unknown department 'vass'"),
+            ("threshold  = 8", "threshold  = 0", "r.toml:15: business 'crbt': threshold must be at least 1 (got 0)"),
+            ("id         = \"crbt.a_first\"", "id         = \"crbt.copy_fail\"", "r.toml:25: template 'crbt.copy_fail': duplicate template id"),
+            ("size  = \"30m\"", "size  = \"30 minutes\"", "r.toml:3: [window]: size: invalid duration"),
+            ("slide = \"1m\"", "slide = \"0s\"", "r.toml:4: [window]: slide must be at least 1ms"),
+            ("threshold  = 8", "threshold  = 8\ncolour = \"red\"", "r.toml:16: business 'crbt': unknown field `colour`"),
+            ("allowed_lateness = \"10m\"", "allowed_lateness = \"10m\"\njitter = \"1s\"", "r.toml:6: [window]: unknown field `jitter`"),
+            ("[[template]]\nid         = \"crbt.a_first\"", "[[templates]]\nid         = \"crbt.a_first\"", "r.toml:24: top level: unknown field `templates`"),
+            ("threshold  = 8", "threshold  = \"8\"", "r.toml:15: business 'crbt': invalid type"),
+            ("threshold  = 8", "threshold  = 8 8", "r.toml:15: business 'crbt':"),
+        ];
+        for (from, to, want) in cases {
+            assert!(GOOD.contains(from), "{from}");
+            let text = GOOD.replacen(from, to, 1);
+            let got = errors(&text);
+            assert!(got.iter().any(|e| e.starts_with(want)), "want {want:?}, got {got:?}");
+        }
+    }
+
+    #[test]
+    fn duplicates_and_all_errors_at_once() {
+        let text = format!("{GOOD}\n[[business]]\nid = \"crbt\"\ndepartment = \"x\"\nthreshold = -1\n\n[[department]]\nid = \"vas\"\n");
+        let got = errors(&text);
+        assert!(got.iter().any(|e| e.contains("business 'crbt': duplicate business id")), "{got:?}");
+        assert!(got.iter().any(|e| e.contains("unknown department 'x'")), "{got:?}");
+        assert!(got.iter().any(|e| e.contains("threshold must be at least 1")), "{got:?}");
+        assert!(got.iter().any(|e| e.contains("department 'vas': duplicate department id")), "{got:?}");
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        let e = load_file(Path::new("/nonexistent/rules.toml")).unwrap_err();
+        assert!(e[0].to_string().starts_with("/nonexistent/rules.toml:0: file: cannot read"));
+    }
+
+    #[test]
+    fn window_defaults_when_absent() {
+        let text = GOOD.replace("[window]\nsize  = \"30m\"\nslide = \"1m\"\nallowed_lateness = \"10m\"\n", "");
+        assert_eq!(load_str(&text, "r.toml").unwrap().window, WindowSpec::default());
+    }
+}

@@ -1,0 +1,447 @@
+//! The window state of one (business, region) key: distinct-caller counts
+//! per live window, and per bin the complaints per template and the last
+//! three complaints. See the parent module for the layout and why.
+
+use std::collections::VecDeque;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use hashbrown::HashMap;
+use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+
+use super::{Geometry, ceil_div};
+
+/// A caller is stored as a 128-bit hash of its exact bytes: two callers
+/// collide with probability ~2^-128 per pair, i.e. never, and a key's
+/// callers then cost 16 bytes each, whatever the length of the caller field.
+pub type CallerId = u128;
+
+/// Hashes a caller string.
+#[inline]
+pub fn caller_id(caller: &str) -> CallerId {
+    xxhash_rust::xxh3::xxh3_128(caller.as_bytes())
+}
+
+/// The caller ids are already uniform hashes: use their low bits directly.
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ b as u64;
+        }
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.0 = n as u64;
+    }
+}
+
+type CallerMap = HashMap<CallerId, SmallVec<[i64; 2]>, BuildHasherDefault<IdHasher>>;
+
+/// A complaint kept as a possible alert sample: its input position, id, and
+/// the start of its text (raw; masked when an alert is built).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sample {
+    pub seq: u64,
+    pub id: String,
+    pub text: String,
+}
+
+/// Bytes of sample text kept: enough for 400 characters of any script, more
+/// than the 300 characters an alert shows even after masking shortens
+/// numbers, so masking then cutting the kept prefix gives the same result as
+/// masking then cutting the whole text.
+pub const SAMPLE_BYTES: usize = 1600;
+
+/// The samples kept per bin.
+pub const SAMPLES: usize = 3;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Bin {
+    /// (template index within its business, complaints).
+    pub templates: SmallVec<[(u16, u32); 2]>,
+    /// The newest complaints of this bin, oldest first (at most [`SAMPLES`]).
+    pub samples: SmallVec<[Sample; SAMPLES]>,
+}
+
+/// What a new complaint did to its key's windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Added {
+    /// The windows containing the complaint, inclusive.
+    pub lo: i64,
+    pub hi: i64,
+}
+
+/// The window state of one key.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct KeyState {
+    /// Index of the window `counts[0]` belongs to.
+    w0: i64,
+    /// Distinct callers per window.
+    counts: VecDeque<u32>,
+    /// Index of the bin `bins[0]` is.
+    b0: i64,
+    bins: VecDeque<Bin>,
+    /// Per caller, the bins it complained in, ascending.
+    #[serde(with = "caller_map_serde")]
+    callers: CallerMap,
+}
+
+mod caller_map_serde {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(m: &CallerMap, s: S) -> Result<S::Ok, S::Error> {
+        let mut v: Vec<(String, &SmallVec<[i64; 2]>)> = m.iter().map(|(k, b)| (format!("{k:032x}"), b)).collect();
+        v.sort();
+        s.collect_seq(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<CallerMap, D::Error> {
+        let v: Vec<(String, SmallVec<[i64; 2]>)> = Vec::deserialize(d)?;
+        v.into_iter()
+            .map(|(k, b)| u128::from_str_radix(&k, 16).map(|k| (k, b)).map_err(serde::de::Error::custom))
+            .collect()
+    }
+}
+
+impl KeyState {
+    /// True when the key holds no window data at all.
+    pub fn is_empty(&self) -> bool {
+        self.bins.is_empty() && self.counts.is_empty()
+    }
+
+    fn ensure_windows(&mut self, lo: i64, hi: i64) {
+        if self.counts.is_empty() {
+            self.w0 = lo;
+        }
+        while lo < self.w0 {
+            self.counts.push_front(0);
+            self.w0 -= 1;
+        }
+        let need = (hi - self.w0 + 1) as usize;
+        if self.counts.len() < need {
+            self.counts.resize(need, 0);
+        }
+    }
+
+    fn bin_mut(&mut self, b: i64) -> &mut Bin {
+        if self.bins.is_empty() {
+            self.b0 = b;
+        }
+        while b < self.b0 {
+            self.bins.push_front(Bin::default());
+            self.b0 -= 1;
+        }
+        let at = (b - self.b0) as usize;
+        if self.bins.len() <= at {
+            self.bins.resize_with(at + 1, Bin::default);
+        }
+        &mut self.bins[at]
+    }
+
+    /// The distinct callers of window `w` (0 outside the stored range).
+    #[inline]
+    pub fn count(&self, w: i64) -> u32 {
+        if w < self.w0 {
+            return 0;
+        }
+        self.counts.get((w - self.w0) as usize).copied().unwrap_or(0)
+    }
+
+    /// Counts one complaint in bin `bin`.
+    ///
+    /// The distinct count of a window grows exactly when the window holds no
+    /// earlier complaint of the same caller. With `p` the caller's nearest
+    /// bin before `bin` and `q` the nearest after, the windows containing
+    /// `bin` that also contain `p` are those starting at or before `p`, and
+    /// those containing `q` end at or after `q`; every other window
+    /// containing `bin` gains one. An anonymous complaint is its own caller,
+    /// so all its windows gain one.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add(
+        &mut self,
+        g: &Geometry,
+        bin: i64,
+        caller: Option<CallerId>,
+        seq: u64,
+        templates: impl Iterator<Item = u16>,
+        id: &str,
+        text: &str,
+        pool: &mut Vec<Sample>,
+    ) -> Option<Added> {
+        let (lo, hi) = g.windows_of_bin(bin);
+        if lo > hi {
+            return None;
+        }
+        self.ensure_windows(lo, hi);
+        let (mut glo, mut ghi) = (lo, hi);
+        if let Some(c) = caller {
+            let occ = self.callers.entry(c).or_default();
+            match occ.binary_search(&bin) {
+                Ok(_) => ghi = glo - 1,
+                Err(pos) => {
+                    if pos > 0 {
+                        glo = glo.max(occ[pos - 1].div_euclid(g.s) + 1);
+                    }
+                    if pos < occ.len() {
+                        ghi = ghi.min(ceil_div(occ[pos] - g.n + 1, g.s) - 1);
+                    }
+                    occ.insert(pos, bin);
+                }
+            }
+        }
+        let w0 = self.w0;
+        for w in glo..=ghi {
+            self.counts[(w - w0) as usize] += 1;
+        }
+        let b = self.bin_mut(bin);
+        for t in templates {
+            match b.templates.iter_mut().find(|(x, _)| *x == t) {
+                Some((_, n)) => *n += 1,
+                None => b.templates.push((t, 1)),
+            }
+        }
+        let mut s = if b.samples.len() == SAMPLES { b.samples.remove(0) } else { pool.pop().unwrap_or_default() };
+        s.seq = seq;
+        s.id.clear();
+        s.id.push_str(id);
+        s.text.clear();
+        s.text.push_str(&text[..floor_char_boundary(text, SAMPLE_BYTES)]);
+        b.samples.push(s);
+        Some(Added { lo, hi })
+    }
+
+    /// Among windows `lo..=hi`, the one with the most distinct callers if it
+    /// reaches `threshold`; ties go to the earliest (5.4).
+    pub fn hottest(&self, lo: i64, hi: i64, threshold: u32) -> Option<(i64, u32)> {
+        let mut best: Option<(i64, u32)> = None;
+        for w in lo..=hi {
+            let c = self.count(w);
+            if c >= threshold && best.is_none_or(|(_, b)| c > b) {
+                best = Some((w, c));
+            }
+        }
+        best
+    }
+
+    /// The latest window in `lo..=hi` at or above `threshold`, and the most
+    /// distinct callers of any window there.
+    pub fn hot_span(&self, lo: i64, hi: i64, threshold: u32) -> (Option<i64>, u32) {
+        let mut last = None;
+        let mut max = 0;
+        for w in lo..=hi {
+            let c = self.count(w);
+            max = max.max(c);
+            if c >= threshold {
+                last = Some(w);
+            }
+        }
+        (last, max)
+    }
+
+    /// Complaints per template (index within the business) in window `w`,
+    /// ascending by template.
+    pub fn template_counts(&self, g: &Geometry, w: i64) -> SmallVec<[(u16, u32); 8]> {
+        let mut out: SmallVec<[(u16, u32); 8]> = SmallVec::new();
+        for bin in self.window_bins(g, w) {
+            for &(t, n) in &bin.templates {
+                match out.iter_mut().find(|(x, _)| *x == t) {
+                    Some((_, m)) => *m += n,
+                    None => out.push((t, n)),
+                }
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
+    /// The last [`SAMPLES`] complaints of window `w` in input order.
+    pub fn samples(&self, g: &Geometry, w: i64) -> SmallVec<[&Sample; SAMPLES]> {
+        let mut all: SmallVec<[&Sample; 16]> = SmallVec::new();
+        for bin in self.window_bins(g, w) {
+            all.extend(bin.samples.iter());
+        }
+        all.sort_unstable_by_key(|s| std::cmp::Reverse(s.seq));
+        let mut out: SmallVec<[&Sample; SAMPLES]> = all.into_iter().take(SAMPLES).collect();
+        out.reverse();
+        out
+    }
+
+    fn window_bins<'a>(&'a self, g: &Geometry, w: i64) -> impl Iterator<Item = &'a Bin> + 'a {
+        let (a, b) = g.bins_of_window(w);
+        let from = (a - self.b0).max(0) as usize;
+        let to = (b - self.b0 + 1).max(0) as usize;
+        self.bins.range(from.min(self.bins.len())..to.min(self.bins.len()))
+    }
+
+    /// Frees everything that belongs only to windows before `first_window`
+    /// (bins before `first_bin`); samples go back to `pool`. Returns true
+    /// when nothing is left.
+    pub fn trim(&mut self, first_window: i64, first_bin: i64, pool: &mut Vec<Sample>) -> bool {
+        while !self.counts.is_empty() && self.w0 < first_window {
+            self.counts.pop_front();
+            self.w0 += 1;
+        }
+        let mut trimmed_bins = false;
+        while !self.bins.is_empty() && self.b0 < first_bin {
+            if let Some(bin) = self.bins.pop_front() {
+                if pool.len() < 4096 {
+                    pool.extend(bin.samples);
+                }
+            }
+            self.b0 += 1;
+            trimmed_bins = true;
+        }
+        if trimmed_bins {
+            self.callers.retain(|_, occ| {
+                occ.retain(|b| *b >= first_bin);
+                !occ.is_empty()
+            });
+        }
+        if self.counts.is_empty() && self.bins.is_empty() {
+            self.callers.clear();
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The most distinct callers of any window at or after `first_window`.
+    pub fn current_max(&self, first_window: i64) -> (u32, i64) {
+        let mut best = (0, first_window);
+        for (i, &c) in self.counts.iter().enumerate() {
+            let w = self.w0 + i as i64;
+            if w >= first_window && c > best.0 {
+                best = (c, w);
+            }
+        }
+        best
+    }
+
+    /// Approximate heap bytes held by this key.
+    pub fn heap_bytes(&self) -> usize {
+        self.counts.capacity() * 4
+            + self.bins.capacity() * std::mem::size_of::<Bin>()
+            + self.bins.iter().map(|b| b.samples.iter().map(|s| s.id.capacity() + s.text.capacity()).sum::<usize>()).sum::<usize>()
+            + self.callers.capacity() * (16 + std::mem::size_of::<SmallVec<[i64; 2]>>() + 1)
+    }
+
+    /// Number of distinct callers held.
+    pub fn callers(&self) -> usize {
+        self.callers.len()
+    }
+}
+
+/// The largest char boundary of `s` at or below `at`.
+#[inline]
+pub fn floor_char_boundary(s: &str, at: usize) -> usize {
+    if at >= s.len() {
+        return s.len();
+    }
+    let mut i = at;
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::WindowSpec;
+
+    const M: i64 = 60_000;
+
+    fn g() -> Geometry {
+        Geometry::new(WindowSpec { size_ms: 5 * M, slide_ms: M, allowed_lateness_ms: 2 * M })
+    }
+
+    fn add(k: &mut KeyState, ts: i64, caller: Option<&str>, seq: u64) -> Added {
+        let g = g();
+        k.add(&g, g.bin_of(ts), caller.map(caller_id), seq, [0u16].into_iter(), &format!("id{seq}"), "text", &mut Vec::new())
+            .unwrap()
+    }
+
+    #[test]
+    fn distinct_and_anonymous_callers() {
+        let mut k = KeyState::default();
+        add(&mut k, 10 * M, Some("a"), 1);
+        add(&mut k, 10 * M + 1, Some("a"), 2); // same caller, same bin
+        add(&mut k, 11 * M, Some("a"), 3); // same caller, next bin
+        add(&mut k, 11 * M, None, 4); // anonymous
+        add(&mut k, 11 * M, None, 5); // another anonymous: its own caller
+        add(&mut k, 12 * M, Some("b"), 6);
+        // Window w covers minutes [w, w+5).
+        assert_eq!(k.count(6), 1, "[6,11): a at 10");
+        assert_eq!(k.count(7), 4, "[7,12): a, anon, anon");
+        assert_eq!(k.count(8), 4, "[8,13): a, anon, anon, b");
+        assert_eq!(k.count(10), 4, "[10,15): a, anon, anon, b");
+        assert_eq!(k.count(11), 4, "[11,16): a (at 11), anon, anon, b");
+        assert_eq!(k.count(12), 1, "[12,17): b");
+        assert_eq!(k.count(13), 0);
+    }
+
+    #[test]
+    fn out_of_order_caller_occurrences() {
+        // Caller a at minute 14, then late at minute 10: windows containing
+        // both must not count a twice.
+        let mut k = KeyState::default();
+        add(&mut k, 14 * M, Some("a"), 1);
+        add(&mut k, 10 * M, Some("a"), 2);
+        add(&mut k, 12 * M, Some("a"), 3);
+        for w in 6..=14 {
+            assert_eq!(k.count(w), 1, "window {w}");
+        }
+        assert_eq!(k.count(15), 0);
+    }
+
+    #[test]
+    fn threshold_is_reached_at_equality() {
+        let mut k = KeyState::default();
+        for (i, c) in ["a", "b", "c"].iter().enumerate() {
+            let a = add(&mut k, 10 * M + i as i64, Some(c), i as u64);
+            let hot = k.hottest(a.lo, a.hi, 3);
+            assert_eq!(hot.is_some(), i == 2, "after {} callers", i + 1);
+        }
+        // All of windows 6..=10 hold the three; ties go to the earliest.
+        assert_eq!(k.hottest(6, 10, 3), Some((6, 3)));
+    }
+
+    #[test]
+    fn samples_are_the_last_three_in_input_order() {
+        let mut k = KeyState::default();
+        add(&mut k, 10 * M, Some("a"), 1);
+        add(&mut k, 12 * M, Some("b"), 2);
+        add(&mut k, 10 * M, Some("c"), 3);
+        add(&mut k, 11 * M, Some("d"), 4);
+        add(&mut k, 10 * M, Some("e"), 5);
+        add(&mut k, 10 * M, Some("f"), 6);
+        let ids: Vec<u64> = k.samples(&g(), 8).iter().map(|s| s.seq).collect();
+        assert_eq!(ids, vec![4, 5, 6]);
+        let ids: Vec<u64> = k.samples(&g(), 11).iter().map(|s| s.seq).collect();
+        assert_eq!(ids, vec![2, 4]);
+        let t = k.template_counts(&g(), 8);
+        assert_eq!(t.as_slice(), &[(0, 6)]);
+    }
+
+    #[test]
+    fn trim_frees_dead_windows() {
+        let g = g();
+        let mut k = KeyState::default();
+        add(&mut k, 10 * M, Some("a"), 1);
+        add(&mut k, 20 * M, Some("a"), 2);
+        let wm = 20 * M;
+        assert!(!k.trim(g.first_live_window(wm), g.first_live_bin(wm), &mut Vec::new()));
+        assert_eq!(k.count(10), 0, "window [10,15) is dead at wm 20 with lateness 2");
+        assert_eq!(k.callers(), 1);
+        let wm = 40 * M;
+        assert!(k.trim(g.first_live_window(wm), g.first_live_bin(wm), &mut Vec::new()));
+        assert!(k.is_empty());
+        assert_eq!(k.callers(), 0);
+    }
+}

@@ -1,0 +1,435 @@
+//! All keys of one engine (or one shard of it): the [`KeyState`] of every
+//! live (business, region), the open alert of each, and the bookkeeping that
+//! fires, resolves and frees them (CONTRACT 5.3-5.6).
+//!
+//! Keys live in a slab indexed by a hash map from (business, region); a slot
+//! is reused once its key has no live window and no open alert. Open alerts
+//! sit in a min-heap on the end of their last hot window, so the check
+//! "after each accepted record, for every open alert" costs one peek unless
+//! something actually resolves. Heap entries are never updated in place: a
+//! newer entry is pushed and stale ones are recognised by their generation
+//! when they surface.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use hashbrown::{Equivalent, HashMap};
+use serde::Serialize;
+
+use super::key::{CallerId, KeyState, Sample};
+use super::Geometry;
+use crate::alert::{Alert, AlertSample, AlertState, alert_id};
+use crate::mask::mask_and_cut;
+use crate::rules::Rules;
+
+/// Characters of sample text in an alert (5.4).
+pub const SAMPLE_CHARS: usize = 300;
+
+/// A key: business index and exact region string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct KeyId {
+    business: u16,
+    region: Box<str>,
+}
+
+impl Hash for KeyId {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        KeyRef(self.business, &self.region).hash(h)
+    }
+}
+
+/// A borrowed key, to look up without allocating.
+struct KeyRef<'a>(u16, &'a str);
+
+impl Hash for KeyRef<'_> {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write_u16(self.0);
+        self.1.hash(h);
+    }
+}
+
+impl Equivalent<KeyId> for KeyRef<'_> {
+    fn equivalent(&self, k: &KeyId) -> bool {
+        self.0 == k.business && self.1 == &*k.region
+    }
+}
+
+/// An open alert of a key.
+#[derive(Debug, Clone)]
+pub struct OpenAlert {
+    /// The firing line as it was written.
+    pub firing: Alert,
+    /// End of the latest window at or above the threshold while open.
+    pub hot_end: i64,
+    /// The most distinct callers of one window while open.
+    pub max_count: u32,
+    generation: u64,
+}
+
+#[derive(Debug)]
+struct Slot {
+    key: KeyId,
+    state: KeyState,
+    alert: Option<OpenAlert>,
+    used: bool,
+}
+
+/// The record that resolves alerts (5.5): the one whose watermark made them
+/// resolve, or none at the end of input.
+#[derive(Debug, Clone, Copy)]
+pub struct Resolver<'a> {
+    pub seq: u64,
+    pub id: Option<&'a str>,
+    pub ts: i64,
+}
+
+/// One row of the "hottest keys now" view.
+#[derive(Debug, Clone, Serialize)]
+pub struct Hotspot {
+    pub business: String,
+    pub business_name: String,
+    pub region: String,
+    pub department: String,
+    /// Most distinct callers in one live window.
+    pub distinct_callers: u32,
+    pub threshold: u32,
+    /// `distinct_callers / threshold`.
+    pub ratio: f64,
+    /// Distinct callers of the newest window minus those of the window one
+    /// window-length earlier: positive while the key heats up.
+    pub trend: i64,
+    pub firing: bool,
+}
+
+/// The keyed state of an engine.
+#[derive(Debug)]
+pub struct KeyStore {
+    rules: Arc<Rules>,
+    geo: Geometry,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    index: HashMap<KeyId, u32>,
+    heap: BinaryHeap<Reverse<(i64, u32, u64)>>,
+    pool: Vec<Sample>,
+    swept: i64,
+    generation: u64,
+    max_keys: usize,
+    /// Complaints not counted because the key limit was reached.
+    pub overflow: u64,
+    peak_keys: usize,
+}
+
+impl KeyStore {
+    /// An empty store; at most `max_keys` keys are held at once.
+    pub fn new(rules: Arc<Rules>, max_keys: usize) -> Self {
+        let geo = Geometry::new(rules.window);
+        KeyStore {
+            rules,
+            geo,
+            slots: Vec::new(),
+            free: Vec::new(),
+            index: HashMap::new(),
+            heap: BinaryHeap::new(),
+            pool: Vec::new(),
+            swept: i64::MIN,
+            generation: 0,
+            max_keys: max_keys.max(1),
+            overflow: 0,
+            peak_keys: 0,
+        }
+    }
+
+    pub fn geometry(&self) -> &Geometry {
+        &self.geo
+    }
+
+    pub fn rules(&self) -> &Arc<Rules> {
+        &self.rules
+    }
+
+    /// Live keys now.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// The most keys held at once.
+    pub fn peak_keys(&self) -> usize {
+        self.peak_keys
+    }
+
+    /// Open alerts now.
+    pub fn open_count(&self) -> usize {
+        self.slots.iter().filter(|s| s.used && s.alert.is_some()).count()
+    }
+
+    fn slot_for(&mut self, business: u16, region: &str) -> Option<u32> {
+        if let Some(&i) = self.index.get(&KeyRef(business, region)) {
+            return Some(i);
+        }
+        if self.index.len() >= self.max_keys {
+            return None;
+        }
+        let key = KeyId { business, region: region.into() };
+        let slot = Slot { key: key.clone(), state: KeyState::default(), alert: None, used: true };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = slot;
+                i
+            }
+            None => {
+                self.slots.push(slot);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.index.insert(key, i);
+        self.peak_keys = self.peak_keys.max(self.index.len());
+        Some(i)
+    }
+
+    /// Counts one accepted complaint for `business` (matched through the
+    /// template indices `templates`) and returns the alert it fires, if any
+    /// (5.3, 5.4).
+    #[allow(clippy::too_many_arguments)]
+    pub fn count(
+        &mut self,
+        business: usize,
+        templates: &[u32],
+        seq: u64,
+        id: &str,
+        ts: i64,
+        region: &str,
+        text: &str,
+        caller: Option<CallerId>,
+    ) -> Option<Alert> {
+        let Some(i) = self.slot_for(business as u16, region) else {
+            self.overflow += 1;
+            return None;
+        };
+        let b = &self.rules.businesses[business];
+        let base = b.templates.start;
+        let threshold = b.threshold;
+        let geo = self.geo;
+        let slot = &mut self.slots[i as usize];
+        let added = slot.state.add(
+            &geo,
+            geo.bin_of(ts),
+            caller,
+            seq,
+            templates.iter().map(|&t| (t as usize - base) as u16),
+            id,
+            text,
+            &mut self.pool,
+        )?;
+        let (last_hot, max) = slot.state.hot_span(added.lo, added.hi, threshold);
+        if let Some(open) = &mut slot.alert {
+            open.max_count = open.max_count.max(max);
+            if let Some(w) = last_hot {
+                let end = geo.end(w);
+                if end > open.hot_end {
+                    open.hot_end = end;
+                    self.heap.push(Reverse((end, i, open.generation)));
+                }
+            }
+            return None;
+        }
+        let (w, count) = slot.state.hottest(added.lo, added.hi, threshold)?;
+        let rules = &self.rules;
+        let dept = &rules.departments[b.department];
+        let templates = slot
+            .state
+            .template_counts(&geo, w)
+            .into_iter()
+            .map(|(t, n)| (rules.templates[base + t as usize].id.clone(), n))
+            .collect();
+        let samples = slot
+            .state
+            .samples(&geo, w)
+            .into_iter()
+            .map(|s| AlertSample { id: s.id.clone(), text: mask_and_cut(&s.text, SAMPLE_CHARS) })
+            .collect();
+        let alert = Alert {
+            alert_id: alert_id(&b.id, region, ts, id),
+            state: AlertState::Firing,
+            business: b.id.clone(),
+            business_name: b.name.clone(),
+            region: region.to_owned(),
+            department: dept.id.clone(),
+            department_name: dept.name.clone(),
+            count,
+            threshold,
+            window_start: geo.start(w),
+            window_end: geo.end(w),
+            triggered_by: Some(id.to_owned()),
+            event_ts: ts,
+            templates,
+            samples,
+            resolved_by: None,
+            watermark: None,
+            end_of_input: false,
+            seq,
+            business_index: business,
+        };
+        self.generation += 1;
+        let hot_end = geo.end(last_hot.unwrap_or(w));
+        slot.alert = Some(OpenAlert { firing: alert.clone(), hot_end, max_count: max.max(count), generation: self.generation });
+        self.heap.push(Reverse((hot_end, i, self.generation)));
+        Some(alert)
+    }
+
+    /// Resolves every open alert none of whose windows that can still
+    /// receive events is hot at watermark `wm` (5.5); the resolutions are
+    /// appended to `out` by business (rules order), then region (5.7).
+    pub fn resolve(&mut self, wm: i64, by: Resolver<'_>, out: &mut Vec<Alert>) {
+        let limit = wm - self.geo.lateness;
+        let mut due: smallvec::SmallVec<[u32; 8]> = smallvec::SmallVec::new();
+        while let Some(&Reverse((end, i, generation))) = self.heap.peek() {
+            if end > limit {
+                break;
+            }
+            self.heap.pop();
+            let slot = &self.slots[i as usize];
+            if slot.used && slot.alert.as_ref().is_some_and(|a| a.generation == generation && a.hot_end == end) {
+                due.push(i);
+            }
+        }
+        if due.is_empty() {
+            return;
+        }
+        due.sort_by(|&a, &b| {
+            let (a, b) = (&self.slots[a as usize].key, &self.slots[b as usize].key);
+            (a.business, &a.region).cmp(&(b.business, &b.region))
+        });
+        due.dedup();
+        for i in due {
+            if let Some(open) = self.slots[i as usize].alert.take() {
+                out.push(resolved(open, wm, by, false));
+            }
+        }
+    }
+
+    /// Frees what can receive no more events at watermark `wm`: cheap
+    /// unless the oldest live window moved since the last call.
+    pub fn sweep(&mut self, wm: i64) {
+        let first_window = self.geo.first_live_window(wm);
+        if first_window <= self.swept {
+            return;
+        }
+        self.swept = first_window;
+        let first_bin = first_window * self.geo.s;
+        for i in 0..self.slots.len() {
+            let slot = &mut self.slots[i];
+            if !slot.used {
+                continue;
+            }
+            if slot.state.trim(first_window, first_bin, &mut self.pool) && slot.alert.is_none() {
+                slot.used = false;
+                slot.state = KeyState::default();
+                self.index.remove(&KeyRef(slot.key.business, &slot.key.region));
+                slot.key.region = Box::from("");
+                self.free.push(i as u32);
+            }
+        }
+    }
+
+    /// End of input (5.6): every open alert resolves, by business then
+    /// region, with `end_of_input` set.
+    pub fn finish(&mut self, wm: i64, out: &mut Vec<Alert>) {
+        let mut open: Vec<u32> = (0..self.slots.len() as u32)
+            .filter(|&i| self.slots[i as usize].used && self.slots[i as usize].alert.is_some())
+            .collect();
+        open.sort_by(|&a, &b| {
+            let (a, b) = (&self.slots[a as usize].key, &self.slots[b as usize].key);
+            (a.business, &a.region).cmp(&(b.business, &b.region))
+        });
+        for i in open {
+            if let Some(alert) = self.slots[i as usize].alert.take() {
+                out.push(resolved(alert, wm, Resolver { seq: u64::MAX, id: None, ts: wm }, true));
+            }
+        }
+        self.heap.clear();
+    }
+
+    /// The open alerts, by business then region.
+    pub fn open_alerts(&self) -> Vec<&OpenAlert> {
+        let mut v: Vec<&Slot> = self.slots.iter().filter(|s| s.used && s.alert.is_some()).collect();
+        v.sort_by(|a, b| (a.key.business, &a.key.region).cmp(&(b.key.business, &b.key.region)));
+        v.into_iter().filter_map(|s| s.alert.as_ref()).collect()
+    }
+
+    /// The `limit` keys closest to (or beyond) their threshold at watermark
+    /// `wm`, hottest first.
+    pub fn hotspots(&self, wm: i64, limit: usize) -> Vec<Hotspot> {
+        let first = self.geo.first_live_window(wm);
+        let newest = wm.div_euclid(self.geo.slide);
+        let back = (self.geo.size / self.geo.slide).max(1);
+        let mut rows: Vec<Hotspot> = self
+            .slots
+            .iter()
+            .filter(|s| s.used)
+            .filter_map(|s| {
+                let (count, _) = s.state.current_max(first);
+                if count == 0 && s.alert.is_none() {
+                    return None;
+                }
+                let b = &self.rules.businesses[s.key.business as usize];
+                Some(Hotspot {
+                    business: b.id.clone(),
+                    business_name: b.name.clone(),
+                    region: s.key.region.to_string(),
+                    department: self.rules.departments[b.department].id.clone(),
+                    distinct_callers: count,
+                    threshold: b.threshold,
+                    ratio: count as f64 / b.threshold as f64,
+                    trend: s.state.count(newest) as i64 - s.state.count(newest - back) as i64,
+                    firing: s.alert.is_some(),
+                })
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            b.ratio
+                .partial_cmp(&a.ratio)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then_with(|| (&a.business, &a.region).cmp(&(&b.business, &b.region)))
+        });
+        rows.truncate(limit);
+        rows
+    }
+
+    /// Approximate heap bytes of all keys.
+    pub fn heap_bytes(&self) -> usize {
+        self.slots.iter().map(|s| s.state.heap_bytes() + s.key.region.len() + std::mem::size_of::<Slot>()).sum::<usize>()
+            + self.index.capacity() * (std::mem::size_of::<KeyId>() + 4)
+    }
+}
+
+fn resolved(open: OpenAlert, wm: i64, by: Resolver<'_>, end_of_input: bool) -> Alert {
+    let f = open.firing;
+    Alert {
+        alert_id: f.alert_id,
+        state: AlertState::Resolved,
+        business: f.business,
+        business_name: f.business_name,
+        region: f.region,
+        department: f.department,
+        department_name: f.department_name,
+        count: open.max_count,
+        threshold: f.threshold,
+        window_start: f.window_start,
+        window_end: open.hot_end,
+        triggered_by: None,
+        event_ts: by.ts,
+        templates: Vec::new(),
+        samples: Vec::new(),
+        resolved_by: by.id.map(str::to_owned),
+        watermark: Some(wm),
+        end_of_input,
+        seq: by.seq,
+        business_index: f.business_index,
+    }
+}
