@@ -273,7 +273,7 @@ mod tests {
         a.watermark = Some(1_773_540_000_000);
         a.end_of_input = true;
         let json = a.to_json();
-        assert!(json.contains(r#""resolved_by":null,"watermark":"2026-03-15T09:53:20+08:00","end_of_input":true}"#), "{json}");
+        assert!(json.contains(r#""resolved_by":null,"watermark":"2026-03-15T10:00:00+08:00","end_of_input":true}"#), "{json}");
         assert!(!json.contains("samples"));
         assert_eq!(firing().summary(), "杭州 彩铃 批量投诉：30分钟内 8 位客户 (阈值 8)");
     }

@@ -191,7 +191,7 @@ mod tests {
         let text = format!("{}13812345678", "字".repeat(290));
         let cut = mask_and_cut(&text, 300);
         assert_eq!(cut.chars().count(), 300);
-        assert!(cut.ends_with("138****5"));
+        assert!(cut.ends_with("138****567"), "{cut}");
         assert_eq!(mask_and_cut("短", 300), "短");
     }
 }

@@ -362,7 +362,7 @@ all_of     = [["ＧＰＲＳ"]]
         assert_eq!(r.templates[0].id, "crbt.a_first");
         assert_eq!(r.templates[0].all_of, vec![vec!["gprs".to_string()]]);
         assert_eq!(r.templates[1].none_of, vec!["咨询如何".to_string()]);
-        assert_eq!(r.templates[1].line, 20);
+        assert_eq!(r.templates[1].line, 18);
         assert_eq!(r.keyword_count(), 6);
     }
 
@@ -385,7 +385,7 @@ all_of     = [["ＧＰＲＳ"]]
             ("slide = \"1m\"", "slide = \"0s\"", "r.toml:4: [window]: slide must be at least 1ms"),
             ("threshold  = 8", "threshold  = 8\ncolour = \"red\"", "r.toml:16: business 'crbt': unknown field `colour`"),
             ("allowed_lateness = \"10m\"", "allowed_lateness = \"10m\"\njitter = \"1s\"", "r.toml:6: [window]: unknown field `jitter`"),
-            ("[[template]]\nid         = \"crbt.a_first\"", "[[templates]]\nid         = \"crbt.a_first\"", "r.toml:24: top level: unknown field `templates`"),
+            ("[[template]]\nid         = \"crbt.a_first\"", "[[templates]]\nid         = \"crbt.a_first\"", "r.toml:24: templates 'crbt.a_first': unknown field `templates`"),
             ("threshold  = 8", "threshold  = \"8\"", "r.toml:15: business 'crbt': invalid type"),
             ("threshold  = 8", "threshold  = 8 8", "r.toml:15: business 'crbt':"),
         ];
