@@ -198,7 +198,9 @@ struct Wire {
 impl<'de> Deserialize<'de> for Alert {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let w = Wire::deserialize(d)?;
-        let ts = |s: &str| parse_rfc3339(s).ok_or_else(|| D::Error::custom(format!("bad timestamp {s:?}")));
+        let ts = |s: &str| {
+            parse_rfc3339(s).ok_or_else(|| D::Error::custom(format!("bad timestamp {s:?}")))
+        };
         Ok(Alert {
             window_start: ts(&w.window_start)?,
             window_end: ts(&w.window_end)?,
@@ -244,7 +246,10 @@ mod tests {
             triggered_by: Some("WO1".into()),
             event_ts: 1_773_538_061_000,
             templates: vec![("crbt.copy_fail".into(), 6), ("crbt.sync_fail".into(), 2)],
-            samples: vec![AlertSample { id: "WO1".into(), text: "彩铃复制失败，138****5678".into() }],
+            samples: vec![AlertSample {
+                id: "WO1".into(),
+                text: "彩铃复制失败，138****5678".into(),
+            }],
             resolved_by: None,
             watermark: None,
             end_of_input: false,
@@ -273,8 +278,16 @@ mod tests {
         a.watermark = Some(1_773_540_000_000);
         a.end_of_input = true;
         let json = a.to_json();
-        assert!(json.contains(r#""resolved_by":null,"watermark":"2026-03-15T10:00:00+08:00","end_of_input":true}"#), "{json}");
+        assert!(
+            json.contains(
+                r#""resolved_by":null,"watermark":"2026-03-15T10:00:00+08:00","end_of_input":true}"#
+            ),
+            "{json}"
+        );
         assert!(!json.contains("samples"));
-        assert_eq!(firing().summary(), "杭州 彩铃 批量投诉：30分钟内 8 位客户 (阈值 8)");
+        assert_eq!(
+            firing().summary(),
+            "杭州 彩铃 批量投诉：30分钟内 8 位客户 (阈值 8)"
+        );
     }
 }

@@ -48,7 +48,9 @@ impl Output for Collect {
 pub enum Outcome {
     Blank,
     /// Accepted; `matched` tells whether any template matched.
-    Accepted { matched: bool },
+    Accepted {
+        matched: bool,
+    },
     /// Older than the watermark minus the allowed lateness (5.1).
     Late,
     Rejected(RejectInfo),
@@ -124,7 +126,11 @@ pub struct Scratch {
 
 impl Scratch {
     pub fn new(matcher: &Matcher) -> Self {
-        Scratch { decoder: Decoder::new(), normalizer: Normalizer::new(), matches: matcher.scratch() }
+        Scratch {
+            decoder: Decoder::new(),
+            normalizer: Normalizer::new(),
+            matches: matcher.scratch(),
+        }
     }
 }
 
@@ -143,7 +149,10 @@ pub struct Engine {
 
 impl Engine {
     /// An engine for `rules`, compiling its matcher.
-    pub fn new(rules: Arc<Rules>, config: EngineConfig) -> Result<Self, crate::matcher::BuildError> {
+    pub fn new(
+        rules: Arc<Rules>,
+        config: EngineConfig,
+    ) -> Result<Self, crate::matcher::BuildError> {
         let matcher = Arc::new(Matcher::new(&rules)?);
         Ok(Self::with_matcher(rules, matcher, config))
     }
@@ -229,7 +238,15 @@ impl Engine {
             self.watermark = Some(rec.ts);
             self.keys.sweep(rec.ts);
             self.resolved.clear();
-            self.keys.resolve(rec.ts, Resolver { seq: line_no, id: Some(rec.id), ts: rec.ts }, &mut self.resolved);
+            self.keys.resolve(
+                rec.ts,
+                Resolver {
+                    seq: line_no,
+                    id: Some(rec.id),
+                    ts: rec.ts,
+                },
+                &mut self.resolved,
+            );
             for a in &self.resolved {
                 self.stats.alerts_resolved += 1;
                 out.alert(a);
@@ -269,7 +286,9 @@ fn count_record(
     for (b, templates) in matches.businesses() {
         stats.matched += 1;
         per_business[b] += 1;
-        if let Some(alert) = keys.count(b, templates, seq, rec.id, rec.ts, rec.region, rec.text, caller) {
+        if let Some(alert) = keys.count(
+            b, templates, seq, rec.id, rec.ts, rec.region, rec.text, caller,
+        ) {
             stats.alerts_firing += 1;
             out.alert(&alert);
         }
@@ -307,7 +326,10 @@ all_of = [["彩信"]]
 "#;
 
     fn line(id: &str, minute: i64, region: &str, text: &str, caller: &str) -> String {
-        format!(r#"{{"id":"{id}","ts":{},"region":"{region}","text":"{text}","caller":"{caller}"}}"#, 1_773_532_800_000 + minute * 60_000)
+        format!(
+            r#"{{"id":"{id}","ts":{},"region":"{region}","text":"{text}","caller":"{caller}"}}"#,
+            1_773_532_800_000 + minute * 60_000
+        )
     }
 
     fn run(lines: &[String]) -> (Collect, Stats) {
@@ -329,17 +351,27 @@ all_of = [["彩信"]]
             line("3", 2, "杭州", "彩铃复制失败", "b"),
             line("4", 3, "杭州", "彩铃复制失败", "c"), // third distinct caller: fires
             line("5", 4, "杭州", "彩铃复制失败", "d"), // update only
-            line("6", 13, "宁波", "无关", "x"), // wm 13: limit 11 < 12, still open
-            line("7", 14, "宁波", "无关", "x"), // wm 14: limit 12 >= 12, resolves
+            line("6", 13, "宁波", "无关", "x"),        // wm 13: limit 11 < 12, still open
+            line("7", 14, "宁波", "无关", "x"),        // wm 14: limit 12 >= 12, resolves
         ];
         let (out, stats) = run(&lines);
         // Windows are [w, w+10) in minutes. At record 4 (c at 3), windows
         // -6..=1 hold a, b and c; the most callers, earliest start is -6.
         let fired = &out.alerts[0];
-        assert_eq!((fired.state, fired.triggered_by.as_deref(), fired.count), (crate::alert::AlertState::Firing, Some("4"), 3));
+        assert_eq!(
+            (fired.state, fired.triggered_by.as_deref(), fired.count),
+            (crate::alert::AlertState::Firing, Some("4"), 3)
+        );
         assert_eq!(fired.window_start, 1_773_532_800_000 - 6 * 60_000);
         assert_eq!(fired.window_end, 1_773_532_800_000 + 4 * 60_000);
-        assert_eq!(fired.samples.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), vec!["2", "3", "4"]);
+        assert_eq!(
+            fired
+                .samples
+                .iter()
+                .map(|s| s.id.as_str())
+                .collect::<Vec<_>>(),
+            vec!["2", "3", "4"]
+        );
         assert_eq!(fired.templates, vec![("crbt.copy".to_string(), 4)]);
         assert_eq!(stats.alerts_firing, 1);
         assert_eq!(out.alerts.len(), 2);
@@ -366,8 +398,17 @@ all_of = [["彩信"]]
             line("6", 0, "杭州", "彩铃复制", "f"),
         ];
         let (out, _) = run(&lines);
-        let order: Vec<(String, String, String)> =
-            out.alerts.iter().map(|a| (a.state.as_str().into(), a.business.clone(), a.region.clone())).collect();
+        let order: Vec<(String, String, String)> = out
+            .alerts
+            .iter()
+            .map(|a| {
+                (
+                    a.state.as_str().into(),
+                    a.business.clone(),
+                    a.region.clone(),
+                )
+            })
+            .collect();
         assert_eq!(
             order,
             vec![

@@ -64,7 +64,9 @@ impl Matches {
     /// The matched businesses in rules-file order, each with the indices
     /// (into [`Rules::templates`]) of its matched templates.
     pub fn businesses(&self) -> impl ExactSizeIterator<Item = (usize, &[u32])> + '_ {
-        self.businesses.iter().map(|&(b, s, e)| (b as usize, &self.templates[s as usize..e as usize]))
+        self.businesses
+            .iter()
+            .map(|&(b, s, e)| (b as usize, &self.templates[s as usize..e as usize]))
     }
 
     /// Every matched template, ascending.
@@ -101,8 +103,14 @@ impl Matcher {
                     });
                     let list = &mut uses_of[p as usize];
                     // A keyword listed twice in one group is one use.
-                    if !list.iter().any(|u| u.template == t as u32 && u.group == group) {
-                        list.push(Use { template: t as u32, group });
+                    if !list
+                        .iter()
+                        .any(|u| u.template == t as u32 && u.group == group)
+                    {
+                        list.push(Use {
+                            template: t as u32,
+                            group,
+                        });
                     }
                 }
             }
@@ -121,10 +129,23 @@ impl Matcher {
         let full = rules
             .templates
             .iter()
-            .map(|t| if t.all_of.len() >= 64 { u64::MAX } else { (1u64 << t.all_of.len()) - 1 })
+            .map(|t| {
+                if t.all_of.len() >= 64 {
+                    u64::MAX
+                } else {
+                    (1u64 << t.all_of.len()) - 1
+                }
+            })
             .collect();
         let business = rules.templates.iter().map(|t| t.business as u16).collect();
-        Ok(Matcher { ac, use_start, uses, full, business, patterns: keywords.len() })
+        Ok(Matcher {
+            ac,
+            use_start,
+            uses,
+            full,
+            business,
+            patterns: keywords.len(),
+        })
     }
 
     /// Number of distinct keywords in the automaton.
@@ -254,7 +275,10 @@ all_of = [["abc"], ["bcd"], ["c"]]
         let m = Matcher::new(&rules).unwrap();
         let mut s = m.scratch();
         m.find(&normalize(text), &mut s);
-        s.templates().iter().map(|&t| rules.templates[t as usize].id.clone()).collect()
+        s.templates()
+            .iter()
+            .map(|&t| rules.templates[t as usize].id.clone())
+            .collect()
     }
 
     #[test]
@@ -272,7 +296,10 @@ all_of = [["abc"], ["bcd"], ["c"]]
             ("abcd", &["data.overlap"]),
             ("ab cd", &[]),
             ("", &[]),
-            ("彩铃复制失败，GPRS异常", &["crbt.any", "crbt.copy", "data.gprs"]),
+            (
+                "彩铃复制失败，GPRS异常",
+                &["crbt.any", "crbt.copy", "data.gprs"],
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(found(text), *want, "{text}");

@@ -45,9 +45,13 @@ fn classify3(cp: u32) -> Fast {
         // 、。 〈〉《》「」『』【】 〔〕〖〗〘〙〚〛 〜
         0x3001 | 0x3002 | 0x3008..=0x3011 | 0x3014..=0x301B | 0x301C => Fast::Keep,
         // ‐ – — ‘ ’ “ ” • ※ and the like.
-        0x2010 | 0x2012..=0x2015 | 0x2018..=0x201F | 0x2020..=0x2022 | 0x2030 | 0x203B => Fast::Keep,
+        0x2010 | 0x2012..=0x2015 | 0x2018..=0x201F | 0x2020..=0x2022 | 0x2030 | 0x203B => {
+            Fast::Keep
+        }
         // Geometric shapes and arrows used as bullets: ← ↑ → ↓ ■ □ ▲ △ ● ○ ★ ☆
-        0x2190..=0x2193 | 0x25A0 | 0x25A1 | 0x25B2 | 0x25B3 | 0x25CB | 0x25CF | 0x2605 | 0x2606 => Fast::Keep,
+        0x2190..=0x2193 | 0x25A0 | 0x25A1 | 0x25B2 | 0x25B3 | 0x25CB | 0x25CF | 0x2605 | 0x2606 => {
+            Fast::Keep
+        }
         // Full-width yen/pound/cent and similar are not on the fast path.
         _ => Fast::Slow,
     }
@@ -112,7 +116,9 @@ fn fast_path(text: &str, out: &mut String) -> bool {
             continue;
         }
         if (0xE0..0xF0).contains(&c) && i + 2 < b.len() {
-            let cp = ((c as u32 & 0x0F) << 12) | ((b[i + 1] as u32 & 0x3F) << 6) | (b[i + 2] as u32 & 0x3F);
+            let cp = ((c as u32 & 0x0F) << 12)
+                | ((b[i + 1] as u32 & 0x3F) << 6)
+                | (b[i + 2] as u32 & 0x3F);
             match classify3(cp) {
                 Fast::Keep => v.extend_from_slice(&b[i..i + 3]),
                 Fast::Ascii(a) => v.push(a.to_ascii_lowercase()),
@@ -137,7 +143,9 @@ mod tests {
     #[test]
     fn fast_path_table_agrees_with_nfkc() {
         for cp in 0x800u32..=0xFFFF {
-            let Some(ch) = char::from_u32(cp) else { continue };
+            let Some(ch) = char::from_u32(cp) else {
+                continue;
+            };
             let s = ch.to_string();
             let mut out = String::new();
             if fast_path(&s, &mut out) {

@@ -40,7 +40,12 @@ pub enum Reject {
 
 impl Reject {
     /// Every reason, in check order.
-    pub const ALL: [Reject; 4] = [Reject::InvalidUtf8, Reject::InvalidJson, Reject::MissingField, Reject::BadTs];
+    pub const ALL: [Reject; 4] = [
+        Reject::InvalidUtf8,
+        Reject::InvalidJson,
+        Reject::MissingField,
+        Reject::BadTs,
+    ];
 
     /// The reason's name in summaries, dead letters and metrics.
     pub fn name(self) -> &'static str {
@@ -121,7 +126,11 @@ type Res<T> = Result<T, RejectInfo>;
 
 #[inline]
 fn json_err(detail: &'static str, at: usize) -> RejectInfo {
-    RejectInfo { reason: Reject::InvalidJson, detail, at }
+    RejectInfo {
+        reason: Reject::InvalidJson,
+        detail,
+        at,
+    }
 }
 
 struct Scanner<'a> {
@@ -176,7 +185,11 @@ impl<'a> Scanner<'a> {
             if self.b[self.i] == b'"' {
                 let end = self.i;
                 self.i += 1;
-                return Ok(Span { start, end, escaped });
+                return Ok(Span {
+                    start,
+                    end,
+                    escaped,
+                });
             }
             escaped = true;
             match self.b.get(self.i + 1) {
@@ -246,7 +259,13 @@ impl<'a> Scanner<'a> {
         let mut v: i64 = 0;
         for &c in &self.b[int_start..int_end] {
             let d = (c - b'0') as i64;
-            v = match v.checked_mul(10).and_then(|v| if neg { v.checked_sub(d) } else { v.checked_add(d) }) {
+            v = match v.checked_mul(10).and_then(|v| {
+                if neg {
+                    v.checked_sub(d)
+                } else {
+                    v.checked_add(d)
+                }
+            }) {
                 Some(v) => v,
                 None => return Ok(Some(None)),
             };
@@ -388,7 +407,10 @@ fn unescape(raw: &[u8], out: &mut String) {
                 i += 4;
                 let ch = if (0xD800..0xDC00).contains(&hi) {
                     // A high surrogate: take the low one if it follows.
-                    if raw.get(i) == Some(&b'\\') && raw.get(i + 1) == Some(&b'u') && i + 6 <= raw.len() {
+                    if raw.get(i) == Some(&b'\\')
+                        && raw.get(i + 1) == Some(&b'u')
+                        && i + 6 <= raw.len()
+                    {
                         let lo = hex4(&raw[i + 2..i + 6]);
                         if (0xDC00..0xE000).contains(&lo) {
                             i += 6;
@@ -411,7 +433,9 @@ fn unescape(raw: &[u8], out: &mut String) {
 
 #[inline]
 fn hex4(h: &[u8]) -> u32 {
-    h.iter().fold(0, |acc, &c| acc * 16 + (c as char).to_digit(16).unwrap_or(0))
+    h.iter().fold(0, |acc, &c| {
+        acc * 16 + (c as char).to_digit(16).unwrap_or(0)
+    })
 }
 
 /// Which of the fields we read a key names.
@@ -606,7 +630,11 @@ impl Decoder {
                 Some(ts) => ts,
                 None => return bad_ts("ts is not an RFC 3339 date-time with an offset"),
             },
-            (Field::Int(Some(ms)), _) if (crate::time::MIN_MS..=crate::time::MAX_MS).contains(&ms) => ms,
+            (Field::Int(Some(ms)), _)
+                if (crate::time::MIN_MS..=crate::time::MAX_MS).contains(&ms) =>
+            {
+                ms
+            }
             (Field::Int(_), _) => return bad_ts("ts is out of range"),
             _ => return bad_ts("ts is neither a string nor an integer"),
         };
@@ -637,7 +665,9 @@ mod tests {
     #[test]
     fn decodes_a_record() {
         let mut d = Decoder::new();
-        let Decoded::Record(r) = d.decode(OK.as_bytes()) else { panic!() };
+        let Decoded::Record(r) = d.decode(OK.as_bytes()) else {
+            panic!()
+        };
         assert_eq!(r.id, "WO1");
         assert_eq!(r.ts, 1_773_538_061_000);
         assert_eq!(r.region, "杭州");
@@ -650,7 +680,9 @@ mod tests {
     fn unescapes_strings() {
         let line = r#"{"id":"A\"1","ts":1773538061000,"region":"\u676d\u5dde","text":"a\nb\\c\/d\ud83d\ude00\ud800x","caller":123,"channel":"app"}"#;
         let mut d = Decoder::new();
-        let Decoded::Record(r) = d.decode(line.as_bytes()) else { panic!() };
+        let Decoded::Record(r) = d.decode(line.as_bytes()) else {
+            panic!()
+        };
         assert_eq!(r.id, "A\"1");
         assert_eq!(r.region, "杭州");
         assert_eq!(r.text, "a\nb\\c/d😀\u{FFFD}x");
@@ -662,7 +694,11 @@ mod tests {
     #[test]
     fn blank_lines_are_skipped() {
         for line in ["", " ", "\t \r", "\r"] {
-            assert_eq!(Decoder::new().decode(line.as_bytes()), Decoded::Blank, "{line:?}");
+            assert_eq!(
+                Decoder::new().decode(line.as_bytes()),
+                Decoded::Blank,
+                "{line:?}"
+            );
         }
     }
 
@@ -741,7 +777,11 @@ mod tests {
 
     #[test]
     fn very_deep_nesting_is_invalid_json_without_recursion() {
-        let line = format!("{{\"a\":{}1{}}}", "{\"a\":".repeat(100_000), "}".repeat(100_000));
+        let line = format!(
+            "{{\"a\":{}1{}}}",
+            "{\"a\":".repeat(100_000),
+            "}".repeat(100_000)
+        );
         assert_eq!(reason(line.as_bytes()), Some(Reject::InvalidJson));
         let line = "[".repeat(1_000_000);
         assert_eq!(reason(line.as_bytes()), Some(Reject::InvalidJson));
@@ -752,7 +792,9 @@ mod tests {
         let text = "很长的备注".repeat(70_000);
         let line = format!(r#"{{"id":"H1","ts":1,"region":"r","text":"{text}"}}"#);
         let mut d = Decoder::new();
-        let Decoded::Record(r) = d.decode(line.as_bytes()) else { panic!() };
+        let Decoded::Record(r) = d.decode(line.as_bytes()) else {
+            panic!()
+        };
         assert_eq!(r.text.len(), text.len());
     }
 }

@@ -196,7 +196,10 @@ pub struct DurationError {
 /// `ms`, `s`, `m`, `h`, `d` (`30m`, `90s`, `1h30m`, `500ms`), into
 /// milliseconds.
 pub fn parse_duration(text: &str) -> Result<i64, DurationError> {
-    let err = |why| DurationError { text: text.to_owned(), why };
+    let err = |why| DurationError {
+        text: text.to_owned(),
+        why,
+    };
     let b = text.trim().as_bytes();
     if b.is_empty() {
         return Err(err("it is empty"));
@@ -248,7 +251,13 @@ pub fn format_duration(ms: i64) -> String {
         s.push('-');
         rest = -rest;
     }
-    for (unit, scale) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+    for (unit, scale) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ] {
         if rest >= scale {
             let _ = write!(s, "{}{}", rest / scale, unit);
             rest %= scale;
@@ -350,7 +359,19 @@ mod tests {
         for (text, want) in ok {
             assert_eq!(parse_duration(text), Ok(*want), "{text}");
         }
-        for bad in ["", "30", "m", "30 m", "1.5h", "-5m", "5y", "5M", "abc", "99999999999999999999h", "1h 30m"] {
+        for bad in [
+            "",
+            "30",
+            "m",
+            "30 m",
+            "1.5h",
+            "-5m",
+            "5y",
+            "5M",
+            "abc",
+            "99999999999999999999h",
+            "1h 30m",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
         }
         for ms in [0, 500, 90_000, 5_400_000, 90_500, 86_400_000 + 1] {

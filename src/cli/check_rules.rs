@@ -27,7 +27,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             for e in &errors {
                 println!("{e}");
             }
-            eprintln!("{}: {} error{}", args.file.display(), errors.len(), if errors.len() == 1 { "" } else { "s" });
+            eprintln!(
+                "{}: {} error{}",
+                args.file.display(),
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" }
+            );
             return Ok(ExitCode::from(1));
         }
     };
@@ -58,23 +63,51 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .filter(|b| b.department == d)
             .map(|b| format!("{}({}, ≥{})", b.id, b.templates.len(), b.threshold))
             .collect();
-        println!("  {} {}: {}", dept.id, dept.name, if names.is_empty() { "-".into() } else { names.join(" ") });
+        println!(
+            "  {} {}: {}",
+            dept.id,
+            dept.name,
+            if names.is_empty() {
+                "-".into()
+            } else {
+                names.join(" ")
+            }
+        );
     }
-    let idle: Vec<&str> = rules.businesses.iter().filter(|b| b.templates.is_empty()).map(|b| b.id.as_str()).collect();
+    let idle: Vec<&str> = rules
+        .businesses
+        .iter()
+        .filter(|b| b.templates.is_empty())
+        .map(|b| b.id.as_str())
+        .collect();
     if !idle.is_empty() {
-        println!("  warning: businesses without templates never alert: {}", idle.join(", "));
+        println!(
+            "  warning: businesses without templates never alert: {}",
+            idle.join(", ")
+        );
     }
     if w.slide_ms > w.size_ms {
-        println!("  warning: slide is longer than size: complaints between windows are not counted");
+        println!(
+            "  warning: slide is longer than size: complaints between windows are not counted"
+        );
     }
     if w.size_ms / w.slide_ms > 1000 {
-        println!("  warning: {} windows per complaint make counting slow", w.size_ms / w.slide_ms);
+        println!(
+            "  warning: {} windows per complaint make counting slow",
+            w.size_ms / w.slide_ms
+        );
     }
     if args.verbose {
         for b in &rules.businesses {
-            println!("  {} {} (department {}, threshold {})", b.id, b.name, rules.departments[b.department].id, b.threshold);
+            println!(
+                "  {} {} (department {}, threshold {})",
+                b.id, b.name, rules.departments[b.department].id, b.threshold
+            );
             for t in &rules.templates[b.templates.clone()] {
-                println!("    {} {}: all_of {:?} none_of {:?}", t.id, t.phenomenon, t.all_of, t.none_of);
+                println!(
+                    "    {} {}: all_of {:?} none_of {:?}",
+                    t.id, t.phenomenon, t.all_of, t.none_of
+                );
             }
         }
     }

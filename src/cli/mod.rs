@@ -56,7 +56,11 @@ pub fn main() -> ExitCode {
 
 /// Folds a message onto one line.
 pub fn one_line(s: &str) -> String {
-    s.split('\n').map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+    s.split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Peak resident set size of this process in bytes (Linux), if known.

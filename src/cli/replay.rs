@@ -107,7 +107,9 @@ impl Summary {
             self.elapsed_s,
             self.events_per_s,
             self.mb_per_s,
-            self.peak_rss_mb.map(|m| format!(", peak RSS {m:.0} MB")).unwrap_or_default()
+            self.peak_rss_mb
+                .map(|m| format!(", peak RSS {m:.0} MB"))
+                .unwrap_or_default()
         )
     }
 }
@@ -120,8 +122,15 @@ pub fn load_rules(path: Option<&Path>) -> anyhow::Result<Arc<Rules>> {
         None => rules::embedded(),
     };
     loaded.map(Arc::new).map_err(|errors| {
-        let more = if errors.len() > 1 { format!(" (and {} more; see hotspot check-rules)", errors.len() - 1) } else { String::new() };
-        anyhow::anyhow!("unusable rules: {}{more}", errors.first().map(|e| e.to_string()).unwrap_or_default())
+        let more = if errors.len() > 1 {
+            format!(" (and {} more; see hotspot check-rules)", errors.len() - 1)
+        } else {
+            String::new()
+        };
+        anyhow::anyhow!(
+            "unusable rules: {}{more}",
+            errors.first().map(|e| e.to_string()).unwrap_or_default()
+        )
     })
 }
 
@@ -130,16 +139,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (input, size): (Box<dyn Read>, Option<u64>) = if args.input.as_os_str() == "-" {
         (Box::new(std::io::stdin().lock()), None)
     } else {
-        let f = File::open(&args.input).with_context(|| format!("cannot open input {}", args.input.display()))?;
+        let f = File::open(&args.input)
+            .with_context(|| format!("cannot open input {}", args.input.display()))?;
         let size = f.metadata().ok().map(|m| m.len());
         (Box::new(f), size)
     };
     let mut alerts = match &args.alerts {
-        Some(p) => JsonlWriter::create(p).with_context(|| format!("cannot create alerts file {}", p.display()))?,
+        Some(p) => JsonlWriter::create(p)
+            .with_context(|| format!("cannot create alerts file {}", p.display()))?,
         None => JsonlWriter::stdout(),
     };
     let mut dead = match &args.dead_letter {
-        Some(p) => Some(JsonlWriter::create(p).with_context(|| format!("cannot create dead-letter file {}", p.display()))?),
+        Some(p) => Some(
+            JsonlWriter::create(p)
+                .with_context(|| format!("cannot create dead-letter file {}", p.display()))?,
+        ),
         None => None,
     };
     let show = !args.quiet && std::io::stderr().is_terminal();
@@ -164,8 +178,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let stats = replay(
         rules.clone(),
         input,
-        &mut ReplayOutputs { alerts: &mut alerts, dead_letters: dead.as_mut() },
-        EngineConfig { max_keys: args.max_keys },
+        &mut ReplayOutputs {
+            alerts: &mut alerts,
+            dead_letters: dead.as_mut(),
+        },
+        EngineConfig {
+            max_keys: args.max_keys,
+        },
         Some(&mut on_progress),
     )
     .with_context(|| format!("replay of {input_name} failed"))?;
@@ -176,7 +195,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let summary = Summary::new(&stats, &rules, elapsed);
     if let Some(p) = &args.summary {
         let json = serde_json::to_string_pretty(&summary)?;
-        std::fs::write(p, json + "\n").with_context(|| format!("cannot write summary {}", p.display()))?;
+        std::fs::write(p, json + "\n")
+            .with_context(|| format!("cannot write summary {}", p.display()))?;
     }
     if !args.quiet {
         eprintln!("hotspot replay: {}", summary.line());
@@ -203,10 +223,16 @@ pub fn demo() -> anyhow::Result<ExitCode> {
     let stats = replay(
         rules.clone(),
         EMBEDDED_TRAFFIC,
-        &mut ReplayOutputs { alerts: &mut alerts, dead_letters: None },
+        &mut ReplayOutputs {
+            alerts: &mut alerts,
+            dead_letters: None,
+        },
         EngineConfig::default(),
         None,
     )?;
-    eprintln!("hotspot replay: {}", Summary::new(&stats, &rules, started.elapsed().as_secs_f64()).line());
+    eprintln!(
+        "hotspot replay: {}",
+        Summary::new(&stats, &rules, started.elapsed().as_secs_f64()).line()
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -84,7 +84,12 @@ struct RawTemplate {
 pub fn load_file(path: &Path) -> Result<Rules, Vec<RulesError>> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![RulesError { file: name.clone(), line: 0, item: "file".into(), message: format!("cannot read: {e}") }]
+        vec![RulesError {
+            file: name.clone(),
+            line: 0,
+            item: "file".into(),
+            message: format!("cannot read: {e}"),
+        }]
     })?;
     load_str(&text, &name)
 }
@@ -99,11 +104,19 @@ fn line_of(text: &str, offset: usize) -> usize {
 fn item_at(text: &str, offset: usize) -> String {
     let offset = offset.min(text.len());
     let before = &text[..offset];
-    let header_start = before.rfind("\n[").map(|i| i + 1).or_else(|| before.starts_with('[').then_some(0));
-    let Some(start) = header_start else { return "top level".into() };
+    let header_start = before
+        .rfind("\n[")
+        .map(|i| i + 1)
+        .or_else(|| before.starts_with('[').then_some(0));
+    let Some(start) = header_start else {
+        return "top level".into();
+    };
     let header_line = text[start..].lines().next().unwrap_or("").trim();
     let kind = header_line.trim_matches(|c| c == '[' || c == ']').trim();
-    let body_end = text[start + 1..].find("\n[").map(|i| start + 1 + i).unwrap_or(text.len());
+    let body_end = text[start + 1..]
+        .find("\n[")
+        .map(|i| start + 1 + i)
+        .unwrap_or(text.len());
     let id = text[start..body_end].lines().find_map(|l| {
         let l = l.trim();
         let rest = l.strip_prefix("id")?.trim_start().strip_prefix('=')?.trim();
@@ -140,7 +153,14 @@ pub fn load_str(text: &str, file: &str) -> Result<Rules, Vec<RulesError>> {
             if let Some(v) = field {
                 match parse_duration(v.get_ref()) {
                     Ok(ms) if ms >= min => *target = ms,
-                    Ok(_) => errors.push(at(v.span(), item(), format!("{name} must be at least {}", if min == 0 { "0s" } else { "1ms" }))),
+                    Ok(_) => errors.push(at(
+                        v.span(),
+                        item(),
+                        format!(
+                            "{name} must be at least {}",
+                            if min == 0 { "0s" } else { "1ms" }
+                        ),
+                    )),
                     Err(e) => errors.push(at(v.span(), item(), format!("{name}: {e}"))),
                 }
             }
@@ -148,7 +168,12 @@ pub fn load_str(text: &str, file: &str) -> Result<Rules, Vec<RulesError>> {
         let w = w.get_ref();
         read(&w.size, "size", &mut window.size_ms, 1);
         read(&w.slide, "slide", &mut window.slide_ms, 1);
-        read(&w.allowed_lateness, "allowed_lateness", &mut window.allowed_lateness_ms, 0);
+        read(
+            &w.allowed_lateness,
+            "allowed_lateness",
+            &mut window.allowed_lateness_ms,
+            0,
+        );
     }
 
     // Departments.
@@ -161,14 +186,21 @@ pub fn load_str(text: &str, file: &str) -> Result<Rules, Vec<RulesError>> {
             errors.push(at(id.span(), item, "id is empty".into()));
             continue;
         }
-        if dept_index.insert(id.get_ref().clone(), departments.len()).is_some() {
+        if dept_index
+            .insert(id.get_ref().clone(), departments.len())
+            .is_some()
+        {
             errors.push(at(id.span(), item, "duplicate department id".into()));
             continue;
         }
         let _ = &d.get_ref().description;
         departments.push(Department {
             id: id.get_ref().clone(),
-            name: d.get_ref().name.clone().unwrap_or_else(|| id.get_ref().clone()),
+            name: d
+                .get_ref()
+                .name
+                .clone()
+                .unwrap_or_else(|| id.get_ref().clone()),
         });
     }
 
@@ -190,7 +222,11 @@ pub fn load_str(text: &str, file: &str) -> Result<Rules, Vec<RulesError>> {
             errors.push(at(raw_b.id.span(), item.clone(), "id is empty".into()));
             ok = false;
         } else if business_index.contains_key(id) {
-            errors.push(at(raw_b.id.span(), item.clone(), "duplicate business id".into()));
+            errors.push(at(
+                raw_b.id.span(),
+                item.clone(),
+                "duplicate business id".into(),
+            ));
             ok = false;
         }
         let department = dept_index.get(raw_b.department.get_ref()).copied();
@@ -204,7 +240,11 @@ pub fn load_str(text: &str, file: &str) -> Result<Rules, Vec<RulesError>> {
         }
         let threshold = *raw_b.threshold.get_ref();
         if threshold < 1 || threshold > u32::MAX as i64 {
-            errors.push(at(raw_b.threshold.span(), item.clone(), format!("threshold must be at least 1 (got {threshold})")));
+            errors.push(at(
+                raw_b.threshold.span(),
+                item.clone(),
+                format!("threshold must be at least 1 (got {threshold})"),
+            ));
             ok = false;
         }
         let _ = &raw_b.description;
@@ -231,7 +271,11 @@ pub fn load_str(text: &str, file: &str) -> Result<Rules, Vec<RulesError>> {
             errors.push(at(raw_t.id.span(), item.clone(), "id is empty".into()));
             ok = false;
         } else if template_ids.insert(id.clone(), ()).is_some() {
-            errors.push(at(raw_t.id.span(), item.clone(), "duplicate template id".into()));
+            errors.push(at(
+                raw_t.id.span(),
+                item.clone(),
+                "duplicate template id".into(),
+            ));
             ok = false;
         }
         let business = business_index.get(raw_t.business.get_ref()).copied();
@@ -245,27 +289,51 @@ pub fn load_str(text: &str, file: &str) -> Result<Rules, Vec<RulesError>> {
         }
         let groups = raw_t.all_of.get_ref();
         if groups.is_empty() {
-            errors.push(at(raw_t.all_of.span(), item.clone(), "all_of is empty: a template needs at least one keyword group".into()));
+            errors.push(at(
+                raw_t.all_of.span(),
+                item.clone(),
+                "all_of is empty: a template needs at least one keyword group".into(),
+            ));
             ok = false;
         }
         if groups.len() > MAX_GROUPS {
-            errors.push(at(raw_t.all_of.span(), item.clone(), format!("all_of has {} groups; at most {MAX_GROUPS}", groups.len())));
+            errors.push(at(
+                raw_t.all_of.span(),
+                item.clone(),
+                format!("all_of has {} groups; at most {MAX_GROUPS}", groups.len()),
+            ));
             ok = false;
         }
         for (g, group) in groups.iter().enumerate() {
             if group.is_empty() {
-                errors.push(at(raw_t.all_of.span(), item.clone(), format!("all_of group {} is empty", g + 1)));
+                errors.push(at(
+                    raw_t.all_of.span(),
+                    item.clone(),
+                    format!("all_of group {} is empty", g + 1),
+                ));
                 ok = false;
             }
             if group.iter().any(|k| k.is_empty()) {
-                errors.push(at(raw_t.all_of.span(), item.clone(), format!("all_of group {} has an empty keyword", g + 1)));
+                errors.push(at(
+                    raw_t.all_of.span(),
+                    item.clone(),
+                    format!("all_of group {} has an empty keyword", g + 1),
+                ));
                 ok = false;
             }
         }
-        let none_of = raw_t.none_of.as_ref().map(|n| n.get_ref().clone()).unwrap_or_default();
+        let none_of = raw_t
+            .none_of
+            .as_ref()
+            .map(|n| n.get_ref().clone())
+            .unwrap_or_default();
         if none_of.iter().any(|k| k.is_empty()) {
             let span = raw_t.none_of.as_ref().map(|n| n.span()).unwrap_or(t.span());
-            errors.push(at(span, item.clone(), "none_of has an empty keyword".into()));
+            errors.push(at(
+                span,
+                item.clone(),
+                "none_of has an empty keyword".into(),
+            ));
             ok = false;
         }
         let _ = &raw_t.description;
@@ -274,7 +342,10 @@ pub fn load_str(text: &str, file: &str) -> Result<Rules, Vec<RulesError>> {
                 id: id.clone(),
                 business: business.unwrap_or(0),
                 phenomenon: raw_t.phenomenon.clone().unwrap_or_default(),
-                all_of: groups.iter().map(|g| g.iter().map(|k| normalize(k)).collect()).collect(),
+                all_of: groups
+                    .iter()
+                    .map(|g| g.iter().map(|k| normalize(k)).collect())
+                    .collect(),
                 none_of: none_of.iter().map(|k| normalize(k)).collect(),
                 line: line_of(text, raw_t.id.span().start),
             });
@@ -354,7 +425,14 @@ all_of     = [["ＧＰＲＳ"]]
     #[test]
     fn loads_the_contract_example() {
         let r = load_str(GOOD, "good.toml").unwrap();
-        assert_eq!(r.window, WindowSpec { size_ms: 1_800_000, slide_ms: 60_000, allowed_lateness_ms: 600_000 });
+        assert_eq!(
+            r.window,
+            WindowSpec {
+                size_ms: 1_800_000,
+                slide_ms: 60_000,
+                allowed_lateness_ms: 600_000
+            }
+        );
         assert_eq!(r.departments[0].name, "数据业务部");
         assert_eq!(r.businesses[0].threshold, 8);
         assert_eq!(r.businesses[0].templates, 0..2);
@@ -367,55 +445,148 @@ all_of     = [["ＧＰＲＳ"]]
     }
 
     fn errors(text: &str) -> Vec<String> {
-        load_str(text, "r.toml").unwrap_err().into_iter().map(|e| e.to_string()).collect()
+        load_str(text, "r.toml")
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.to_string())
+            .collect()
     }
 
     #[test]
     fn every_error_names_file_line_and_item() {
         let cases: &[(&str, &str, &str)] = &[
-            ("all_of     = [[\"彩铃\", \"炫铃\"], [\"复制\", \"同步\"]]", "all_of     = []", "r.toml:21: template 'crbt.copy_fail': all_of is empty"),
-            ("[\"复制\", \"同步\"]]", "[]]", "r.toml:21: template 'crbt.copy_fail': all_of group 2 is empty"),
-            ("\"复制\", \"同步\"", "\"\", \"同步\"", "r.toml:21: template 'crbt.copy_fail': all_of group 2 has an empty keyword"),
-            ("none_of    = [\"咨询如何\"]", "none_of    = [\"\"]", "r.toml:22: template 'crbt.copy_fail': none_of has an empty keyword"),
-            ("business   = \"crbt\"\nphenomenon", "business   = \"crbtt\"\nphenomenon", "r.toml:19: template 'crbt.copy_fail': unknown business 'crbtt'"),
-            ("department = \"vas\"", "department = \"vass\"", "r.toml:14: business 'crbt': unknown department 'vass'"),
-            ("threshold  = 8", "threshold  = 0", "r.toml:15: business 'crbt': threshold must be at least 1 (got 0)"),
-            ("id         = \"crbt.a_first\"", "id         = \"crbt.copy_fail\"", "r.toml:25: template 'crbt.copy_fail': duplicate template id"),
-            ("size  = \"30m\"", "size  = \"30 minutes\"", "r.toml:3: [window]: size: invalid duration"),
-            ("slide = \"1m\"", "slide = \"0s\"", "r.toml:4: [window]: slide must be at least 1ms"),
-            ("threshold  = 8", "threshold  = 8\ncolour = \"red\"", "r.toml:16: business 'crbt': unknown field `colour`"),
-            ("allowed_lateness = \"10m\"", "allowed_lateness = \"10m\"\njitter = \"1s\"", "r.toml:6: [window]: unknown field `jitter`"),
-            ("[[template]]\nid         = \"crbt.a_first\"", "[[templates]]\nid         = \"crbt.a_first\"", "r.toml:24: templates 'crbt.a_first': unknown field `templates`"),
-            ("threshold  = 8", "threshold  = \"8\"", "r.toml:15: business 'crbt': invalid type"),
-            ("threshold  = 8", "threshold  = 8 8", "r.toml:15: business 'crbt':"),
+            (
+                "all_of     = [[\"彩铃\", \"炫铃\"], [\"复制\", \"同步\"]]",
+                "all_of     = []",
+                "r.toml:21: template 'crbt.copy_fail': all_of is empty",
+            ),
+            (
+                "[\"复制\", \"同步\"]]",
+                "[]]",
+                "r.toml:21: template 'crbt.copy_fail': all_of group 2 is empty",
+            ),
+            (
+                "\"复制\", \"同步\"",
+                "\"\", \"同步\"",
+                "r.toml:21: template 'crbt.copy_fail': all_of group 2 has an empty keyword",
+            ),
+            (
+                "none_of    = [\"咨询如何\"]",
+                "none_of    = [\"\"]",
+                "r.toml:22: template 'crbt.copy_fail': none_of has an empty keyword",
+            ),
+            (
+                "business   = \"crbt\"\nphenomenon",
+                "business   = \"crbtt\"\nphenomenon",
+                "r.toml:19: template 'crbt.copy_fail': unknown business 'crbtt'",
+            ),
+            (
+                "department = \"vas\"",
+                "department = \"vass\"",
+                "r.toml:14: business 'crbt': unknown department 'vass'",
+            ),
+            (
+                "threshold  = 8",
+                "threshold  = 0",
+                "r.toml:15: business 'crbt': threshold must be at least 1 (got 0)",
+            ),
+            (
+                "id         = \"crbt.a_first\"",
+                "id         = \"crbt.copy_fail\"",
+                "r.toml:25: template 'crbt.copy_fail': duplicate template id",
+            ),
+            (
+                "size  = \"30m\"",
+                "size  = \"30 minutes\"",
+                "r.toml:3: [window]: size: invalid duration",
+            ),
+            (
+                "slide = \"1m\"",
+                "slide = \"0s\"",
+                "r.toml:4: [window]: slide must be at least 1ms",
+            ),
+            (
+                "threshold  = 8",
+                "threshold  = 8\ncolour = \"red\"",
+                "r.toml:16: business 'crbt': unknown field `colour`",
+            ),
+            (
+                "allowed_lateness = \"10m\"",
+                "allowed_lateness = \"10m\"\njitter = \"1s\"",
+                "r.toml:6: [window]: unknown field `jitter`",
+            ),
+            (
+                "[[template]]\nid         = \"crbt.a_first\"",
+                "[[templates]]\nid         = \"crbt.a_first\"",
+                "r.toml:24: templates 'crbt.a_first': unknown field `templates`",
+            ),
+            (
+                "threshold  = 8",
+                "threshold  = \"8\"",
+                "r.toml:15: business 'crbt': invalid type",
+            ),
+            (
+                "threshold  = 8",
+                "threshold  = 8 8",
+                "r.toml:15: business 'crbt':",
+            ),
         ];
         for (from, to, want) in cases {
             assert!(GOOD.contains(from), "{from}");
             let text = GOOD.replacen(from, to, 1);
             let got = errors(&text);
-            assert!(got.iter().any(|e| e.starts_with(want)), "want {want:?}, got {got:?}");
+            assert!(
+                got.iter().any(|e| e.starts_with(want)),
+                "want {want:?}, got {got:?}"
+            );
         }
     }
 
     #[test]
     fn duplicates_and_all_errors_at_once() {
-        let text = format!("{GOOD}\n[[business]]\nid = \"crbt\"\ndepartment = \"x\"\nthreshold = -1\n\n[[department]]\nid = \"vas\"\n");
+        let text = format!(
+            "{GOOD}\n[[business]]\nid = \"crbt\"\ndepartment = \"x\"\nthreshold = -1\n\n[[department]]\nid = \"vas\"\n"
+        );
         let got = errors(&text);
-        assert!(got.iter().any(|e| e.contains("business 'crbt': duplicate business id")), "{got:?}");
-        assert!(got.iter().any(|e| e.contains("unknown department 'x'")), "{got:?}");
-        assert!(got.iter().any(|e| e.contains("threshold must be at least 1")), "{got:?}");
-        assert!(got.iter().any(|e| e.contains("department 'vas': duplicate department id")), "{got:?}");
+        assert!(
+            got.iter()
+                .any(|e| e.contains("business 'crbt': duplicate business id")),
+            "{got:?}"
+        );
+        assert!(
+            got.iter().any(|e| e.contains("unknown department 'x'")),
+            "{got:?}"
+        );
+        assert!(
+            got.iter()
+                .any(|e| e.contains("threshold must be at least 1")),
+            "{got:?}"
+        );
+        assert!(
+            got.iter()
+                .any(|e| e.contains("department 'vas': duplicate department id")),
+            "{got:?}"
+        );
     }
 
     #[test]
     fn missing_file_is_an_error() {
         let e = load_file(Path::new("/nonexistent/rules.toml")).unwrap_err();
-        assert!(e[0].to_string().starts_with("/nonexistent/rules.toml:0: file: cannot read"));
+        assert!(
+            e[0].to_string()
+                .starts_with("/nonexistent/rules.toml:0: file: cannot read")
+        );
     }
 
     #[test]
     fn window_defaults_when_absent() {
-        let text = GOOD.replace("[window]\nsize  = \"30m\"\nslide = \"1m\"\nallowed_lateness = \"10m\"\n", "");
-        assert_eq!(load_str(&text, "r.toml").unwrap().window, WindowSpec::default());
+        let text = GOOD.replace(
+            "[window]\nsize  = \"30m\"\nslide = \"1m\"\nallowed_lateness = \"10m\"\n",
+            "",
+        );
+        assert_eq!(
+            load_str(&text, "r.toml").unwrap().window,
+            WindowSpec::default()
+        );
     }
 }

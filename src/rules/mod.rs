@@ -24,7 +24,11 @@ pub struct WindowSpec {
 
 impl Default for WindowSpec {
     fn default() -> Self {
-        WindowSpec { size_ms: 30 * 60_000, slide_ms: 60_000, allowed_lateness_ms: 10 * 60_000 }
+        WindowSpec {
+            size_ms: 30 * 60_000,
+            slide_ms: 60_000,
+            allowed_lateness_ms: 10 * 60_000,
+        }
     }
 }
 

@@ -52,20 +52,27 @@ mod tests {
 
     #[test]
     fn masks_and_cuts() {
-        let info = RejectInfo { reason: Reject::InvalidJson, detail: "unterminated string", at: 3 };
+        let info = RejectInfo {
+            reason: Reject::InvalidJson,
+            detail: "unterminated string",
+            at: 3,
+        };
         let raw = "{\"text\":\"回访号码：13812345678".as_bytes();
-        let j: serde_json::Value = serde_json::from_str(&dead_letter_json(7, raw, &info, None)).unwrap();
+        let j: serde_json::Value =
+            serde_json::from_str(&dead_letter_json(7, raw, &info, None)).unwrap();
         assert_eq!(j["line"], 7);
         assert_eq!(j["reason"], "invalid_json");
         assert_eq!(j["bytes"], raw.len());
         assert_eq!(j["raw"], "{\"text\":\"回访号码：138****5678");
         let big = vec![b'x'; 10_000];
-        let j: serde_json::Value = serde_json::from_str(&dead_letter_json(1, &big, &info, Some("http"))).unwrap();
+        let j: serde_json::Value =
+            serde_json::from_str(&dead_letter_json(1, &big, &info, Some("http"))).unwrap();
         assert_eq!(j["raw"].as_str().unwrap().len(), RAW_BYTES);
         assert_eq!(j["bytes"], 10_000);
         assert_eq!(j["source"], "http");
         let bad = b"{\"a\":\"\xff\xfe\"}";
-        let j: serde_json::Value = serde_json::from_str(&dead_letter_json(1, bad, &info, None)).unwrap();
+        let j: serde_json::Value =
+            serde_json::from_str(&dead_letter_json(1, bad, &info, None)).unwrap();
         assert_eq!(j["raw"], "{\"a\":\"\u{FFFD}\u{FFFD}\"}");
     }
 }

@@ -28,11 +28,17 @@ impl JsonlWriter {
 
     /// Appends to `path`, creating it if needed.
     pub fn append(path: &Path) -> io::Result<Self> {
-        Ok(Self::new(Box::new(OpenOptions::new().create(true).append(true).open(path)?)))
+        Ok(Self::new(Box::new(
+            OpenOptions::new().create(true).append(true).open(path)?,
+        )))
     }
 
     pub fn new(w: Box<dyn Write + Send>) -> Self {
-        JsonlWriter { out: BufWriter::with_capacity(1 << 16, w), line: Vec::with_capacity(1024), written: 0 }
+        JsonlWriter {
+            out: BufWriter::with_capacity(1 << 16, w),
+            line: Vec::with_capacity(1024),
+            written: 0,
+        }
     }
 
     pub fn write(&mut self, alert: &Alert) -> io::Result<()> {

@@ -34,7 +34,16 @@ impl<R: Read> LineReader<R> {
     }
 
     pub fn with_capacity(inner: R, chunk: usize) -> Self {
-        LineReader { inner, buf: vec![0; chunk.max(16)], start: 0, end: 0, eof: false, first: true, line_no: 0, offset: 0 }
+        LineReader {
+            inner,
+            buf: vec![0; chunk.max(16)],
+            start: 0,
+            end: 0,
+            eof: false,
+            first: true,
+            line_no: 0,
+            offset: 0,
+        }
     }
 
     /// Starts numbering at `line_no + 1` and offsets at `offset` (for a
@@ -142,8 +151,13 @@ mod tests {
     #[test]
     fn splits_lines_whatever_the_chunk_size() {
         let input = b"a\nbb\n\nccc\r\nlast";
-        let want: Vec<(u64, Vec<u8>)> =
-            vec![(1, b"a".to_vec()), (2, b"bb".to_vec()), (3, b"".to_vec()), (4, b"ccc\r".to_vec()), (5, b"last".to_vec())];
+        let want: Vec<(u64, Vec<u8>)> = vec![
+            (1, b"a".to_vec()),
+            (2, b"bb".to_vec()),
+            (3, b"".to_vec()),
+            (4, b"ccc\r".to_vec()),
+            (5, b"last".to_vec()),
+        ];
         for chunk in [1, 2, 3, 5, 16, 1024] {
             assert_eq!(lines(input, chunk), want, "chunk {chunk}");
         }
@@ -153,7 +167,10 @@ mod tests {
     fn trailing_newline_makes_no_extra_line_and_bom_is_skipped() {
         assert_eq!(lines(b"x\n", 16), vec![(1, b"x".to_vec())]);
         assert_eq!(lines(b"", 16), vec![]);
-        assert_eq!(lines(b"\xEF\xBB\xBFx\ny", 16), vec![(1, b"x".to_vec()), (2, b"y".to_vec())]);
+        assert_eq!(
+            lines(b"\xEF\xBB\xBFx\ny", 16),
+            vec![(1, b"x".to_vec()), (2, b"y".to_vec())]
+        );
     }
 
     #[test]

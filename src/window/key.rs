@@ -96,7 +96,8 @@ mod caller_map_serde {
     use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(m: &CallerMap, s: S) -> Result<S::Ok, S::Error> {
-        let mut v: Vec<(String, &SmallVec<[i64; 2]>)> = m.iter().map(|(k, b)| (format!("{k:032x}"), b)).collect();
+        let mut v: Vec<(String, &SmallVec<[i64; 2]>)> =
+            m.iter().map(|(k, b)| (format!("{k:032x}"), b)).collect();
         v.sort();
         s.collect_seq(v)
     }
@@ -104,7 +105,11 @@ mod caller_map_serde {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<CallerMap, D::Error> {
         let v: Vec<(String, SmallVec<[i64; 2]>)> = Vec::deserialize(d)?;
         v.into_iter()
-            .map(|(k, b)| u128::from_str_radix(&k, 16).map(|k| (k, b)).map_err(serde::de::Error::custom))
+            .map(|(k, b)| {
+                u128::from_str_radix(&k, 16)
+                    .map(|k| (k, b))
+                    .map_err(serde::de::Error::custom)
+            })
             .collect()
     }
 }
@@ -150,7 +155,10 @@ impl KeyState {
         if w < self.w0 {
             return 0;
         }
-        self.counts.get((w - self.w0) as usize).copied().unwrap_or(0)
+        self.counts
+            .get((w - self.w0) as usize)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Counts one complaint in bin `bin`.
@@ -206,12 +214,17 @@ impl KeyState {
                 None => b.templates.push((t, 1)),
             }
         }
-        let mut s = if b.samples.len() == SAMPLES { b.samples.remove(0) } else { pool.pop().unwrap_or_default() };
+        let mut s = if b.samples.len() == SAMPLES {
+            b.samples.remove(0)
+        } else {
+            pool.pop().unwrap_or_default()
+        };
         s.seq = seq;
         s.id.clear();
         s.id.push_str(id);
         s.text.clear();
-        s.text.push_str(&text[..floor_char_boundary(text, SAMPLE_BYTES)]);
+        s.text
+            .push_str(&text[..floor_char_boundary(text, SAMPLE_BYTES)]);
         b.samples.push(s);
         Some(Added { lo, hi })
     }
@@ -276,7 +289,8 @@ impl KeyState {
         let (a, b) = g.bins_of_window(w);
         let from = (a - self.b0).max(0) as usize;
         let to = (b - self.b0 + 1).max(0) as usize;
-        self.bins.range(from.min(self.bins.len())..to.min(self.bins.len()))
+        self.bins
+            .range(from.min(self.bins.len())..to.min(self.bins.len()))
     }
 
     /// Frees everything that belongs only to windows before `first_window`
@@ -327,7 +341,16 @@ impl KeyState {
     pub fn heap_bytes(&self) -> usize {
         self.counts.capacity() * 4
             + self.bins.capacity() * std::mem::size_of::<Bin>()
-            + self.bins.iter().map(|b| b.samples.iter().map(|s| s.id.capacity() + s.text.capacity()).sum::<usize>()).sum::<usize>()
+            + self
+                .bins
+                .iter()
+                .map(|b| {
+                    b.samples
+                        .iter()
+                        .map(|s| s.id.capacity() + s.text.capacity())
+                        .sum::<usize>()
+                })
+                .sum::<usize>()
             + self.callers.capacity() * (16 + std::mem::size_of::<SmallVec<[i64; 2]>>() + 1)
     }
 
@@ -358,13 +381,26 @@ mod tests {
     const M: i64 = 60_000;
 
     fn g() -> Geometry {
-        Geometry::new(WindowSpec { size_ms: 5 * M, slide_ms: M, allowed_lateness_ms: 2 * M })
+        Geometry::new(WindowSpec {
+            size_ms: 5 * M,
+            slide_ms: M,
+            allowed_lateness_ms: 2 * M,
+        })
     }
 
     fn add(k: &mut KeyState, ts: i64, caller: Option<&str>, seq: u64) -> Added {
         let g = g();
-        k.add(&g, g.bin_of(ts), caller.map(caller_id), seq, [0u16].into_iter(), &format!("id{seq}"), "text", &mut Vec::new())
-            .unwrap()
+        k.add(
+            &g,
+            g.bin_of(ts),
+            caller.map(caller_id),
+            seq,
+            [0u16].into_iter(),
+            &format!("id{seq}"),
+            "text",
+            &mut Vec::new(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -436,11 +472,23 @@ mod tests {
         add(&mut k, 10 * M, Some("a"), 1);
         add(&mut k, 20 * M, Some("a"), 2);
         let wm = 20 * M;
-        assert!(!k.trim(g.first_live_window(wm), g.first_live_bin(wm), &mut Vec::new()));
-        assert_eq!(k.count(10), 0, "window [10,15) is dead at wm 20 with lateness 2");
+        assert!(!k.trim(
+            g.first_live_window(wm),
+            g.first_live_bin(wm),
+            &mut Vec::new()
+        ));
+        assert_eq!(
+            k.count(10),
+            0,
+            "window [10,15) is dead at wm 20 with lateness 2"
+        );
         assert_eq!(k.callers(), 1);
         let wm = 40 * M;
-        assert!(k.trim(g.first_live_window(wm), g.first_live_bin(wm), &mut Vec::new()));
+        assert!(k.trim(
+            g.first_live_window(wm),
+            g.first_live_bin(wm),
+            &mut Vec::new()
+        ));
         assert!(k.is_empty());
         assert_eq!(k.callers(), 0);
     }

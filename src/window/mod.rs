@@ -58,7 +58,14 @@ impl Geometry {
         let size = spec.size_ms.max(1);
         let slide = spec.slide_ms.max(1);
         let bin = gcd(size, slide);
-        Geometry { size, slide, lateness: spec.allowed_lateness_ms.max(0), bin, n: size / bin, s: slide / bin }
+        Geometry {
+            size,
+            slide,
+            lateness: spec.allowed_lateness_ms.max(0),
+            bin,
+            n: size / bin,
+            s: slide / bin,
+        }
     }
 
     /// The bin holding instant `ts`.
@@ -117,7 +124,11 @@ mod tests {
     use super::*;
 
     fn geo(size: i64, slide: i64, lateness: i64) -> Geometry {
-        Geometry::new(WindowSpec { size_ms: size, slide_ms: slide, allowed_lateness_ms: lateness })
+        Geometry::new(WindowSpec {
+            size_ms: size,
+            slide_ms: slide,
+            allowed_lateness_ms: lateness,
+        })
     }
 
     /// The plain definition: every k with k*slide <= ts < k*slide + size.
@@ -140,8 +151,24 @@ mod tests {
         const M: i64 = 60_000;
         let cases: &[(i64, i64, i64, &[i64])] = &[
             // (size, slide, ts) -> windows containing ts
-            (30 * M, M, 0, &[-29, -28, -27, -26, -25, -24, -23, -22, -21, -20, -19, -18, -17, -16, -15, -14, -13, -12, -11, -10, -9, -8, -7, -6, -5, -4, -3, -2, -1, 0]),
-            (30 * M, M, 30 * M - 1, &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29]),
+            (
+                30 * M,
+                M,
+                0,
+                &[
+                    -29, -28, -27, -26, -25, -24, -23, -22, -21, -20, -19, -18, -17, -16, -15, -14,
+                    -13, -12, -11, -10, -9, -8, -7, -6, -5, -4, -3, -2, -1, 0,
+                ],
+            ),
+            (
+                30 * M,
+                M,
+                30 * M - 1,
+                &[
+                    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21,
+                    22, 23, 24, 25, 26, 27, 28, 29,
+                ],
+            ),
             (10 * M, 5 * M, 7 * M, &[0, 1]),
             (10 * M, 5 * M, 5 * M, &[0, 1]),
             (10 * M, 5 * M, 5 * M - 1, &[-1, 0]),
@@ -156,7 +183,11 @@ mod tests {
         ];
         for &(size, slide, ts, want) in cases {
             let g = geo(size, slide, 0);
-            assert_eq!(windows_by_definition(&g, ts), want, "definition {size} {slide} {ts}");
+            assert_eq!(
+                windows_by_definition(&g, ts),
+                want,
+                "definition {size} {slide} {ts}"
+            );
             let (lo, hi) = g.windows_of_bin(g.bin_of(ts));
             let got: Vec<i64> = (lo..=hi).collect();
             assert_eq!(got, want, "bins {size} {slide} {ts}");
@@ -165,7 +196,13 @@ mod tests {
 
     #[test]
     fn bins_cover_windows_exactly() {
-        for (size, slide) in [(1_800_000, 60_000), (90_000, 60_000), (60_000, 120_000), (500, 300), (7, 7)] {
+        for (size, slide) in [
+            (1_800_000, 60_000),
+            (90_000, 60_000),
+            (60_000, 120_000),
+            (500, 300),
+            (7, 7),
+        ] {
             let g = geo(size, slide, 0);
             for w in -5..5 {
                 let (a, b) = g.bins_of_window(w);
@@ -179,9 +216,15 @@ mod tests {
     fn lateness_boundary() {
         let g = geo(1_800_000, 60_000, 600_000);
         let wm = Some(10_000_000);
-        assert!(!g.is_late(10_000_000 - 600_000, wm), "exactly at wm - lateness is kept");
+        assert!(
+            !g.is_late(10_000_000 - 600_000, wm),
+            "exactly at wm - lateness is kept"
+        );
         assert!(g.is_late(10_000_000 - 600_001, wm));
-        assert!(!g.is_late(0, None), "nothing is late before the first record");
+        assert!(
+            !g.is_late(0, None),
+            "nothing is late before the first record"
+        );
         // A kept record's windows are all live.
         let ts = 10_000_000 - 600_000;
         let (lo, _) = g.windows_of_bin(g.bin_of(ts));

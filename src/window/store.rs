@@ -18,8 +18,8 @@ use std::sync::Arc;
 use hashbrown::{Equivalent, HashMap};
 use serde::Serialize;
 
-use super::key::{CallerId, KeyState, Sample};
 use super::Geometry;
+use super::key::{CallerId, KeyState, Sample};
 use crate::alert::{Alert, AlertSample, AlertState, alert_id};
 use crate::mask::mask_and_cut;
 use crate::rules::Rules;
@@ -165,7 +165,10 @@ impl KeyStore {
 
     /// Open alerts now.
     pub fn open_count(&self) -> usize {
-        self.slots.iter().filter(|s| s.used && s.alert.is_some()).count()
+        self.slots
+            .iter()
+            .filter(|s| s.used && s.alert.is_some())
+            .count()
     }
 
     fn slot_for(&mut self, business: u16, region: &str) -> Option<u32> {
@@ -175,8 +178,16 @@ impl KeyStore {
         if self.index.len() >= self.max_keys {
             return None;
         }
-        let key = KeyId { business, region: region.into() };
-        let slot = Slot { key: key.clone(), state: KeyState::default(), alert: None, used: true };
+        let key = KeyId {
+            business,
+            region: region.into(),
+        };
+        let slot = Slot {
+            key: key.clone(),
+            state: KeyState::default(),
+            alert: None,
+            used: true,
+        };
         let i = match self.free.pop() {
             Some(i) => {
                 self.slots[i as usize] = slot;
@@ -251,7 +262,10 @@ impl KeyStore {
             .state
             .samples(&geo, w)
             .into_iter()
-            .map(|s| AlertSample { id: s.id.clone(), text: mask_and_cut(&s.text, SAMPLE_CHARS) })
+            .map(|s| AlertSample {
+                id: s.id.clone(),
+                text: mask_and_cut(&s.text, SAMPLE_CHARS),
+            })
             .collect();
         let alert = Alert {
             alert_id: alert_id(&b.id, region, ts, id),
@@ -277,7 +291,12 @@ impl KeyStore {
         };
         self.generation += 1;
         let hot_end = geo.end(last_hot.unwrap_or(w));
-        slot.alert = Some(OpenAlert { firing: alert.clone(), hot_end, max_count: max.max(count), generation: self.generation });
+        slot.alert = Some(OpenAlert {
+            firing: alert.clone(),
+            hot_end,
+            max_count: max.max(count),
+            generation: self.generation,
+        });
         self.heap.push(Reverse((hot_end, i, self.generation)));
         Some(alert)
     }
@@ -294,7 +313,12 @@ impl KeyStore {
             }
             self.heap.pop();
             let slot = &self.slots[i as usize];
-            if slot.used && slot.alert.as_ref().is_some_and(|a| a.generation == generation && a.hot_end == end) {
+            if slot.used
+                && slot
+                    .alert
+                    .as_ref()
+                    .is_some_and(|a| a.generation == generation && a.hot_end == end)
+            {
                 due.push(i);
             }
         }
@@ -330,7 +354,8 @@ impl KeyStore {
             if slot.state.trim(first_window, first_bin, &mut self.pool) && slot.alert.is_none() {
                 slot.used = false;
                 slot.state = KeyState::default();
-                self.index.remove(&KeyRef(slot.key.business, &slot.key.region));
+                self.index
+                    .remove(&KeyRef(slot.key.business, &slot.key.region));
                 slot.key.region = Box::from("");
                 self.free.push(i as u32);
             }
@@ -349,7 +374,16 @@ impl KeyStore {
         });
         for i in open {
             if let Some(alert) = self.slots[i as usize].alert.take() {
-                out.push(resolved(alert, wm, Resolver { seq: u64::MAX, id: None, ts: wm }, true));
+                out.push(resolved(
+                    alert,
+                    wm,
+                    Resolver {
+                        seq: u64::MAX,
+                        id: None,
+                        ts: wm,
+                    },
+                    true,
+                ));
             }
         }
         self.heap.clear();
@@ -357,7 +391,11 @@ impl KeyStore {
 
     /// The open alerts, by business then region.
     pub fn open_alerts(&self) -> Vec<&OpenAlert> {
-        let mut v: Vec<&Slot> = self.slots.iter().filter(|s| s.used && s.alert.is_some()).collect();
+        let mut v: Vec<&Slot> = self
+            .slots
+            .iter()
+            .filter(|s| s.used && s.alert.is_some())
+            .collect();
         v.sort_by(|a, b| (a.key.business, &a.key.region).cmp(&(b.key.business, &b.key.region)));
         v.into_iter().filter_map(|s| s.alert.as_ref()).collect()
     }
@@ -403,7 +441,10 @@ impl KeyStore {
 
     /// Approximate heap bytes of all keys.
     pub fn heap_bytes(&self) -> usize {
-        self.slots.iter().map(|s| s.state.heap_bytes() + s.key.region.len() + std::mem::size_of::<Slot>()).sum::<usize>()
+        self.slots
+            .iter()
+            .map(|s| s.state.heap_bytes() + s.key.region.len() + std::mem::size_of::<Slot>())
+            .sum::<usize>()
             + self.index.capacity() * (std::mem::size_of::<KeyId>() + 4)
     }
 }
