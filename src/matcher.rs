@@ -15,8 +15,16 @@
 //! DFA is several times faster than the default NFA, and overlapping search
 //! is required for correctness — `彩铃` inside `彩铃复制` must not hide
 //! `复制`, nor must one keyword hide another that ends at the same place.
+//!
+//! We drive the DFA ourselves through its `Automaton` trait rather than
+//! through `find_overlapping_iter`: we need only *which* patterns occur, not
+//! where, so the loop is one table lookup per byte and a check for the rare
+//! match state — about twice as fast as the general iterator, which tracks
+//! positions and resumable state for every match.
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use aho_corasick::automaton::{Automaton, StateID};
+use aho_corasick::dfa::DFA;
+use aho_corasick::{Anchored, MatchKind};
 
 use crate::rules::Rules;
 
@@ -32,7 +40,8 @@ struct Use {
 /// The compiled matcher for one rule library.
 #[derive(Debug)]
 pub struct Matcher {
-    ac: AhoCorasick,
+    dfa: DFA,
+    start: StateID,
     /// `uses[use_start[p]..use_start[p + 1]]` are the uses of pattern `p`.
     use_start: Vec<u32>,
     uses: Vec<Use>,
@@ -82,8 +91,12 @@ impl Matches {
 /// Building the automaton failed (only possible with absurdly many or long
 /// keywords).
 #[derive(Debug, thiserror::Error)]
-#[error("cannot build the keyword automaton: {0}")]
-pub struct BuildError(#[from] aho_corasick::BuildError);
+pub enum BuildError {
+    #[error("cannot build the keyword automaton: {0}")]
+    Build(#[from] aho_corasick::BuildError),
+    #[error("the keyword automaton has no start state: {0}")]
+    Start(#[from] aho_corasick::MatchError),
+}
 
 impl Matcher {
     /// Compiles the templates of `rules`.
@@ -115,10 +128,8 @@ impl Matcher {
                 }
             }
         }
-        let ac = AhoCorasick::builder()
-            .kind(Some(AhoCorasickKind::DFA))
-            .match_kind(MatchKind::Standard)
-            .build(&keywords)?;
+        let dfa = DFA::builder().match_kind(MatchKind::Standard).prefilter(false).build(&keywords)?;
+        let start = dfa.start_state(Anchored::No)?;
         let mut use_start = Vec::with_capacity(uses_of.len() + 1);
         let mut uses = Vec::new();
         for list in &uses_of {
@@ -139,7 +150,8 @@ impl Matcher {
             .collect();
         let business = rules.templates.iter().map(|t| t.business as u16).collect();
         Ok(Matcher {
-            ac,
+            dfa,
+            start,
             use_start,
             uses,
             full,
@@ -155,7 +167,7 @@ impl Matcher {
 
     /// Heap bytes used by the automaton.
     pub fn memory_usage(&self) -> usize {
-        self.ac.memory_usage()
+        self.dfa.memory_usage()
     }
 
     /// Fresh scratch state sized for this matcher.
@@ -189,25 +201,33 @@ impl Matcher {
         m.touched.clear();
         m.templates.clear();
         m.businesses.clear();
-        for hit in self.ac.find_overlapping_iter(normalized) {
-            let p = hit.pattern().as_usize();
-            if m.pattern_seen[p] == generation {
+        let dfa = &self.dfa;
+        let mut sid = self.start;
+        for &byte in normalized.as_bytes() {
+            sid = dfa.next_state(Anchored::No, sid, byte);
+            if !(dfa.is_special(sid) && dfa.is_match(sid)) {
                 continue;
             }
-            m.pattern_seen[p] = generation;
-            let (s, e) = (self.use_start[p] as usize, self.use_start[p + 1] as usize);
-            for u in &self.uses[s..e] {
-                let t = u.template as usize;
-                if m.template_seen[t] != generation {
-                    m.template_seen[t] = generation;
-                    m.hit[t] = 0;
-                    m.vetoed[t] = false;
-                    m.touched.push(u.template);
+            for k in 0..dfa.match_len(sid) {
+                let p = dfa.match_pattern(sid, k).as_usize();
+                if m.pattern_seen[p] == generation {
+                    continue;
                 }
-                if u.group == VETO {
-                    m.vetoed[t] = true;
-                } else {
-                    m.hit[t] |= 1u64 << u.group;
+                m.pattern_seen[p] = generation;
+                let (s, e) = (self.use_start[p] as usize, self.use_start[p + 1] as usize);
+                for u in &self.uses[s..e] {
+                    let t = u.template as usize;
+                    if m.template_seen[t] != generation {
+                        m.template_seen[t] = generation;
+                        m.hit[t] = 0;
+                        m.vetoed[t] = false;
+                        m.touched.push(u.template);
+                    }
+                    if u.group == VETO {
+                        m.vetoed[t] = true;
+                    } else {
+                        m.hit[t] |= 1u64 << u.group;
+                    }
                 }
             }
         }

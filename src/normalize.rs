@@ -72,7 +72,6 @@ impl Normalizer {
     /// Normalises `text` and returns the result, which borrows the
     /// normaliser's buffer until the next call.
     pub fn normalize<'s>(&'s mut self, text: &str) -> &'s str {
-        self.buf.clear();
         if !fast_path(text, &mut self.buf) {
             self.buf.clear();
             slow_path(text, &mut self.buf);
@@ -99,29 +98,44 @@ fn slow_path(text: &str, out: &mut String) {
 
 /// The byte loop. Returns `false` (with `out` partly written) on the first
 /// character it cannot handle.
+///
+/// The output is never longer than the input (ASCII stays one byte, a kept
+/// character keeps its bytes, a full-width form shrinks to one byte), so the
+/// loop writes into capacity reserved up front instead of pushing byte by
+/// byte.
 #[inline]
 fn fast_path(text: &str, out: &mut String) -> bool {
     let b = text.as_bytes();
-    // SAFETY: we only ever push complete UTF-8 sequences copied from `text`
-    // (which is valid UTF-8) or ASCII bytes.
+    out.clear();
+    out.reserve(b.len());
+    // SAFETY: `as_mut_vec` lets us write bytes; we only write complete UTF-8
+    // sequences copied from `text` (valid UTF-8) or ASCII bytes, and set the
+    // length to exactly what was written.
     let v = unsafe { out.as_mut_vec() };
-    v.reserve(b.len());
+    let dst = v.spare_capacity_mut();
+    let mut o = 0;
     let mut i = 0;
     while i < b.len() {
-        // ASCII run: lower-case it 8 bytes at a time when possible.
         let c = b[i];
         if c < 0x80 {
-            v.push(c.to_ascii_lowercase());
+            dst[o].write(c.to_ascii_lowercase());
+            o += 1;
             i += 1;
             continue;
         }
-        if (0xE0..0xF0).contains(&c) && i + 2 < b.len() {
-            let cp = ((c as u32 & 0x0F) << 12)
-                | ((b[i + 1] as u32 & 0x3F) << 6)
-                | (b[i + 2] as u32 & 0x3F);
+        if c & 0xF0 == 0xE0 && i + 2 < b.len() {
+            let cp = ((c as u32 & 0x0F) << 12) | ((b[i + 1] as u32 & 0x3F) << 6) | (b[i + 2] as u32 & 0x3F);
             match classify3(cp) {
-                Fast::Keep => v.extend_from_slice(&b[i..i + 3]),
-                Fast::Ascii(a) => v.push(a.to_ascii_lowercase()),
+                Fast::Keep => {
+                    dst[o].write(c);
+                    dst[o + 1].write(b[i + 1]);
+                    dst[o + 2].write(b[i + 2]);
+                    o += 3;
+                }
+                Fast::Ascii(a) => {
+                    dst[o].write(a.to_ascii_lowercase());
+                    o += 1;
+                }
                 Fast::Slow => return false,
             }
             i += 3;
@@ -129,6 +143,8 @@ fn fast_path(text: &str, out: &mut String) -> bool {
         }
         return false;
     }
+    // SAFETY: bytes 0..o were written above.
+    unsafe { v.set_len(o) };
     true
 }
 

@@ -89,6 +89,9 @@ pub struct KeyState {
     /// Per caller, the bins it complained in, ascending.
     #[serde(with = "caller_map_serde")]
     callers: CallerMap,
+    /// The first live bin when callers were last pruned.
+    #[serde(default)]
+    pruned_at: i64,
 }
 
 mod caller_map_serde {
@@ -293,10 +296,15 @@ impl KeyState {
             .range(from.min(self.bins.len())..to.min(self.bins.len()))
     }
 
-    /// Frees everything that belongs only to windows before `first_window`
-    /// (bins before `first_bin`); samples go back to `pool`. Returns true
-    /// when nothing is left.
-    pub fn trim(&mut self, first_window: i64, first_bin: i64, pool: &mut Vec<Sample>) -> bool {
+    /// Frees everything that belongs only to windows before `first_window`;
+    /// samples go back to `pool`. Returns true when nothing is left.
+    ///
+    /// Callers are pruned lazily, once a whole window length of bins has
+    /// died since the last pruning: an occurrence in a dead bin only ever
+    /// limits dead windows (see [`KeyState::add`]), so keeping it a while is
+    /// harmless, and pruning every minute cost more than all the counting.
+    pub fn trim(&mut self, g: &Geometry, first_window: i64, pool: &mut Vec<Sample>) -> bool {
+        let first_bin = first_window * g.s;
         while !self.counts.is_empty() && self.w0 < first_window {
             self.counts.pop_front();
             self.w0 += 1;
@@ -311,7 +319,8 @@ impl KeyState {
             self.b0 += 1;
             trimmed_bins = true;
         }
-        if trimmed_bins {
+        if trimmed_bins && first_bin - self.pruned_at >= g.n {
+            self.pruned_at = first_bin;
             self.callers.retain(|_, occ| {
                 occ.retain(|b| *b >= first_bin);
                 !occ.is_empty()

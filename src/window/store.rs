@@ -345,13 +345,13 @@ impl KeyStore {
             return;
         }
         self.swept = first_window;
-        let first_bin = first_window * self.geo.s;
+        let geo = self.geo;
         for i in 0..self.slots.len() {
             let slot = &mut self.slots[i];
             if !slot.used {
                 continue;
             }
-            if slot.state.trim(first_window, first_bin, &mut self.pool) && slot.alert.is_none() {
+            if slot.state.trim(&geo, first_window, &mut self.pool) && slot.alert.is_none() {
                 slot.used = false;
                 slot.state = KeyState::default();
                 self.index
