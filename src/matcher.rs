@@ -128,7 +128,10 @@ impl Matcher {
                 }
             }
         }
-        let dfa = DFA::builder().match_kind(MatchKind::Standard).prefilter(false).build(&keywords)?;
+        let dfa = DFA::builder()
+            .match_kind(MatchKind::Standard)
+            .prefilter(false)
+            .build(&keywords)?;
         let start = dfa.start_state(Anchored::No)?;
         let mut use_start = Vec::with_capacity(uses_of.len() + 1);
         let mut uses = Vec::new();

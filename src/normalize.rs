@@ -124,7 +124,9 @@ fn fast_path(text: &str, out: &mut String) -> bool {
             continue;
         }
         if c & 0xF0 == 0xE0 && i + 2 < b.len() {
-            let cp = ((c as u32 & 0x0F) << 12) | ((b[i + 1] as u32 & 0x3F) << 6) | (b[i + 2] as u32 & 0x3F);
+            let cp = ((c as u32 & 0x0F) << 12)
+                | ((b[i + 1] as u32 & 0x3F) << 6)
+                | (b[i + 2] as u32 & 0x3F);
             match classify3(cp) {
                 Fast::Keep => {
                     dst[o].write(c);

@@ -507,7 +507,11 @@ impl Decoder {
                 at: e.valid_up_to(),
             });
         }
-        let mut s = Scanner { b: line, i: 0, ctrl: has_control(line) };
+        let mut s = Scanner {
+            b: line,
+            i: 0,
+            ctrl: has_control(line),
+        };
         s.ws();
         if s.i == line.len() {
             return Decoded::Blank;

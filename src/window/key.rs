@@ -481,11 +481,7 @@ mod tests {
         add(&mut k, 10 * M, Some("a"), 1);
         add(&mut k, 20 * M, Some("a"), 2);
         let wm = 20 * M;
-        assert!(!k.trim(
-            g.first_live_window(wm),
-            g.first_live_bin(wm),
-            &mut Vec::new()
-        ));
+        assert!(!k.trim(&g, g.first_live_window(wm), &mut Vec::new()));
         assert_eq!(
             k.count(10),
             0,
@@ -493,11 +489,7 @@ mod tests {
         );
         assert_eq!(k.callers(), 1);
         let wm = 40 * M;
-        assert!(k.trim(
-            g.first_live_window(wm),
-            g.first_live_bin(wm),
-            &mut Vec::new()
-        ));
+        assert!(k.trim(&g, g.first_live_window(wm), &mut Vec::new()));
         assert!(k.is_empty());
         assert_eq!(k.callers(), 0);
     }
