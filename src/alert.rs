@@ -69,6 +69,10 @@ pub struct Alert {
     /// Resolved only.
     pub watermark: Option<i64>,
     pub end_of_input: bool,
+    /// Resolved only, and only when no record resolved it: `idle` (the idle
+    /// watermark moved on with the wall clock) or `rules_reload` (its
+    /// business was removed or changed). Written only when set.
+    pub reason: Option<String>,
     /// Not written: the input position of the record that caused this line,
     /// used to merge the outputs of parallel workers in input order.
     pub seq: u64,
@@ -146,6 +150,9 @@ impl Serialize for Alert {
             m.serialize_entry("resolved_by", &self.resolved_by)?;
             m.serialize_entry("watermark", &self.watermark.map(format_cst))?;
             m.serialize_entry("end_of_input", &self.end_of_input)?;
+            if let Some(r) = &self.reason {
+                m.serialize_entry("reason", r)?;
+            }
         }
         m.end()
     }
@@ -193,6 +200,8 @@ struct Wire {
     watermark: Option<String>,
     #[serde(default)]
     end_of_input: bool,
+    #[serde(default)]
+    reason: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for Alert {
@@ -220,6 +229,7 @@ impl<'de> Deserialize<'de> for Alert {
             samples: w.samples,
             resolved_by: w.resolved_by,
             end_of_input: w.end_of_input,
+            reason: w.reason,
             seq: 0,
             business_index: 0,
         })
@@ -253,6 +263,7 @@ mod tests {
             resolved_by: None,
             watermark: None,
             end_of_input: false,
+            reason: None,
             seq: 7,
             business_index: 0,
         }

@@ -17,6 +17,7 @@ use crate::normalize::Normalizer;
 use crate::record::{Decoded, Decoder, Record, Reject, RejectInfo};
 use crate::rules::Rules;
 use crate::window::key::caller_id;
+use crate::window::store::KeyStoreState;
 use crate::window::{Geometry, KeyStore, Resolver};
 
 /// Where the engine puts what it produces.
@@ -134,6 +135,16 @@ impl Scratch {
     }
 }
 
+/// The saved form of an [`Engine`]: watermark, counts and keyed state.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EngineState {
+    pub watermark: Option<i64>,
+    pub stats: Stats,
+    /// Business id → accepted records that matched it.
+    pub matched: std::collections::BTreeMap<String, u64>,
+    pub keys: KeyStoreState,
+}
+
 /// A sequential engine over one event-time stream.
 pub struct Engine {
     rules: Arc<Rules>,
@@ -145,6 +156,11 @@ pub struct Engine {
     stats: Stats,
     per_business: Vec<u64>,
     resolved: Vec<Alert>,
+    config: EngineConfig,
+    /// Remember the last record's region and businesses (live metrics).
+    tracking: bool,
+    last_region: String,
+    last_businesses: Vec<usize>,
 }
 
 impl Engine {
@@ -169,7 +185,116 @@ impl Engine {
             watermark: None,
             stats: Stats::default(),
             resolved: Vec::new(),
+            config,
+            tracking: false,
+            last_region: String::new(),
+            last_businesses: Vec::new(),
         }
+    }
+
+    /// Makes the engine remember the region and matched businesses of the
+    /// last accepted record ([`Engine::last_region`],
+    /// [`Engine::last_businesses`]), for per-region metrics.
+    pub fn set_tracking(&mut self, on: bool) {
+        self.tracking = on;
+    }
+
+    pub fn last_region(&self) -> &str {
+        &self.last_region
+    }
+
+    pub fn last_businesses(&self) -> &[usize] {
+        &self.last_businesses
+    }
+
+    /// The saved form of this engine (checkpoints).
+    pub fn export(&self) -> EngineState {
+        EngineState {
+            watermark: self.watermark,
+            stats: self.stats(),
+            matched: self
+                .rules
+                .businesses
+                .iter()
+                .map(|b| b.id.clone())
+                .zip(self.per_business.iter().copied())
+                .collect(),
+            keys: self.keys.export(),
+        }
+    }
+
+    /// An engine for `rules` continuing from `saved`. Keys of businesses
+    /// that are gone or count differently under `rules` are dropped; their
+    /// open alerts resolve (reason `rules_reload`) into `out`, at input
+    /// position `seq`.
+    pub fn restore(
+        rules: Arc<Rules>,
+        matcher: Arc<Matcher>,
+        config: EngineConfig,
+        saved: EngineState,
+        seq: u64,
+        out: &mut dyn Output,
+    ) -> Self {
+        let mut e = Engine::with_matcher(rules.clone(), matcher, config);
+        e.watermark = saved.watermark;
+        e.stats = saved.stats;
+        for (b, bus) in rules.businesses.iter().enumerate() {
+            e.per_business[b] = saved.matched.get(&bus.id).copied().unwrap_or(0);
+        }
+        let mut dropped = Vec::new();
+        e.keys = KeyStore::restore(
+            rules,
+            config.max_keys,
+            saved.keys,
+            saved.watermark,
+            seq,
+            &mut dropped,
+        );
+        e.keys.overflow = e.stats.keys_overflow;
+        for a in &dropped {
+            e.stats.alerts_resolved += 1;
+            out.alert(a);
+        }
+        e
+    }
+
+    /// Switches to new rules, keeping the window state of every business
+    /// that counts the same way under them (see [`Engine::restore`]).
+    pub fn reload(
+        &mut self,
+        rules: Arc<Rules>,
+        matcher: Arc<Matcher>,
+        seq: u64,
+        out: &mut dyn Output,
+    ) {
+        let saved = self.export();
+        let tracking = self.tracking;
+        *self = Engine::restore(rules, matcher, self.config, saved, seq, out);
+        self.tracking = tracking;
+    }
+
+    /// The idle watermark (off in replay): with no record for a while, the
+    /// live service moves the watermark on with the wall clock so that open
+    /// alerts resolve after traffic stops. Resolutions carry reason `idle`
+    /// and no resolving record. Returns whether the watermark moved.
+    pub fn advance_idle(&mut self, wm: i64, seq: u64, out: &mut dyn Output) -> bool {
+        if self.watermark.is_none_or(|w| wm <= w) {
+            return false;
+        }
+        self.watermark = Some(wm);
+        self.keys.sweep(wm);
+        self.resolved.clear();
+        self.keys
+            .resolve_because(wm, seq, "idle", &mut self.resolved);
+        for a in &self.resolved {
+            self.stats.alerts_resolved += 1;
+            out.alert(a);
+        }
+        true
+    }
+
+    pub fn matcher(&self) -> &Arc<Matcher> {
+        &self.matcher
     }
 
     pub fn rules(&self) -> &Arc<Rules> {
@@ -224,6 +349,13 @@ impl Engine {
         let text = scratch.normalizer.normalize(rec.text);
         self.matcher.find(text, &mut scratch.matches);
         let matched = !scratch.matches.is_empty();
+        if self.tracking {
+            self.last_region.clear();
+            self.last_region.push_str(rec.region);
+            self.last_businesses.clear();
+            self.last_businesses
+                .extend(scratch.matches.businesses().map(|(b, _)| b));
+        }
         count_record(
             &mut self.keys,
             &mut self.stats,

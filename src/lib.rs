@@ -21,15 +21,19 @@
 //! writes timestamps and durations.
 
 pub mod alert;
+pub mod checkpoint;
 pub mod cli;
 pub mod engine;
 pub mod generator;
+pub mod journal;
 pub mod mask;
 pub mod matcher;
+pub mod metrics;
 pub mod normalize;
 pub mod record;
 pub mod replay;
 pub mod rules;
+pub mod service;
 pub mod sink;
 pub mod source;
 pub mod time;

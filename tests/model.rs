@@ -259,6 +259,7 @@ impl<'r> Model<'r> {
                 resolved_by: None,
                 watermark: None,
                 end_of_input: false,
+                reason: None,
                 seq,
                 business_index: b,
             };

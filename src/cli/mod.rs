@@ -6,6 +6,7 @@
 pub mod check_rules;
 pub mod generate;
 pub mod replay;
+pub mod run;
 
 use std::process::ExitCode;
 
@@ -30,6 +31,8 @@ pub struct Cli {
 pub enum Command {
     /// Replay a recorded JSON Lines file (or stdin) and write the alerts.
     Replay(replay::Args),
+    /// Run the live service: HTTP intake, delivery to departments, metrics.
+    Run(Box<run::Args>),
     /// Check a rules file: print an inventory, or every error (exit 1).
     CheckRules(check_rules::Args),
     /// Generate realistic complaint traffic with ground truth.
@@ -42,6 +45,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         None => replay::demo(),
         Some(Command::Replay(args)) => replay::run(args),
+        Some(Command::Run(args)) => run::run(*args),
         Some(Command::CheckRules(args)) => check_rules::run(args),
         Some(Command::Gen(args)) => generate::run(args),
     };

@@ -103,19 +103,24 @@ impl Rules {
         all.len()
     }
 
-    /// True when business `b` is defined the same way in `other` (same id,
-    /// threshold, department id and templates): its window state can survive
-    /// a reload.
-    pub fn business_unchanged(&self, b: usize, other: &Rules, ob: usize) -> bool {
-        let (x, y) = (&self.businesses[b], &other.businesses[ob]);
-        x.id == y.id
-            && x.threshold == y.threshold
-            && self.departments[x.department].id == other.departments[y.department].id
-            && x.templates.len() == y.templates.len()
-            && x.templates.clone().zip(y.templates.clone()).all(|(i, j)| {
-                let (s, t) = (&self.templates[i], &other.templates[j]);
-                s.id == t.id && s.all_of == t.all_of && s.none_of == t.none_of
-            })
+    /// A hash of everything that decides how business `b` counts and
+    /// alerts: id, threshold, department id, and its templates' ids and
+    /// keywords. Window state of a business survives a reload (or a restart
+    /// with other rules) only when this and the window settings are
+    /// unchanged. Names and descriptions do not count.
+    pub fn business_fingerprint(&self, b: usize) -> u64 {
+        let bus = &self.businesses[b];
+        let mut canon = format!(
+            "{}\u{1}{}\u{1}{}",
+            bus.id, bus.threshold, self.departments[bus.department].id
+        );
+        for t in &self.templates[bus.templates.clone()] {
+            canon.push_str(&format!(
+                "\u{2}{}\u{3}{:?}\u{3}{:?}",
+                t.id, t.all_of, t.none_of
+            ));
+        }
+        xxhash_rust::xxh3::xxh3_64(canon.as_bytes())
     }
 }
 

@@ -3,8 +3,14 @@
 //! anything about records, windows or alerts.
 //!
 //! * [`lines`] — a chunked line splitter over any `Read` (files, stdin),
-//!   used by replay and by the live service's stdin source.
+//!   used by replay and by the live sources below.
+//! * [`http`] — `POST /v1/complaints`.
+//! * [`stdin`] — standard input of `hotspot run --stdin`.
+//! * [`follow`] — a growing file, like `tail -F`.
 
+pub mod follow;
+pub mod http;
 pub mod lines;
+pub mod stdin;
 
 pub use lines::LineReader;

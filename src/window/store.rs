@@ -16,7 +16,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use hashbrown::{Equivalent, HashMap};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Geometry;
 use super::key::{CallerId, KeyState, Sample};
@@ -101,6 +101,33 @@ pub struct Hotspot {
     /// window-length earlier: positive while the key heats up.
     pub trend: i64,
     pub firing: bool,
+}
+
+/// The saved form of a [`KeyStore`] (checkpoints, reloads): every key with
+/// its windows and open alert, businesses named by id, plus what is needed
+/// to tell whether the rules it was made with still count the same way.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct KeyStoreState {
+    pub window: Option<crate::rules::WindowSpec>,
+    /// Business id → [`Rules::business_fingerprint`] of the rules in force.
+    pub fingerprints: std::collections::BTreeMap<String, u64>,
+    pub keys: Vec<KeyEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyEntry {
+    pub business: String,
+    pub region: String,
+    pub state: KeyState,
+    pub alert: Option<OpenAlertState>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OpenAlertState {
+    /// The firing line as written.
+    pub firing: String,
+    pub hot_end: i64,
+    pub max_count: u32,
 }
 
 /// The keyed state of an engine.
@@ -286,6 +313,7 @@ impl KeyStore {
             resolved_by: None,
             watermark: None,
             end_of_input: false,
+            reason: None,
             seq,
             business_index: business,
         };
@@ -332,7 +360,7 @@ impl KeyStore {
         due.dedup();
         for i in due {
             if let Some(open) = self.slots[i as usize].alert.take() {
-                out.push(resolved(open, wm, by, false));
+                out.push(resolved(open, wm, by, false, None));
             }
         }
     }
@@ -383,6 +411,7 @@ impl KeyStore {
                         ts: wm,
                     },
                     true,
+                    None,
                 ));
             }
         }
@@ -439,6 +468,126 @@ impl KeyStore {
         rows
     }
 
+    /// Resolves the alerts due at watermark `wm` like [`KeyStore::resolve`],
+    /// marking them with `reason` (the idle watermark has no record).
+    pub fn resolve_because(&mut self, wm: i64, seq: u64, reason: &str, out: &mut Vec<Alert>) {
+        let from = out.len();
+        self.resolve(
+            wm,
+            Resolver {
+                seq,
+                id: None,
+                ts: wm,
+            },
+            out,
+        );
+        for a in &mut out[from..] {
+            a.reason = Some(reason.to_owned());
+        }
+    }
+
+    /// The saved form of the store (keys by business, then region).
+    pub fn export(&self) -> KeyStoreState {
+        let mut keys: Vec<&Slot> = self.slots.iter().filter(|s| s.used).collect();
+        keys.sort_by(|a, b| (a.key.business, &a.key.region).cmp(&(b.key.business, &b.key.region)));
+        KeyStoreState {
+            window: Some(self.rules.window),
+            fingerprints: (0..self.rules.businesses.len())
+                .map(|b| {
+                    (
+                        self.rules.businesses[b].id.clone(),
+                        self.rules.business_fingerprint(b),
+                    )
+                })
+                .collect(),
+            keys: keys
+                .into_iter()
+                .map(|s| KeyEntry {
+                    business: self.rules.businesses[s.key.business as usize].id.clone(),
+                    region: s.key.region.to_string(),
+                    state: s.state.clone(),
+                    alert: s.alert.as_ref().map(|a| OpenAlertState {
+                        firing: a.firing.to_json(),
+                        hot_end: a.hot_end,
+                        max_count: a.max_count,
+                    }),
+                })
+                .collect(),
+        }
+    }
+
+    /// Rebuilds a store for `rules` from a saved state. Keys of businesses
+    /// that no longer exist, or count differently (another threshold,
+    /// department or templates, or other window settings), are dropped;
+    /// their open alerts are resolved into `dropped` with reason
+    /// `rules_reload`, at watermark `wm`.
+    pub fn restore(
+        rules: Arc<Rules>,
+        max_keys: usize,
+        saved: KeyStoreState,
+        wm: Option<i64>,
+        seq: u64,
+        dropped: &mut Vec<Alert>,
+    ) -> Self {
+        let mut store = KeyStore::new(rules.clone(), max_keys);
+        let same_window = saved.window.is_none_or(|w| w == rules.window);
+        let keep = |id: &str| -> Option<usize> {
+            let b = rules.business_index(id)?;
+            let fp = saved.fingerprints.get(id).copied();
+            (same_window && fp.is_none_or(|f| f == rules.business_fingerprint(b))).then_some(b)
+        };
+        let mut gone: Vec<(usize, String, OpenAlert)> = Vec::new();
+        for entry in saved.keys {
+            let open = entry.alert.and_then(|a| {
+                let mut firing: Alert = serde_json::from_str(&a.firing).ok()?;
+                firing.business_index = saved_business_order(&saved.fingerprints, &entry.business);
+                Some(OpenAlert {
+                    firing,
+                    hot_end: a.hot_end,
+                    max_count: a.max_count,
+                    generation: 0,
+                })
+            });
+            match keep(&entry.business) {
+                Some(b) => {
+                    let Some(i) = store.slot_for(b as u16, &entry.region) else {
+                        continue;
+                    };
+                    let slot = &mut store.slots[i as usize];
+                    slot.state = entry.state;
+                    if let Some(mut open) = open {
+                        open.firing.business_index = b;
+                        store.generation += 1;
+                        open.generation = store.generation;
+                        store.heap.push(Reverse((open.hot_end, i, open.generation)));
+                        slot.alert = Some(open);
+                    }
+                }
+                None => {
+                    if let Some(open) = open {
+                        gone.push((open.firing.business_index, entry.region, open));
+                    }
+                }
+            }
+        }
+        gone.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        let wm = wm.unwrap_or(0);
+        for (_, _, open) in gone {
+            dropped.push(resolved(
+                open,
+                wm,
+                Resolver {
+                    seq,
+                    id: None,
+                    ts: wm,
+                },
+                false,
+                Some("rules_reload"),
+            ));
+        }
+        store
+    }
+
     /// Approximate heap bytes of all keys.
     pub fn heap_bytes(&self) -> usize {
         self.slots
@@ -449,7 +598,23 @@ impl KeyStore {
     }
 }
 
-fn resolved(open: OpenAlert, wm: i64, by: Resolver<'_>, end_of_input: bool) -> Alert {
+/// A business's position in the rules a state was saved with (the order of
+/// its fingerprint map is by id, which is only used to order resolutions of
+/// dropped alerts deterministically).
+fn saved_business_order(fingerprints: &std::collections::BTreeMap<String, u64>, id: &str) -> usize {
+    fingerprints
+        .keys()
+        .position(|k| k == id)
+        .unwrap_or(usize::MAX)
+}
+
+fn resolved(
+    open: OpenAlert,
+    wm: i64,
+    by: Resolver<'_>,
+    end_of_input: bool,
+    reason: Option<&str>,
+) -> Alert {
     let f = open.firing;
     Alert {
         alert_id: f.alert_id,
@@ -470,6 +635,7 @@ fn resolved(open: OpenAlert, wm: i64, by: Resolver<'_>, end_of_input: bool) -> A
         resolved_by: by.id.map(str::to_owned),
         watermark: Some(wm),
         end_of_input,
+        reason: reason.map(str::to_owned),
         seq: by.seq,
         business_index: f.business_index,
     }

@@ -1,0 +1,164 @@
+//! `hotspot run`: the live service (see [`crate::service`]). Settings come
+//! from `--config FILE` and these flags; flags win.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::service::{self, Settings, config::parse_size, config::parse_webhook};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Config file (TOML) with any of the settings below; flags win.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Rules file (TOML). Default: the embedded fixture library.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+    /// Address to listen on (default 127.0.0.1:8080: loopback only).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Append alert lines to this file.
+    #[arg(long, value_name = "FILE")]
+    pub alerts: Option<PathBuf>,
+    /// POST a department's alerts to a URL (repeatable; department `*` gets all).
+    #[arg(long, value_name = "DEPARTMENT=URL")]
+    pub webhook: Vec<String>,
+    /// Alertmanager base URL, e.g. http://127.0.0.1:9093.
+    #[arg(long, value_name = "URL")]
+    pub alertmanager: Option<String>,
+    /// How often open alerts are re-sent to Alertmanager (default 60s).
+    #[arg(long, value_name = "DURATION")]
+    pub alertmanager_resend: Option<String>,
+    /// Directory for the journal, checkpoints and the outbox: nothing is
+    /// lost or delivered twice across restarts.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Write rejected lines here.
+    #[arg(long, value_name = "FILE")]
+    pub dead_letter: Option<PathBuf>,
+    /// Read complaint lines from standard input too.
+    #[arg(long)]
+    pub stdin: bool,
+    /// Follow a growing file like `tail -F` (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub follow: Vec<PathBuf>,
+    /// With no record for this long, the watermark moves on with the wall
+    /// clock (default 5m; `off` disables).
+    #[arg(long, value_name = "DURATION")]
+    pub idle_timeout: Option<String>,
+    /// How often state is checkpointed with --state-dir (default 5s).
+    #[arg(long, value_name = "DURATION")]
+    pub checkpoint_interval: Option<String>,
+    /// Bearer token required by POST endpoints.
+    #[arg(long, env = "HOTSPOT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Log format: human or json (level from RUST_LOG, default info).
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// The most (business, region) keys held at once.
+    #[arg(long)]
+    pub max_keys: Option<usize>,
+    /// Largest accepted request body (default 16MiB).
+    #[arg(long, value_name = "SIZE")]
+    pub max_body: Option<String>,
+    /// Batches waiting for the engine before intake answers 429.
+    #[arg(long)]
+    pub queue: Option<usize>,
+    /// First wait after a failed delivery (default 200ms).
+    #[arg(long, value_name = "DURATION")]
+    pub retry_initial: Option<String>,
+    /// Longest wait between delivery attempts (default 30s).
+    #[arg(long, value_name = "DURATION")]
+    pub retry_max: Option<String>,
+}
+
+impl Args {
+    /// The settings: defaults, then the config file, then flags.
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        let mut s = match &self.config {
+            Some(p) => Settings::from_file(p)?,
+            None => Settings::default(),
+        };
+        if let Some(r) = &self.rules {
+            s.rules = Some(r.clone());
+        }
+        if let Some(l) = &self.listen {
+            s.listen = l.parse().map_err(|_| {
+                anyhow::anyhow!("--listen {l:?} is not an address like 127.0.0.1:8080")
+            })?;
+        }
+        if let Some(a) = &self.alerts {
+            s.alerts = Some(a.clone());
+        }
+        for w in &self.webhook {
+            s.webhooks.push(parse_webhook(w)?);
+        }
+        if let Some(a) = &self.alertmanager {
+            s.alertmanager = Some(a.clone());
+        }
+        if let Some(r) = &self.alertmanager_resend {
+            s.set_resend(r)?;
+        }
+        if let Some(d) = &self.state_dir {
+            s.state_dir = Some(d.clone());
+        }
+        if let Some(d) = &self.dead_letter {
+            s.dead_letter = Some(d.clone());
+        }
+        s.stdin |= self.stdin;
+        s.follow.extend(self.follow.iter().cloned());
+        if let Some(t) = &self.idle_timeout {
+            s.set_idle_timeout(t)?;
+        }
+        if let Some(t) = &self.checkpoint_interval {
+            s.set_checkpoint_interval(t)?;
+        }
+        if let Some(t) = &self.token {
+            s.token = Some(t.clone());
+        }
+        match self.log_format.as_deref() {
+            None => {}
+            Some("human") => s.log_json = false,
+            Some("json") => s.log_json = true,
+            Some(o) => anyhow::bail!("--log-format {o:?}: expected human or json"),
+        }
+        if let Some(m) = self.max_keys {
+            s.max_keys = m;
+        }
+        if let Some(b) = &self.max_body {
+            s.max_body = parse_size(b)?;
+        }
+        if let Some(q) = self.queue {
+            s.queue = q.max(1);
+        }
+        s.set_retry(self.retry_initial.as_deref(), self.retry_max.as_deref())?;
+        Ok(s)
+    }
+}
+
+/// Sets up `tracing` (RUST_LOG, default `info`), human or JSON, on stderr.
+pub fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let settings = args.settings()?;
+    init_logging(settings.log_json);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .thread_name("hotspot-io")
+        .build()?;
+    rt.block_on(service::run(settings, None, None))?;
+    rt.shutdown_timeout(std::time::Duration::from_millis(500));
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,378 @@
+//! Prometheus metrics of the live service: one typed struct holding every
+//! metric, registered in its own registry and rendered at `GET /metrics`.
+//! Names and labels are documented in the README; label sets are bounded
+//! (regions beyond [`MAX_REGION_LABELS`] share the label `other`, and the
+//! per-key gauges hold only the hottest [`HOT_KEYS`] keys) so a flood of odd
+//! regions cannot blow up Prometheus.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use prometheus::{
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Regions that get their own label value; later ones are `other`.
+pub const MAX_REGION_LABELS: usize = 256;
+/// Keys exported in the per-key gauges.
+pub const HOT_KEYS: usize = 200;
+
+/// Every metric of the service.
+pub struct Metrics {
+    pub registry: Registry,
+    /// hotspot_records_total{source, outcome}: lines by where they came
+    /// from and what happened (accepted, rejected, late, blank).
+    pub records: IntCounterVec,
+    /// hotspot_rejects_total{reason}.
+    pub rejects: IntCounterVec,
+    /// hotspot_late_dropped_total.
+    pub late_dropped: IntCounter,
+    /// hotspot_matches_total{business, region}.
+    pub matches: IntCounterVec,
+    /// hotspot_key_distinct_callers{business, region}: the hottest keys.
+    pub key_callers: IntGaugeVec,
+    /// hotspot_key_threshold{business, region}.
+    pub key_threshold: IntGaugeVec,
+    /// hotspot_key_ratio{business, region}: distinct callers / threshold.
+    pub key_ratio: GaugeVec,
+    /// hotspot_alerts_firing{department}.
+    pub alerts_firing: IntGaugeVec,
+    /// hotspot_alerts_total{department, state}.
+    pub alerts_total: IntCounterVec,
+    /// hotspot_delivery_latency_seconds{sink}: from receipt of the record
+    /// that caused an alert to its delivery by a sink.
+    pub delivery_latency: HistogramVec,
+    /// hotspot_record_processing_seconds: one batch's engine time divided by
+    /// its records.
+    pub batch_processing: Histogram,
+    /// hotspot_watermark_seconds: the watermark, Unix seconds.
+    pub watermark: prometheus::Gauge,
+    /// hotspot_watermark_lag_seconds: wall clock minus the watermark.
+    pub watermark_lag: prometheus::Gauge,
+    /// hotspot_sink_queue_depth{sink}.
+    pub sink_queue: IntGaugeVec,
+    /// hotspot_sink_delivered_total{sink}.
+    pub sink_delivered: IntCounterVec,
+    /// hotspot_sink_retries_total{sink}.
+    pub sink_retries: IntCounterVec,
+    /// hotspot_sink_failures_total{sink}: failed attempts (each is retried).
+    pub sink_failures: IntCounterVec,
+    /// hotspot_sink_up{sink}: 1 if the last attempt succeeded.
+    pub sink_up: IntGaugeVec,
+    /// hotspot_intake_queue_depth: batches waiting for the engine.
+    pub intake_queue: IntGauge,
+    /// hotspot_intake_rejected_total{code}: requests refused (413, 429, 503, 401).
+    pub intake_refused: IntCounterVec,
+    /// hotspot_keys: live (business, region) keys.
+    pub keys: IntGauge,
+    /// hotspot_keys_overflow_total: complaints not counted, key limit reached.
+    pub keys_overflow: IntCounter,
+    /// hotspot_rules_info{version, source}: 1 for the loaded rules.
+    pub rules_info: IntGaugeVec,
+    /// hotspot_rules_reloads_total{result}.
+    pub rules_reloads: IntCounterVec,
+    /// hotspot_build_info{version}.
+    pub build_info: IntGaugeVec,
+    /// hotspot_checkpoints_total{result}.
+    pub checkpoints: IntCounterVec,
+    /// hotspot_source_up{source}: 1 while a source is connected.
+    pub source_up: IntGaugeVec,
+    regions: Mutex<HashSet<String>>,
+}
+
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(name, help)
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        macro_rules! reg {
+            ($m:expr) => {{
+                let m = $m.expect("metric definitions are static and valid");
+                registry
+                    .register(Box::new(m.clone()))
+                    .expect("metric names are unique");
+                m
+            }};
+        }
+        let latency_buckets = vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            30.0, 60.0, 300.0, 900.0,
+        ];
+        let m = Metrics {
+            records: reg!(IntCounterVec::new(
+                opts("hotspot_records_total", "Input lines by source and outcome"),
+                &["source", "outcome"]
+            )),
+            rejects: reg!(IntCounterVec::new(
+                opts("hotspot_rejects_total", "Rejected lines by reason"),
+                &["reason"]
+            )),
+            late_dropped: reg!(IntCounter::with_opts(opts(
+                "hotspot_late_dropped_total",
+                "Records older than watermark minus allowed lateness"
+            ))),
+            matches: reg!(IntCounterVec::new(
+                opts(
+                    "hotspot_matches_total",
+                    "Accepted records matching a business, by region"
+                ),
+                &["business", "region"]
+            )),
+            key_callers: reg!(IntGaugeVec::new(
+                opts(
+                    "hotspot_key_distinct_callers",
+                    "Most distinct callers in one live window, hottest keys"
+                ),
+                &["business", "region"]
+            )),
+            key_threshold: reg!(IntGaugeVec::new(
+                opts("hotspot_key_threshold", "Threshold of the hottest keys"),
+                &["business", "region"]
+            )),
+            key_ratio: reg!(GaugeVec::new(
+                opts(
+                    "hotspot_key_ratio",
+                    "Distinct callers divided by threshold, hottest keys"
+                ),
+                &["business", "region"]
+            )),
+            alerts_firing: reg!(IntGaugeVec::new(
+                opts(
+                    "hotspot_alerts_firing",
+                    "Open batch-complaint alerts by department"
+                ),
+                &["department"]
+            )),
+            alerts_total: reg!(IntCounterVec::new(
+                opts(
+                    "hotspot_alerts_total",
+                    "Alert lines by department and state"
+                ),
+                &["department", "state"]
+            )),
+            delivery_latency: reg!(HistogramVec::new(
+                HistogramOpts::new(
+                    "hotspot_delivery_latency_seconds",
+                    "Receipt of the causing record to delivery, by sink"
+                )
+                .buckets(latency_buckets),
+                &["sink"]
+            )),
+            batch_processing: reg!(Histogram::with_opts(
+                HistogramOpts::new(
+                    "hotspot_record_processing_seconds",
+                    "Engine time per record (batch time / records)"
+                )
+                .buckets(vec![
+                    1e-7, 2.5e-7, 5e-7, 1e-6, 2.5e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 1e-3
+                ])
+            )),
+            watermark: reg!(prometheus::Gauge::with_opts(opts(
+                "hotspot_watermark_seconds",
+                "Event-time watermark, Unix seconds"
+            ))),
+            watermark_lag: reg!(prometheus::Gauge::with_opts(opts(
+                "hotspot_watermark_lag_seconds",
+                "Wall clock minus watermark"
+            ))),
+            sink_queue: reg!(IntGaugeVec::new(
+                opts("hotspot_sink_queue_depth", "Alert lines waiting for a sink"),
+                &["sink"]
+            )),
+            sink_delivered: reg!(IntCounterVec::new(
+                opts(
+                    "hotspot_sink_delivered_total",
+                    "Alert lines delivered by a sink"
+                ),
+                &["sink"]
+            )),
+            sink_retries: reg!(IntCounterVec::new(
+                opts("hotspot_sink_retries_total", "Delivery retries by sink"),
+                &["sink"]
+            )),
+            sink_failures: reg!(IntCounterVec::new(
+                opts(
+                    "hotspot_sink_failures_total",
+                    "Failed delivery attempts by sink"
+                ),
+                &["sink"]
+            )),
+            sink_up: reg!(IntGaugeVec::new(
+                opts(
+                    "hotspot_sink_up",
+                    "1 if the sink's last delivery attempt succeeded"
+                ),
+                &["sink"]
+            )),
+            intake_queue: reg!(IntGauge::with_opts(opts(
+                "hotspot_intake_queue_depth",
+                "Batches waiting for the engine"
+            ))),
+            intake_refused: reg!(IntCounterVec::new(
+                opts(
+                    "hotspot_intake_refused_total",
+                    "Intake requests refused, by HTTP status"
+                ),
+                &["code"]
+            )),
+            keys: reg!(IntGauge::with_opts(opts(
+                "hotspot_keys",
+                "Live (business, region) keys"
+            ))),
+            keys_overflow: reg!(IntCounter::with_opts(opts(
+                "hotspot_keys_overflow_total",
+                "Complaints not counted because the key limit was reached"
+            ))),
+            rules_info: reg!(IntGaugeVec::new(
+                opts("hotspot_rules_info", "The loaded rules (value 1)"),
+                &["version", "source"]
+            )),
+            rules_reloads: reg!(IntCounterVec::new(
+                opts("hotspot_rules_reloads_total", "Rule reloads by result"),
+                &["result"]
+            )),
+            build_info: reg!(IntGaugeVec::new(
+                opts("hotspot_build_info", "Build information (value 1)"),
+                &["version"]
+            )),
+            checkpoints: reg!(IntCounterVec::new(
+                opts(
+                    "hotspot_checkpoints_total",
+                    "Checkpoints written, by result"
+                ),
+                &["result"]
+            )),
+            source_up: reg!(IntGaugeVec::new(
+                opts(
+                    "hotspot_source_up",
+                    "1 while a source is connected and reading"
+                ),
+                &["source"]
+            )),
+            regions: Mutex::new(HashSet::new()),
+            registry,
+        };
+        let pc = prometheus::process_collector::ProcessCollector::for_self();
+        let _ = m.registry.register(Box::new(pc));
+        m.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        for r in crate::record::Reject::ALL {
+            m.rejects.with_label_values(&[r.name()]);
+        }
+        m
+    }
+
+    /// The region label for `region`: itself while fewer than
+    /// [`MAX_REGION_LABELS`] regions were seen, else `other`.
+    pub fn region_label<'a>(&self, region: &'a str) -> &'a str {
+        let mut seen = self.regions.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.contains(region) {
+            return region;
+        }
+        if seen.len() < MAX_REGION_LABELS {
+            seen.insert(region.to_owned());
+            return region;
+        }
+        "other"
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// High-resolution latency percentiles (hdrhistogram), kept beside the
+/// Prometheus histograms for `/v1/stats` and the shutdown log line:
+/// per-sink delivery latency in microseconds and per-record engine time in
+/// nanoseconds.
+pub struct LatencyBook {
+    delivery: Mutex<std::collections::BTreeMap<String, hdrhistogram::Histogram<u64>>>,
+    processing: Mutex<hdrhistogram::Histogram<u64>>,
+}
+
+/// p50 / p99 / p99.9 / max of one histogram.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Percentiles {
+    pub count: u64,
+    pub p50: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+    pub unit: &'static str,
+}
+
+fn hist() -> hdrhistogram::Histogram<u64> {
+    // 1 unit .. 1 hour in microseconds (or ~1 h in ns for processing is not
+    // needed: values saturate at the top), three significant digits.
+    hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000_000, 3)
+        .expect("static histogram bounds are valid")
+}
+
+fn percentiles(h: &hdrhistogram::Histogram<u64>, unit: &'static str) -> Percentiles {
+    Percentiles {
+        count: h.len(),
+        p50: h.value_at_quantile(0.5),
+        p99: h.value_at_quantile(0.99),
+        p999: h.value_at_quantile(0.999),
+        max: h.max(),
+        unit,
+    }
+}
+
+impl LatencyBook {
+    pub fn new() -> Self {
+        LatencyBook {
+            delivery: Mutex::new(Default::default()),
+            processing: Mutex::new(hist()),
+        }
+    }
+
+    /// Records one delivery by `sink` that took `micros` since receipt.
+    pub fn delivered(&self, sink: &str, micros: u64) {
+        let mut g = self.delivery.lock().unwrap_or_else(|e| e.into_inner());
+        let h = g.entry(sink.to_owned()).or_insert_with(hist);
+        let _ = h.record(micros.max(1));
+    }
+
+    /// Merges per-record processing times (nanoseconds).
+    pub fn add_processing(&self, other: &hdrhistogram::Histogram<u64>) {
+        let mut g = self.processing.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = g.add(other);
+    }
+
+    /// A fresh histogram for per-record processing times.
+    pub fn processing_histogram() -> hdrhistogram::Histogram<u64> {
+        hist()
+    }
+
+    /// Percentiles per sink (µs) and of processing (ns).
+    pub fn report(&self) -> (std::collections::BTreeMap<String, Percentiles>, Percentiles) {
+        let d = self.delivery.lock().unwrap_or_else(|e| e.into_inner());
+        let p = self.processing.lock().unwrap_or_else(|e| e.into_inner());
+        (
+            d.iter()
+                .map(|(k, h)| (k.clone(), percentiles(h, "us")))
+                .collect(),
+            percentiles(&p, "ns"),
+        )
+    }
+}
+
+impl Default for LatencyBook {
+    fn default() -> Self {
+        Self::new()
+    }
+}

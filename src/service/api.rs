@@ -1,0 +1,218 @@
+//! The HTTP API of `hotspot run` (CONTRACT 7 and beyond):
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /v1/complaints` | JSON Lines intake (see `source::http`) |
+//! | `GET /healthz` | 200 while the process runs |
+//! | `GET /readyz` | 200 once recovered and accepting; 503 starting or stopping |
+//! | `GET /metrics` | Prometheus text format |
+//! | `GET /v1/alerts` | open alerts: firing objects plus `max_count`, `hot_window_end` |
+//! | `GET /v1/hotspots?limit=N` | the hottest keys now: distinct callers, threshold, ratio, trend |
+//! | `GET /v1/rules` | the rules in force |
+//! | `GET /v1/stats` | counts, watermark, latency percentiles, sink backlogs |
+//! | `POST /-/reload` | reload the rules file (also on SIGHUP) |
+//! | `GET /` | the status page |
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::state::Shared;
+use crate::source::http::{Intake, authorized, post_complaints};
+use crate::time::format_duration;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct Api {
+    pub shared: Arc<Shared>,
+    pub intake: Intake,
+    pub reload: Arc<dyn Fn() -> tokio::task::JoinHandle<Result<String, Vec<String>>> + Send + Sync>,
+    pub sinks: Arc<Vec<(String, usize)>>,
+    pub outbox: Arc<crate::sink::outbox::Outbox>,
+}
+
+pub fn router(api: Api, max_body: usize) -> Router {
+    let intake = Router::new()
+        .route("/v1/complaints", post(post_complaints))
+        .with_state(api.intake.clone())
+        .layer(DefaultBodyLimit::max(max_body));
+    Router::new()
+        .route("/", get(status_page))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/alerts", get(alerts))
+        .route("/v1/hotspots", get(hotspots))
+        .route("/v1/rules", get(rules))
+        .route("/v1/stats", get(stats))
+        .route("/-/reload", post(reload))
+        .with_state(api)
+        .merge(intake)
+}
+
+fn json_response(code: StatusCode, v: serde_json::Value) -> Response {
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        v.to_string(),
+    )
+        .into_response()
+}
+
+async fn readyz(State(api): State<Api>) -> Response {
+    let s = &api.shared;
+    if s.ready() && !s.shutting_down() {
+        json_response(StatusCode::OK, json!({"ready": true}))
+    } else {
+        let why = if s.shutting_down() {
+            "shutting down"
+        } else {
+            "starting (recovering state)"
+        };
+        json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"ready": false, "reason": why}),
+        )
+    }
+}
+
+async fn metrics(State(api): State<Api>) -> Response {
+    for (name, idx) in api.sinks.iter() {
+        api.shared
+            .metrics
+            .sink_queue
+            .with_label_values(&[name])
+            .set(api.outbox.depth(*idx) as i64);
+    }
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        api.shared.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn alerts(State(api): State<Api>) -> Response {
+    let snap = api.shared.snapshot();
+    json_response(
+        StatusCode::OK,
+        serde_json::to_value(&snap.open_alerts).unwrap_or_default(),
+    )
+}
+
+#[derive(Deserialize)]
+struct Limit {
+    limit: Option<usize>,
+}
+
+async fn hotspots(State(api): State<Api>, Query(q): Query<Limit>) -> Response {
+    let snap = api.shared.snapshot();
+    let n = q.limit.unwrap_or(50).min(snap.hotspots.len());
+    json_response(
+        StatusCode::OK,
+        serde_json::to_value(&snap.hotspots[..n]).unwrap_or_default(),
+    )
+}
+
+async fn rules(State(api): State<Api>) -> Response {
+    let r = api.shared.snapshot().rules.clone();
+    let businesses: Vec<_> = r
+        .businesses
+        .iter()
+        .map(|b| {
+            json!({
+                "id": b.id, "name": b.name, "department": r.departments[b.department].id, "threshold": b.threshold,
+                "templates": r.templates[b.templates.clone()].iter().map(|t| json!({
+                    "id": t.id, "phenomenon": t.phenomenon, "all_of": t.all_of, "none_of": t.none_of,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json_response(
+        StatusCode::OK,
+        json!({
+            "version": r.version,
+            "source": r.source,
+            "window": {
+                "size": format_duration(r.window.size_ms),
+                "slide": format_duration(r.window.slide_ms),
+                "allowed_lateness": format_duration(r.window.allowed_lateness_ms),
+            },
+            "departments": r.departments.iter().map(|d| json!({"id": d.id, "name": d.name})).collect::<Vec<_>>(),
+            "businesses": businesses,
+            "keywords": r.keyword_count(),
+        }),
+    )
+}
+
+async fn stats(State(api): State<Api>) -> Response {
+    let snap = api.shared.snapshot();
+    let (delivery, processing) = api.shared.latency.report();
+    let backlog: serde_json::Map<String, serde_json::Value> = api
+        .sinks
+        .iter()
+        .map(|(n, i)| (n.clone(), json!(api.outbox.depth(*i))))
+        .collect();
+    let uptime = api
+        .shared
+        .started
+        .elapsed()
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let mut counts = serde_json::to_value(&snap.stats).unwrap_or_default();
+    counts["rejected"] = crate::record::Reject::ALL
+        .iter()
+        .map(|r| (r.name().to_owned(), json!(snap.stats.rejected[r.index()])))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    json_response(
+        StatusCode::OK,
+        json!({
+            "stats": counts,
+            "watermark": snap.watermark.map(crate::time::format_cst),
+            "watermarks": snap.watermarks.iter().map(|(k, v)| (k.clone(), json!(crate::time::format_cst(*v)))).collect::<serde_json::Map<_, _>>(),
+            "keys": snap.keys,
+            "open_alerts": snap.open_alerts.len(),
+            "rules_version": snap.rules.version,
+            "uptime_s": uptime,
+            "latency": {"delivery": delivery, "processing_per_record": processing},
+            "sink_backlog": backlog,
+        }),
+    )
+}
+
+async fn reload(State(api): State<Api>, headers: HeaderMap) -> Response {
+    if !authorized(&api.intake.token, &headers) {
+        return json_response(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "missing or wrong bearer token"}),
+        );
+    }
+    match (api.reload)().await {
+        Ok(Ok(version)) => json_response(
+            StatusCode::OK,
+            json!({"reloaded": true, "version": version}),
+        ),
+        Ok(Err(errors)) => json_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"reloaded": false, "errors": errors}),
+        ),
+        Err(e) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"reloaded": false, "errors": [e.to_string()]}),
+        ),
+    }
+}
+
+async fn status_page(State(api): State<Api>) -> Html<String> {
+    Html(super::status_page::render(&api.shared.snapshot()))
+}

@@ -1,0 +1,367 @@
+//! The live service, `hotspot run` (CONTRACT 7): complaints arrive over HTTP,
+//! stdin or followed files, the engine thread turns them into alert lines,
+//! and one delivery task per sink takes them to the alerts file, the
+//! departments' webhooks and Alertmanager.
+//!
+//! ```text
+//!  HTTP ─┐                                  ┌─ file sink
+//!  stdin ┼─▶ bounded queue ─▶ engine thread ─▶ outbox ─┼─ webhook sinks (per department)
+//!  follow┘   (429 when full)  (journal, checkpoints)    └─ Alertmanager (+ re-send while firing)
+//!                               │
+//!                               └─▶ snapshot ─▶ /v1/*, status page, /metrics
+//! ```
+//!
+//! Shutdown (SIGTERM or SIGINT): intake stops (new requests get 503), the
+//! engine processes what was already queued and writes a final checkpoint,
+//! then the sinks get `drain` time to deliver what is pending; the process
+//! exits 0 well inside 10 s. SIGHUP reloads the rules.
+
+pub mod api;
+pub mod config;
+pub mod pipeline;
+pub mod state;
+pub mod status_page;
+
+use std::sync::Arc;
+use std::sync::mpsc::sync_channel;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::sync::{oneshot, watch};
+
+pub use config::Settings;
+use pipeline::{Command, Pipeline, PipelineConfig};
+use state::Shared;
+
+use crate::engine::EngineConfig;
+use crate::matcher::Matcher;
+use crate::metrics::{LatencyBook, Metrics};
+use crate::rules::{EMBEDDED_RULES, Rules, load_str};
+use crate::sink::alertmanager::{AlertmanagerTarget, am_alert};
+use crate::sink::deliver::{Runner, Target};
+use crate::sink::file::FileTarget;
+use crate::sink::outbox::Outbox;
+use crate::sink::webhook::WebhookTarget;
+use crate::source::follow::{Follow, FollowPos, source_name};
+use crate::source::http::Intake;
+
+/// Reads and validates the rules file (or the embedded library); errors as
+/// one line each.
+pub fn read_rules(path: Option<&std::path::Path>) -> Result<(Rules, String), Vec<String>> {
+    let (text, name) = match path {
+        Some(p) => match std::fs::read_to_string(p) {
+            Ok(t) => (t, p.display().to_string()),
+            Err(e) => return Err(vec![format!("{}:0: file: cannot read: {e}", p.display())]),
+        },
+        None => (
+            EMBEDDED_RULES.to_owned(),
+            "fixtures/rules.toml (embedded)".to_owned(),
+        ),
+    };
+    load_str(&text, &name)
+        .map(|r| (r, text))
+        .map_err(|es| es.into_iter().map(|e| e.to_string()).collect())
+}
+
+/// Runs the service until SIGTERM/SIGINT (or until `stop` fires, for
+/// embedding and tests). The bound address is sent on `bound` once
+/// listening.
+pub async fn run(
+    settings: Settings,
+    bound: Option<oneshot::Sender<std::net::SocketAddr>>,
+    stop: Option<watch::Receiver<bool>>,
+) -> anyhow::Result<()> {
+    let (rules, rules_text) = read_rules(settings.rules.as_deref()).map_err(|e| {
+        anyhow::anyhow!(
+            "unusable rules: {}{}",
+            e[0],
+            if e.len() > 1 {
+                format!(" (and {} more; see hotspot check-rules)", e.len() - 1)
+            } else {
+                String::new()
+            }
+        )
+    })?;
+    let rules = Arc::new(rules);
+    let metrics = Arc::new(Metrics::new());
+    let latency = Arc::new(LatencyBook::new());
+    let shared = Arc::new(Shared::new(rules.clone(), metrics.clone(), latency.clone()));
+
+    // Sinks and the outbox.
+    let client = reqwest::Client::builder()
+        .timeout(settings.retry.timeout)
+        .build()
+        .context("cannot build the HTTP client")?;
+    let mut targets: Vec<Target> = Vec::new();
+    let durable = settings.state_dir.is_some();
+    let generator_url = format!("http://{}/v1/alerts", settings.listen);
+    let mut names = Vec::new();
+    if let Some(p) = &settings.alerts {
+        names.push(format!("file:{}", p.display()));
+    }
+    for (d, u) in &settings.webhooks {
+        names.push(format!("webhook:{d}:{u}"));
+    }
+    if let Some(am) = &settings.alertmanager {
+        names.push(format!("alertmanager:{}", am.trim_end_matches('/')));
+    }
+    let outbox_dir = settings.state_dir.as_ref().map(|d| d.join("outbox"));
+    let outbox =
+        Arc::new(Outbox::open(outbox_dir.as_deref(), &names).context("cannot open the outbox")?);
+    if let Some(p) = &settings.alerts {
+        let idx = 0;
+        let mut cursor = outbox.cursor(idx);
+        let t = FileTarget::open(p, durable, &mut cursor, outbox.cursor_saved(idx))
+            .with_context(|| format!("cannot open alerts file {}", p.display()))?;
+        outbox.set_cursor(idx, cursor);
+        targets.push(Target::File(t));
+    }
+    for (d, u) in &settings.webhooks {
+        targets.push(Target::Webhook(WebhookTarget::new(d, u, client.clone())));
+    }
+    let am_target = settings
+        .alertmanager
+        .as_ref()
+        .map(|u| AlertmanagerTarget::new(u, client.clone(), &generator_url));
+    if let Some(am) = &settings.alertmanager {
+        targets.push(Target::Alertmanager(AlertmanagerTarget::new(
+            am,
+            client.clone(),
+            &generator_url,
+        )));
+    }
+
+    // The engine, recovered.
+    let (tx, rx) = sync_channel::<Command>(settings.queue);
+    let pcfg = PipelineConfig {
+        rules: rules.clone(),
+        rules_text,
+        engine: EngineConfig {
+            max_keys: settings.max_keys,
+        },
+        state_dir: settings.state_dir.clone(),
+        dead_letter: settings.dead_letter.clone(),
+        idle: settings.idle_timeout,
+        checkpoint_every: settings.checkpoint_interval,
+    };
+    let pipeline = {
+        let (outbox, shared) = (outbox.clone(), shared.clone());
+        tokio::task::spawn_blocking(move || Pipeline::start(pcfg, outbox, shared)).await??
+    };
+    let positions = pipeline.positions();
+    let engine = std::thread::Builder::new()
+        .name("engine".into())
+        .spawn(move || pipeline.run(rx))?;
+
+    // Delivery.
+    let (drain_tx, drain_rx) = watch::channel::<Option<Instant>>(None);
+    let mut sink_names = Vec::new();
+    let mut runners = Vec::new();
+    for (index, target) in targets.into_iter().enumerate() {
+        sink_names.push((target.name(), index));
+        let r = Runner {
+            index,
+            target,
+            outbox: outbox.clone(),
+            metrics: metrics.clone(),
+            latency: latency.clone(),
+            policy: settings.retry,
+        };
+        runners.push(tokio::spawn(r.run(drain_rx.clone())));
+    }
+    if let Some(am) = am_target {
+        let shared = shared.clone();
+        let every = settings.alertmanager_resend;
+        let mut drain = drain_rx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = drain.changed() => return,
+                }
+                let snap = shared.snapshot();
+                if snap.open_alerts.is_empty() {
+                    continue;
+                }
+                let alerts: Vec<_> = snap
+                    .open_alerts
+                    .iter()
+                    .map(|a| am_alert(&a.alert, &generator_url))
+                    .collect();
+                if let Err(e) = am.post(&alerts).await {
+                    tracing::debug!(error = %e, "re-sending open alerts to Alertmanager failed");
+                }
+            }
+        });
+    }
+
+    // Sources.
+    if settings.stdin {
+        let (tx, shared) = (tx.clone(), shared.clone());
+        std::thread::Builder::new()
+            .name("stdin".into())
+            .spawn(move || crate::source::stdin::run(std::io::stdin().lock(), tx, shared))?;
+    }
+    for path in &settings.follow {
+        let start = positions
+            .get(&source_name(path))
+            .and_then(|v| serde_json::from_value::<FollowPos>(v.clone()).ok());
+        let f = Follow {
+            path: path.clone(),
+            start,
+            poll: Duration::from_millis(100),
+        };
+        let (tx, shared) = (tx.clone(), shared.clone());
+        std::thread::Builder::new()
+            .name("follow".into())
+            .spawn(move || f.run(tx, shared))?;
+    }
+
+    // Reloads.
+    let reload: Arc<
+        dyn Fn() -> tokio::task::JoinHandle<Result<String, Vec<String>>> + Send + Sync,
+    > = {
+        let (path, tx, metrics) = (settings.rules.clone(), tx.clone(), metrics.clone());
+        Arc::new(move || {
+            let (path, tx, metrics) = (path.clone(), tx.clone(), metrics.clone());
+            tokio::spawn(async move {
+                let loaded = tokio::task::spawn_blocking(move || {
+                    let (r, text) = read_rules(path.as_deref())?;
+                    let m = Matcher::new(&r).map_err(|e| vec![e.to_string()])?;
+                    Ok::<_, Vec<String>>((r, m, text))
+                })
+                .await
+                .map_err(|e| vec![e.to_string()])?;
+                let (r, m, text) = match loaded {
+                    Ok(x) => x,
+                    Err(errors) => {
+                        metrics.rules_reloads.with_label_values(&["error"]).inc();
+                        tracing::error!(errors = %errors.join("; "), "rules reload failed; keeping the rules in force");
+                        return Err(errors);
+                    }
+                };
+                let (reply, answer) = oneshot::channel();
+                let cmd = Command::Reload {
+                    rules: Arc::new(r),
+                    matcher: Arc::new(m),
+                    text,
+                    reply: Some(reply),
+                };
+                let sent = tokio::task::spawn_blocking(move || tx.send(cmd).is_ok()).await;
+                if !matches!(sent, Ok(true)) {
+                    return Err(vec!["engine stopped".into()]);
+                }
+                let v = answer
+                    .await
+                    .map_err(|_| vec!["engine stopped".to_string()])?;
+                metrics.rules_reloads.with_label_values(&["ok"]).inc();
+                Ok(v)
+            })
+        })
+    };
+
+    // HTTP.
+    let token: Option<Arc<str>> = settings.token.as_deref().map(Arc::from);
+    let api = api::Api {
+        shared: shared.clone(),
+        intake: Intake {
+            shared: shared.clone(),
+            tx: tx.clone(),
+            token,
+        },
+        reload: reload.clone(),
+        sinks: Arc::new(sink_names),
+        outbox: outbox.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, rules = %rules.version, businesses = rules.businesses.len(), templates = rules.templates.len(), durable, "hotspot is listening");
+    if let Some(b) = bound {
+        let _ = b.send(addr);
+    }
+    let (http_stop_tx, mut http_stop_rx) = watch::channel(false);
+    let server = tokio::spawn(
+        axum::serve(listener, api::router(api, settings.max_body))
+            .with_graceful_shutdown(async move {
+                let _ = http_stop_rx.wait_for(|s| *s).await;
+            })
+            .into_future(),
+    );
+
+    // Wait for a signal.
+    wait_for_stop(stop, reload).await;
+    let t0 = Instant::now();
+    tracing::info!("shutting down: intake stopped, draining");
+    shared.begin_shutdown();
+    let _ = http_stop_tx.send(true);
+    let tx_stop = tx.clone();
+    let _ = tokio::task::spawn_blocking(move || tx_stop.send(Command::Shutdown).is_ok()).await;
+    drop(tx);
+    let _ = tokio::task::spawn_blocking(move || engine.join()).await;
+    let _ = drain_tx.send(Some(Instant::now() + settings.drain));
+    for r in runners {
+        let _ = tokio::time::timeout(settings.drain + Duration::from_secs(1), r).await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
+    let (delivery, processing) = latency.report();
+    for (sink, p) in &delivery {
+        tracing::info!(sink = %sink, count = p.count, p50_us = p.p50, p99_us = p.p99, p999_us = p.p999, max_us = p.max, "delivery latency");
+    }
+    tracing::info!(
+        count = processing.count,
+        p50_ns = processing.p50,
+        p99_ns = processing.p99,
+        p999_ns = processing.p999,
+        "per-record processing time"
+    );
+    let pending: u64 = (0..names.len()).map(|i| outbox.depth(i)).sum();
+    if pending > 0 {
+        if durable {
+            tracing::warn!(
+                pending,
+                "alert lines not yet delivered stay in the outbox for the next start"
+            );
+        } else {
+            tracing::warn!(
+                pending,
+                "alert lines not delivered before exit (no --state-dir: they are lost)"
+            );
+        }
+    }
+    tracing::info!(elapsed_ms = t0.elapsed().as_millis() as u64, "stopped");
+    Ok(())
+}
+
+async fn wait_for_stop(
+    stop: Option<watch::Receiver<bool>>,
+    reload: Arc<dyn Fn() -> tokio::task::JoinHandle<Result<String, Vec<String>>> + Send + Sync>,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    let mut stop = stop;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = int.recv() => return,
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading rules");
+                drop(reload());
+            }
+            _ = async {
+                match &mut stop {
+                    Some(s) => { let _ = s.wait_for(|v| *v).await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => return,
+        }
+    }
+}

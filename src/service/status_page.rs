@@ -1,0 +1,191 @@
+//! The status page at `GET /`: for whoever has no Grafana open. A business
+//! × region heat table of distinct callers against thresholds, the open
+//! alerts with their departments, and the intake counts — one self-contained
+//! HTML page (no scripts, styles or fonts from elsewhere) that reloads itself
+//! every few seconds.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use super::state::Snapshot;
+use crate::time::format_cst;
+
+/// Seconds between reloads.
+pub const REFRESH_SECS: u32 = 5;
+
+fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// Background colour for a ratio of distinct callers to threshold: white
+/// through yellow to red at the threshold.
+fn heat(ratio: f64) -> String {
+    let r = ratio.clamp(0.0, 1.0);
+    if ratio >= 1.0 {
+        return "#d7301f".into();
+    }
+    // white (255,255,255) → yellow (254,217,118) → orange (252,141,89)
+    let (r0, g0, b0, r1, g1, b1, t) = if r < 0.5 {
+        (255.0, 255.0, 255.0, 254.0, 217.0, 118.0, r * 2.0)
+    } else {
+        (254.0, 217.0, 118.0, 252.0, 141.0, 89.0, (r - 0.5) * 2.0)
+    };
+    let mix = |a: f64, b: f64| (a + (b - a) * t).round() as u8;
+    format!("#{:02x}{:02x}{:02x}", mix(r0, r1), mix(g0, g1), mix(b0, b1))
+}
+
+/// Renders the page.
+pub fn render(s: &Snapshot) -> String {
+    let mut h = String::with_capacity(16 << 10);
+    let wm = s.watermark.map(format_cst).unwrap_or_else(|| "—".into());
+    let _ = write!(
+        h,
+        r#"<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<meta http-equiv="refresh" content="{REFRESH_SECS}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>hotspot · 批量投诉监控</title>
+<style>
+body{{font-family:system-ui,"Noto Sans CJK SC","Microsoft YaHei",sans-serif;margin:1.2em;color:#222;background:#fafafa}}
+h1{{font-size:1.4em;margin:0 0 .2em}} h2{{font-size:1.1em;margin:1.4em 0 .4em}}
+.meta{{color:#666;font-size:.9em}}
+table{{border-collapse:collapse;background:#fff}}
+th,td{{border:1px solid #ddd;padding:.25em .5em;text-align:center;font-size:.9em}}
+th{{background:#f0f0f0}} td.k{{text-align:left;font-weight:600}}
+.firing{{font-weight:700;color:#fff}}
+.none{{color:#999}}
+#alerts td{{text-align:left}}
+.stat{{display:inline-block;margin-right:1.5em}}
+</style></head><body>
+<h1>hotspot · 批量投诉监控</h1>
+<div class="meta">水位 watermark <b id="watermark">{wm}</b> · 规则 rules {ver} · 活跃键 keys {keys} · 每 {REFRESH_SECS} 秒刷新</div>
+<div class="meta" id="intake"><span class="stat">接收 accepted <b>{acc}</b></span><span class="stat">拒收 rejected <b>{rej}</b></span><span class="stat">迟到 late <b>{late}</b></span><span class="stat">告警 alerts <b>{fired}</b> 次, 当前 <b>{open}</b> 条</span></div>
+"#,
+        ver = esc(&s.rules.version),
+        keys = s.keys,
+        acc = s.stats.accepted,
+        rej = s.stats.rejected_total(),
+        late = s.stats.late_dropped,
+        fired = s.stats.alerts_firing,
+        open = s.open_alerts.len(),
+    );
+
+    // Open alerts.
+    h.push_str("<h2>当前告警 Open alerts</h2>\n");
+    if s.open_alerts.is_empty() {
+        h.push_str("<p class=\"none\" id=\"no-alerts\">无告警 — no open alerts</p>\n");
+    } else {
+        h.push_str("<table id=\"alerts\"><tr><th>地区 region</th><th>业务 business</th><th>责任部门 department</th><th>客户数 callers</th><th>阈值 threshold</th><th>窗口 window</th><th>触发 triggered</th></tr>\n");
+        for a in &s.open_alerts {
+            let al = &a.alert;
+            let _ = writeln!(
+                h,
+                "<tr class=\"alert\"><td>{}</td><td>{} ({})</td><td>{} ({})</td><td>{} (max {})</td><td>{}</td><td>{} – {}</td><td>{}</td></tr>",
+                esc(&al.region),
+                esc(&al.business_name),
+                esc(&al.business),
+                esc(&al.department_name),
+                esc(&al.department),
+                al.count,
+                a.max_count,
+                al.threshold,
+                esc(&format_cst(al.window_start)),
+                esc(&format_cst(al.window_end)),
+                esc(&format_cst(al.event_ts)),
+            );
+        }
+        h.push_str("</table>\n");
+    }
+
+    // Heat table: businesses with any live key × regions.
+    h.push_str("<h2>热度 Heat: distinct callers / threshold</h2>\n");
+    let mut regions = BTreeSet::new();
+    let mut cells: BTreeMap<(usize, String), (u32, u32, f64, bool)> = BTreeMap::new();
+    for k in &s.hotspots {
+        let b = s.rules.business_index(&k.business).unwrap_or(usize::MAX);
+        regions.insert(k.region.clone());
+        cells.insert(
+            (b, k.region.clone()),
+            (k.distinct_callers, k.threshold, k.ratio, k.firing),
+        );
+    }
+    if cells.is_empty() {
+        h.push_str(
+            "<p class=\"none\" id=\"no-heat\">暂无数据 — no complaints in the live windows</p>\n",
+        );
+    } else {
+        h.push_str("<table id=\"heat\"><tr><th>业务 \\ 地区</th>");
+        for r in &regions {
+            let _ = write!(h, "<th>{}</th>", esc(r));
+        }
+        h.push_str("</tr>\n");
+        let businesses: BTreeSet<usize> = cells.keys().map(|(b, _)| *b).collect();
+        for b in businesses {
+            let name = s
+                .rules
+                .businesses
+                .get(b)
+                .map(|x| format!("{} {}", x.name, x.id))
+                .unwrap_or_default();
+            let _ = write!(h, "<tr><td class=\"k\">{}</td>", esc(&name));
+            for r in &regions {
+                match cells.get(&(b, r.clone())) {
+                    Some(&(n, t, ratio, firing)) => {
+                        let _ = write!(
+                            h,
+                            "<td class=\"cell{}\" style=\"background:{}\" title=\"{} / {}\">{}/{}</td>",
+                            if firing { " firing" } else { "" },
+                            heat(ratio),
+                            n,
+                            t,
+                            n,
+                            t
+                        );
+                    }
+                    None => h.push_str("<td class=\"none\">·</td>"),
+                }
+            }
+            h.push_str("</tr>\n");
+        }
+        h.push_str("</table>\n");
+    }
+    let _ = write!(
+        h,
+        "<p class=\"meta\">更新于 {} · <a href=\"/v1/alerts\">/v1/alerts</a> · <a href=\"/v1/hotspots\">/v1/hotspots</a> · <a href=\"/v1/stats\">/v1/stats</a> · <a href=\"/metrics\">/metrics</a></p>\n</body></html>\n",
+        esc(&format_cst(
+            s.updated
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0)
+        ))
+    );
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_and_colours() {
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+        assert_eq!(heat(0.0), "#ffffff");
+        assert_eq!(heat(1.0), "#d7301f");
+        assert_eq!(heat(2.0), "#d7301f");
+        assert_ne!(heat(0.6), heat(0.3));
+    }
+}

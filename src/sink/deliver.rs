@@ -1,0 +1,218 @@
+//! Delivery: one task per sink, reading the outbox in order from the sink's
+//! cursor and sending each line until the receiver takes it.
+//!
+//! A failed attempt is retried with exponential backoff and full jitter
+//! (so that many hotspot instances do not hammer a recovering receiver in
+//! step), forever: a receiver that is down delays delivery, it never loses
+//! it (CONTRACT 7). Each sink has its own task and its own cursor, so a slow
+//! or dead receiver holds back only its own queue — never the engine, never
+//! another sink. At shutdown a sink keeps delivering until it has caught up
+//! or the drain deadline passes; what is left stays in the outbox (on disk
+//! with `--state-dir`) for the next start.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use tokio::sync::watch;
+
+use super::outbox::{Cursor, Item, Outbox};
+use super::{alertmanager::AlertmanagerTarget, file::FileTarget, webhook::WebhookTarget};
+use crate::alert::Alert;
+use crate::mask::mask;
+use crate::metrics::{LatencyBook, Metrics};
+
+/// How a sink retries.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// First wait after a failure.
+    pub initial: Duration,
+    /// Longest wait between attempts.
+    pub max: Duration,
+    /// Limit of one attempt.
+    pub timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            initial: Duration::from_millis(200),
+            max: Duration::from_secs(30),
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `attempt` (0-based): exponential,
+    /// capped, with full jitter in [half, whole].
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let base = self
+            .initial
+            .saturating_mul(1u32 << attempt.min(20))
+            .min(self.max);
+        let ms = base.as_millis().max(1) as u64;
+        Duration::from_millis(rand::rng().random_range(ms / 2..=ms))
+    }
+}
+
+/// Where a sink sends.
+pub enum Target {
+    File(FileTarget),
+    Webhook(WebhookTarget),
+    Alertmanager(AlertmanagerTarget),
+}
+
+impl Target {
+    /// The sink's name in metrics, logs and cursor files.
+    pub fn name(&self) -> String {
+        match self {
+            Target::File(f) => f.name(),
+            Target::Webhook(w) => w.name(),
+            Target::Alertmanager(a) => a.name(),
+        }
+    }
+
+    /// Whether this sink delivers `alert` at all (a webhook only gets its
+    /// department's alerts).
+    pub fn wants(&self, alert: &Alert) -> bool {
+        match self {
+            Target::Webhook(w) => w.wants(alert),
+            _ => true,
+        }
+    }
+
+    async fn send(&mut self, item: &Item, cursor: &mut Cursor) -> Result<(), String> {
+        match self {
+            Target::File(f) => f.send(item, cursor),
+            Target::Webhook(w) => w.send(item).await,
+            Target::Alertmanager(a) => a.send(item).await,
+        }
+    }
+}
+
+/// The delivery task of one sink.
+pub struct Runner {
+    pub index: usize,
+    pub target: Target,
+    pub outbox: Arc<Outbox>,
+    pub metrics: Arc<Metrics>,
+    pub latency: Arc<LatencyBook>,
+    pub policy: RetryPolicy,
+}
+
+impl Runner {
+    /// Delivers until `drain` holds a deadline and either everything is
+    /// delivered or the deadline has passed.
+    pub async fn run(mut self, mut drain: watch::Receiver<Option<Instant>>) {
+        let name = self.target.name();
+        let mut pushed = self.outbox.subscribe();
+        let mut cursor = self.outbox.cursor(self.index);
+        let queue = self.metrics.sink_queue.with_label_values(&[&name]);
+        let up = self.metrics.sink_up.with_label_values(&[&name]);
+        let delivered = self.metrics.sink_delivered.with_label_values(&[&name]);
+        let failures = self.metrics.sink_failures.with_label_values(&[&name]);
+        let retries = self.metrics.sink_retries.with_label_values(&[&name]);
+        let latency = self.metrics.delivery_latency.with_label_values(&[&name]);
+        up.set(1);
+        let mut unsaved = false;
+        loop {
+            queue.set(self.outbox.depth(self.index) as i64);
+            let deadline = *drain.borrow();
+            if cursor.next < self.outbox.first_seq() {
+                cursor.next = self.outbox.first_seq();
+            }
+            let Some(item) = self.outbox.get(cursor.next) else {
+                // Caught up.
+                if unsaved {
+                    if let Err(e) = self.outbox.ack(self.index, cursor) {
+                        tracing::error!(sink = %name, error = %e, "cannot save the sink's position");
+                    }
+                    unsaved = false;
+                }
+                if deadline.is_some() {
+                    return;
+                }
+                tokio::select! {
+                    _ = pushed.changed() => {}
+                    _ = drain.changed() => {}
+                }
+                continue;
+            };
+            if !self.target.wants(&item.alert) {
+                cursor.next += 1;
+                unsaved = true;
+                continue;
+            }
+            let mut attempt = 0u32;
+            loop {
+                let result =
+                    tokio::time::timeout(self.policy.timeout, self.target.send(&item, &mut cursor))
+                        .await;
+                let err = match result {
+                    Ok(Ok(())) => break,
+                    Ok(Err(e)) => e,
+                    Err(_) => format!("no answer within {:?}", self.policy.timeout),
+                };
+                failures.inc();
+                up.set(0);
+                let wait = self.policy.backoff(attempt);
+                if attempt == 0 || attempt % 10 == 0 {
+                    tracing::warn!(sink = %name, alert_id = %mask(&item.alert.alert_id), attempt = attempt + 1, error = %mask(&err), retry_in_ms = wait.as_millis() as u64, "delivery failed; will retry");
+                }
+                attempt += 1;
+                let until = Instant::now() + wait;
+                if let Some(d) = *drain.borrow() {
+                    if until >= d {
+                        tracing::warn!(sink = %name, pending = self.outbox.depth(self.index), "shutting down with alerts not yet delivered; they stay in the outbox");
+                        if unsaved {
+                            let _ = self.outbox.ack(self.index, cursor);
+                        }
+                        return;
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = drain.changed() => {}
+                }
+                retries.inc();
+            }
+            cursor.next += 1;
+            if let Err(e) = self.outbox.ack(self.index, cursor) {
+                tracing::error!(sink = %name, error = %e, "cannot save the sink's position");
+            }
+            unsaved = false;
+            up.set(1);
+            delivered.inc();
+            if let Some(r) = item.received {
+                let el = r.elapsed();
+                latency.observe(el.as_secs_f64());
+                self.latency.delivered(&name, el.as_micros() as u64);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_caps_and_jitters() {
+        let p = RetryPolicy {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(2),
+            timeout: Duration::from_secs(1),
+        };
+        for attempt in 0..40 {
+            let b = p.backoff(attempt);
+            let full = Duration::from_millis(100)
+                .saturating_mul(1 << attempt.min(20))
+                .min(Duration::from_secs(2));
+            assert!(
+                b <= full && b >= full / 2,
+                "attempt {attempt}: {b:?} vs {full:?}"
+            );
+        }
+    }
+}
