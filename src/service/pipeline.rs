@@ -602,6 +602,13 @@ impl Pipeline {
                 if let Err(e) = self.outbox.sync() {
                     tracing::error!(error = %e, "cannot sync the outbox");
                 }
+                // Read-your-writes: a client that got its answer sees its
+                // records in /v1/*. A snapshot is cheap (it walks the live
+                // keys), but with very many keys it is rate-limited.
+                let keys: usize = self.engines.values().map(|e| e.keys().len()).sum();
+                if keys < 20_000 || self.last_snapshot.elapsed() >= Duration::from_millis(250) {
+                    self.publish();
+                }
                 for (r, report) in replies {
                     let _ = r.send(report);
                 }

@@ -168,6 +168,12 @@ impl Outbox {
             // A sink new to this state directory starts with new lines.
             let was_saved = saved.is_some();
             let cursor = saved.unwrap_or(Cursor { next, bytes: 0 });
+            if let (Some(d), false) = (dir, was_saved) {
+                // Record the new sink's start at once: a sink that has not
+                // delivered anything yet when the process dies must resume
+                // at its start, not skip to the newest line.
+                write_atomic(&cursor_file(d, name), &cursor)?;
+            }
             states.push(SinkState {
                 name: name.clone(),
                 cursor,
