@@ -610,26 +610,39 @@ fn background_bound(
             ((h + 3.0 * h.sqrt()) / SAMPLES as f64).max(intended)
         })
         .collect();
-    // The busiest window of each day, as a fraction of that day's volume.
+    // Windows of the rules' size starting every half size (a union bound
+    // over them covers the sliding windows between), each with its share
+    // of its day's volume.
     let size_min = (rules.window.size_ms / 60_000).max(1) as usize;
     let partial = (rules.window.size_ms as f64 / 60_000.0).min(1.0);
-    let windows_per_day = (86_400_000.0 / rules.window.size_ms.max(1) as f64).max(1.0);
+    let step = (size_min / 2).max(1);
     let mut expected = 0.0;
     let mut busiest: Vec<Busiest> = Vec::new();
+    let biggest = (0..REGIONS.len()).map(|r| picker.share(r)).fold(0.0, f64::max);
     for (di, &day) in days.iter().enumerate() {
         let w = &weights[di * 1440..(di + 1) * 1440];
         let total: f64 = w.iter().sum();
-        let peak = (0..1440).map(|m| (m..(m + size_min).min(1440)).map(|i| w[i]).sum::<f64>()).fold(0.0, f64::max) * partial;
-        let volume = per_day[di] as f64 * peak / total;
+        let volumes: Vec<f64> = (0..1440)
+            .step_by(step)
+            .map(|m| per_day[di] as f64 * (m..(m + size_min).min(1440)).map(|i| w[i]).sum::<f64>() * partial / total)
+            .collect();
+        let peak = volumes.iter().copied().fold(0.0, f64::max);
         for (b, biz) in rules.businesses.iter().enumerate() {
+            // Skip what cannot matter even at the busiest window everywhere.
+            let top = truth::poisson_tail(peak * share[b] * biggest, biz.threshold);
+            if top * (volumes.len() * REGIONS.len()) as f64 >= 1e-12 {
+                for r in 0..REGIONS.len() {
+                    for v in &volumes {
+                        expected += truth::poisson_tail(v * share[b] * picker.share(r), biz.threshold);
+                    }
+                }
+            }
             for r in 0..REGIONS.len() {
-                let lambda = volume * share[b] * picker.share(r);
-                expected += windows_per_day * truth::poisson_tail(lambda, biz.threshold);
                 busiest.push(Busiest {
                     business: biz.id.clone(),
                     region: REGIONS[r].name.into(),
                     day: format_date(day),
-                    expected_peak: (lambda * 100.0).round() / 100.0,
+                    expected_peak: (peak * share[b] * picker.share(r) * 100.0).round() / 100.0,
                     threshold: biz.threshold,
                 });
             }

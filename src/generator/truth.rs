@@ -8,12 +8,14 @@
 //! * `incidents` must alert: each is a (business, region) key that received
 //!   at least `threshold` distinct callers within one window.
 //! * `traps` must not alert on their key during their span.
-//! * `background` says whether ordinary traffic alone may alert: the
-//!   expected number of background alerts, from a Poisson bound on the
-//!   busiest half hour of each (business, region, day) — conservative, it
-//!   treats every window of the day as the busiest. At realistic volume it
-//!   is far below 1 % and `may_alert` is false; at benchmark volume it is
-//!   true and background alerts are expected.
+//! * `background` says whether ordinary traffic alone may alert: a bound on
+//!   the expected number of background alerts — the sum, over every
+//!   (business, region) and every window of the rules' size starting each
+//!   half window, of the Poisson probability that the window's expected
+//!   complaints reach the threshold (complaints, not distinct callers, so it
+//!   errs high). `may_alert` is true when that bound exceeds 1 %: at
+//!   realistic volume it is false, at benchmark volume it is true and
+//!   background alerts are expected.
 //!
 //! Field order is declaration order and every list is built in a fixed
 //! order, so the truth file is byte-identical for identical arguments.

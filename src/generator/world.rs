@@ -12,8 +12,8 @@
 //! nothing is dropped there.
 //!
 //! Background topic weights follow each business's share of traffic
-//! ([`super::bank::BUSINESSES`], or an even split of 45 % for businesses the
-//! bank does not know).
+//! ([`super::bank::BUSINESSES`]; businesses the bank does not know split
+//! what is left of 45 %, at most 1.5 % each).
 
 use rand::Rng;
 
@@ -107,7 +107,8 @@ impl<'m> Checker<'m> {
     }
 }
 
-/// Phrases composed from a template's keywords: one keyword per group,
+/// Phrases composed from a template's keywords: one keyword per group, in
+/// order (subject, phenomenon, cause reads naturally: 彩铃 + 复制 + 失败),
 /// varied across the groups' alternatives.
 fn composed_phrases(rules: &Rules, t: usize) -> Vec<String> {
     let tpl = &rules.templates[t];
@@ -116,9 +117,6 @@ fn composed_phrases(rules: &Rules, t: usize) -> Vec<String> {
         .map(|i| {
             let mut s = String::new();
             for (g, group) in tpl.all_of.iter().enumerate() {
-                if g > 0 && g + 1 == tpl.all_of.len() && tpl.all_of.len() > 2 {
-                    s.push_str("而且");
-                }
                 s.push_str(&group[(i + g) % group.len()]);
             }
             s
@@ -132,10 +130,11 @@ impl World {
         let mut dropped = Dropped::default();
         let mut topics = Vec::new();
         let mut topic_of_template = vec![None; rules.templates.len()];
-        // Shares: the bank's, or an even split of what is left of 45 %.
+        // Shares: the bank's, or an even split of what is left of 45 %, at
+        // most 1.5 % each (a typical business of the fixture library).
         let known: f64 = rules.businesses.iter().filter_map(|b| bank::business(&b.id)).map(|b| b.share).sum();
         let unknown = rules.businesses.iter().filter(|b| bank::business(&b.id).is_none()).count();
-        let default_share = if unknown > 0 { ((45.0 - known) / unknown as f64).max(0.2) } else { 0.0 };
+        let default_share = if unknown > 0 { ((45.0 - known) / unknown as f64).clamp(0.2, 1.5) } else { 0.0 };
         let mut raw_share: Vec<f64> = rules.businesses.iter().map(|b| bank::business(&b.id).map_or(default_share, |x| x.share)).collect();
         let total: f64 = raw_share.iter().sum();
         if total > 70.0 {
