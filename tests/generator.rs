@@ -13,12 +13,21 @@ use hotspot::time::parse_rfc3339;
 use serde_json::Value;
 
 fn hotspot(args: &[&str]) -> (i32, Vec<u8>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_hotspot")).args(args).output().unwrap();
-    (out.status.code().unwrap_or(-1), out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(env!("CARGO_BIN_EXE_hotspot"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }
 
 fn s(p: &Path) -> &str {
@@ -30,7 +39,11 @@ fn read_json(p: &Path) -> Value {
 }
 
 fn read_lines(p: &Path) -> Vec<Value> {
-    std::fs::read_to_string(p).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    std::fs::read_to_string(p)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 fn ms(v: &Value) -> i64 {
@@ -50,7 +63,10 @@ fn generate(dir: &Path, name: &str, args: &[&str]) -> (PathBuf, PathBuf) {
 
 /// Replays with the fixture rules; returns (alerts, summary).
 fn replay(dir: &Path, traffic: &Path) -> (Vec<Value>, Value) {
-    let alerts = dir.join(format!("{}.alerts.jsonl", traffic.file_stem().unwrap().to_str().unwrap()));
+    let alerts = dir.join(format!(
+        "{}.alerts.jsonl",
+        traffic.file_stem().unwrap().to_str().unwrap()
+    ));
     let summary = dir.join("summary.json");
     let (code, _, err) = hotspot(&[
         "replay",
@@ -71,7 +87,10 @@ fn replay(dir: &Path, traffic: &Path) -> (Vec<Value>, Value) {
 const WINDOW_MS: i64 = 30 * 60_000;
 
 fn key(v: &Value) -> (String, String) {
-    (v["business"].as_str().unwrap_or("*").to_owned(), v["region"].as_str().unwrap_or("*").to_owned())
+    (
+        v["business"].as_str().unwrap_or("*").to_owned(),
+        v["region"].as_str().unwrap_or("*").to_owned(),
+    )
 }
 
 /// The summary's counts agree with the truth's.
@@ -86,20 +105,54 @@ fn assert_counts(summary: &Value, truth: &Value) {
 #[test]
 fn realistic_traffic_alerts_on_every_incident_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
-    let (traffic, truth) = generate(dir.path(), "t", &["--seed", "7", "--events", "60000", "--days", "3", "--start", "2026-03-14", "--surge-day", "2026-03-15"]);
+    let (traffic, truth) = generate(
+        dir.path(),
+        "t",
+        &[
+            "--seed",
+            "7",
+            "--events",
+            "60000",
+            "--days",
+            "3",
+            "--start",
+            "2026-03-14",
+            "--surge-day",
+            "2026-03-15",
+        ],
+    );
     let truth = read_json(&truth);
     let (alerts, summary) = replay(dir.path(), &traffic);
     assert_counts(&summary, &truth);
-    assert_eq!(truth["background_may_alert"], false, "60,000 events over three days is realistic volume");
-    assert!(truth["counts"]["late_dropped"].as_u64().unwrap() > 0, "the late batches are dropped");
+    assert_eq!(
+        truth["background_may_alert"], false,
+        "60,000 events over three days is realistic volume"
+    );
+    assert!(
+        truth["counts"]["late_dropped"].as_u64().unwrap() > 0,
+        "the late batches are dropped"
+    );
 
     let incidents = truth["incidents"].as_array().unwrap();
     let traps = truth["traps"].as_array().unwrap();
     assert!(incidents.len() >= 10, "two ordinary days of incidents");
-    for kind in ["cell_outage", "platform_failure", "slow_rise", "late_web_outage", "exact_threshold"] {
+    for kind in [
+        "cell_outage",
+        "platform_failure",
+        "slow_rise",
+        "late_web_outage",
+        "exact_threshold",
+    ] {
         assert!(incidents.iter().any(|i| i["kind"] == kind), "{kind}");
     }
-    for kind in ["repeat_caller", "consultation", "test_orders", "recovered_callbacks", "late_batch", "surge_day"] {
+    for kind in [
+        "repeat_caller",
+        "consultation",
+        "test_orders",
+        "recovered_callbacks",
+        "late_batch",
+        "surge_day",
+    ] {
         assert!(traps.iter().any(|i| i["kind"] == kind), "{kind}");
     }
     let firing: Vec<&Value> = alerts.iter().filter(|a| a["state"] == "firing").collect();
@@ -115,10 +168,17 @@ fn realistic_traffic_alerts_on_every_incident_and_nothing_else() {
             .filter(|a| (start..=end + WINDOW_MS).contains(&ms(&a["event_ts"])))
             .collect();
         assert!(!hits.is_empty(), "no alert for incident {inc}");
-        assert!(inc["distinct_callers"].as_u64() >= inc["threshold"].as_u64(), "{inc}");
+        assert!(
+            inc["distinct_callers"].as_u64() >= inc["threshold"].as_u64(),
+            "{inc}"
+        );
         if inc["kind"] == "exact_threshold" {
             assert_eq!(inc["distinct_callers"], inc["threshold"]);
-            assert_eq!(hits[0]["count"], inc["threshold"], "exactly the threshold alerts: {}", hits[0]);
+            assert_eq!(
+                hits[0]["count"], inc["threshold"],
+                "exactly the threshold alerts: {}",
+                hits[0]
+            );
         }
         assert_eq!(inc["late_dropped"], 0, "{inc}");
     }
@@ -127,7 +187,9 @@ fn realistic_traffic_alerts_on_every_incident_and_nothing_else() {
     // incident's span.
     let explained = |a: &Value| {
         incidents.iter().any(|i| {
-            key(i) == key(a) && ms(&a["window_start"]) <= ms(&i["end"]) + WINDOW_MS && ms(&a["window_end"]) >= ms(&i["start"])
+            key(i) == key(a)
+                && ms(&a["window_start"]) <= ms(&i["end"]) + WINDOW_MS
+                && ms(&a["window_end"]) >= ms(&i["start"])
         })
     };
     // No trap key alerts during its span; the surge day (any key) has no
@@ -139,9 +201,16 @@ fn realistic_traffic_alerts_on_every_incident_and_nothing_else() {
             let t = ms(&a["event_ts"]);
             let in_span = (start..=end + WINDOW_MS).contains(&t);
             if trap["business"].is_null() {
-                assert!(!in_span || explained(a), "{} alert on the surge day: {a}", trap["kind"]);
+                assert!(
+                    !in_span || explained(a),
+                    "{} alert on the surge day: {a}",
+                    trap["kind"]
+                );
             } else {
-                assert!(!(in_span && key(a) == key(trap)), "trap {trap} alerted: {a}");
+                assert!(
+                    !(in_span && key(a) == key(trap)),
+                    "trap {trap} alerted: {a}"
+                );
             }
         }
         if trap["kind"] == "late_batch" {
@@ -162,20 +231,44 @@ fn realistic_traffic_alerts_on_every_incident_and_nothing_else() {
 #[test]
 fn a_dirty_run_rejects_what_the_truth_says_and_alerts_like_its_clean_twin() {
     let dir = tempfile::tempdir().unwrap();
-    let args = ["--seed", "11", "--events", "20000", "--days", "1", "--start", "2026-03-16"];
+    let args = [
+        "--seed",
+        "11",
+        "--events",
+        "20000",
+        "--days",
+        "1",
+        "--start",
+        "2026-03-16",
+    ];
     let (clean, _) = generate(dir.path(), "clean", &args);
     let mut dirty_args = args.to_vec();
     dirty_args.extend(["--dirty", "0.06"]);
     let (dirty, truth) = generate(dir.path(), "dirty", &dirty_args);
     let truth = read_json(&truth);
     let c = &truth["counts"];
-    let rejected: u64 = c["rejected"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
-    assert_eq!(rejected + c["blank"].as_u64().unwrap() + c["huge_records"].as_u64().unwrap(), 1200);
-    assert_eq!(c["rejected"].as_object().unwrap().len(), 4, "every reason: {c}");
+    let rejected: u64 = c["rejected"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        rejected + c["blank"].as_u64().unwrap() + c["huge_records"].as_u64().unwrap(),
+        1200
+    );
+    assert_eq!(
+        c["rejected"].as_object().unwrap().len(),
+        4,
+        "every reason: {c}"
+    );
     assert_eq!(c["huge_records"], 1);
     let (dirty_alerts, summary) = replay(dir.path(), &dirty);
     assert_counts(&summary, &truth);
-    assert_eq!(summary["accepted"].as_u64().unwrap(), 20_001 - c["late_dropped"].as_u64().unwrap());
+    assert_eq!(
+        summary["accepted"].as_u64().unwrap(),
+        20_001 - c["late_dropped"].as_u64().unwrap()
+    );
     let (clean_alerts, _) = replay(dir.path(), &clean);
     assert!(!clean_alerts.is_empty());
     assert_eq!(clean_alerts, dirty_alerts);
@@ -222,16 +315,45 @@ none_of = ["咨询如何", "测试工单", "已恢复"]
     let traffic = dir.path().join("t.jsonl");
     let truth = dir.path().join("t.json");
     let (code, _, err) = hotspot(&[
-        "gen", "-q", "--seed", "3", "--events", "4000", "--days", "1", "--rules", s(&rules), "--out", s(&traffic), "--truth", s(&truth),
+        "gen",
+        "-q",
+        "--seed",
+        "3",
+        "--events",
+        "4000",
+        "--days",
+        "1",
+        "--rules",
+        s(&rules),
+        "--out",
+        s(&traffic),
+        "--truth",
+        s(&truth),
     ]);
     assert_eq!(code, 0, "{err}");
     let truth = read_json(&truth);
-    assert_eq!(truth["background_may_alert"], false, "{}", truth["background"]);
+    assert_eq!(
+        truth["background_may_alert"], false,
+        "{}",
+        truth["background"]
+    );
     assert_eq!(truth["skipped"], serde_json::json!([]));
     let alerts = dir.path().join("a.jsonl");
-    let (code, _, err) = hotspot(&["replay", "-q", "--rules", s(&rules), "--input", s(&traffic), "--alerts", s(&alerts)]);
+    let (code, _, err) = hotspot(&[
+        "replay",
+        "-q",
+        "--rules",
+        s(&rules),
+        "--input",
+        s(&traffic),
+        "--alerts",
+        s(&alerts),
+    ]);
     assert_eq!(code, 0, "{err}");
-    let firing: Vec<Value> = read_lines(&alerts).into_iter().filter(|a| a["state"] == "firing").collect();
+    let firing: Vec<Value> = read_lines(&alerts)
+        .into_iter()
+        .filter(|a| a["state"] == "firing")
+        .collect();
     let incidents = truth["incidents"].as_array().unwrap();
     assert!(!incidents.is_empty(), "{truth}");
     for inc in incidents {
@@ -239,14 +361,24 @@ none_of = ["咨询如何", "测试工单", "已恢复"]
         assert_eq!(inc["threshold"], t);
         let (start, end) = (ms(&inc["start"]), ms(&inc["end"]));
         assert!(
-            firing.iter().any(|a| key(a) == key(inc) && (start..=end + 10 * 60_000).contains(&ms(&a["event_ts"]))),
+            firing
+                .iter()
+                .any(|a| key(a) == key(inc)
+                    && (start..=end + 10 * 60_000).contains(&ms(&a["event_ts"]))),
             "no alert for {inc}"
         );
     }
-    for trap in truth["traps"].as_array().unwrap().iter().filter(|t| !t["business"].is_null()) {
+    for trap in truth["traps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| !t["business"].is_null())
+    {
         let (start, end) = (ms(&trap["start"]), ms(&trap["end"]));
         assert!(
-            !firing.iter().any(|a| key(a) == key(trap) && (start..=end).contains(&ms(&a["event_ts"]))),
+            !firing
+                .iter()
+                .any(|a| key(a) == key(trap) && (start..=end).contains(&ms(&a["event_ts"]))),
             "trap {trap} alerted"
         );
     }
@@ -255,11 +387,24 @@ none_of = ["咨询如何", "测试工单", "已恢复"]
 #[test]
 fn standard_output_gets_the_same_bytes_and_bad_arguments_fail_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
-    let (file, _) = generate(dir.path(), "f", &["--seed", "5", "--events", "3000", "--dirty", "0.02"]);
-    let (code, stdout, err) = hotspot(&["gen", "-q", "--seed", "5", "--events", "3000", "--dirty", "0.02", "--out", "-"]);
+    let (file, _) = generate(
+        dir.path(),
+        "f",
+        &["--seed", "5", "--events", "3000", "--dirty", "0.02"],
+    );
+    let (code, stdout, err) = hotspot(&[
+        "gen", "-q", "--seed", "5", "--events", "3000", "--dirty", "0.02", "--out", "-",
+    ]);
     assert_eq!(code, 0, "{err}");
-    assert!(stdout == std::fs::read(&file).unwrap(), "stdout differs from the file");
-    for bad in [["--start", "2026-02-30"], ["--surge-day", "tomorrow"], ["--dirty", "20"]] {
+    assert!(
+        stdout == std::fs::read(&file).unwrap(),
+        "stdout differs from the file"
+    );
+    for bad in [
+        ["--start", "2026-02-30"],
+        ["--surge-day", "tomorrow"],
+        ["--dirty", "20"],
+    ] {
         let mut args = vec!["gen", "--out", "-"];
         args.extend_from_slice(&bad);
         let (code, _, err) = hotspot(&args);
@@ -293,14 +438,27 @@ fn recorded_args(truth: &Value) -> Vec<String> {
 #[test]
 fn the_fixture_traffic_is_reproducible_from_its_truth() {
     let dir = tempfile::tempdir().unwrap();
-    for (traffic, truth) in [("traffic.jsonl", "truth.json"), ("traffic.dirty.jsonl", "truth.dirty.json")] {
+    for (traffic, truth) in [
+        ("traffic.jsonl", "truth.json"),
+        ("traffic.dirty.jsonl", "truth.dirty.json"),
+    ] {
         let recorded = read_json(&fixture(truth));
         let args = recorded_args(&recorded);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let (out, new_truth) = generate(dir.path(), "again", &args);
-        assert!(std::fs::read(&out).unwrap() == std::fs::read(fixture(traffic)).unwrap(), "fixtures/{traffic} is not what gen makes");
-        assert_eq!(std::fs::read_to_string(new_truth).unwrap(), std::fs::read_to_string(fixture(truth)).unwrap(), "fixtures/{truth}");
-        assert!(std::fs::metadata(fixture(traffic)).unwrap().len() < 2_000_000, "{traffic} must stay small");
+        assert!(
+            std::fs::read(&out).unwrap() == std::fs::read(fixture(traffic)).unwrap(),
+            "fixtures/{traffic} is not what gen makes"
+        );
+        assert_eq!(
+            std::fs::read_to_string(new_truth).unwrap(),
+            std::fs::read_to_string(fixture(truth)).unwrap(),
+            "fixtures/{truth}"
+        );
+        assert!(
+            std::fs::metadata(fixture(traffic)).unwrap().len() < 2_000_000,
+            "{traffic} must stay small"
+        );
     }
 }
 
@@ -320,12 +478,21 @@ fn the_fixture_alerts_are_a_fresh_replay_of_the_fixture_traffic() {
     ]);
     assert_eq!(code, 0, "{err}");
     let fresh = std::fs::read_to_string(&alerts).unwrap();
-    assert_eq!(fresh, std::fs::read_to_string(fixture("expected.alerts.jsonl")).unwrap());
+    assert_eq!(
+        fresh,
+        std::fs::read_to_string(fixture("expected.alerts.jsonl")).unwrap()
+    );
     // The snapshot holds every incident of the sample and nothing else.
     let truth = read_json(&fixture("truth.json"));
-    let firing = fresh.lines().filter(|l| l.contains("\"state\":\"firing\"") || l.contains("\"state\": \"firing\"")).count();
+    let firing = fresh
+        .lines()
+        .filter(|l| l.contains("\"state\":\"firing\"") || l.contains("\"state\": \"firing\""))
+        .count();
     let incidents = truth["incidents"].as_array().unwrap().len();
-    assert!(firing >= incidents && incidents >= 5, "{firing} firing, {incidents} incidents");
+    assert!(
+        firing >= incidents && incidents >= 5,
+        "{firing} firing, {incidents} incidents"
+    );
     // The dirty sample alerts the same.
     let dirty_alerts = dir.path().join("d.jsonl");
     let (code, _, err) = hotspot(&[

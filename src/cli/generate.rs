@@ -55,12 +55,18 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let rules = super::replay::load_rules(args.rules.as_deref())?;
-    let start_day = parse_date(&args.start).with_context(|| format!("--start {:?} is not a date like 2026-03-14", args.start))?;
+    let start_day = parse_date(&args.start)
+        .with_context(|| format!("--start {:?} is not a date like 2026-03-14", args.start))?;
     anyhow::ensure!(args.days >= 1, "--days must be at least 1");
-    anyhow::ensure!((0.0..=10.0).contains(&args.dirty), "--dirty must be between 0 and 10 (a fraction of --events)");
+    anyhow::ensure!(
+        (0.0..=10.0).contains(&args.dirty),
+        "--dirty must be between 0 and 10 (a fraction of --events)"
+    );
     let surge_day = match args.surge_day.as_deref() {
         Some("none") => None,
-        Some(s) => Some(parse_date(s).with_context(|| format!("--surge-day {s:?} is not a date like 2026-03-15 (or none)"))?),
+        Some(s) => Some(parse_date(s).with_context(|| {
+            format!("--surge-day {s:?} is not a date like 2026-03-15 (or none)")
+        })?),
         None => {
             // March 15 of a year the run covers.
             let (y0, _, _) = crate::time::civil_from_days(start_day);
@@ -77,14 +83,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         start_day,
         surge_day,
         dirty: args.dirty,
-        rules_name: args.rules.as_ref().map_or_else(|| "embedded".to_owned(), |p| p.display().to_string()),
+        rules_name: args
+            .rules
+            .as_ref()
+            .map_or_else(|| "embedded".to_owned(), |p| p.display().to_string()),
     };
     let show = !args.quiet && std::io::stderr().is_terminal() && args.out.as_os_str() != "-";
     let bar = show.then(|| {
         let bar = indicatif::ProgressBar::new(args.days as u64 * 1440);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} gen [{elapsed_precise}] {wide_bar} {percent}% of simulated time")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} gen [{elapsed_precise}] {wide_bar} {percent}% of simulated time",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar
     });
@@ -96,10 +107,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let truth = if args.out.as_os_str() == "-" {
         let stdout = std::io::stdout();
-        generate(&cfg, &rules, stdout.lock(), Some(&mut on_progress)).context("cannot write to standard output")?
+        generate(&cfg, &rules, stdout.lock(), Some(&mut on_progress))
+            .context("cannot write to standard output")?
     } else {
-        let f = File::create(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
-        generate(&cfg, &rules, f, Some(&mut on_progress)).with_context(|| format!("cannot write {}", args.out.display()))?
+        let f = File::create(&args.out)
+            .with_context(|| format!("cannot create {}", args.out.display()))?;
+        generate(&cfg, &rules, f, Some(&mut on_progress))
+            .with_context(|| format!("cannot write {}", args.out.display()))?
     };
     let elapsed = started.elapsed().as_secs_f64();
     if let Some(b) = &bar {
@@ -109,7 +123,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let mut json = serde_json::to_string_pretty(&truth)?;
         json.push('\n');
         let mut f = File::create(p).with_context(|| format!("cannot create {}", p.display()))?;
-        f.write_all(json.as_bytes()).with_context(|| format!("cannot write {}", p.display()))?;
+        f.write_all(json.as_bytes())
+            .with_context(|| format!("cannot write {}", p.display()))?;
     }
     if !args.quiet {
         let c = &truth.counts;
@@ -122,13 +137,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             c.late_dropped,
             format_date(start_day),
             format_date(start_day + args.days as i64 - 1),
-            surge_day.map(|d| format!(" (surge {})", format_date(d))).unwrap_or_default(),
+            surge_day
+                .map(|d| format!(" (surge {})", format_date(d)))
+                .unwrap_or_default(),
             truth.incidents.len(),
             truth.traps.len(),
             c.bytes as f64 / 1e6,
             elapsed,
             c.records as f64 / elapsed.max(1e-9),
-            if truth.background_may_alert { "; background may alert at this volume" } else { "" },
+            if truth.background_may_alert {
+                "; background may alert at this volume"
+            } else {
+                ""
+            },
         );
     }
     Ok(ExitCode::SUCCESS)

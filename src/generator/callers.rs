@@ -11,8 +11,8 @@ use rand::Rng;
 
 /// Prefixes of mainland mobile numbers of the operator.
 const PREFIXES: &[&[u8; 3]] = &[
-    b"134", b"135", b"136", b"137", b"138", b"139", b"147", b"150", b"151", b"152", b"157", b"158", b"159", b"172", b"178",
-    b"182", b"183", b"184", b"187", b"188", b"195", b"197", b"198",
+    b"134", b"135", b"136", b"137", b"138", b"139", b"147", b"150", b"151", b"152", b"157", b"158",
+    b"159", b"172", b"178", b"182", b"183", b"184", b"187", b"188", b"195", b"197", b"198",
 ];
 
 /// An 11-digit mobile number, ASCII.
@@ -53,20 +53,31 @@ impl Caller {
     pub fn plain(phone: Phone) -> Self {
         let mut buf = [0u8; 32];
         buf[..11].copy_from_slice(&phone);
-        Caller { buf, len: 11, phone }
+        Caller {
+            buf,
+            len: 11,
+            phone,
+        }
     }
 
     /// A caller shown as an md5-like hash of its number.
     pub fn hashed(phone: Phone) -> Self {
         let v = phone.iter().fold(0u64, |a, &d| a * 10 + (d - b'0') as u64);
-        let (h1, h2) = (mix64(v ^ 0x5EED_CA11), mix64(v.rotate_left(17) ^ 0xC0FF_EE00));
+        let (h1, h2) = (
+            mix64(v ^ 0x5EED_CA11),
+            mix64(v.rotate_left(17) ^ 0xC0FF_EE00),
+        );
         let mut buf = [0u8; 32];
         for (i, b) in buf.iter_mut().enumerate() {
             let word = if i < 16 { h1 } else { h2 };
             let nibble = (word >> ((i % 16) * 4)) & 0xF;
             *b = b"0123456789abcdef"[nibble as usize];
         }
-        Caller { buf, len: 32, phone }
+        Caller {
+            buf,
+            len: 32,
+            phone,
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -78,7 +89,11 @@ impl Caller {
 /// A new customer: a number, shown hashed with probability `hashed`.
 pub fn new_caller(rng: &mut impl Rng, hashed: f64) -> Caller {
     let p = phone(rng);
-    if rng.random_bool(hashed) { Caller::hashed(p) } else { Caller::plain(p) }
+    if rng.random_bool(hashed) {
+        Caller::hashed(p)
+    } else {
+        Caller::plain(p)
+    }
 }
 
 /// Appends an 18-character ID-card number of someone born 1950-2006 in the
@@ -93,7 +108,19 @@ pub fn push_id_number(out: &mut String, rng: &mut impl Rng, area4: &str) {
     let month: u32 = rng.random_range(1..13);
     let day: u32 = rng.random_range(1..29);
     let seq: u32 = rng.random_range(0..1000);
-    let digits = [year / 1000, year / 100 % 10, year / 10 % 10, year % 10, month / 10, month % 10, day / 10, day % 10, seq / 100, seq / 10 % 10, seq % 10];
+    let digits = [
+        year / 1000,
+        year / 100 % 10,
+        year / 10 % 10,
+        year % 10,
+        month / 10,
+        month % 10,
+        day / 10,
+        day % 10,
+        seq / 100,
+        seq / 10 % 10,
+        seq % 10,
+    ];
     for (i, d) in digits.iter().enumerate() {
         id[6 + i] = b'0' + *d as u8;
     }
@@ -105,7 +132,11 @@ pub fn push_id_number(out: &mut String, rng: &mut impl Rng, area4: &str) {
 /// number.
 pub fn id_check(first17: &[u8]) -> u8 {
     const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let sum: u32 = first17.iter().zip(W).map(|(&c, w)| (c - b'0') as u32 * w).sum();
+    let sum: u32 = first17
+        .iter()
+        .zip(W)
+        .map(|(&c, w)| (c - b'0') as u32 * w)
+        .sum();
     b"10X98765432"[(sum % 11) as usize]
 }
 
@@ -139,7 +170,11 @@ const RING: usize = 256;
 impl RecentCallers {
     pub fn new(regions: usize) -> Self {
         let empty = (Caller::plain(*b"13800000000"), 0);
-        RecentCallers { ring: vec![[empty; RING]; regions], filled: vec![0; regions], next: vec![0; regions] }
+        RecentCallers {
+            ring: vec![[empty; RING]; regions],
+            filled: vec![0; regions],
+            next: vec![0; regions],
+        }
     }
 
     /// A recent caller of `region` with its topic, if any.
@@ -184,7 +219,14 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(2);
         let mut s = String::new();
         push_phone_styled(&mut s, &mut rng, b"18869439335");
-        let digits: String = s.chars().filter_map(|c| c.to_digit(10).or_else(|| (c as u32).checked_sub(0xFF10).filter(|d| *d < 10))).map(|d| char::from_digit(d, 10).unwrap()).collect();
+        let digits: String = s
+            .chars()
+            .filter_map(|c| {
+                c.to_digit(10)
+                    .or_else(|| (c as u32).checked_sub(0xFF10).filter(|d| *d < 10))
+            })
+            .map(|d| char::from_digit(d, 10).unwrap())
+            .collect();
         assert_eq!(digits, "18869439335");
     }
 }

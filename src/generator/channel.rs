@@ -30,7 +30,13 @@ pub enum Channel {
 }
 
 impl Channel {
-    pub const ALL: [Channel; 5] = [Channel::Hotline, Channel::Web, Channel::App, Channel::Store, Channel::Sms];
+    pub const ALL: [Channel; 5] = [
+        Channel::Hotline,
+        Channel::Web,
+        Channel::App,
+        Channel::Store,
+        Channel::Sms,
+    ];
 
     /// The `channel` field.
     pub fn name(self) -> &'static str {
@@ -94,7 +100,11 @@ impl Delays {
     /// more, proportionally less below).
     pub fn new(allowed_lateness_ms: i64, seed: u64) -> Self {
         let scale = |ms: i64| -> i64 {
-            if allowed_lateness_ms >= 600_000 { ms } else { ms * allowed_lateness_ms / 600_000 }
+            if allowed_lateness_ms >= 600_000 {
+                ms
+            } else {
+                ms * allowed_lateness_ms / 600_000
+            }
         };
         Delays {
             web_period_ms: scale(300_000).max(1),
@@ -128,7 +138,9 @@ impl Delays {
 
     /// The longest delay any channel adds.
     pub fn max_delay_ms(&self) -> i64 {
-        (self.web_period_ms + self.web_lag_max_ms).max(self.forward_max_ms).max(self.app_max_ms)
+        (self.web_period_ms + self.web_lag_max_ms)
+            .max(self.forward_max_ms)
+            .max(self.app_max_ms)
     }
 }
 
@@ -144,7 +156,11 @@ mod tests {
         for lateness in [0, 60_000, 600_000, 3_600_000] {
             let d = Delays::new(lateness, 9);
             if lateness > 0 {
-                assert!(d.max_delay_ms() < lateness.min(600_000), "{lateness}: {}", d.max_delay_ms());
+                assert!(
+                    d.max_delay_ms() < lateness.min(600_000),
+                    "{lateness}: {}",
+                    d.max_delay_ms()
+                );
             }
             for i in 0..10_000 {
                 let ts = 1_773_504_000_000 + i * 7_919;

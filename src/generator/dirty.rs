@@ -21,7 +21,9 @@ use rand::Rng;
 use rand::seq::SliceRandom;
 
 use super::channel::Channel;
-use super::line::{CallerField, Line, OMIT_ID, OMIT_REGION, OMIT_TEXT, OMIT_TS, Overrides, TsFmt, write_line};
+use super::line::{
+    CallerField, Line, OMIT_ID, OMIT_REGION, OMIT_TEXT, OMIT_TS, Overrides, TsFmt, write_line,
+};
 use super::regions::REGIONS;
 use crate::record::Reject;
 
@@ -118,8 +120,15 @@ pub struct Dealer {
 
 impl Default for Dealer {
     fn default() -> Self {
-        let deck = Kind::ALL.iter().flat_map(|&k| std::iter::repeat_n(k, k.weight())).collect();
-        Dealer { deck, next: usize::MAX, dealt: 0 }
+        let deck = Kind::ALL
+            .iter()
+            .flat_map(|&k| std::iter::repeat_n(k, k.weight()))
+            .collect();
+        Dealer {
+            deck,
+            next: usize::MAX,
+            dealt: 0,
+        }
     }
 }
 
@@ -147,7 +156,10 @@ const TEXTS: &[&str] = &[
 ];
 
 /// GBK bytes of "客户反映信号差" and "彩铃复制失败".
-const GBK: &[&[u8]] = &[b"\xbf\xcd\xbb\xa7\xb7\xb4\xd3\xb3\xd0\xc5\xba\xc5\xb2\xee", b"\xb2\xca\xc1\xe5\xb8\xb4\xd6\xc6\xca\xa7\xb0\xdc"];
+const GBK: &[&[u8]] = &[
+    b"\xbf\xcd\xbb\xa7\xb7\xb4\xd3\xb3\xd0\xc5\xba\xc5\xb2\xee",
+    b"\xb2\xca\xc1\xe5\xb8\xb4\xd6\xc6\xca\xa7\xb0\xdc",
+];
 
 const HTML: &[&str] = &[
     "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>",
@@ -240,13 +252,19 @@ pub fn write_dirty(out: &mut Vec<u8>, rng: &mut impl Rng, kind: Kind, ts: i64, s
         }
         Kind::SingleQuotes => {
             write(out, &b, Overrides::default());
-            out.iter_mut().filter(|c| **c == b'"').for_each(|c| *c = b'\'');
+            out.iter_mut()
+                .filter(|c| **c == b'"')
+                .for_each(|c| *c = b'\'');
         }
         Kind::HtmlPage => out.extend_from_slice(HTML[rng.random_range(0..HTML.len())].as_bytes()),
         Kind::Truncated => {
             write(out, &b, Overrides::default());
             let s = String::from_utf8_lossy(out).into_owned();
-            let bounds: Vec<usize> = s.char_indices().map(|(i, _)| i).filter(|&i| i > 0).collect();
+            let bounds: Vec<usize> = s
+                .char_indices()
+                .map(|(i, _)| i)
+                .filter(|&i| i > 0)
+                .collect();
             let cut = bounds[rng.random_range(0..bounds.len())];
             out.truncate(cut);
         }
@@ -258,7 +276,11 @@ pub fn write_dirty(out: &mut Vec<u8>, rng: &mut impl Rng, kind: Kind, ts: i64, s
             let b2 = base(rng, ts, seq.wrapping_add(1));
             write(out, &b2, Overrides::default());
         }
-        Kind::RawTab => write(out, &b, ov(&|o| o.text = Some("\"客户反映\t彩铃复制失败\""))),
+        Kind::RawTab => write(
+            out,
+            &b,
+            ov(&|o| o.text = Some("\"客户反映\t彩铃复制失败\"")),
+        ),
         Kind::DeepNesting => {
             write(out, &b, Overrides::default());
             out.pop();
@@ -288,22 +310,42 @@ pub fn write_dirty(out: &mut Vec<u8>, rng: &mut impl Rng, kind: Kind, ts: i64, s
         Kind::BareString => out.extend_from_slice("\"客户投诉\"".as_bytes()),
         Kind::IdNumber => write(out, &b, ov(&|o| o.id = Some("20260315000123"))),
         Kind::IdNull => write(out, &b, ov(&|o| o.id = Some("null"))),
-        Kind::TextArray => write(out, &b, ov(&|o| o.text = Some("[\"客户反映\", \"彩铃复制失败\"]"))),
-        Kind::TextObject => write(out, &b, ov(&|o| o.text = Some("{\"content\": \"宽带断网\"}"))),
+        Kind::TextArray => write(
+            out,
+            &b,
+            ov(&|o| o.text = Some("[\"客户反映\", \"彩铃复制失败\"]")),
+        ),
+        Kind::TextObject => write(
+            out,
+            &b,
+            ov(&|o| o.text = Some("{\"content\": \"宽带断网\"}")),
+        ),
         Kind::RegionNumber => write(out, &b, ov(&|o| o.region = Some("330100"))),
         Kind::NoId => write(out, &b, ov(&|o| o.omit = OMIT_ID)),
         Kind::NoTs => write(out, &b, ov(&|o| o.omit = OMIT_TS)),
         Kind::NoRegion => write(out, &b, ov(&|o| o.omit = OMIT_REGION)),
         Kind::NoText => write(out, &b, ov(&|o| o.omit = OMIT_TEXT)),
         Kind::TsUndefined => write(out, &b, ov(&|o| o.ts = Some("\"undefined\""))),
-        Kind::TsFeb30 => write(out, &b, ov(&|o| o.ts = Some("\"2026-02-30T10:00:00+08:00\""))),
+        Kind::TsFeb30 => write(
+            out,
+            &b,
+            ov(&|o| o.ts = Some("\"2026-02-30T10:00:00+08:00\"")),
+        ),
         Kind::TsTrue => write(out, &b, ov(&|o| o.ts = Some("true"))),
         Kind::TsFalse => write(out, &b, ov(&|o| o.ts = Some("false"))),
         Kind::TsArray => write(out, &b, ov(&|o| o.ts = Some("[2026, 3, 15]"))),
         Kind::TsEmpty => write(out, &b, ov(&|o| o.ts = Some("\"\""))),
-        Kind::TsHour24 => write(out, &b, ov(&|o| o.ts = Some("\"2026-03-15T24:10:00+08:00\""))),
+        Kind::TsHour24 => write(
+            out,
+            &b,
+            ov(&|o| o.ts = Some("\"2026-03-15T24:10:00+08:00\"")),
+        ),
         Kind::TsChinese => write(out, &b, ov(&|o| o.ts = Some("\"2026年3月15日 09:27\""))),
-        Kind::TsSpace | Kind::TsDigits | Kind::TsNoOffset | Kind::TsOffsetNoColon | Kind::TsSlashes => {
+        Kind::TsSpace
+        | Kind::TsDigits
+        | Kind::TsNoOffset
+        | Kind::TsOffsetNoColon
+        | Kind::TsSlashes => {
             // Spoil the record's own time: "2026-03-15T09:27:41+08:00".
             let raw = ts_text(&|t| {
                 let s = String::from_utf8_lossy(t).into_owned();
@@ -311,13 +353,22 @@ pub fn write_dirty(out: &mut Vec<u8>, rng: &mut impl Rng, kind: Kind, ts: i64, s
                 let time = &rest[1..9];
                 match kind {
                     Kind::TsSpace => format!("\"{date} {time}\""),
-                    Kind::TsDigits => format!("\"{}{}\"", date.replace('-', ""), time.replace(':', "")),
+                    Kind::TsDigits => {
+                        format!("\"{}{}\"", date.replace('-', ""), time.replace(':', ""))
+                    }
                     Kind::TsNoOffset => format!("\"{date}T{time}\""),
                     Kind::TsOffsetNoColon => format!("\"{date}T{time}+0800\""),
                     _ => format!("\"{} {time}\"", date.replace('-', "/")),
                 }
             });
-            write(out, &b, Overrides { ts: Some(&raw), ..Overrides::default() });
+            write(
+                out,
+                &b,
+                Overrides {
+                    ts: Some(&raw),
+                    ..Overrides::default()
+                },
+            );
         }
         Kind::TsEpochString | Kind::TsFloat | Kind::TsExponent | Kind::TsObject => {
             let ms = b.ts;
@@ -327,7 +378,14 @@ pub fn write_dirty(out: &mut Vec<u8>, rng: &mut impl Rng, kind: Kind, ts: i64, s
                 Kind::TsExponent => format!("{}e12", ms as f64 / 1e12),
                 _ => format!("{{\"$date\": {ms}}}"),
             };
-            write(out, &b, Overrides { ts: Some(&raw), ..Overrides::default() });
+            write(
+                out,
+                &b,
+                Overrides {
+                    ts: Some(&raw),
+                    ..Overrides::default()
+                },
+            );
         }
         Kind::BlankLine => {
             if rng.random_bool(0.5) {
@@ -396,7 +454,12 @@ mod tests {
         for _ in 0..20 {
             for &k in Kind::ALL {
                 write_dirty(&mut out, &mut rng, k, 1_773_537_461_239, 90_000_001);
-                assert_eq!(outcome(&out), k.expect(), "{k:?}: {}", String::from_utf8_lossy(&out[..out.len().min(300)]));
+                assert_eq!(
+                    outcome(&out),
+                    k.expect(),
+                    "{k:?}: {}",
+                    String::from_utf8_lossy(&out[..out.len().min(300)])
+                );
                 assert!(!out.contains(&b'\n'), "{k:?}");
             }
         }
@@ -413,7 +476,9 @@ mod tests {
         seen.sort_by_key(|k| *k as usize);
         seen.dedup();
         assert_eq!(seen.len(), Kind::ALL.len() - 1);
-        let huge = (n as u64..3000).filter(|_| d.deal(&mut rng) == Kind::Huge).count();
+        let huge = (n as u64..3000)
+            .filter(|_| d.deal(&mut rng) == Kind::Huge)
+            .count();
         assert_eq!(huge, 3);
     }
 }

@@ -35,7 +35,8 @@
 //! so it reaches the threshold whatever `size` and `slide` are), and every
 //! text is checked with the real matcher: incident and repeat-caller texts
 //! must match their template and no other business, veto traps must match
-//! nothing. A kind that cannot be placed with the loaded rules is skipped
+//! nothing — and must count for their business once the veto word is taken
+//! out, so a detector that ignored `none_of` would alert. A kind that cannot be placed with the loaded rules is skipped
 //! and listed in the truth.
 
 use rand::Rng;
@@ -100,17 +101,40 @@ impl Kind {
     }
 
     pub fn expect_alert(self) -> bool {
-        matches!(self, Kind::CellOutage | Kind::PlatformFailure | Kind::SlowRise | Kind::LateWebOutage | Kind::ExactThreshold)
+        matches!(
+            self,
+            Kind::CellOutage
+                | Kind::PlatformFailure
+                | Kind::SlowRise
+                | Kind::LateWebOutage
+                | Kind::ExactThreshold
+        )
     }
 
     /// Preferred businesses of the fixture library, best first.
     fn preferred(self) -> &'static [&'static str] {
         match self {
             Kind::CellOutage => &["signal", "data", "call", "lte", "nr"],
-            Kind::PlatformFailure => &["crbt", "mms", "newspaper", "weather", "app", "recharge", "callalert"],
+            Kind::PlatformFailure => &[
+                "crbt",
+                "mms",
+                "newspaper",
+                "weather",
+                "app",
+                "recharge",
+                "callalert",
+            ],
             Kind::SlowRise => &["broadband", "data", "iptv", "recharge", "app", "flow"],
             Kind::LateWebOutage => &["broadband", "iptv", "signal", "data"],
-            Kind::ExactThreshold => &["newspaper", "weather", "mms", "mail139", "callalert", "reading", "music"],
+            Kind::ExactThreshold => &[
+                "newspaper",
+                "weather",
+                "mms",
+                "mail139",
+                "callalert",
+                "reading",
+                "music",
+            ],
             Kind::RepeatCaller => &["bill", "charge", "broadband", "flow", "signal"],
             Kind::Consultation => &["crbt", "nr", "volte", "package", "flow", "video"],
             Kind::TestOrders => &["boss", "app", "recharge", "broadband", "signal"],
@@ -123,12 +147,28 @@ impl Kind {
     /// Preferred templates (phenomena) of the fixture library.
     fn preferred_templates(self) -> &'static [&'static str] {
         match self {
-            Kind::CellOutage => &["signal.cell_fault", "signal.no_service", "data.no_internet", "call.cannot_call"],
-            Kind::PlatformFailure => &["crbt.copy_fail", "crbt.sync_fail", "mms.recv", "newspaper.missing", "weather.missing"],
+            Kind::CellOutage => &[
+                "signal.cell_fault",
+                "signal.no_service",
+                "data.no_internet",
+                "call.cannot_call",
+            ],
+            Kind::PlatformFailure => &[
+                "crbt.copy_fail",
+                "crbt.sync_fail",
+                "mms.recv",
+                "newspaper.missing",
+                "weather.missing",
+            ],
             Kind::SlowRise => &["broadband.down", "broadband.slow", "data.slow", "iptv.lag"],
             Kind::LateWebOutage => &["broadband.down", "broadband.onu", "iptv.black"],
             Kind::ExactThreshold => &["newspaper.missing", "weather.missing", "mms.recv"],
-            Kind::Consultation => &["crbt.copy_fail", "crbt.sync_fail", "volte.open_fail", "nr.icon"],
+            Kind::Consultation => &[
+                "crbt.copy_fail",
+                "crbt.sync_fail",
+                "volte.open_fail",
+                "nr.icon",
+            ],
             _ => &[],
         }
     }
@@ -144,7 +184,10 @@ impl Kind {
     }
 
     fn prefers_place(self) -> bool {
-        matches!(self, Kind::CellOutage | Kind::LateWebOutage | Kind::LateBatch | Kind::SlowRise)
+        matches!(
+            self,
+            Kind::CellOutage | Kind::LateWebOutage | Kind::LateBatch | Kind::SlowRise
+        )
     }
 }
 
@@ -269,7 +312,11 @@ pub fn plan(setup: Setup<'_>, rng: rand_chacha::ChaCha8Rng) -> Plan {
     for d in p.s.days.clone() {
         for kind in Kind::DAILY {
             if !p.place(kind, d) {
-                p.plan.skipped.push(format!("{} on {}: no suitable business, template or time", kind.name(), &format_cst(d)[..10]));
+                p.plan.skipped.push(format!(
+                    "{} on {}: no suitable business, template or time",
+                    kind.name(),
+                    &format_cst(d)[..10]
+                ));
             }
         }
     }
@@ -307,12 +354,22 @@ impl Planner<'_> {
     fn candidates(&mut self, kind: Kind) -> Vec<usize> {
         let rules = self.s.rules;
         let usable = |b: usize| self.topics_for(kind, b).next().is_some();
-        let mut first: Vec<usize> = kind.preferred().iter().filter_map(|id| rules.business_index(id)).filter(|&b| usable(b)).collect();
-        let mut rest: Vec<usize> = (0..rules.businesses.len()).filter(|b| !first.contains(b) && usable(*b)).collect();
+        let mut first: Vec<usize> = kind
+            .preferred()
+            .iter()
+            .filter_map(|id| rules.business_index(id))
+            .filter(|&b| usable(b))
+            .collect();
+        let mut rest: Vec<usize> = (0..rules.businesses.len())
+            .filter(|b| !first.contains(b) && usable(*b))
+            .collect();
         rest.shuffle(&mut self.rng);
         // Keep network faults on network businesses when the library has a
         // `net` department.
-        if matches!(kind, Kind::CellOutage | Kind::LateWebOutage | Kind::LateBatch | Kind::RecoveredCallbacks) {
+        if matches!(
+            kind,
+            Kind::CellOutage | Kind::LateWebOutage | Kind::LateBatch | Kind::RecoveredCallbacks
+        ) {
             let net = |b: &usize| rules.departments[rules.businesses[*b].department].id == "net";
             if rest.iter().any(net) {
                 rest.retain(net);
@@ -325,10 +382,15 @@ impl Planner<'_> {
     /// Topics of business `b` usable for `kind`.
     fn topics_for(&self, kind: Kind, b: usize) -> impl Iterator<Item = usize> + '_ {
         let veto = kind.veto().map(normalize);
-        self.s.world.topics_of(b).filter(move |&t| match (&veto, self.s.world.topics[t].kind) {
-            (Some(v), TopicKind::Template { template, .. }) => self.s.rules.templates[template].none_of.contains(v),
-            _ => true,
-        })
+        self.s
+            .world
+            .topics_of(b)
+            .filter(move |&t| match (&veto, self.s.world.topics[t].kind) {
+                (Some(v), TopicKind::Template { template, .. }) => {
+                    self.s.rules.templates[template].none_of.contains(v)
+                }
+                _ => true,
+            })
     }
 
     /// The main topic for `kind` in business `b`: a preferred template if
@@ -342,14 +404,21 @@ impl Planner<'_> {
             TopicKind::Template { template, .. } => rules.templates[template].id.as_str(),
             TopicKind::Plain => "",
         };
-        if let Some(pos) = kind.preferred_templates().iter().find_map(|p| all.iter().position(|&t| id(t) == *p)) {
+        if let Some(pos) = kind
+            .preferred_templates()
+            .iter()
+            .find_map(|p| all.iter().position(|&t| id(t) == *p))
+        {
             all.swap(0, pos);
         }
         all
     }
 
     fn free(&self, b: usize, r: usize, from: i64, to: i64) -> bool {
-        !self.reserved.iter().any(|&(rb, rr, f, t)| rb == b && rr == r && f <= to && from <= t)
+        !self
+            .reserved
+            .iter()
+            .any(|&(rb, rr, f, t)| rb == b && rr == r && f <= to && from <= t)
     }
 
     fn margin(&self) -> i64 {
@@ -370,7 +439,9 @@ impl Planner<'_> {
     }
 
     fn uniform(&mut self, (a, b): (i64, i64), n: usize) -> Vec<i64> {
-        let mut v: Vec<i64> = (0..n).map(|_| self.rng.random_range(a..b.max(a + 1))).collect();
+        let mut v: Vec<i64> = (0..n)
+            .map(|_| self.rng.random_range(a..b.max(a + 1)))
+            .collect();
         v.sort_unstable();
         v
     }
@@ -380,10 +451,18 @@ impl Planner<'_> {
     fn calls(&mut self, times: &[i64], first: usize, again: f64) -> Vec<Call> {
         let mut calls = Vec::new();
         for (i, &ts) in times.iter().enumerate() {
-            calls.push(Call { ts, caller: first + i, call_no: 0 });
+            calls.push(Call {
+                ts,
+                caller: first + i,
+                call_no: 0,
+            });
             if again > 0.0 && self.rng.random_bool(again) {
                 let later = ts + self.rng.random_range(2 * MIN..20 * MIN);
-                calls.push(Call { ts: later, caller: first + i, call_no: 2 });
+                calls.push(Call {
+                    ts: later,
+                    caller: first + i,
+                    call_no: 2,
+                });
             }
         }
         calls
@@ -409,9 +488,15 @@ impl Planner<'_> {
         // Mostly the first preferred business, sometimes another, so that
         // several days do not all repeat the same incident.
         let preferred = kind.preferred().len().min(candidates.len()).max(1);
-        let offset = if self.rng.random_bool(0.5) { 0 } else { self.rng.random_range(0..preferred) };
+        let offset = if self.rng.random_bool(0.5) {
+            0
+        } else {
+            self.rng.random_range(0..preferred)
+        };
         for attempt in 0..60 {
-            let Some(&b) = candidates.get((attempt + offset) % candidates.len().max(1)) else { return false };
+            let Some(&b) = candidates.get((attempt + offset) % candidates.len().max(1)) else {
+                return false;
+            };
             if self.try_place(kind, day, b) {
                 return true;
             }
@@ -437,9 +522,14 @@ impl Planner<'_> {
             Kind::TestOrders if self.rng.random_bool(0.6) => 0,
             _ => self.region_any(),
         };
-        let place = (kind.prefers_place() || self.s.world.topics[topics[0]].place).then(|| Place::random(&mut self.rng, region));
+        let place = (kind.prefers_place() || self.s.world.topics[topics[0]].place)
+            .then(|| Place::random(&mut self.rng, region));
         let mut bursts: Vec<Burst<'_>> = Vec::new();
-        let mk = |region: usize, calls: Vec<Call>, since: Since, place: Option<Place>, topics: &Vec<usize>| Burst {
+        let mk = |region: usize,
+                  calls: Vec<Call>,
+                  since: Since,
+                  place: Option<Place>,
+                  topics: &Vec<usize>| Burst {
             business: b,
             region,
             topics: topics.clone(),
@@ -461,7 +551,8 @@ impl Planner<'_> {
                 let core = self.core(anchor);
                 let k = t + self.extra(t, 0.2, 0.6);
                 let times = self.uniform(core, k);
-                let mut calls = self.calls(&times, 0, if kind == Kind::CellOutage { 0.15 } else { 0.0 });
+                let mut calls =
+                    self.calls(&times, 0, if kind == Kind::CellOutage { 0.15 } else { 0.0 });
                 if kind == Kind::CellOutage {
                     let tail = self.uniform((core.1, core.1 + self.geo.size_ms), k / 3);
                     calls.extend(self.calls(&tail, k, 0.0));
@@ -496,7 +587,9 @@ impl Planner<'_> {
                 let core = self.core(anchor);
                 let ramp = (core.0 - 80 * MIN, core.0);
                 let mut times: Vec<i64> = (0..t)
-                    .map(|_| ramp.0 + ((ramp.1 - ramp.0) as f64 * self.rng.random::<f64>().sqrt()) as i64)
+                    .map(|_| {
+                        ramp.0 + ((ramp.1 - ramp.0) as f64 * self.rng.random::<f64>().sqrt()) as i64
+                    })
                     .collect();
                 times.sort_unstable();
                 let mut calls = self.calls(&times, 0, 0.05);
@@ -518,7 +611,15 @@ impl Planner<'_> {
                 let start = self.time_in(day, 8, 19);
                 let n = t + 2 + self.rng.random_range(0..4usize);
                 let times = self.uniform((start, start + HOUR), n);
-                let calls = times.iter().enumerate().map(|(i, &ts)| Call { ts, caller: 0, call_no: if i == 0 { 0 } else { i as u32 + 1 } }).collect();
+                let calls = times
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &ts)| Call {
+                        ts,
+                        caller: 0,
+                        call_no: if i == 0 { 0 } else { i as u32 + 1 },
+                    })
+                    .collect();
                 let mut burst = mk(region, calls, Since::Vague, place, &vec![topics[0]]);
                 burst.channels = Channels::Only(Channel::Hotline);
                 bursts.push(burst);
@@ -552,7 +653,14 @@ impl Planner<'_> {
         let margin = self.margin();
         for burst in &bursts {
             let from = burst.calls.iter().map(|c| c.ts).min().unwrap_or(0) - margin;
-            let to = burst.calls.iter().map(|c| c.ts).max().unwrap_or(0).max(burst.arrival.unwrap_or(0)) + margin;
+            let to = burst
+                .calls
+                .iter()
+                .map(|c| c.ts)
+                .max()
+                .unwrap_or(0)
+                .max(burst.arrival.unwrap_or(0))
+                + margin;
             if !self.free(burst.business, burst.region, from, to) {
                 return false;
             }
@@ -583,7 +691,9 @@ impl Planner<'_> {
                 _ => "mixed",
             };
             let template = match self.s.world.topics[burst.topics[0]].kind {
-                TopicKind::Template { template, .. } => Some(self.s.rules.templates[template].id.clone()),
+                TopicKind::Template { template, .. } => {
+                    Some(self.s.rules.templates[template].id.clone())
+                }
                 TopicKind::Plain => None,
             };
             self.plan.items.push(Item {
@@ -603,10 +713,16 @@ impl Planner<'_> {
                 note: note(kind, burst.arrival.map(|a| a - end)),
             });
             let to = end.max(burst.arrival.unwrap_or(end));
-            self.reserved.push((b, burst.region, start - margin, to + margin));
+            self.reserved
+                .push((b, burst.region, start - margin, to + margin));
             if kind == Kind::ExactThreshold {
                 let hold = self.geo.size_ms + self.geo.allowed_lateness_ms;
-                self.plan.zones.push(Zone { region: burst.region, business: b, from: start - hold, to: end + hold });
+                self.plan.zones.push(Zone {
+                    region: burst.region,
+                    business: b,
+                    from: start - hold,
+                    to: end + hold,
+                });
             }
             self.plan.records.extend(records);
         }
@@ -616,11 +732,20 @@ impl Planner<'_> {
     /// The records of one burst, or `None` when a text cannot be made to
     /// match as intended.
     fn write_burst(&mut self, burst: &Burst<'_>, kind: Kind) -> Option<Vec<Injected>> {
-        let callers = burst.calls.iter().map(|c| c.caller).max().map_or(0, |m| m + 1);
+        let callers = burst
+            .calls
+            .iter()
+            .map(|c| c.caller)
+            .max()
+            .map_or(0, |m| m + 1);
         let mut who: Vec<Option<Caller>> = vec![None; callers];
         let mut out = Vec::with_capacity(burst.calls.len());
         let world = self.s.world;
         let fee_topic = |t: usize| world.topics[t].fee;
+        let veto = match burst.frame {
+            Frame::Consult { veto } | Frame::TestOrder { veto } | Frame::Recovered { veto } => veto,
+            Frame::Complaint => "",
+        };
         for call in &burst.calls {
             let channel = match burst.channels {
                 Channels::Only(c) => c,
@@ -650,7 +775,9 @@ impl Planner<'_> {
             } else {
                 burst.topics[0]
             };
-            let TopicKind::Template { template, business } = world.topics[topic].kind else { return None };
+            let TopicKind::Template { template, business } = world.topics[topic].kind else {
+                return None;
+            };
             let ctx = TextCtx {
                 region: burst.region,
                 channel,
@@ -667,7 +794,14 @@ impl Planner<'_> {
                 compose(&mut self.text, &mut self.rng, phrase, &ctx);
                 ok = match burst.verify {
                     Verify::Only => self.s.checker.matches_only(&self.text, template, business),
-                    Verify::Nothing => self.s.checker.matches_nothing(&self.text),
+                    // Vetoed, and only by the veto: without it, it counts.
+                    Verify::Nothing => {
+                        self.s.checker.matches_nothing(&self.text)
+                            && self
+                                .s
+                                .checker
+                                .hits_business(&self.text.replace(veto, "，"), business)
+                    }
                 };
                 if ok {
                     break;
@@ -677,8 +811,13 @@ impl Planner<'_> {
                 return None;
             }
             let ts_fmt = pick_ts_fmt(&mut self.rng, channel);
-            let ts = if ts_fmt.keeps_millis() { call.ts } else { call.ts - call.ts.rem_euclid(1000) };
-            let label = (kind.expect_alert() && self.rng.random_bool(0.3)).then_some(business as u16);
+            let ts = if ts_fmt.keeps_millis() {
+                call.ts
+            } else {
+                call.ts - call.ts.rem_euclid(1000)
+            };
+            let label =
+                (kind.expect_alert() && self.rng.random_bool(0.3)).then_some(business as u16);
             out.push(Injected {
                 ts,
                 ts_fmt,
@@ -745,10 +884,17 @@ mod tests {
             assert!(plan.skipped.is_empty(), "{:?}", plan.skipped);
             for kind in Kind::DAILY {
                 let n = plan.items.iter().filter(|i| i.kind == kind.name()).count();
-                let want = if kind == Kind::PlatformFailure { 6..=8 } else { 2..=2 };
+                let want = if kind == Kind::PlatformFailure {
+                    6..=8
+                } else {
+                    2..=2
+                };
                 assert!(want.contains(&n), "{kind:?}: {n}");
             }
-            assert_eq!(plan.items.iter().filter(|i| i.kind == "surge_day").count(), 1);
+            assert_eq!(
+                plan.items.iter().filter(|i| i.kind == "surge_day").count(),
+                1
+            );
             assert_eq!(plan.zones.len(), 2);
         }
     }
@@ -760,7 +906,9 @@ mod tests {
         let mut c = Checker::new(&m);
         for r in &plan.records {
             let item = &plan.items[r.item as usize];
-            let b = rules.business_index(item.business.as_deref().unwrap()).unwrap();
+            let b = rules
+                .business_index(item.business.as_deref().unwrap())
+                .unwrap();
             let got = c.businesses(&r.text);
             match item.kind.as_str() {
                 "consultation" | "test_orders" | "recovered_callbacks" => {
@@ -772,15 +920,34 @@ mod tests {
                         _ => "已恢复",
                     };
                     assert!(r.text.contains(veto), "{}", r.text);
-                    assert!(c.hits_business(&r.text.replace(veto, "，"), b), "{}: {}", item.kind, r.text);
+                    assert!(
+                        c.hits_business(&r.text.replace(veto, "，"), b),
+                        "{}: {}",
+                        item.kind,
+                        r.text
+                    );
                 }
                 _ => assert_eq!(got, vec![b], "{}: {}", item.kind, r.text),
             }
         }
         // The main template of each incident is among the matches of its texts.
-        for (i, item) in plan.items.iter().enumerate().filter(|(_, i)| i.expect_alert) {
-            let t = rules.templates.iter().position(|t| Some(&t.id) == item.template.as_ref()).unwrap();
-            let hits = plan.records.iter().filter(|r| r.item as usize == i).filter(|r| c.matches_only(&r.text, t, rules.templates[t].business)).count();
+        for (i, item) in plan
+            .items
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.expect_alert)
+        {
+            let t = rules
+                .templates
+                .iter()
+                .position(|t| Some(&t.id) == item.template.as_ref())
+                .unwrap();
+            let hits = plan
+                .records
+                .iter()
+                .filter(|r| r.item as usize == i)
+                .filter(|r| c.matches_only(&r.text, t, rules.templates[t].business))
+                .count();
             assert!(hits > 0, "{}", item.kind);
         }
     }
@@ -791,13 +958,21 @@ mod tests {
         let size = rules.window.size_ms;
         for (i, item) in plan.items.iter().enumerate() {
             let Some(t) = item.threshold else { continue };
-            let recs: Vec<&Injected> = plan.records.iter().filter(|r| r.item as usize == i).collect();
+            let recs: Vec<&Injected> = plan
+                .records
+                .iter()
+                .filter(|r| r.item as usize == i)
+                .collect();
             // Most distinct callers within any window of the geometry.
             let mut best = 0;
             for r in &recs {
                 let w0 = r.ts.div_euclid(60_000) * 60_000;
                 for start in (w0 - size + 60_000..=w0).step_by(60_000) {
-                    let mut c: Vec<&str> = recs.iter().filter(|x| x.ts >= start && x.ts < start + size).map(|x| x.caller.as_str()).collect();
+                    let mut c: Vec<&str> = recs
+                        .iter()
+                        .filter(|x| x.ts >= start && x.ts < start + size)
+                        .map(|x| x.caller.as_str())
+                        .collect();
                     c.sort_unstable();
                     c.dedup();
                     best = best.max(c.len());
@@ -810,7 +985,10 @@ mod tests {
                     assert!(item.records >= t as u64);
                 }
                 k if item.expect_alert => assert!(best >= t as usize, "{k}: {best} < {t}"),
-                _ => assert!(best >= t as usize, "traps are big enough to alert if counted: {item:?}"),
+                _ => assert!(
+                    best >= t as usize,
+                    "traps are big enough to alert if counted: {item:?}"
+                ),
             }
         }
     }

@@ -33,7 +33,10 @@ impl TsFmt {
     /// time must be whole seconds, or the truth would disagree with what
     /// a reader parses).
     pub fn keeps_millis(self) -> bool {
-        !matches!(self, TsFmt::Cst { millis: false } | TsFmt::Utc { millis: false })
+        !matches!(
+            self,
+            TsFmt::Cst { millis: false } | TsFmt::Utc { millis: false }
+        )
     }
 }
 
@@ -117,12 +120,14 @@ struct Obj<'o> {
 impl Obj<'_> {
     fn key(&mut self, k: &str) {
         if !self.first {
-            self.out.extend_from_slice(if self.compact { b"," } else { b", " });
+            self.out
+                .extend_from_slice(if self.compact { b"," } else { b", " });
         }
         self.first = false;
         self.out.push(b'"');
         self.out.extend_from_slice(k.as_bytes());
-        self.out.extend_from_slice(if self.compact { b"\":" } else { b"\": " });
+        self.out
+            .extend_from_slice(if self.compact { b"\":" } else { b"\": " });
     }
 
     fn str(&mut self, k: &str, v: &str) {
@@ -245,7 +250,12 @@ pub fn write_line(out: &mut Vec<u8>, line: &Line<'_>) {
     let compact = matches!(ch, Channel::Web | Channel::Store);
     let ascii = ch == Channel::App;
     out.push(b'{');
-    let mut o = Obj { out, compact, ascii, first: true };
+    let mut o = Obj {
+        out,
+        compact,
+        ascii,
+        first: true,
+    };
     let ov = &line.ov;
     if ch == Channel::Web {
         o.str("channel", "web");
@@ -364,12 +374,28 @@ mod tests {
     fn every_channel_style_decodes_to_the_same_record() {
         let text = "客户反映\"彩铃\"复制失败😡\n备注：已安抚";
         for (ch, fmt, want_ts) in [
-            (Channel::Hotline, TsFmt::Cst { millis: true }, 1_773_537_461_239),
-            (Channel::Web, TsFmt::Cst { millis: false }, 1_773_537_461_000),
+            (
+                Channel::Hotline,
+                TsFmt::Cst { millis: true },
+                1_773_537_461_239,
+            ),
+            (
+                Channel::Web,
+                TsFmt::Cst { millis: false },
+                1_773_537_461_000,
+            ),
             (Channel::App, TsFmt::Epoch, 1_773_537_461_239),
             (Channel::App, TsFmt::Utc { millis: true }, 1_773_537_461_239),
-            (Channel::Store, TsFmt::Utc { millis: false }, 1_773_537_461_000),
-            (Channel::Sms, TsFmt::Cst { millis: false }, 1_773_537_461_000),
+            (
+                Channel::Store,
+                TsFmt::Utc { millis: false },
+                1_773_537_461_000,
+            ),
+            (
+                Channel::Sms,
+                TsFmt::Cst { millis: false },
+                1_773_537_461_000,
+            ),
         ] {
             let l = line(ch, fmt, text);
             if ch == Channel::App {
@@ -378,12 +404,19 @@ mod tests {
             let v: serde_json::Value = serde_json::from_slice(&l).unwrap();
             assert_eq!(v["text"], text);
             let mut d = Decoder::new();
-            let Decoded::Record(r) = d.decode(&l) else { panic!("{}", String::from_utf8_lossy(&l)) };
-            assert_eq!((r.ts, r.region, r.text, r.caller), (want_ts, "杭州", text, Some("18869439335")));
+            let Decoded::Record(r) = d.decode(&l) else {
+                panic!("{}", String::from_utf8_lossy(&l))
+            };
+            assert_eq!(
+                (r.ts, r.region, r.text, r.caller),
+                (want_ts, "杭州", text, Some("18869439335"))
+            );
             assert_eq!(r.id, format!("{}2026031500000042", ch.prefix()));
         }
-        assert_eq!(String::from_utf8(line(Channel::Sms, TsFmt::Cst { millis: true }, "x")).unwrap(),
-            r#"{"id": "SM2026031500000042", "ts": "2026-03-15T09:17:41.239+08:00", "region": "杭州", "text": "x", "caller": "18869439335", "channel": "sms"}"#);
+        assert_eq!(
+            String::from_utf8(line(Channel::Sms, TsFmt::Cst { millis: true }, "x")).unwrap(),
+            r#"{"id": "SM2026031500000042", "ts": "2026-03-15T09:17:41.239+08:00", "region": "杭州", "text": "x", "caller": "18869439335", "channel": "sms"}"#
+        );
     }
 
     #[test]

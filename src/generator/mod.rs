@@ -104,8 +104,8 @@ fn midnight(day: i64) -> i64 {
 /// Relative complaint volume per local hour: a night trough, a morning peak
 /// around 10:00, an afternoon peak around 15:00 and a quieter evening.
 const HOURLY: [f64; 24] = [
-    0.35, 0.22, 0.15, 0.12, 0.12, 0.18, 0.35, 0.75, 1.30, 1.75, 1.85, 1.60, 1.15, 1.30, 1.65, 1.75, 1.60, 1.35, 1.10, 1.15, 1.20, 1.00,
-    0.75, 0.50,
+    0.35, 0.22, 0.15, 0.12, 0.12, 0.18, 0.35, 0.75, 1.30, 1.75, 1.85, 1.60, 1.15, 1.30, 1.65, 1.75,
+    1.60, 1.35, 1.10, 1.15, 1.20, 1.00, 0.75, 0.50,
 ];
 
 /// The load curve at minute `m` of the day, interpolated between hours.
@@ -113,7 +113,11 @@ fn curve(m: usize) -> f64 {
     let h = m / 60;
     let f = (m % 60) as f64 / 60.0;
     // Each hour's value sits at its middle.
-    let (a, b, t) = if f < 0.5 { ((h + 23) % 24, h, f + 0.5) } else { (h, (h + 1) % 24, f - 0.5) };
+    let (a, b, t) = if f < 0.5 {
+        ((h + 23) % 24, h, f + 0.5)
+    } else {
+        (h, (h + 1) % 24, f - 0.5)
+    };
     HOURLY[a] * (1.0 - t) + HOURLY[b] * t
 }
 
@@ -128,7 +132,12 @@ struct Allocator {
 
 impl Allocator {
     fn new(total: u64, sum: f64) -> Self {
-        Allocator { total: total as f64, sum, acc: 0.0, given: 0 }
+        Allocator {
+            total: total as f64,
+            sum,
+            acc: 0.0,
+            given: 0,
+        }
     }
 
     fn take(&mut self, weight: f64) -> u64 {
@@ -145,7 +154,10 @@ impl Allocator {
 enum What {
     /// A rendered record in buffer `slot`; `item` is its incident or trap
     /// (`u16::MAX` for background).
-    Record { slot: u32, item: u16 },
+    Record {
+        slot: u32,
+        item: u16,
+    },
     Dirty(dirty::Kind),
 }
 
@@ -224,7 +236,12 @@ impl<W: Write> Driver<'_, W> {
 
     fn push(&mut self, arrival: i64, ts: i64, what: What) {
         self.seq += 1;
-        self.heap.push(Reverse(Pending { arrival, ts, seq: self.seq, what }));
+        self.heap.push(Reverse(Pending {
+            arrival,
+            ts,
+            seq: self.seq,
+            what,
+        }));
     }
 
     /// One background complaint at `ts`; returns its topic.
@@ -234,15 +251,32 @@ impl<W: Write> Driver<'_, W> {
         let channel = Channel::pick(rng);
         let (caller, mut topic, call_no) = match self.recent.pick(rng, region) {
             Some((c, t)) if rng.random_bool(0.07) => (c, t as usize, rng.random_range(2..4)),
-            _ => (new_caller(rng, channel.hashed_caller_share()), self.world.pick(rng), 0),
+            _ => (
+                new_caller(rng, channel.hashed_caller_share()),
+                self.world.pick(rng),
+                0,
+            ),
         };
         let ts_fmt = pick_ts_fmt(rng, channel);
-        let ts = if ts_fmt.keeps_millis() { ts } else { ts - ts.rem_euclid(1000) };
+        let ts = if ts_fmt.keeps_millis() {
+            ts
+        } else {
+            ts - ts.rem_euclid(1000)
+        };
         let held = !self.zones.is_empty()
-            && self.zones.iter().any(|z| z.region == region && (z.from..=z.to).contains(&ts));
+            && self
+                .zones
+                .iter()
+                .any(|z| z.region == region && (z.from..=z.to).contains(&ts));
         for attempt in 0..2 {
             self.write_text(topic, region, channel, &caller, call_no);
-            if !held || !self.zones.iter().any(|z| z.region == region && (z.from..=z.to).contains(&ts) && self.checker.hits_business(&self.text, z.business)) {
+            if !held
+                || !self.zones.iter().any(|z| {
+                    z.region == region
+                        && (z.from..=z.to).contains(&ts)
+                        && self.checker.hits_business(&self.text, z.business)
+                })
+            {
                 break;
             }
             // Ordinary traffic of a held key becomes a plain request.
@@ -256,7 +290,9 @@ impl<W: Write> Driver<'_, W> {
             _ => CallerField::Str(caller.as_str()),
         };
         let label = match self.world.topics[topic].kind {
-            TopicKind::Template { business, .. } if rng.random_bool(0.35) => Some(self.rules.businesses[business].name.as_str()),
+            TopicKind::Template { business, .. } if rng.random_bool(0.35) => {
+                Some(self.rules.businesses[business].name.as_str())
+            }
             TopicKind::Plain if rng.random_bool(0.2) => Some(plain_label(&self.text)),
             _ => None,
         };
@@ -282,11 +318,25 @@ impl<W: Write> Driver<'_, W> {
                 ov: Overrides::default(),
             },
         );
-        self.push(arrival, ts, What::Record { slot, item: u16::MAX });
+        self.push(
+            arrival,
+            ts,
+            What::Record {
+                slot,
+                item: u16::MAX,
+            },
+        );
         topic
     }
 
-    fn write_text(&mut self, topic: usize, region: usize, channel: Channel, caller: &Caller, call_no: u32) {
+    fn write_text(
+        &mut self,
+        topic: usize,
+        region: usize,
+        channel: Channel,
+        caller: &Caller,
+        call_no: u32,
+    ) {
         let t = &self.world.topics[topic];
         let rng = &mut self.rng;
         let phrase = self.world.phrase(rng, topic);
@@ -310,7 +360,9 @@ impl<W: Write> Driver<'_, W> {
     /// One injected record.
     fn injected(&mut self, r: &incidents::Injected) {
         let seq = self.next_id(r.ts);
-        let arrival = r.arrival.unwrap_or_else(|| self.delays.arrival(&mut self.rng, r.channel, r.ts));
+        let arrival = r
+            .arrival
+            .unwrap_or_else(|| self.delays.arrival(&mut self.rng, r.channel, r.ts));
         let slot = self.slot();
         let buf = &mut self.bufs[slot as usize];
         buf.clear();
@@ -324,7 +376,9 @@ impl<W: Write> Driver<'_, W> {
                 region: REGIONS[r.region as usize].name,
                 text: &r.text,
                 caller: CallerField::Str(r.caller.as_str()),
-                label: r.label.map(|b| self.rules.businesses[b as usize].name.as_str()),
+                label: r
+                    .label
+                    .map(|b| self.rules.businesses[b as usize].name.as_str()),
                 extra: r.extra,
                 ov: Overrides::default(),
             },
@@ -361,9 +415,18 @@ impl<W: Write> Driver<'_, W> {
                             self.counts.huge_records += 1;
                         }
                         kind => {
-                            dirty::write_dirty(&mut self.scratch, &mut self.dirty_rng, kind, p.arrival, seq);
+                            dirty::write_dirty(
+                                &mut self.scratch,
+                                &mut self.dirty_rng,
+                                kind,
+                                p.arrival,
+                                seq,
+                            );
                             match kind.expect() {
-                                dirty::Expect::Reject(r) => *self.counts.rejected.entry(r.name().to_owned()).or_default() += 1,
+                                dirty::Expect::Reject(r) => {
+                                    *self.counts.rejected.entry(r.name().to_owned()).or_default() +=
+                                        1
+                                }
                                 dirty::Expect::Blank => self.counts.blank += 1,
                                 dirty::Expect::Valid => self.valid(p.arrival, lateness, u16::MAX),
                             }
@@ -396,7 +459,12 @@ impl<W: Write> Driver<'_, W> {
 }
 
 /// Generates traffic into `out` and returns its ground truth.
-pub fn generate(cfg: &Config, rules: &Rules, out: impl Write, progress: Option<Progress<'_>>) -> io::Result<Truth> {
+pub fn generate(
+    cfg: &Config,
+    rules: &Rules,
+    out: impl Write,
+    progress: Option<Progress<'_>>,
+) -> io::Result<Truth> {
     let matcher = Matcher::new(rules).map_err(io::Error::other)?;
     let world = World::new(rules, &matcher);
     let geo = rules.window;
@@ -424,7 +492,11 @@ pub fn generate(cfg: &Config, rules: &Rules, out: impl Write, progress: Option<P
     // days).
     let plan_days: Vec<i64> = {
         let ordinary: Vec<i64> = days.iter().copied().filter(|d| Some(*d) != surge).collect();
-        if ordinary.is_empty() { days.clone() } else { ordinary }
+        if ordinary.is_empty() {
+            days.clone()
+        } else {
+            ordinary
+        }
     };
     let plan: Plan = incidents::plan(
         Setup {
@@ -618,13 +690,20 @@ fn background_bound(
     let step = (size_min / 2).max(1);
     let mut expected = 0.0;
     let mut busiest: Vec<Busiest> = Vec::new();
-    let biggest = (0..REGIONS.len()).map(|r| picker.share(r)).fold(0.0, f64::max);
+    let biggest = (0..REGIONS.len())
+        .map(|r| picker.share(r))
+        .fold(0.0, f64::max);
     for (di, &day) in days.iter().enumerate() {
         let w = &weights[di * 1440..(di + 1) * 1440];
         let total: f64 = w.iter().sum();
         let volumes: Vec<f64> = (0..1440)
             .step_by(step)
-            .map(|m| per_day[di] as f64 * (m..(m + size_min).min(1440)).map(|i| w[i]).sum::<f64>() * partial / total)
+            .map(|m| {
+                per_day[di] as f64
+                    * (m..(m + size_min).min(1440)).map(|i| w[i]).sum::<f64>()
+                    * partial
+                    / total
+            })
             .collect();
         let peak = volumes.iter().copied().fold(0.0, f64::max);
         for (b, biz) in rules.businesses.iter().enumerate() {
@@ -633,14 +712,15 @@ fn background_bound(
             if top * (volumes.len() * REGIONS.len()) as f64 >= 1e-12 {
                 for r in 0..REGIONS.len() {
                     for v in &volumes {
-                        expected += truth::poisson_tail(v * share[b] * picker.share(r), biz.threshold);
+                        expected +=
+                            truth::poisson_tail(v * share[b] * picker.share(r), biz.threshold);
                     }
                 }
             }
-            for r in 0..REGIONS.len() {
+            for (r, region) in REGIONS.iter().enumerate() {
                 busiest.push(Busiest {
                     business: biz.id.clone(),
-                    region: REGIONS[r].name.into(),
+                    region: region.name.into(),
                     day: format_date(day),
                     expected_peak: (peak * share[b] * picker.share(r) * 100.0).round() / 100.0,
                     threshold: biz.threshold,
@@ -649,13 +729,23 @@ fn background_bound(
         }
     }
     busiest.sort_by(|a, b| {
-        let (x, y) = (a.expected_peak / a.threshold as f64, b.expected_peak / b.threshold as f64);
-        y.total_cmp(&x).then_with(|| a.day.cmp(&b.day)).then_with(|| a.business.cmp(&b.business)).then_with(|| a.region.cmp(&b.region))
+        let (x, y) = (
+            a.expected_peak / a.threshold as f64,
+            b.expected_peak / b.threshold as f64,
+        );
+        y.total_cmp(&x)
+            .then_with(|| a.day.cmp(&b.day))
+            .then_with(|| a.business.cmp(&b.business))
+            .then_with(|| a.region.cmp(&b.region))
     });
     busiest.truncate(5);
     Background {
         may_alert: expected > 0.01,
-        expected_alerts: if expected < 1e-6 { 0.0 } else { (expected * 1e6).round() / 1e6 },
+        expected_alerts: if expected < 1e-6 {
+            0.0
+        } else {
+            (expected * 1e6).round() / 1e6
+        },
         per_day: per_day.to_vec(),
         busiest,
     }
@@ -687,7 +777,10 @@ mod tests {
         let (a, ta) = run(1, 4000, 0.02);
         let (b, tb) = run(1, 4000, 0.02);
         assert!(a == b, "same seed, different output");
-        assert_eq!(serde_json::to_string(&ta).unwrap(), serde_json::to_string(&tb).unwrap());
+        assert_eq!(
+            serde_json::to_string(&ta).unwrap(),
+            serde_json::to_string(&tb).unwrap()
+        );
         let (c, _) = run(2, 4000, 0.02);
         assert!(a != c);
     }
@@ -703,9 +796,19 @@ mod tests {
         assert_eq!(t.counts.lines, t.counts.records + bad + t.counts.blank);
         assert_eq!(bad + t.counts.blank + t.counts.huge_records, 250);
         // The late batches are dropped, nothing else.
-        let late: u64 = t.traps.iter().filter(|i| i.kind == "late_batch").map(|i| i.records).sum();
+        let late: u64 = t
+            .traps
+            .iter()
+            .filter(|i| i.kind == "late_batch")
+            .map(|i| i.records)
+            .sum();
         assert_eq!(t.counts.late_dropped, late);
-        assert!(t.traps.iter().filter(|i| i.kind == "late_batch").all(|i| i.late_dropped == i.records));
+        assert!(
+            t.traps
+                .iter()
+                .filter(|i| i.kind == "late_batch")
+                .all(|i| i.late_dropped == i.records)
+        );
         assert!(t.incidents.iter().all(|i| i.late_dropped == 0));
     }
 

@@ -94,9 +94,26 @@ const OPENERS: &[&str] = &[
 
 const PLAIN_OPENERS: &[&str] = &["客户来电", "客户致电", "用户来电", "机主来电", "客户"];
 
-const VAGUE_SINCE: &[&str] = &["今天上午", "今天下午", "近两天", "昨晚开始", "最近一周", "这几天", "刚才", "自本月初起", "今天早上开始", "从昨天起"];
+const VAGUE_SINCE: &[&str] = &[
+    "今天上午",
+    "今天下午",
+    "近两天",
+    "昨晚开始",
+    "最近一周",
+    "这几天",
+    "刚才",
+    "自本月初起",
+    "今天早上开始",
+    "从昨天起",
+];
 
-const DETAILS_PLACE: &[&str] = &["，周边邻居也一样", "，已重启手机", "，换了手机也一样", "，家里人的手机也这样", "，已排除终端问题"];
+const DETAILS_PLACE: &[&str] = &[
+    "，周边邻居也一样",
+    "，已重启手机",
+    "，换了手机也一样",
+    "，家里人的手机也这样",
+    "，已排除终端问题",
+];
 
 const IMPACTS: &[&str] = &[
     "影响正常工作",
@@ -110,13 +127,34 @@ const IMPACTS: &[&str] = &[
     "影响生意",
 ];
 
-const DEMANDS: &[&str] = &["要求尽快处理", "请尽快核查", "要求尽快修复", "要求回电", "要求给予解释", "要求升级处理", "要求24小时内答复"];
+const DEMANDS: &[&str] = &[
+    "要求尽快处理",
+    "请尽快核查",
+    "要求尽快修复",
+    "要求回电",
+    "要求给予解释",
+    "要求升级处理",
+    "要求24小时内答复",
+];
 
-const FEE_DEMANDS: &[&str] = &["要求退还费用", "要求查明原因并退款", "要求给予合理解释", "要求赔偿", "要求回电说明"];
+const FEE_DEMANDS: &[&str] = &[
+    "要求退还费用",
+    "要求查明原因并退款",
+    "要求给予合理解释",
+    "要求赔偿",
+    "要求回电说明",
+];
 
 const CLOSINGS: &[&str] = &["，已安抚", "，已做好解释", "，已记录", "，已派单"];
 
-const PLAIN_TAILS: &[&str] = &["，要求回电答复", "，已解答", "，已告知办理流程", "，已记录", "，客户表示理解", "，已发送短信说明"];
+const PLAIN_TAILS: &[&str] = &[
+    "，要求回电答复",
+    "，已解答",
+    "，已告知办理流程",
+    "，已记录",
+    "，客户表示理解",
+    "，已发送短信说明",
+];
 
 const NOTES: &[&str] = &[
     "客户不接受解释",
@@ -130,7 +168,12 @@ const NOTES: &[&str] = &[
     "客户语气激动",
 ];
 
-const CONSULT_LEADS: &[&str] = &["客户收到营销短信后来电", "客户看到营销短信，来电", "用户收到推广短信后", "客户收到活动短信，致电"];
+const CONSULT_LEADS: &[&str] = &[
+    "客户收到营销短信后来电",
+    "客户看到营销短信，来电",
+    "用户收到推广短信后",
+    "客户收到活动短信，致电",
+];
 
 const CONSULT_VERBS: &[&str] = &["处理", "解决", "避免", "应对"];
 
@@ -146,7 +189,11 @@ pub fn push_styled(out: &mut String, s: &str, style: u32) {
             let mut first = true;
             for c in s.chars() {
                 if c.is_ascii_alphabetic() {
-                    out.push(if first { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() });
+                    out.push(if first {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c.to_ascii_lowercase()
+                    });
                     first = false;
                 } else {
                     first = true;
@@ -160,7 +207,11 @@ pub fn push_styled(out: &mut String, s: &str, style: u32) {
 
 /// The full-width form of a printable ASCII character.
 pub fn full_width(c: char) -> char {
-    if ('!'..='~').contains(&c) { char::from_u32(c as u32 - 0x21 + 0xFF01).unwrap_or(c) } else { c }
+    if ('!'..='~').contains(&c) {
+        char::from_u32(c as u32 - 0x21 + 0xFF01).unwrap_or(c)
+    } else {
+        c
+    }
 }
 
 fn push_num(out: &mut String, n: u32, full: bool) {
@@ -178,7 +229,7 @@ fn push_since(out: &mut String, rng: &mut impl Rng, since: Since, full: bool) {
     match since {
         Since::Vague => {
             if rng.random_bool(0.3) {
-                out.push_str("从");
+                out.push('从');
                 push_num(out, rng.random_range(6..22), full);
                 out.push_str("点左右开始");
             } else {
@@ -187,12 +238,12 @@ fn push_since(out: &mut String, rng: &mut impl Rng, since: Since, full: bool) {
         }
         Since::At(h, m) => match rng.random_range(0..4u32) {
             0 => {
-                out.push_str("从");
+                out.push('从');
                 push_num(out, h, full);
                 out.push_str("点左右开始");
             }
             1 => {
-                out.push_str("从");
+                out.push('从');
                 push_num(out, h, full);
                 out.push('点');
                 push_num(out, m, full);
@@ -202,7 +253,13 @@ fn push_since(out: &mut String, rng: &mut impl Rng, since: Since, full: bool) {
                 push_num(out, h, full);
                 out.push_str("点多开始");
             }
-            _ => out.push_str(if h < 12 { "今天上午" } else if h < 18 { "今天下午" } else { "今晚" }),
+            _ => out.push_str(if h < 12 {
+                "今天上午"
+            } else if h < 18 {
+                "今天下午"
+            } else {
+                "今晚"
+            }),
         },
     }
 }
@@ -220,7 +277,15 @@ fn push_place(out: &mut String, rng: &mut impl Rng, region: usize, place: Place)
 fn push_contact(out: &mut String, rng: &mut impl Rng, ctx: &TextCtx<'_>) {
     match rng.random_range(0..10u32) {
         0..=5 => {
-            out.push_str(pick(rng, &["，回访号码：", "，联系方式：", "，另留号码", "，客户联系方式："]));
+            out.push_str(pick(
+                rng,
+                &[
+                    "，回访号码：",
+                    "，联系方式：",
+                    "，另留号码",
+                    "，客户联系方式：",
+                ],
+            ));
             let own;
             let p = match ctx.phone {
                 Some(p) if rng.random_bool(0.7) => p,
@@ -232,7 +297,10 @@ fn push_contact(out: &mut String, rng: &mut impl Rng, ctx: &TextCtx<'_>) {
             push_phone_styled(out, rng, p);
         }
         6..=8 => {
-            out.push_str(pick(rng, &["，身份证号", "，机主身份证号码", "，证件号码："]));
+            out.push_str(pick(
+                rng,
+                &["，身份证号", "，机主身份证号码", "，证件号码："],
+            ));
             push_id_number(out, rng, REGIONS[ctx.region].area);
         }
         _ => {
@@ -273,7 +341,10 @@ pub fn compose(out: &mut String, rng: &mut impl Rng, phrase: &str, ctx: &TextCtx
             out.push_str(pick(rng, CONSULT_VERBS));
             push_styled(out, phrase, style);
             out.push_str(pick(rng, &["的问题", "的情况", ""]));
-            out.push_str(pick(rng, &["，已解答", "，已按知识库解释", "，已告知设置方法", ""]));
+            out.push_str(pick(
+                rng,
+                &["，已解答", "，已按知识库解释", "，已告知设置方法", ""],
+            ));
             out.push('。');
         }
         Frame::TestOrder { veto } => match rng.random_range(0..3u32) {
@@ -290,19 +361,25 @@ pub fn compose(out: &mut String, rng: &mut impl Rng, phrase: &str, ctx: &TextCtx
             }
             _ => {
                 complaint(out, rng, phrase, ctx, style);
-                out.push_str("（");
+                out.push('（');
                 out.push_str(veto);
                 out.push('）');
             }
         },
         Frame::Recovered { veto } => {
-            out.push_str(pick(rng, &["客户回电称", "回访客户，客户表示", "客户来电告知"]));
+            out.push_str(pick(
+                rng,
+                &["客户回电称", "回访客户，客户表示", "客户来电告知"],
+            ));
             out.push_str(pick(rng, &["上午", "早上", "之前", "昨天", "刚才", ""]));
             out.push_str("反映的");
             push_styled(out, phrase, style);
             out.push_str(pick(rng, &["问题", "情况", "故障"]));
             out.push_str(veto);
-            out.push_str(pick(rng, &["，无需再处理", "，感谢处理", "，要求撤单", "，已结单"]));
+            out.push_str(pick(
+                rng,
+                &["，无需再处理", "，感谢处理", "，要求撤单", "，已结单"],
+            ));
             out.push('。');
         }
     }
@@ -382,17 +459,18 @@ pub fn compose_plain(out: &mut String, rng: &mut impl Rng, phrase: &str, ctx: &T
 /// look-alikes in some web forms, an emoji in some app messages.
 fn finish(out: &mut String, rng: &mut impl Rng, channel: Channel) {
     match channel {
-        Channel::Web if rng.random_bool(0.25) => {
-            // NFKC maps these back: ⽤ U+2F64 → 用, ⾳ U+2FB3 → 音, ⼈ U+2F08 → 人.
-            if out.contains(['用', '音', '人']) {
-                let s: String = out.chars().map(|c| match c {
+        // NFKC maps these back: ⽤ U+2F64 → 用, ⾳ U+2FB3 → 音, ⼈ U+2F08 → 人.
+        Channel::Web if rng.random_bool(0.25) && out.contains(['用', '音', '人']) => {
+            let s: String = out
+                .chars()
+                .map(|c| match c {
                     '用' => '⽤',
                     '音' => '⾳',
                     '人' => '⼈',
                     c => c,
-                }).collect();
-                *out = s;
-            }
+                })
+                .collect();
+            *out = s;
         }
         Channel::App if rng.random_bool(0.06) => out.push_str(pick(rng, &["😡", "🙏", "😭"])),
         _ => {}
@@ -411,7 +489,10 @@ mod tests {
             region: 0,
             channel: Channel::Hotline,
             phone: Some(b"18869439335"),
-            place: Some(Place { county: 0, place: 0 }),
+            place: Some(Place {
+                county: 0,
+                place: 0,
+            }),
             since: Since::At(7, 5),
             call_no: 0,
             fee: false,
@@ -429,11 +510,33 @@ mod tests {
             assert!(n.contains("手机gprs连接失败"), "{s}");
             assert!(n.contains("西湖区"), "{s}");
             assert!(s.ends_with('。') || s.contains("\n备注："), "{s}");
-            compose(&mut s, &mut rng, "彩铃复制失败", &ctx(Frame::Consult { veto: "咨询如何" }));
-            assert!(s.contains("咨询如何") && normalize(&s).contains("彩铃复制失败"), "{s}");
-            compose(&mut s, &mut rng, "彩铃复制失败", &ctx(Frame::TestOrder { veto: "测试工单" }));
+            compose(
+                &mut s,
+                &mut rng,
+                "彩铃复制失败",
+                &ctx(Frame::Consult {
+                    veto: "咨询如何"
+                }),
+            );
+            assert!(
+                s.contains("咨询如何") && normalize(&s).contains("彩铃复制失败"),
+                "{s}"
+            );
+            compose(
+                &mut s,
+                &mut rng,
+                "彩铃复制失败",
+                &ctx(Frame::TestOrder {
+                    veto: "测试工单"
+                }),
+            );
             assert!(s.contains("测试工单"), "{s}");
-            compose(&mut s, &mut rng, "手机没有信号", &ctx(Frame::Recovered { veto: "已恢复" }));
+            compose(
+                &mut s,
+                &mut rng,
+                "手机没有信号",
+                &ctx(Frame::Recovered { veto: "已恢复" }),
+            );
             assert!(s.contains("已恢复"), "{s}");
         }
     }

@@ -76,7 +76,11 @@ pub struct Checker<'m> {
 
 impl<'m> Checker<'m> {
     pub fn new(matcher: &'m Matcher) -> Self {
-        Checker { matcher, norm: Normalizer::new(), matches: matcher.scratch() }
+        Checker {
+            matcher,
+            norm: Normalizer::new(),
+            matches: matcher.scratch(),
+        }
     }
 
     fn run(&mut self, text: &str) -> &Matches {
@@ -88,7 +92,9 @@ impl<'m> Checker<'m> {
     /// True when `text` matches template `t` and no business but `b`.
     pub fn matches_only(&mut self, text: &str, t: usize, b: usize) -> bool {
         let m = self.run(text);
-        m.businesses().len() == 1 && m.businesses().all(|(mb, _)| mb == b) && m.templates().contains(&(t as u32))
+        m.businesses().len() == 1
+            && m.businesses().all(|(mb, _)| mb == b)
+            && m.templates().contains(&(t as u32))
     }
 
     /// True when `text` matches nothing.
@@ -132,10 +138,27 @@ impl World {
         let mut topic_of_template = vec![None; rules.templates.len()];
         // Shares: the bank's, or an even split of what is left of 45 %, at
         // most 1.5 % each (a typical business of the fixture library).
-        let known: f64 = rules.businesses.iter().filter_map(|b| bank::business(&b.id)).map(|b| b.share).sum();
-        let unknown = rules.businesses.iter().filter(|b| bank::business(&b.id).is_none()).count();
-        let default_share = if unknown > 0 { ((45.0 - known) / unknown as f64).clamp(0.2, 1.5) } else { 0.0 };
-        let mut raw_share: Vec<f64> = rules.businesses.iter().map(|b| bank::business(&b.id).map_or(default_share, |x| x.share)).collect();
+        let known: f64 = rules
+            .businesses
+            .iter()
+            .filter_map(|b| bank::business(&b.id))
+            .map(|b| b.share)
+            .sum();
+        let unknown = rules
+            .businesses
+            .iter()
+            .filter(|b| bank::business(&b.id).is_none())
+            .count();
+        let default_share = if unknown > 0 {
+            ((45.0 - known) / unknown as f64).clamp(0.2, 1.5)
+        } else {
+            0.0
+        };
+        let mut raw_share: Vec<f64> = rules
+            .businesses
+            .iter()
+            .map(|b| bank::business(&b.id).map_or(default_share, |x| x.share))
+            .collect();
         let total: f64 = raw_share.iter().sum();
         if total > 70.0 {
             raw_share.iter_mut().for_each(|s| *s *= 70.0 / total);
@@ -156,7 +179,10 @@ impl World {
                 }
             }
             if phrases.is_empty() {
-                phrases = composed_phrases(rules, t).into_iter().filter(|p| check.matches_only(p, t, b)).collect();
+                phrases = composed_phrases(rules, t)
+                    .into_iter()
+                    .filter(|p| check.matches_only(p, t, b))
+                    .collect();
             }
             if phrases.is_empty() {
                 dropped.templates.push(tpl.id.clone());
@@ -165,7 +191,10 @@ impl World {
             topic_of_template[t] = Some(topics.len());
             topics_per_business[b] += 1;
             topics.push(Topic {
-                kind: TopicKind::Template { template: t, business: b },
+                kind: TopicKind::Template {
+                    template: t,
+                    business: b,
+                },
                 phrases,
                 place: entry.map_or(dept == "net", |e| e.place),
                 fee: entry.is_some_and(|e| e.fee),
@@ -183,7 +212,12 @@ impl World {
             .map(|p| (*p).to_owned())
             .collect();
         let plain_topic = topics.len();
-        topics.push(Topic { kind: TopicKind::Plain, phrases: plain, place: false, fee: false });
+        topics.push(Topic {
+            kind: TopicKind::Plain,
+            phrases: plain,
+            place: false,
+            fee: false,
+        });
 
         // Background weights: a business's share split evenly over its
         // topics; the rest to plain requests.
@@ -199,7 +233,11 @@ impl World {
             });
         }
         let matched: f64 = weights.iter().sum();
-        weights[plain_topic] = if topics[plain_topic].phrases.is_empty() { 0.0 } else { (1.0 - matched).max(0.0) };
+        weights[plain_topic] = if topics[plain_topic].phrases.is_empty() {
+            0.0
+        } else {
+            (1.0 - matched).max(0.0)
+        };
         let total: f64 = weights.iter().sum::<f64>().max(f64::MIN_POSITIVE);
         let mut acc = 0.0;
         let cumulative = weights
@@ -209,13 +247,21 @@ impl World {
                 acc
             })
             .collect();
-        World { topics, cumulative, topic_of_template, business_share, dropped }
+        World {
+            topics,
+            cumulative,
+            topic_of_template,
+            business_share,
+            dropped,
+        }
     }
 
     /// A background topic.
     pub fn pick(&self, rng: &mut impl Rng) -> usize {
         let u: f64 = rng.random();
-        self.cumulative.partition_point(|&c| c <= u).min(self.topics.len() - 1)
+        self.cumulative
+            .partition_point(|&c| c <= u)
+            .min(self.topics.len() - 1)
     }
 
     /// The topic of plain requests.
@@ -226,15 +272,22 @@ impl World {
     /// A phrase of `topic`.
     pub fn phrase(&self, rng: &mut impl Rng, topic: usize) -> &str {
         let p = &self.topics[topic].phrases;
-        if p.is_empty() { "咨询业务" } else { &p[rng.random_range(0..p.len())] }
+        if p.is_empty() {
+            "咨询业务"
+        } else {
+            &p[rng.random_range(0..p.len())]
+        }
     }
 
     /// The topics of business `b`.
     pub fn topics_of(&self, b: usize) -> impl Iterator<Item = usize> + '_ {
-        self.topics.iter().enumerate().filter_map(move |(i, t)| match t.kind {
-            TopicKind::Template { business, .. } if business == b => Some(i),
-            _ => None,
-        })
+        self.topics
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, t)| match t.kind {
+                TopicKind::Template { business, .. } if business == b => Some(i),
+                _ => None,
+            })
     }
 }
 
@@ -255,7 +308,11 @@ mod tests {
             assert!(bank::phrases(&t.id).is_some(), "no phrases for {}", t.id);
         }
         for b in &rules.businesses {
-            assert!(bank::business(&b.id).is_some(), "no bank entry for {}", b.id);
+            assert!(
+                bank::business(&b.id).is_some(),
+                "no bank entry for {}",
+                b.id
+            );
         }
     }
 
