@@ -269,7 +269,7 @@ impl<W: Write> Driver<'_, W> {
                 .iter()
                 .any(|z| z.region == region && (z.from..=z.to).contains(&ts));
         for attempt in 0..2 {
-            self.write_text(topic, region, channel, &caller, call_no);
+            self.write_text(topic, region, channel, &caller, call_no, ts);
             if !held
                 || !self.zones.iter().any(|z| {
                     z.region == region
@@ -329,6 +329,7 @@ impl<W: Write> Driver<'_, W> {
         topic
     }
 
+    /// Writes the text of a background complaint at `ts` into `self.text`.
     fn write_text(
         &mut self,
         topic: usize,
@@ -336,17 +337,26 @@ impl<W: Write> Driver<'_, W> {
         channel: Channel,
         caller: &Caller,
         call_no: u32,
+        ts: i64,
     ) {
         let t = &self.world.topics[topic];
         let rng = &mut self.rng;
         let phrase = self.world.phrase(rng, topic);
         let place = (t.place && rng.random_bool(0.8)).then(|| Place::random(rng, region));
+        // Sometimes a clock time earlier the same day ("从7点左右开始").
+        let local = (ts + CST_OFFSET_MS).rem_euclid(86_400_000) / 60_000;
+        let since = match local.checked_sub(rng.random_range(10..300)) {
+            Some(m) if m >= 6 * 60 && rng.random_bool(0.3) => {
+                Since::At((m / 60) as u32, (m % 60) as u32)
+            }
+            _ => Since::Vague,
+        };
         let ctx = TextCtx {
             region,
             channel,
             phone: Some(&caller.phone),
             place,
-            since: Since::Vague,
+            since,
             call_no,
             fee: t.fee,
             frame: Frame::Complaint,

@@ -38,7 +38,7 @@ pub enum Frame<'a> {
 /// When the trouble began, as agents write it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Since {
-    /// A random, vague time (近两天, 昨晚开始 ...), or none.
+    /// A vague time (近两天, 昨晚开始 ...), or none.
     Vague,
     /// A local clock time (hour, minute).
     At(u32, u32),
@@ -109,10 +109,10 @@ const VAGUE_SINCE: &[&str] = &[
 
 const DETAILS_PLACE: &[&str] = &[
     "，周边邻居也一样",
-    "，已重启手机",
-    "，换了手机也一样",
-    "，家里人的手机也这样",
+    "，附近几户都这样",
     "，已排除终端问题",
+    "，持续时间较长",
+    "，之前一直正常",
 ];
 
 const IMPACTS: &[&str] = &[
@@ -227,15 +227,7 @@ fn pick<'a>(rng: &mut impl Rng, xs: &'a [&'a str]) -> &'a str {
 
 fn push_since(out: &mut String, rng: &mut impl Rng, since: Since, full: bool) {
     match since {
-        Since::Vague => {
-            if rng.random_bool(0.3) {
-                out.push('从');
-                push_num(out, rng.random_range(6..22), full);
-                out.push_str("点左右开始");
-            } else {
-                out.push_str(pick(rng, VAGUE_SINCE));
-            }
-        }
+        Since::Vague => out.push_str(pick(rng, VAGUE_SINCE)),
         Since::At(h, m) => match rng.random_range(0..4u32) {
             0 => {
                 out.push('从');
@@ -246,8 +238,11 @@ fn push_since(out: &mut String, rng: &mut impl Rng, since: Since, full: bool) {
                 out.push('从');
                 push_num(out, h, full);
                 out.push('点');
-                push_num(out, m, full);
-                out.push_str("分起");
+                if m > 0 {
+                    push_num(out, m, full);
+                    out.push('分');
+                }
+                out.push('起');
             }
             2 => {
                 push_num(out, h, full);
