@@ -21,7 +21,8 @@ pub struct Args {
     /// Seed of every random choice: the same arguments give the same bytes.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Valid complaint records to write, incidents and traps included.
+    /// Valid complaint records to write, incidents and traps included (at
+    /// least what the incidents and traps need: a few hundred a day).
     #[arg(long, default_value_t = 60_000)]
     pub events: u64,
     /// Days of traffic.
@@ -137,8 +138,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             c.late_dropped,
             format_date(start_day),
             format_date(start_day + args.days as i64 - 1),
-            surge_day
-                .map(|d| format!(" (surge {})", format_date(d)))
+            truth
+                .args
+                .surge_day
+                .as_ref()
+                .map(|d| format!(" (surge {d})"))
                 .unwrap_or_default(),
             truth.incidents.len(),
             truth.traps.len(),
