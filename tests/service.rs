@@ -547,7 +547,7 @@ fn reload_keeps_unchanged_state_and_refuses_bad_rules() {
     let (code, body) = post(hs.addr, "/-/reload", b"");
     assert_eq!(code, 200, "{body}");
     let v2 = hs.json("/v1/rules")["version"].as_str().unwrap().to_owned();
-    assert_ne!(v1, v2);
+    assert_ne!(v1, v2, "reload answered {body}; log: {}", hs.log_text());
     hs.post_lines((lines[10_000..].join("\n") + "\n").as_bytes());
     let want = without_end_of_input(replay_lines(
         &c.join("traffic.jsonl"),

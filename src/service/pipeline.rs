@@ -587,6 +587,7 @@ impl Pipeline {
                             reply,
                         } => {
                             self.reload(rules, matcher, text);
+                            self.publish();
                             if let Some(r) = reply {
                                 let _ = r.send(self.rules.version.clone());
                             }

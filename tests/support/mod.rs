@@ -102,7 +102,7 @@ fn dechunk(body: &str, whole: &str) -> String {
             break;
         }
         out.push_str(&after[..n]);
-        rest = &after[n..].trim_start_matches("\r\n");
+        rest = after[n..].trim_start_matches("\r\n");
     }
     out
 }
@@ -238,10 +238,10 @@ impl Drop for Hotspot {
 /// The address in the (last) JSON log line "hotspot is listening".
 pub fn listening_addr(log: &str) -> Option<SocketAddr> {
     log.lines()
+        .rev()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["fields"]["message"] == "hotspot is listening")
-        .filter_map(|v| v["fields"]["addr"].as_str().and_then(|a| a.parse().ok()))
-        .last()
+        .find_map(|v| v["fields"]["addr"].as_str().and_then(|a| a.parse().ok()))
 }
 
 /// Sends a signal with the `kill` command (no libc in the tests).
