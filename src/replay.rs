@@ -55,8 +55,24 @@ pub fn replay(
     config: EngineConfig,
     progress: Option<Progress<'_>>,
 ) -> io::Result<Stats> {
-    let mut engine = Engine::new(rules, config).map_err(io::Error::other)?;
-    let mut reader = LineReader::new(input);
+    let engine = Engine::new(rules, config).map_err(io::Error::other)?;
+    replay_from(engine, LineReader::new(input), outs, progress, None)
+}
+
+/// Called between chunks with the engine, the lines done, the input offset
+/// after them and the outputs; returns an error to stop.
+pub type Checkpointer<'c> =
+    &'c mut dyn FnMut(&Engine, u64, u64, &mut ReplayOutputs<'_>) -> io::Result<()>;
+
+/// Replays from wherever `engine` and `reader` stand (a fresh start or a
+/// checkpoint), calling `checkpoint` between chunks.
+pub fn replay_from<R: Read>(
+    mut engine: Engine,
+    mut reader: LineReader<R>,
+    outs: &mut ReplayOutputs<'_>,
+    progress: Option<Progress<'_>>,
+    mut checkpoint: Option<Checkpointer<'_>>,
+) -> io::Result<Stats> {
     let mut w = Writers { outs, error: None };
     let mut progress = progress;
     loop {
@@ -72,6 +88,9 @@ pub fn replay(
         if !more {
             break;
         }
+        if let Some(c) = checkpoint.as_deref_mut() {
+            c(&engine, reader.line_no(), reader.offset(), w.outs)?;
+        }
     }
     engine.finish(&mut w);
     if let Some(e) = w.error.take() {
@@ -82,4 +101,23 @@ pub fn replay(
         dl.flush()?;
     }
     Ok(engine.stats())
+}
+
+/// What `hotspot replay --state-dir` saves between chunks: everything needed
+/// to continue after a crash as if it had never happened (5.8: the same
+/// alert ids, the same bytes).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct ReplayCheckpoint {
+    pub version: u32,
+    /// The input file, as given.
+    pub input: String,
+    /// The rules' version (a resumed run must use the same rules).
+    pub rules_version: String,
+    /// Lines and bytes of input done.
+    pub line_no: u64,
+    pub offset: u64,
+    /// Lengths of the alerts and dead-letter files at that point.
+    pub alerts_len: u64,
+    pub dead_letters_len: u64,
+    pub engine: crate::engine::EngineState,
 }

@@ -14,9 +14,10 @@ use serde::Serialize;
 
 use crate::engine::{EngineConfig, Stats};
 use crate::record::Reject;
-use crate::replay::{ReplayOutputs, replay};
+use crate::replay::{ReplayCheckpoint, ReplayOutputs, replay, replay_from};
 use crate::rules::{self, Rules};
 use crate::sink::JsonlWriter;
+use crate::source::LineReader;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -38,6 +39,14 @@ pub struct Args {
     /// The most (business, region) keys held at once.
     #[arg(long, default_value_t = EngineConfig::default().max_keys)]
     pub max_keys: usize,
+    /// Checkpoint here, and resume from here after a crash or kill: the
+    /// alerts file comes out byte-identical to an uninterrupted run. Needs a
+    /// file input and an --alerts file.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Lines between checkpoints with --state-dir.
+    #[arg(long, default_value_t = 200_000, value_name = "LINES")]
+    pub checkpoint_every: u64,
     /// No progress bar and no summary line on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -136,7 +145,36 @@ pub fn load_rules(path: Option<&Path>) -> anyhow::Result<Arc<Rules>> {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let rules = load_rules(args.rules.as_deref())?;
-    let (input, size): (Box<dyn Read>, Option<u64>) = if args.input.as_os_str() == "-" {
+    let config = EngineConfig {
+        max_keys: args.max_keys,
+    };
+    let stdin = args.input.as_os_str() == "-";
+    // Resuming from a checkpoint?
+    let ck_path = args.state_dir.as_ref().map(|d| d.join("replay.json"));
+    if args.state_dir.is_some() && (stdin || args.alerts.is_none()) {
+        anyhow::bail!("--state-dir needs a file --input (not stdin) and an --alerts file");
+    }
+    if let Some(d) = &args.state_dir {
+        std::fs::create_dir_all(d)
+            .with_context(|| format!("cannot create state directory {}", d.display()))?;
+    }
+    let saved: Option<ReplayCheckpoint> = match &ck_path {
+        Some(p) => crate::checkpoint::read(p)
+            .with_context(|| format!("cannot read checkpoint {}", p.display()))?,
+        None => None,
+    };
+    let input_name = args.input.display().to_string();
+    if let Some(ck) = &saved {
+        if ck.input != input_name || ck.rules_version != rules.version {
+            anyhow::bail!(
+                "the state directory holds a replay of {} with rules {}, not of {input_name} with rules {}; remove it to start over",
+                ck.input,
+                ck.rules_version,
+                rules.version
+            );
+        }
+    }
+    let (mut input, size): (Box<dyn Read>, Option<u64>) = if stdin {
         (Box::new(std::io::stdin().lock()), None)
     } else {
         let f = File::open(&args.input)
@@ -144,17 +182,61 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let size = f.metadata().ok().map(|m| m.len());
         (Box::new(f), size)
     };
+    let open_out = |p: &Path, len: Option<u64>, what: &str| -> anyhow::Result<JsonlWriter> {
+        match len {
+            Some(l) => JsonlWriter::resume(p, l),
+            None => JsonlWriter::create(p),
+        }
+        .with_context(|| format!("cannot create {what} {}", p.display()))
+    };
     let mut alerts = match &args.alerts {
-        Some(p) => JsonlWriter::create(p)
-            .with_context(|| format!("cannot create alerts file {}", p.display()))?,
+        Some(p) => open_out(p, saved.as_ref().map(|c| c.alerts_len), "alerts file")?,
         None => JsonlWriter::stdout(),
     };
     let mut dead = match &args.dead_letter {
-        Some(p) => Some(
-            JsonlWriter::create(p)
-                .with_context(|| format!("cannot create dead-letter file {}", p.display()))?,
-        ),
+        Some(p) => Some(open_out(
+            p,
+            saved.as_ref().map(|c| c.dead_letters_len),
+            "dead-letter file",
+        )?),
         None => None,
+    };
+    let (engine, reader) = match saved {
+        Some(ck) => {
+            if size.is_some_and(|s| s < ck.offset) {
+                anyhow::bail!(
+                    "{input_name} is shorter than the checkpoint's position {}; remove the state directory to start over",
+                    ck.offset
+                );
+            }
+            let mut f = File::open(&args.input)?;
+            std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(ck.offset))?;
+            input = Box::new(f);
+            let matcher = Arc::new(crate::matcher::Matcher::new(&rules)?);
+            let mut ignored = crate::engine::Collect::default();
+            let engine = crate::engine::Engine::restore(
+                rules.clone(),
+                matcher,
+                config,
+                ck.engine,
+                ck.line_no,
+                &mut ignored,
+            );
+            if !args.quiet {
+                eprintln!(
+                    "hotspot replay: resuming {input_name} at line {} (byte {})",
+                    ck.line_no, ck.offset
+                );
+            }
+            (
+                engine,
+                LineReader::new(input).starting_at(ck.line_no, ck.offset),
+            )
+        }
+        None => (
+            crate::engine::Engine::new(rules.clone(), config)?,
+            LineReader::new(input),
+        ),
     };
     let show = !args.quiet && std::io::stderr().is_terminal();
     let bar = show.then(|| {
@@ -173,21 +255,56 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             b.set_position(bytes);
         }
     };
+    let mut last_ck = reader.line_no();
+    let every = args.checkpoint_every.max(1);
+    let rules_version = rules.version.clone();
+    let mut save = |engine: &crate::engine::Engine,
+                    line_no: u64,
+                    offset: u64,
+                    outs: &mut ReplayOutputs<'_>|
+     -> std::io::Result<()> {
+        let Some(p) = &ck_path else { return Ok(()) };
+        if line_no - last_ck < every {
+            return Ok(());
+        }
+        last_ck = line_no;
+        let alerts_len = outs.alerts.sync()?;
+        let dead_letters_len = match outs.dead_letters.as_deref_mut() {
+            Some(d) => d.sync()?,
+            None => 0,
+        };
+        let ck = ReplayCheckpoint {
+            version: 1,
+            input: input_name.clone(),
+            rules_version: rules_version.clone(),
+            line_no,
+            offset,
+            alerts_len,
+            dead_letters_len,
+            engine: engine.export(),
+        };
+        crate::checkpoint::write_atomic(p, &ck)
+    };
     let started = Instant::now();
-    let input_name = args.input.display().to_string();
-    let stats = replay(
-        rules.clone(),
-        input,
+    let stats = replay_from(
+        engine,
+        reader,
         &mut ReplayOutputs {
             alerts: &mut alerts,
             dead_letters: dead.as_mut(),
         },
-        EngineConfig {
-            max_keys: args.max_keys,
-        },
         Some(&mut on_progress),
+        Some(&mut save),
     )
     .with_context(|| format!("replay of {input_name} failed"))?;
+    if let Some(p) = &ck_path {
+        alerts.sync()?;
+        if let Some(d) = dead.as_mut() {
+            d.sync()?;
+        }
+        // Done: the next run of the same command starts over.
+        let _ = std::fs::remove_file(p);
+    }
     let elapsed = started.elapsed().as_secs_f64();
     if let Some(b) = &bar {
         b.finish_and_clear();

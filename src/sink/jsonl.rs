@@ -13,6 +13,8 @@ pub struct JsonlWriter {
     out: BufWriter<Box<dyn Write + Send>>,
     line: Vec<u8>,
     written: u64,
+    /// The file behind `out`, when it is one (for fsync and its length).
+    file: Option<File>,
 }
 
 impl JsonlWriter {
@@ -23,14 +25,41 @@ impl JsonlWriter {
 
     /// Creates (truncates) `path`.
     pub fn create(path: &Path) -> io::Result<Self> {
-        Ok(Self::new(Box::new(File::create(path)?)))
+        Self::from_file(File::create(path)?)
+    }
+
+    /// Appends to `path` after cutting it back to `len` bytes (resuming a
+    /// checkpointed replay: lines after the checkpoint are written again).
+    pub fn resume(path: &Path, len: u64) -> io::Result<Self> {
+        let f = OpenOptions::new().create(true).append(true).open(path)?;
+        if f.metadata()?.len() > len {
+            f.set_len(len)?;
+        }
+        Self::from_file(f)
+    }
+
+    fn from_file(f: File) -> io::Result<Self> {
+        let keep = f.try_clone()?;
+        let mut w = Self::new(Box::new(f));
+        w.file = Some(keep);
+        Ok(w)
+    }
+
+    /// Flushes, fsyncs (files only) and returns the file's length.
+    pub fn sync(&mut self) -> io::Result<u64> {
+        self.out.flush()?;
+        match &self.file {
+            Some(f) => {
+                f.sync_data()?;
+                Ok(f.metadata()?.len())
+            }
+            None => Ok(0),
+        }
     }
 
     /// Appends to `path`, creating it if needed.
     pub fn append(path: &Path) -> io::Result<Self> {
-        Ok(Self::new(Box::new(
-            OpenOptions::new().create(true).append(true).open(path)?,
-        )))
+        Self::from_file(OpenOptions::new().create(true).append(true).open(path)?)
     }
 
     pub fn new(w: Box<dyn Write + Send>) -> Self {
@@ -38,6 +67,7 @@ impl JsonlWriter {
             out: BufWriter::with_capacity(1 << 16, w),
             line: Vec::with_capacity(1024),
             written: 0,
+            file: None,
         }
     }
 
