@@ -378,14 +378,24 @@ fn am_active(am: SocketAddr) -> BTreeSet<String> {
         .unwrap()
         .iter()
         .filter(|a| a["labels"]["alertname"] == "BatchComplaint")
-        .map(|a| a["annotations"]["alert_id"].as_str().unwrap_or("").to_owned())
+        .map(|a| {
+            a["annotations"]["alert_id"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
         .collect()
 }
 
 fn notified_ids(got: &[(String, Value)], status: &str) -> BTreeSet<String> {
     got.iter()
         .filter(|(st, _)| st == status)
-        .map(|(_, a)| a["annotations"]["alert_id"].as_str().unwrap_or("").to_owned())
+        .map(|(_, a)| {
+            a["annotations"]["alert_id"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
         .collect()
 }
 
@@ -576,12 +586,7 @@ fn alertmanager_case(tools: &Tools, rules: &Path, traffic: &Path, firing_expecte
     assert!(resolved_lines > 0, "some alerts resolve during the day");
     let by_id: BTreeMap<(String, String), &Value> = file
         .iter()
-        .map(|a| {
-            (
-                (s(a, "alert_id").to_owned(), s(a, "state").to_owned()),
-                a,
-            )
-        })
+        .map(|a| ((s(a, "alert_id").to_owned(), s(a, "state").to_owned()), a))
         .collect();
     for d in &depts {
         let g = &got[d];
@@ -650,7 +655,11 @@ fn alertmanager_case(tools: &Tools, rules: &Path, traffic: &Path, firing_expecte
         .iter()
         .map(|a| s(a, "alert_id").to_owned())
         .collect();
-    assert_eq!(am_active(am), open, "Alertmanager's active alerts at the end");
+    assert_eq!(
+        am_active(am),
+        open,
+        "Alertmanager's active alerts at the end"
+    );
     eprintln!(
         "alertmanager: {firing_lines} firing and {resolved_lines} resolved alerts delivered to {} departments; open alerts compared {compared_open} times; {} still open",
         depts.len(),
@@ -782,8 +791,7 @@ impl FullHotspot {
             let v: Value = serde_json::from_str(&text).unwrap();
             alert_lines += v["alerts"].as_u64().unwrap() as usize;
         }
-        let (code, text) =
-            self.post("{not json\n{\"id\":\"X1\",\"region\":\"杭州\"}\n".as_bytes());
+        let (code, text) = self.post("{not json\n{\"id\":\"X1\",\"region\":\"杭州\"}\n".as_bytes());
         assert_eq!(code, 200, "{text}");
         let (code, _) = post(self.hs.addr, "/v1/complaints", b"{}\n");
         assert_eq!(code, 401, "no token, refused");
@@ -892,12 +900,9 @@ fn prometheus_scrapes_hotspot_and_every_dashboard_query_and_rule_works() {
     for g in groups {
         for r in g["rules"].as_array().unwrap() {
             assert_eq!(
-                r["health"],
-                "ok",
+                r["health"], "ok",
                 "rule {} of {}: {}",
-                r["name"],
-                g["name"],
-                r["lastError"]
+                r["name"], g["name"], r["lastError"]
             );
         }
     }
@@ -977,7 +982,10 @@ fn prometheus_scrapes_hotspot_and_every_dashboard_query_and_rule_works() {
     );
     assert!(value("max(hotspot_key_ratio)") > 0.0);
     assert!(value("sum(hotspot_checkpoints_total{result=\"ok\"})") >= 1.0);
-    assert_eq!(value("sum(hotspot_intake_refused_total{code=\"401\"})"), 1.0);
+    assert_eq!(
+        value("sum(hotspot_intake_refused_total{code=\"401\"})"),
+        1.0
+    );
     assert!(
         value("histogram_quantile(0.99, sum by (le) (rate(hotspot_delivery_latency_seconds_bucket[1m])))")
             .is_finite(),
@@ -1015,7 +1023,10 @@ fn run_ok(tool: &Path, args: &[&str]) -> String {
 fn promtool_and_amtool_accept_the_configuration_rules_and_routes() {
     let test = "promtool_and_amtool_accept_the_configuration_rules_and_routes";
     let Some(tools) = tools(test) else { return };
-    run_ok(&tools.promtool, &["check", "config", "dashboards/prometheus.yml"]);
+    run_ok(
+        &tools.promtool,
+        &["check", "config", "dashboards/prometheus.yml"],
+    );
     run_ok(
         &tools.promtool,
         &["check", "rules", "dashboards/rules/hotspot-alerts.yml"],
@@ -1163,9 +1174,7 @@ fn every_metric_in_the_dashboard_and_rules_is_exported_by_hotspot() {
     let mut unknown = BTreeSet::new();
     let mut named = 0;
     for file in [&dash, &rules] {
-        for word in
-            file.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
-        {
+        for word in file.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':')) {
             let metric = word.starts_with("hotspot_") || word.starts_with("process_");
             if metric && !word.ends_with('_') {
                 named += 1;
