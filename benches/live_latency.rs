@@ -26,8 +26,10 @@
 //!   starts in its own region: 5 complaints from 5 distinct callers over 3
 //!   consecutive bodies (2, 2, 1), each stamped with the background's
 //!   newest event time so none is late. At 20,000 records/s a simulated day
-//!   of 60,000 complaints passes in 3 s, so one body is ~5 minutes of event
-//!   time and an incident fits one 30-minute window. The 5th distinct caller completes the
+//!   of 60,000 complaints passes in 3 s, so one daytime body is a few
+//!   minutes of event time; slots where the three bodies span more than 20
+//!   minutes (the night trough) get no incident, so every incident fits one
+//!   30-minute window and must alert. The 5th distinct caller completes the
 //!   batch; the alert names it in `triggered_by`, and its body's send time is
 //!   where the latency starts. (If bodies overtook each other the alert
 //!   names another record of the incident; the latency then starts at that
@@ -347,57 +349,85 @@ struct Plan {
     body_of: HashMap<String, usize>,
     /// Planned completing record of each incident.
     completing: Vec<String>,
+    /// Incident slots left out because the background's event time ran
+    /// too fast there (night).
+    skipped: usize,
 }
 
+/// Bodies an incident spans: records 0-1, 2-3 and the completing 4th.
+const SPAN: usize = THRESHOLD.div_ceil(2);
+/// The most event time an incident may span (windows are 30 minutes).
+const MAX_SPREAD_MS: i64 = 20 * 60_000;
+
 fn plan(bg: &[u8], nbodies: usize, per: usize, every: usize) -> Plan {
+    // Pass 1: the background lines of each body and the watermark (newest
+    // event time so far) where the injected records go, mid-body.
     let mut lines = bg.split(|&b| b == b'\n').filter(|l| !l.is_empty());
     let mut dec = hotspot::record::Decoder::new();
     let mut wm = i64::MIN;
-    // Incident j has record r (0-based) in body j*every + r/2: two, two and
-    // the completing one, so an incident spans three bodies (~15 minutes
-    // of event time at 60,000 complaints a day and 20,000 records/s) and
-    // fits one 30-minute window.
-    let mut bodies = Vec::with_capacity(nbodies);
-    let mut body_of = HashMap::new();
-    let mut completing = Vec::new();
-    let incidents = if every == 0 {
-        0
-    } else {
-        (nbodies.saturating_sub(THRESHOLD)) / every
-    };
-    for k in 0..nbodies {
-        let mut bytes = Vec::with_capacity(per * 330);
-        let mut records = 0;
-        let mut injected: Vec<(usize, usize)> = Vec::new(); // (incident, record)
-        if every > 0 {
-            for r in 0..THRESHOLD {
-                let d = r / 2;
-                if k >= d && (k - d) % every == 0 && (k - d) / every < incidents {
-                    injected.push(((k - d) / every, r));
-                }
-            }
-        }
+    let mut chunks: Vec<Vec<&[u8]>> = Vec::with_capacity(nbodies);
+    let mut mid_wm: Vec<i64> = Vec::with_capacity(nbodies);
+    for _ in 0..nbodies {
+        let mut c = Vec::with_capacity(per);
+        let mut mid = wm;
         for i in 0..per {
             let Some(l) = lines.next() else { break };
             if let hotspot::record::Decoded::Record(rec) = dec.decode(l) {
                 wm = wm.max(rec.ts);
             }
+            c.push(l);
+            if i == per / 2 {
+                mid = wm;
+            }
+        }
+        chunks.push(c);
+        mid_wm.push(mid);
+    }
+    // Incident j starts at body j*every and has record r (0-based) in body
+    // start + r/2: two, two and the completing one. It is planned only where
+    // those bodies span at most MAX_SPREAD_MS of event time, so all five
+    // fit one 30-minute window (at night one body of the 60,000-a-day
+    // background can hold 40 minutes).
+    let mut at: Vec<Vec<(usize, usize)>> = vec![Vec::new(); nbodies]; // (incident, record)
+    let mut completing = Vec::new();
+    let mut skipped = 0;
+    if every > 0 {
+        let mut j = 0;
+        for start in (0..nbodies.saturating_sub(SPAN)).step_by(every) {
+            if mid_wm[start] == i64::MIN
+                || mid_wm[start + SPAN - 1] - mid_wm[start] > MAX_SPREAD_MS
+            {
+                skipped += 1;
+                continue;
+            }
+            for r in 0..THRESHOLD {
+                at[start + r / 2].push((j, r));
+            }
+            completing.push(format!("BENCH{j:06}-{}", THRESHOLD - 1));
+            j += 1;
+        }
+    }
+    // Pass 2: the bodies.
+    let mut bodies = Vec::with_capacity(nbodies);
+    let mut body_of = HashMap::new();
+    for (k, c) in chunks.iter().enumerate() {
+        let mut bytes = Vec::with_capacity(per * 330);
+        let mut records = 0;
+        for (i, l) in c.iter().enumerate() {
             bytes.extend_from_slice(l);
             bytes.push(b'\n');
             records += 1;
             if i == per / 2 {
-                for &(j, r) in &injected {
+                let ts = mid_wm[k];
+                for &(j, r) in &at[k] {
                     let id = format!("BENCH{j:06}-{r}");
                     let line = format!(
-                        r#"{{"id":"{id}","ts":{wm},"region":"压测{j:05}区","text":"客户反映手机提示{KEYWORD}E10{r}，业务无法使用，要求尽快处理。","caller":"199{j:07}{r}","channel":"10086"}}"#
+                        r#"{{"id":"{id}","ts":{ts},"region":"压测{j:05}区","text":"客户反映手机提示{KEYWORD}E10{r}，业务无法使用，要求尽快处理。","caller":"199{j:07}{r}","channel":"10086"}}"#
                     );
                     bytes.extend_from_slice(line.as_bytes());
                     bytes.push(b'\n');
                     records += 1;
-                    body_of.insert(id.clone(), k);
-                    if r == THRESHOLD - 1 {
-                        completing.push(id);
-                    }
+                    body_of.insert(id, k);
                 }
             }
         }
@@ -407,6 +437,7 @@ fn plan(bg: &[u8], nbodies: usize, per: usize, every: usize) -> Plan {
         bodies,
         body_of,
         completing,
+        skipped,
     }
 }
 
@@ -544,8 +575,9 @@ fn main() {
     let total_records: usize = plan.bodies.iter().map(|b| b.records).sum();
     eprintln!(
         "live bench: {nbodies} bodies of ~{per} records every {tick_ms} ms over {conns} connections \
-         ({total_records} records, {injected} injected, {} incidents)",
-        plan.completing.len()
+         ({total_records} records, {injected} injected, {} incidents, {} slots skipped at night)",
+        plan.completing.len(),
+        plan.skipped
     );
 
     let rules = dir.join("live-rules.toml");
