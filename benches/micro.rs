@@ -409,53 +409,52 @@ const MODIFIERS: &[&str] = &[
 
 const NONE_OF: &[&str] = &["测试工单", "已恢复", "咨询如何", "已退费", "客户表示理解"];
 
-/// 20,000 distinct realistic keywords: variant+subject (1,000), modifier+
-/// phenomenon (600), then subject+phenomenon compounds and variant+subject+
-/// phenomenon compounds until 20,000.
-fn keyword_pool(n: usize) -> Vec<String> {
+/// 20,000 distinct realistic keywords in three pools: subjects
+/// (variant + product, 1,000), phenomena (modifier + fault, 600) and
+/// compounds (product + fault, then variant + product + fault) for the rest.
+fn keyword_pools(n: usize) -> [Vec<String>; 3] {
     let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::with_capacity(n);
-    let mut push = |k: String, out: &mut Vec<String>| {
-        if out.len() < n && seen.insert(k.clone()) {
-            out.push(k);
+    let mut pools: [Vec<String>; 3] = Default::default();
+    let mut total = 0;
+    let mut push = |k: String, pool: &mut Vec<String>, total: &mut usize| {
+        if *total < n && seen.insert(k.clone()) {
+            pool.push(k);
+            *total += 1;
         }
     };
     for v in VARIANTS {
         for s in SUBJECTS {
-            push(format!("{v}{s}"), &mut out);
+            push(format!("{v}{s}"), &mut pools[0], &mut total);
         }
     }
     for m in MODIFIERS {
         for p in PHENOMENA {
-            push(format!("{m}{p}"), &mut out);
+            push(format!("{m}{p}"), &mut pools[1], &mut total);
         }
     }
     for s in SUBJECTS {
         for p in PHENOMENA {
-            push(format!("{s}{p}"), &mut out);
+            push(format!("{s}{p}"), &mut pools[2], &mut total);
         }
     }
-    'outer: for v in VARIANTS.iter().skip(1) {
+    for v in VARIANTS.iter().skip(1) {
         for s in SUBJECTS {
             for p in PHENOMENA {
-                if out.len() >= n {
-                    break 'outer;
-                }
-                push(format!("{v}{s}{p}"), &mut out);
+                push(format!("{v}{s}{p}"), &mut pools[2], &mut total);
             }
         }
     }
-    out
+    assert_eq!(total, n, "keyword pieces give too few keywords");
+    pools
 }
 
 /// A rule library of `templates` templates over `templates / 10`
-/// businesses in 5 departments, using every keyword of a `keywords`-strong
-/// pool: each template has a subject group (4 keywords), a phenomenon group
-/// (3 keywords) and one veto.
+/// businesses in 5 departments, using every keyword of the pools: each
+/// template has a subject group (2 subjects) and a phenomenon group (1
+/// phenomenon, 4 compounds), and one veto.
 fn big_library(templates: usize, keywords: usize) -> String {
     use std::fmt::Write;
-    let pool = keyword_pool(keywords);
-    assert_eq!(pool.len(), keywords, "keyword pool too small");
+    let pools = keyword_pools(keywords);
     let mut t = String::with_capacity(2 << 20);
     t.push_str("[window]\nsize = \"30m\"\nslide = \"1m\"\nallowed_lateness = \"10m\"\n\n");
     for d in ["net", "vas", "mkt", "it", "term"] {
@@ -470,30 +469,22 @@ fn big_library(templates: usize, keywords: usize) -> String {
             8 + b % 30
         );
     }
-    // Walk the pool with a stride coprime to its length so every keyword is
-    // used and neighbouring templates share few keywords.
-    let stride = 7919 % keywords.max(1);
-    let mut k = 0usize;
-    let mut next = || {
-        k = (k + stride) % keywords;
-        pool[k].as_str()
+    // Walk each pool with a prime stride (coprime to its length) so every
+    // keyword is used and neighbouring templates share few keywords.
+    let mut pos = [0usize; 3];
+    let mut next = |p: usize| {
+        let pool = &pools[p];
+        pos[p] = (pos[p] + 7919) % pool.len();
+        format!("\"{}\"", pool[pos[p]])
     };
     for i in 0..templates {
-        let g1: Vec<&str> = (0..4).map(|_| next()).collect();
-        let g2: Vec<&str> = (0..3).map(|_| next()).collect();
-        let q = |v: &[&str]| {
-            v.iter()
-                .map(|s| format!("\"{s}\""))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let g1 = [next(0), next(0)].join(", ");
+        let g2 = [next(1), next(2), next(2), next(2), next(2)].join(", ");
         let _ = writeln!(
             t,
-            "[[template]]\nid = \"b{:04}.t{i:05}\"\nbusiness = \"b{:04}\"\nphenomenon = \"现象{i}\"\nall_of = [[{}], [{}]]\nnone_of = [\"{}\"]\n",
+            "[[template]]\nid = \"b{:04}.t{i:05}\"\nbusiness = \"b{:04}\"\nphenomenon = \"现象{i}\"\nall_of = [[{g1}], [{g2}]]\nnone_of = [\"{}\"]\n",
             i / 10,
             i / 10,
-            q(&g1),
-            q(&g2),
             NONE_OF[i % NONE_OF.len()]
         );
     }
