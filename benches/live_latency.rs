@@ -69,10 +69,9 @@ fn env_u64(name: &str, default: u64) -> u64 {
 }
 
 fn bench_rules() -> String {
-    let fixture = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/rules.toml"),
-    )
-    .expect("fixtures/rules.toml");
+    let fixture =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/rules.toml"))
+            .expect("fixtures/rules.toml");
     format!(
         r#"{fixture}
 
@@ -112,7 +111,15 @@ fn background(events: u64, dir: &Path) -> PathBuf {
     }
     eprintln!("live bench: generating {events} background events over {days} days ...");
     let st = Command::new(BIN)
-        .args(["gen", "--seed", "7", "--quiet", "--surge-day", "none", "--days"])
+        .args([
+            "gen",
+            "--seed",
+            "7",
+            "--quiet",
+            "--surge-day",
+            "none",
+            "--days",
+        ])
         .arg(days.to_string())
         .arg("--events")
         .arg(events.to_string())
@@ -172,7 +179,8 @@ fn serve_webhook(conn: TcpStream, got: Arc<Mutex<Got>>) {
                 }
             }
         }
-        let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\n{}";
+        let resp =
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\n{}";
         if w.write_all(resp).is_err() {
             return;
         }
@@ -394,8 +402,7 @@ fn plan(bg: &[u8], nbodies: usize, per: usize, every: usize) -> Plan {
     if every > 0 {
         let mut j = 0;
         for start in (0..nbodies.saturating_sub(SPAN)).step_by(every) {
-            if mid_wm[start] == i64::MIN
-                || mid_wm[start + SPAN - 1] - mid_wm[start] > MAX_SPREAD_MS
+            if mid_wm[start] == i64::MIN || mid_wm[start + SPAN - 1] - mid_wm[start] > MAX_SPREAD_MS
             {
                 skipped += 1;
                 continue;

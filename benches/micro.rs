@@ -250,7 +250,10 @@ fn bench_normalize(c: &mut Criterion) {
         .enumerate()
         .map(|(i, t)| {
             let mut s = t.clone();
-            let cut = s.char_indices().nth(s.chars().count() / 2).map_or(0, |x| x.0);
+            let cut = s
+                .char_indices()
+                .nth(s.chars().count() / 2)
+                .map_or(0, |x| x.0);
             s.insert_str(cut, extras[i % extras.len()]);
             s
         })
@@ -261,7 +264,11 @@ fn bench_normalize(c: &mut Criterion) {
         .count();
     eprintln!("normalize: {n} Chinese texts, {fullwidth} with full-width forms");
     let mut g = c.benchmark_group("normalize");
-    for (name, set) in [("chinese", &chinese), ("ascii", &ascii), ("slow_path", &slow)] {
+    for (name, set) in [
+        ("chinese", &chinese),
+        ("ascii", &ascii),
+        ("slow_path", &slow),
+    ] {
         let bytes: u64 = set.iter().map(|t| t.len() as u64).sum();
         g.throughput(Throughput::Bytes(bytes));
         g.bench_function(format!("{name}_{}_texts", set.len()), |b| {
@@ -336,8 +343,26 @@ const SUBJECTS: &[&str] = &[
 ];
 
 const VARIANTS: &[&str] = &[
-    "", "新", "包月", "畅享", "尊享", "和", "全球通", "动感地带", "神州行", "校园", "家庭", "企业",
-    "政企", "融合", "合约", "定向", "夜间", "周末", "假日", "国内",
+    "",
+    "新",
+    "包月",
+    "畅享",
+    "尊享",
+    "和",
+    "全球通",
+    "动感地带",
+    "神州行",
+    "校园",
+    "家庭",
+    "企业",
+    "政企",
+    "融合",
+    "合约",
+    "定向",
+    "夜间",
+    "周末",
+    "假日",
+    "国内",
 ];
 
 const PHENOMENA: &[&str] = &[
@@ -404,7 +429,16 @@ const PHENOMENA: &[&str] = &[
 ];
 
 const MODIFIERS: &[&str] = &[
-    "", "频繁", "一直", "突然", "多次", "反复", "持续", "间歇性", "大面积", "全天",
+    "",
+    "频繁",
+    "一直",
+    "突然",
+    "多次",
+    "反复",
+    "持续",
+    "间歇性",
+    "大面积",
+    "全天",
 ];
 
 const NONE_OF: &[&str] = &["测试工单", "已恢复", "咨询如何", "已退费", "客户表示理解"];
@@ -529,7 +563,10 @@ fn bench_match(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("match");
     g.throughput(Throughput::Bytes(d.normalized_bytes));
-    for (name, m) in [("fixture_120_templates", &fixture), ("generated_5000_templates", &big)] {
+    for (name, m) in [
+        ("fixture_120_templates", &fixture),
+        ("generated_5000_templates", &big),
+    ] {
         g.bench_function(format!("{name}_{}_texts", d.normalized.len()), |b| {
             let mut s = m.scratch();
             b.iter(|| {
@@ -653,7 +690,10 @@ fn bench_alert(c: &mut Criterion) {
     });
     let firing: Vec<&Alert> = d.alerts.iter().filter(|a| a.is_firing()).collect();
     let resolved: Vec<&Alert> = d.alerts.iter().filter(|a| !a.is_firing()).collect();
-    for (name, set) in [("serialize_firing", &firing), ("serialize_resolved", &resolved)] {
+    for (name, set) in [
+        ("serialize_firing", &firing),
+        ("serialize_resolved", &resolved),
+    ] {
         if set.is_empty() {
             continue;
         }
@@ -682,13 +722,7 @@ fn bench_engine(c: &mut Criterion) {
     g.sample_size(20);
     g.bench_function(format!("process_line_{}_lines", d.lines.len()), |b| {
         b.iter_batched_ref(
-            || {
-                Engine::with_matcher(
-                    d.rules.clone(),
-                    matcher.clone(),
-                    EngineConfig::default(),
-                )
-            },
+            || Engine::with_matcher(d.rules.clone(), matcher.clone(), EngineConfig::default()),
             |e| {
                 let mut sink = Sink::default();
                 for (i, l) in d.lines.iter().enumerate() {

@@ -160,7 +160,9 @@ fn is_external(r: &str) -> bool {
 fn status_page_renders_in_headless_chromium() {
     let Some(browser) = chromium() else {
         if std::env::var("HOTSPOT_E2E").as_deref() == Ok("1") {
-            panic!("HOTSPOT_E2E=1 but no chromium on PATH (apt-get install chromium fonts-noto-cjk)");
+            panic!(
+                "HOTSPOT_E2E=1 but no chromium on PATH (apt-get install chromium fonts-noto-cjk)"
+            );
         }
         println!(
             "SKIP: status_page_renders_in_headless_chromium: no chromium on PATH \
@@ -209,11 +211,15 @@ fn status_page_renders_in_headless_chromium() {
     }
     // The snapshot behind the page and /v1/* catches up within moments.
     let mut stats = serde_json::Value::Null;
-    wait_until("the snapshot to show every record", Duration::from_secs(10), || {
-        stats = hs.json("/v1/stats");
-        stats["stats"]["accepted"].as_u64() == Some(accepted)
-            && stats["open_alerts"].as_u64() == Some(open_at_cut.len() as u64)
-    });
+    wait_until(
+        "the snapshot to show every record",
+        Duration::from_secs(10),
+        || {
+            stats = hs.json("/v1/stats");
+            stats["stats"]["accepted"].as_u64() == Some(accepted)
+                && stats["open_alerts"].as_u64() == Some(open_at_cut.len() as u64)
+        },
+    );
     let alerts = hs.json("/v1/alerts");
     let alerts = alerts.as_array().unwrap();
     let hotspots = hs.json("/v1/hotspots?limit=100000");
@@ -275,15 +281,18 @@ fn status_page_renders_in_headless_chromium() {
             a["department"].as_str().unwrap()
         );
         assert!(
-            rows.iter().any(|r| r.starts_with(&region) && r.contains(&dept)),
+            rows.iter()
+                .any(|r| r.starts_with(&region) && r.contains(&dept)),
             "no row with {region} and {dept} in {table}"
         );
     }
     for want in &open_at_cut {
         assert!(
-            alerts.iter().any(|a| a["triggered_by"] == want["triggered_by"]
-                && a["business"] == want["business"]
-                && a["region"] == want["region"]),
+            alerts
+                .iter()
+                .any(|a| a["triggered_by"] == want["triggered_by"]
+                    && a["business"] == want["business"]
+                    && a["region"] == want["region"]),
             "fixture alert {want} not open"
         );
     }
