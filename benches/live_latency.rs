@@ -453,6 +453,8 @@ fn plan(bg: &[u8], nbodies: usize, per: usize, every: usize) -> Plan {
 struct Sent {
     /// First attempt of each body.
     at: Vec<Mutex<Option<Instant>>>,
+    /// `late_dropped` of each body's answer.
+    late: Vec<AtomicU64>,
     rtt: Mutex<Histogram<u64>>,
     too_many: AtomicU64,
     unavailable: AtomicU64,
@@ -464,7 +466,7 @@ fn post(
     conn: &mut Option<(TcpStream, BufReader<TcpStream>)>,
     addr: SocketAddr,
     body: &[u8],
-) -> u16 {
+) -> (u16, Vec<u8>) {
     for _ in 0..3 {
         if conn.is_none() {
             let s = TcpStream::connect(addr).expect("connect to hotspot");
@@ -485,12 +487,13 @@ fn post(
         } else {
             None
         };
-        if let Some((line, _)) = answer {
-            return line
+        if let Some((line, answer)) = answer {
+            let code = line
                 .split_whitespace()
                 .nth(1)
                 .and_then(|c| c.parse().ok())
                 .unwrap_or(0);
+            return (code, answer);
         }
         *conn = None; // closed by the server: reconnect and send again
     }
@@ -501,6 +504,7 @@ fn send_all(plan: &Plan, addr: SocketAddr, tick: Duration, conns: usize) -> (Arc
     let n = plan.bodies.len();
     let sent = Arc::new(Sent {
         at: (0..n).map(|_| Mutex::new(None)).collect(),
+        late: (0..n).map(|_| AtomicU64::new(0)).collect(),
         rtt: Mutex::new(Histogram::new_with_bounds(1, 600_000_000, 3).unwrap()),
         too_many: AtomicU64::new(0),
         unavailable: AtomicU64::new(0),
@@ -524,14 +528,21 @@ fn send_all(plan: &Plan, addr: SocketAddr, tick: Duration, conns: usize) -> (Arc
                     *sent.at[k].lock().unwrap() = Some(first);
                     loop {
                         match post(&mut conn, addr, &body.bytes) {
-                            200 => break,
-                            429 => {
+                            (200, answer) => {
+                                let late = serde_json::from_slice::<serde_json::Value>(&answer)
+                                    .ok()
+                                    .and_then(|v| v["late_dropped"].as_u64())
+                                    .unwrap_or(0);
+                                sent.late[k].store(late, Ordering::Relaxed);
+                                break;
+                            }
+                            (429, _) => {
                                 sent.too_many.fetch_add(1, Ordering::Relaxed);
                             }
-                            503 => {
+                            (503, _) => {
                                 sent.unavailable.fetch_add(1, Ordering::Relaxed);
                             }
-                            code => panic!("POST /v1/complaints answered {code}"),
+                            (code, _) => panic!("POST /v1/complaints answered {code}"),
                         }
                         std::thread::sleep(Duration::from_millis(5));
                     }
@@ -634,6 +645,34 @@ fn main() {
     }
     let incidents = plan.completing.len();
     let received = g.firing.len();
+    // Incidents without an alert, and how many of them had late drops in
+    // their bodies: a body that was overtaken on another connection can
+    // arrive after the watermark moved more than the allowed lateness.
+    let fired: std::collections::HashSet<&str> = g
+        .firing
+        .keys()
+        .filter_map(|id| id.rsplit_once('-').map(|(inc, _)| inc))
+        .collect();
+    let mut missing = 0;
+    let mut missing_late = 0;
+    for id in &plan.completing {
+        let inc = id.rsplit_once('-').map_or(id.as_str(), |(i, _)| i);
+        if fired.contains(inc) {
+            continue;
+        }
+        missing += 1;
+        let late = (0..THRESHOLD).any(|r| {
+            plan.body_of
+                .get(&format!("{inc}-{r}"))
+                .is_some_and(|&k| sent.late[k].load(Ordering::Relaxed) > 0)
+        });
+        missing_late += usize::from(late);
+    }
+    let late_bodies = sent
+        .late
+        .iter()
+        .filter(|l| l.load(Ordering::Relaxed) > 0)
+        .count();
     let rtt = sent.rtt.lock().unwrap().clone();
     let records = sent.records.load(Ordering::Relaxed);
     let achieved = records as f64 / send_secs;
@@ -665,7 +704,8 @@ fn main() {
          - POSTs: {} bodies; 429 answers: **{}**; 503 answers: {}\n\
          - POST round trip (send → answer): p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms\n\
          - incidents: {incidents}; firing alerts received for them: {received}; \
-           triggered by another record than planned (reordered): {unplanned}; count ≠ {THRESHOLD}: {wrong_count}\n\
+           triggered by another record than planned (reordered): {unplanned}; count ≠ {THRESHOLD}: {wrong_count}; \
+           no alert: {missing} (with late drops in their bodies: {missing_late}); bodies with late drops: {late_bodies}\n\
          - webhook POSTs received in all (fixture alerts of the background included, firing and resolved): {}\n\
          - hotspot process during the load: {:.1} CPU-s ({:.0}% of one core), peak RSS {:.0} MB\n\
          - service's own latency report (/v1/stats): {processing}\n",
