@@ -13,6 +13,7 @@
 
 mod support;
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -164,7 +165,10 @@ fn status_page_renders_in_headless_chromium() {
                 "HOTSPOT_E2E=1 but no chromium on PATH (apt-get install chromium fonts-noto-cjk)"
             );
         }
-        println!(
+        // Straight to the stderr handle, past the test harness's capture, so
+        // the skip shows in a plain `cargo test` run.
+        let _ = writeln!(
+            std::io::stderr(),
             "SKIP: status_page_renders_in_headless_chromium: no chromium on PATH \
              (apt-get install chromium fonts-noto-cjk; HOTSPOT_E2E=1 makes this a failure)"
         );
