@@ -349,8 +349,8 @@ impl Engine {
             return Outcome::Late;
         }
         self.stats.accepted += 1;
-        let text = scratch.normalizer.normalize(rec.text);
-        self.matcher.find(text, &mut scratch.matches);
+        self.matcher
+            .find_text(rec.text, &mut scratch.normalizer, &mut scratch.matches);
         let matched = !scratch.matches.is_empty();
         if self.tracking {
             self.last_region.clear();

@@ -193,7 +193,7 @@ fn handle_line(
             p.ts.push(r.ts);
             let id = push_str(&mut p.arena, r.id);
             p.id_at.push(id);
-            matcher.find(normalizer.normalize(r.text), matches);
+            matcher.find_text(r.text, normalizer, matches);
             if matches.is_empty() {
                 return;
             }
