@@ -92,7 +92,11 @@ impl CharDfa {
             .collect();
         // Trie nodes are at most the keyword characters plus the root.
         let keyword_chars: usize = keywords.iter().map(|k| k.chars().count()).sum();
-        if (keyword_chars + 1).saturating_mul(symbols).saturating_mul(2) > MAX_TABLE_BYTES * 4 {
+        if (keyword_chars + 1)
+            .saturating_mul(symbols)
+            .saturating_mul(2)
+            > MAX_TABLE_BYTES * 4
+        {
             return None;
         }
         let mut dfa = CharDfa {
