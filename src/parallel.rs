@@ -52,7 +52,7 @@ use crate::window::key::{SAMPLE_BYTES, caller_id, floor_char_boundary};
 use crate::window::{Geometry, KeyStore, Resolver};
 
 /// Bytes per chunk handed to a worker.
-pub const CHUNK_BYTES: usize = 1 << 20;
+pub const CHUNK_BYTES: usize = 256 << 10;
 
 /// How a parallel replay is laid out.
 #[derive(Debug, Clone, Copy)]
