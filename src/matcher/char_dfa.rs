@@ -114,7 +114,7 @@ impl CharDfa {
         for (p, k) in keywords.iter().enumerate() {
             let mut s = 0usize;
             for c in k.chars() {
-                let y = dfa.symbol(c as u32);
+                let y = symbol_of[&(c as u32)];
                 s = match children[s].binary_search_by_key(&y, |&(y, _)| y) {
                     Ok(i) => children[s][i].1 as usize,
                     Err(i) => {
@@ -174,9 +174,18 @@ impl CharDfa {
         Some(dfa)
     }
 
-    /// The symbol of a character of normalised text.
+    /// The symbol of a character of normalised text. The flat table serves
+    /// every character the fast path leaves alone (normalised text holds no
+    /// character it would change, such as `Ｇ` or `G`); the sorted list the
+    /// others.
     #[inline(always)]
     fn symbol(&self, cp: u32) -> u16 {
+        if (cp as usize) < FLAT {
+            let y = self.flat[cp as usize];
+            if y != SLOW {
+                return y;
+            }
+        }
         match self.chars.binary_search_by_key(&cp, |&(c, _)| c) {
             Ok(i) => self.chars[i].1,
             Err(_) => 0,
@@ -193,7 +202,8 @@ impl CharDfa {
             + self.out.len() * 4
     }
 
-    /// Runs over normalised `text` and appends each pattern that occurs,
+    /// Runs over normalised `text` (the output of [`crate::normalize`]) and
+    /// appends each pattern that occurs,
     /// once (`seen` holds the generation of patterns already found).
     pub fn scan(&self, text: &str, seen: &mut [u32], generation: u32, found: &mut Vec<u32>) {
         let mut s = 0usize;

@@ -94,9 +94,19 @@ pub fn load_file(path: &Path) -> Result<Rules, Vec<RulesError>> {
     load_str(&text, &name)
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
-    let offset = offset.min(text.len());
-    1 + memchr::memchr_iter(b'\n', &text.as_bytes()[..offset]).count()
+/// Byte offset → 1-based line number. Built once per file: every template
+/// records its line, and counting newlines from the top for each one made
+/// loading a 5,000-template library quadratic.
+struct LineIndex(Vec<usize>);
+
+impl LineIndex {
+    fn new(text: &str) -> Self {
+        LineIndex(memchr::memchr_iter(b'\n', text.as_bytes()).collect())
+    }
+
+    fn line_of(&self, offset: usize) -> usize {
+        1 + self.0.partition_point(|&nl| nl < offset)
+    }
 }
 
 /// Names the item that encloses byte `offset`: the nearest table header
@@ -131,6 +141,8 @@ fn item_at(text: &str, offset: usize) -> String {
 
 /// Loads rules from TOML text; `file` names it in errors.
 pub fn load_str(text: &str, file: &str) -> Result<Rules, Vec<RulesError>> {
+    let lines = LineIndex::new(text);
+    let line_of = |_: &str, offset: usize| lines.line_of(offset);
     let at = |span: Range<usize>, item: String, message: String| RulesError {
         file: file.to_owned(),
         line: line_of(text, span.start),
