@@ -285,7 +285,8 @@ impl Engine {
             return false;
         }
         self.watermark = Some(wm);
-        self.keys.sweep(wm);
+        // Called once a tick, not per record: sweep everything due.
+        self.keys.sweep_up_to(wm, usize::MAX);
         self.resolved.clear();
         self.keys
             .resolve_because(wm, seq, "idle", &mut self.resolved);

@@ -30,6 +30,16 @@ pub const SAMPLE_CHARS: usize = 300;
 /// Windows a key's dead data may wait before the sweep frees it.
 const SWEEP_SLACK: i64 = 4;
 
+/// Keys trimmed per [`KeyStore::sweep`] call at most. Sweeping is pure
+/// housekeeping (it frees what no event can reach; no alert depends on
+/// when it happens), so it is spread over the records that move the
+/// watermark instead of trimming every due key on the one record that
+/// opens a new window — which made that record take tens of
+/// microseconds, the live service's per-record p99. A record adds at most
+/// one heap entry per business it matched, so a budget of 16 drains the
+/// heap faster than records can fill it.
+pub const SWEEP_BUDGET: usize = 16;
+
 /// A key: business index and exact region string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct KeyId {
@@ -385,19 +395,25 @@ impl KeyStore {
         }
     }
 
-    /// Frees what can receive no more events at watermark `wm`: cheap
-    /// unless the oldest live window moved since the last call.
+    /// Frees what can receive no more events at watermark `wm`, at most
+    /// [`SWEEP_BUDGET`] keys per call (the rest on later calls).
     pub fn sweep(&mut self, wm: i64) {
+        self.sweep_up_to(wm, SWEEP_BUDGET);
+    }
+
+    /// Like [`KeyStore::sweep`], trimming at most `budget` keys.
+    pub fn sweep_up_to(&mut self, wm: i64, mut budget: usize) {
         let first_window = self.geo.first_live_window(wm);
-        if first_window <= self.swept {
-            return;
+        if first_window > self.swept {
+            self.swept = first_window;
         }
-        self.swept = first_window;
+        let first_window = self.swept;
         let geo = self.geo;
         while let Some(&Reverse((due, i, generation))) = self.due.peek() {
-            if due > first_window {
+            if due > first_window || budget == 0 {
                 break;
             }
+            budget -= 1;
             self.due.pop();
             let slot = &mut self.slots[i as usize];
             if !slot.used || slot.generation != generation {
