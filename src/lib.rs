@@ -33,6 +33,7 @@ pub mod mask;
 pub mod matcher;
 pub mod metrics;
 pub mod normalize;
+pub mod parallel;
 pub mod record;
 pub mod replay;
 pub mod rules;

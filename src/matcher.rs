@@ -24,9 +24,54 @@
 
 use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::dfa::DFA;
+use aho_corasick::nfa::contiguous::NFA as ContiguousNfa;
 use aho_corasick::{Anchored, MatchKind};
 
 use crate::rules::Rules;
+
+/// Keyword bytes up to which the automaton is a DFA. A DFA has a full
+/// transition row (one entry per byte class) for every state, and Chinese
+/// keywords make many states and many byte classes: 575 keywords give a
+/// 1.7 MB DFA, 20,000 give ~90 MB and take most of a second to build. Past
+/// this size the contiguous NFA — dense rows near the root, where a scan
+/// spends nearly all its steps, sparse ones deeper — is a few percent of
+/// the size, builds in milliseconds, and scans within a small factor.
+pub const DFA_MAX_KEYWORD_BYTES: usize = 32 * 1024;
+
+/// The automaton: a DFA for ordinary libraries, a contiguous NFA for very
+/// large ones (see [`DFA_MAX_KEYWORD_BYTES`]).
+#[derive(Debug)]
+enum Automaton_ {
+    Dfa(DFA),
+    Nfa(ContiguousNfa),
+}
+
+/// Runs `a` over `text` from `start` and appends each pattern that occurs
+/// (once: `seen` holds the generation of patterns already found).
+#[inline(always)]
+fn scan<A: Automaton>(
+    a: &A,
+    start: StateID,
+    text: &[u8],
+    seen: &mut [u32],
+    generation: u32,
+    out: &mut Vec<u32>,
+) {
+    let mut sid = start;
+    for &byte in text {
+        sid = a.next_state(Anchored::No, sid, byte);
+        if !(a.is_special(sid) && a.is_match(sid)) {
+            continue;
+        }
+        for k in 0..a.match_len(sid) {
+            let p = a.match_pattern(sid, k).as_usize();
+            if seen[p] != generation {
+                seen[p] = generation;
+                out.push(p as u32);
+            }
+        }
+    }
+}
 
 /// A veto instead of a group number.
 const VETO: u8 = u8::MAX;
@@ -40,7 +85,7 @@ struct Use {
 /// The compiled matcher for one rule library.
 #[derive(Debug)]
 pub struct Matcher {
-    dfa: DFA,
+    automaton: Automaton_,
     start: StateID,
     /// `uses[use_start[p]..use_start[p + 1]]` are the uses of pattern `p`.
     use_start: Vec<u32>,
@@ -61,6 +106,8 @@ pub struct Matches {
     hit: Vec<u64>,
     vetoed: Vec<bool>,
     touched: Vec<u32>,
+    /// Distinct patterns found in the current text.
+    patterns: Vec<u32>,
     /// Matched templates, ascending (so grouped by business in rules order,
     /// then by template id).
     templates: Vec<u32>,
@@ -101,6 +148,12 @@ pub enum BuildError {
 impl Matcher {
     /// Compiles the templates of `rules`.
     pub fn new(rules: &Rules) -> Result<Self, BuildError> {
+        Self::with_dfa_limit(rules, DFA_MAX_KEYWORD_BYTES)
+    }
+
+    /// Like [`Matcher::new`], with the DFA/NFA switch at `dfa_limit` keyword
+    /// bytes (tests force either kind with it).
+    pub fn with_dfa_limit(rules: &Rules, dfa_limit: usize) -> Result<Self, BuildError> {
         let mut ids: hashbrown::HashMap<&str, u32> = hashbrown::HashMap::new();
         let mut keywords: Vec<&str> = Vec::new();
         let mut uses_of: Vec<Vec<Use>> = Vec::new();
@@ -128,11 +181,23 @@ impl Matcher {
                 }
             }
         }
-        let dfa = DFA::builder()
-            .match_kind(MatchKind::Standard)
-            .prefilter(false)
-            .build(&keywords)?;
-        let start = dfa.start_state(Anchored::No)?;
+        let bytes: usize = keywords.iter().map(|k| k.len()).sum();
+        let (automaton, start) = if bytes <= dfa_limit {
+            let dfa = DFA::builder()
+                .match_kind(MatchKind::Standard)
+                .prefilter(false)
+                .build(&keywords)?;
+            let start = dfa.start_state(Anchored::No)?;
+            (Automaton_::Dfa(dfa), start)
+        } else {
+            let nfa = ContiguousNfa::builder()
+                .match_kind(MatchKind::Standard)
+                .prefilter(false)
+                .dense_depth(3)
+                .build(&keywords)?;
+            let start = nfa.start_state(Anchored::No)?;
+            (Automaton_::Nfa(nfa), start)
+        };
         let mut use_start = Vec::with_capacity(uses_of.len() + 1);
         let mut uses = Vec::new();
         for list in &uses_of {
@@ -153,7 +218,7 @@ impl Matcher {
             .collect();
         let business = rules.templates.iter().map(|t| t.business as u16).collect();
         Ok(Matcher {
-            dfa,
+            automaton,
             start,
             use_start,
             uses,
@@ -170,7 +235,10 @@ impl Matcher {
 
     /// Heap bytes used by the automaton.
     pub fn memory_usage(&self) -> usize {
-        self.dfa.memory_usage()
+        match &self.automaton {
+            Automaton_::Dfa(a) => a.memory_usage(),
+            Automaton_::Nfa(a) => a.memory_usage(),
+        }
     }
 
     /// Fresh scratch state sized for this matcher.
@@ -183,6 +251,7 @@ impl Matcher {
             hit: vec![0; t],
             vetoed: vec![false; t],
             touched: Vec::with_capacity(16),
+            patterns: Vec::with_capacity(16),
             templates: Vec::with_capacity(8),
             businesses: Vec::with_capacity(4),
         }
@@ -204,33 +273,40 @@ impl Matcher {
         m.touched.clear();
         m.templates.clear();
         m.businesses.clear();
-        let dfa = &self.dfa;
-        let mut sid = self.start;
-        for &byte in normalized.as_bytes() {
-            sid = dfa.next_state(Anchored::No, sid, byte);
-            if !(dfa.is_special(sid) && dfa.is_match(sid)) {
-                continue;
-            }
-            for k in 0..dfa.match_len(sid) {
-                let p = dfa.match_pattern(sid, k).as_usize();
-                if m.pattern_seen[p] == generation {
-                    continue;
+        m.patterns.clear();
+        match &self.automaton {
+            Automaton_::Dfa(a) => scan(
+                a,
+                self.start,
+                normalized.as_bytes(),
+                &mut m.pattern_seen,
+                generation,
+                &mut m.patterns,
+            ),
+            Automaton_::Nfa(a) => scan(
+                a,
+                self.start,
+                normalized.as_bytes(),
+                &mut m.pattern_seen,
+                generation,
+                &mut m.patterns,
+            ),
+        }
+        for &p in &m.patterns {
+            let p = p as usize;
+            let (s, e) = (self.use_start[p] as usize, self.use_start[p + 1] as usize);
+            for u in &self.uses[s..e] {
+                let t = u.template as usize;
+                if m.template_seen[t] != generation {
+                    m.template_seen[t] = generation;
+                    m.hit[t] = 0;
+                    m.vetoed[t] = false;
+                    m.touched.push(u.template);
                 }
-                m.pattern_seen[p] = generation;
-                let (s, e) = (self.use_start[p] as usize, self.use_start[p + 1] as usize);
-                for u in &self.uses[s..e] {
-                    let t = u.template as usize;
-                    if m.template_seen[t] != generation {
-                        m.template_seen[t] = generation;
-                        m.hit[t] = 0;
-                        m.vetoed[t] = false;
-                        m.touched.push(u.template);
-                    }
-                    if u.group == VETO {
-                        m.vetoed[t] = true;
-                    } else {
-                        m.hit[t] |= 1u64 << u.group;
-                    }
+                if u.group == VETO {
+                    m.vetoed[t] = true;
+                } else {
+                    m.hit[t] |= 1u64 << u.group;
                 }
             }
         }
@@ -295,13 +371,21 @@ all_of = [["abc"], ["bcd"], ["c"]]
 
     fn found(text: &str) -> Vec<String> {
         let rules = load_str(RULES, "t.toml").unwrap();
-        let m = Matcher::new(&rules).unwrap();
-        let mut s = m.scratch();
-        m.find(&normalize(text), &mut s);
-        s.templates()
-            .iter()
-            .map(|&t| rules.templates[t as usize].id.clone())
-            .collect()
+        let mut results = Vec::new();
+        // Both automaton kinds must agree.
+        for limit in [usize::MAX, 0] {
+            let m = Matcher::with_dfa_limit(&rules, limit).unwrap();
+            let mut s = m.scratch();
+            m.find(&normalize(text), &mut s);
+            results.push(
+                s.templates()
+                    .iter()
+                    .map(|&t| rules.templates[t as usize].id.clone())
+                    .collect::<Vec<_>>(),
+            );
+        }
+        assert_eq!(results[0], results[1], "DFA and NFA disagree on {text}");
+        results.pop().unwrap()
     }
 
     #[test]

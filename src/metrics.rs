@@ -62,7 +62,7 @@ pub struct Metrics {
     pub sink_up: IntGaugeVec,
     /// hotspot_intake_queue_depth: batches waiting for the engine.
     pub intake_queue: IntGauge,
-    /// hotspot_intake_rejected_total{code}: requests refused (413, 429, 503, 401).
+    /// hotspot_intake_refused_total{code}: requests refused (413, 429, 503, 401).
     pub intake_refused: IntCounterVec,
     /// hotspot_keys: live (business, region) keys.
     pub keys: IntGauge,
@@ -313,6 +313,15 @@ impl Metrics {
             .set(1);
         for r in crate::record::Reject::ALL {
             m.rejects.with_label_values(&[r.name()]);
+        }
+        // Series that otherwise appear only after their first event: a
+        // dashboard shows 0, not "no data", on a fresh process.
+        for code in ["401", "413", "429", "503"] {
+            m.intake_refused.with_label_values(&[code]);
+        }
+        for result in ["ok", "error"] {
+            m.rules_reloads.with_label_values(&[result]);
+            m.checkpoints.with_label_values(&[result]);
         }
         m
     }

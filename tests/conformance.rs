@@ -184,3 +184,32 @@ fn replay_is_byte_identical_run_after_run() {
     let (b, _) = replay(&conformance().join("traffic.dirty.jsonl"), tmp.path(), "b");
     assert_eq!(a, b);
 }
+
+#[test]
+fn thread_count_does_not_change_a_byte() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = conformance();
+    let mut outputs = Vec::new();
+    for threads in ["1", "2", "3", "7"] {
+        let alerts = tmp.path().join(format!("a{threads}"));
+        let dead = tmp.path().join(format!("d{threads}"));
+        let st = Command::new(bin())
+            .args(["replay", "--quiet", "--threads", threads, "--rules"])
+            .arg(c.join("rules.toml"))
+            .arg("--input")
+            .arg(c.join("traffic.dirty.jsonl"))
+            .arg("--alerts")
+            .arg(&alerts)
+            .arg("--dead-letter")
+            .arg(&dead)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        outputs.push((std::fs::read(alerts).unwrap(), std::fs::read(dead).unwrap()));
+    }
+    assert!(
+        outputs.windows(2).all(|w| w[0] == w[1]),
+        "alerts or dead letters differ between thread counts"
+    );
+    assert_same_alerts(&outputs[0].0);
+}

@@ -490,3 +490,37 @@ fn model_sanity_a_simple_batch_fires_and_resolves() {
     let states: Vec<AlertState> = m.out.iter().map(|a| a.state).collect();
     assert_eq!(states, vec![AlertState::Firing, AlertState::Resolved]);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 150, ..ProptestConfig::default() })]
+
+    /// `--threads N` gives the sequential bytes whatever the workers,
+    /// shards and chunk size.
+    #[test]
+    fn parallel_replay_equals_sequential(
+        recs in recs(),
+        (size, slide, late, t1, t2) in geometry(),
+        workers in 1usize..5,
+        shards in 1usize..4,
+        chunk in 64usize..2000,
+    ) {
+        let rules = Arc::new(load_str(&rules_text(size, slide, late, t1, t2), "model.toml").unwrap());
+        let mut input = String::new();
+        for (i, r) in recs.iter().enumerate() {
+            input.push_str(&r.line());
+            input.push('\n');
+            if i % 13 == 4 {
+                input.push_str("{broken\n\n");
+            }
+        }
+        let sequential = run_replay(&rules, input.as_bytes());
+        let alerts = SharedBuf::default();
+        let dead = SharedBuf::default();
+        let mut a = JsonlWriter::new(Box::new(alerts.clone()));
+        let mut d = JsonlWriter::new(Box::new(dead.clone()));
+        let layout = hotspot::parallel::Layout { workers, shards, chunk_bytes: chunk };
+        hotspot::parallel::replay_parallel(rules.clone(), input.as_bytes(), &mut ReplayOutputs { alerts: &mut a, dead_letters: Some(&mut d) }, EngineConfig::default(), layout, None).unwrap();
+        drop((a, d));
+        prop_assert_eq!(sequential, (alerts.take(), dead.take()));
+    }
+}

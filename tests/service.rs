@@ -314,6 +314,12 @@ fn limits_auth_health_and_api() {
         .0,
         413
     );
+    assert!(
+        get(hs.addr, "/metrics")
+            .1
+            .contains("hotspot_intake_refused_total{code=\"413\"} 1"),
+        "a 413 is counted"
+    );
     assert_eq!(post(hs.addr, "/-/reload", b"").0, 401);
     assert_eq!(get(hs.addr, "/healthz").0, 200);
     assert_eq!(get(hs.addr, "/readyz").0, 200);
@@ -787,6 +793,7 @@ fn a_full_queue_answers_429_and_never_drops() {
             shared: shared.clone(),
             tx,
             token: None,
+            max_body: 1 << 20,
         };
         let app = axum::Router::new()
             .route(

@@ -37,11 +37,11 @@ pub struct Api {
     pub outbox: Arc<crate::sink::outbox::Outbox>,
 }
 
-pub fn router(api: Api, max_body: usize) -> Router {
+pub fn router(api: Api) -> Router {
     let intake = Router::new()
         .route("/v1/complaints", post(post_complaints))
         .with_state(api.intake.clone())
-        .layer(DefaultBodyLimit::max(max_body));
+        .layer(DefaultBodyLimit::disable());
     Router::new()
         .route("/", get(status_page))
         .route("/healthz", get(|| async { "ok\n" }))

@@ -38,7 +38,7 @@ use crate::engine::EngineConfig;
 use crate::matcher::Matcher;
 use crate::metrics::{LatencyBook, Metrics};
 use crate::rules::{EMBEDDED_RULES, Rules, load_str};
-use crate::sink::alertmanager::{AlertmanagerTarget, am_alert};
+use crate::sink::alertmanager::AlertmanagerTarget;
 use crate::sink::deliver::{Runner, Target};
 use crate::sink::file::FileTarget;
 use crate::sink::outbox::Outbox;
@@ -128,10 +128,6 @@ pub async fn run(
     for (d, u) in &settings.webhooks {
         targets.push(Target::Webhook(WebhookTarget::new(d, u, client.clone())));
     }
-    let am_target = settings
-        .alertmanager
-        .as_ref()
-        .map(|u| AlertmanagerTarget::new(u, client.clone(), &generator_url));
     if let Some(am) = &settings.alertmanager {
         targets.push(Target::Alertmanager(AlertmanagerTarget::new(
             am,
@@ -179,6 +175,18 @@ pub async fn run(
         tokio::task::spawn_blocking(move || Pipeline::start(pcfg, outbox, shared)).await??
     };
     let positions = pipeline.positions();
+    // Alertmanager re-sends what is open; it starts from the recovered state.
+    let open_now: Vec<crate::alert::Alert> = shared
+        .snapshot()
+        .open_alerts
+        .iter()
+        .map(|a| a.alert.clone())
+        .collect();
+    for t in &mut targets {
+        if let Target::Alertmanager(am) = t {
+            am.set_resend(settings.alertmanager_resend, &open_now);
+        }
+    }
     let engine = std::thread::Builder::new()
         .name("engine".into())
         .spawn(move || pipeline.run(rx))?;
@@ -199,32 +207,6 @@ pub async fn run(
         };
         runners.push(tokio::spawn(r.run(drain_rx.clone())));
     }
-    if let Some(am) = am_target {
-        let shared = shared.clone();
-        let every = settings.alertmanager_resend;
-        let mut drain = drain_rx.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(every) => {}
-                    _ = drain.changed() => return,
-                }
-                let snap = shared.snapshot();
-                if snap.open_alerts.is_empty() {
-                    continue;
-                }
-                let alerts: Vec<_> = snap
-                    .open_alerts
-                    .iter()
-                    .map(|a| am_alert(&a.alert, &generator_url))
-                    .collect();
-                if let Err(e) = am.post(&alerts).await {
-                    tracing::debug!(error = %e, "re-sending open alerts to Alertmanager failed");
-                }
-            }
-        });
-    }
-
     // Sources.
     if settings.stdin {
         let (tx, shared) = (tx.clone(), shared.clone());
@@ -311,6 +293,7 @@ pub async fn run(
             shared: shared.clone(),
             tx: tx.clone(),
             token,
+            max_body: settings.max_body,
         },
         reload: reload.clone(),
         sinks: Arc::new(sink_names),
@@ -321,12 +304,13 @@ pub async fn run(
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, rules = %rules.version, businesses = rules.businesses.len(), templates = rules.templates.len(), durable, "hotspot is listening");
+    shared.metrics.source_up.with_label_values(&["http"]).set(1);
     if let Some(b) = bound {
         let _ = b.send(addr);
     }
     let (http_stop_tx, mut http_stop_rx) = watch::channel(false);
     let server = tokio::spawn(
-        axum::serve(listener, api::router(api, settings.max_body))
+        axum::serve(listener, api::router(api))
             .with_graceful_shutdown(async move {
                 let _ = http_stop_rx.wait_for(|s| *s).await;
             })

@@ -21,6 +21,13 @@ pub struct AlertmanagerTarget {
     url: String,
     client: reqwest::Client,
     generator_url: String,
+    /// Alerts this sink has told Alertmanager are firing (and not yet
+    /// resolved), by alert id: what the periodic re-send repeats. It is kept
+    /// by the sink's own delivery task, in delivery order, so a re-send can
+    /// never overtake a resolution and re-open an alert.
+    open: std::collections::BTreeMap<String, Alert>,
+    resend: Option<std::time::Duration>,
+    last_resend: std::time::Instant,
 }
 
 /// The Alertmanager API v2 object for an alert line.
@@ -72,11 +79,55 @@ impl AlertmanagerTarget {
             url: url.trim_end_matches('/').to_owned(),
             client,
             generator_url: generator_url.to_owned(),
+            open: Default::default(),
+            resend: None,
+            last_resend: std::time::Instant::now(),
         }
     }
 
     pub fn name(&self) -> String {
         format!("alertmanager:{}", self.url)
+    }
+
+    /// Re-send open alerts every `every`, starting from the alerts open now.
+    pub fn set_resend(&mut self, every: std::time::Duration, open: &[Alert]) {
+        self.resend = (!every.is_zero()).then_some(every);
+        self.open = open
+            .iter()
+            .map(|a| (a.alert_id.clone(), a.clone()))
+            .collect();
+    }
+
+    /// Records a delivered line (firing opens, resolved closes).
+    pub fn delivered(&mut self, a: &Alert) {
+        if a.state == AlertState::Firing {
+            self.open.insert(a.alert_id.clone(), a.clone());
+        } else {
+            self.open.remove(&a.alert_id);
+        }
+    }
+
+    /// How long until the next re-send is due, if re-sending is on.
+    pub fn resend_in(&self) -> Option<std::time::Duration> {
+        self.resend
+            .map(|r| r.saturating_sub(self.last_resend.elapsed()))
+    }
+
+    /// Re-sends every open alert (failures are only logged: the next
+    /// re-send repeats them).
+    pub async fn resend_now(&mut self) {
+        self.last_resend = std::time::Instant::now();
+        if self.open.is_empty() {
+            return;
+        }
+        let alerts: Vec<Value> = self
+            .open
+            .values()
+            .map(|a| am_alert(a, &self.generator_url))
+            .collect();
+        if let Err(e) = self.post(&alerts).await {
+            tracing::debug!(error = %e, "re-sending open alerts to Alertmanager failed");
+        }
     }
 
     pub async fn send(&self, item: &Item) -> Result<(), String> {

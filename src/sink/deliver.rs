@@ -87,6 +87,26 @@ impl Target {
         }
     }
 
+    /// Time until this sink has periodic work (Alertmanager re-sends).
+    fn periodic_in(&self) -> Option<Duration> {
+        match self {
+            Target::Alertmanager(a) => a.resend_in(),
+            _ => None,
+        }
+    }
+
+    async fn periodic(&mut self) {
+        if let Target::Alertmanager(a) = self {
+            a.resend_now().await;
+        }
+    }
+
+    fn delivered(&mut self, item: &Item) {
+        if let Target::Alertmanager(a) = self {
+            a.delivered(&item.alert);
+        }
+    }
+
     async fn send(&mut self, item: &Item, cursor: &mut Cursor) -> Result<(), String> {
         match self {
             Target::File(f) => f.send(item, cursor),
@@ -140,9 +160,13 @@ impl Runner {
                 if deadline.is_some() {
                     return;
                 }
+                let periodic = self.target.periodic_in();
                 tokio::select! {
                     _ = pushed.changed() => {}
                     _ = drain.changed() => {}
+                    _ = tokio::time::sleep(periodic.unwrap_or(Duration::from_secs(3600))), if periodic.is_some() => {
+                        self.target.periodic().await;
+                    }
                 }
                 continue;
             };
@@ -184,6 +208,7 @@ impl Runner {
                 }
                 retries.inc();
             }
+            self.target.delivered(&item);
             cursor.next += 1;
             if let Err(e) = self.outbox.ack(self.index, cursor) {
                 tracing::error!(sink = %name, error = %e, "cannot save the sink's position");

@@ -27,6 +27,8 @@ pub struct Intake {
     pub shared: Arc<Shared>,
     pub tx: SyncSender<Command>,
     pub token: Option<Arc<str>>,
+    /// Largest accepted body, bytes (413 beyond).
+    pub max_body: usize,
 }
 
 /// Checks `Authorization: Bearer <token>` when a token is configured.
@@ -58,7 +60,7 @@ fn json_error(code: StatusCode, msg: &str) -> Response {
 pub async fn post_complaints(
     State(intake): State<Intake>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
     let m = &intake.shared.metrics;
     if !authorized(&intake.token, &headers) {
@@ -75,6 +77,18 @@ pub async fn post_complaints(
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return r;
     }
+    // The limit is checked here rather than by a layer so that a 413 is
+    // counted like every other refusal.
+    let body: Bytes = match axum::body::to_bytes(body, intake.max_body).await {
+        Ok(b) => b,
+        Err(_) => {
+            m.intake_refused.with_label_values(&["413"]).inc();
+            return json_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("body larger than {} bytes", intake.max_body),
+            );
+        }
+    };
     let (reply, answer) = oneshot::channel();
     let batch = Batch {
         stream: MAIN.into(),

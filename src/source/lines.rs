@@ -55,6 +55,11 @@ impl<R: Read> LineReader<R> {
         self
     }
 
+    /// The reader inside (only meaningful before the first read).
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
     /// Lines handed out so far.
     pub fn line_no(&self) -> u64 {
         self.line_no

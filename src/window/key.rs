@@ -65,7 +65,7 @@ pub struct Bin {
     /// (template index within its business, complaints).
     pub templates: SmallVec<[(u16, u32); 2]>,
     /// The newest complaints of this bin, oldest first (at most [`SAMPLES`]).
-    pub samples: SmallVec<[Sample; SAMPLES]>,
+    pub samples: Vec<Sample>,
 }
 
 /// What a new complaint did to its key's windows.
@@ -331,6 +331,17 @@ impl KeyState {
             true
         } else {
             false
+        }
+    }
+
+    /// The window index at which [`KeyState::trim`] first has something to
+    /// free (the oldest stored window or bin dies), if anything is stored.
+    pub fn front_due(&self, g: &Geometry) -> Option<i64> {
+        let w = (!self.counts.is_empty()).then(|| self.w0 + 1);
+        let b = (!self.bins.is_empty()).then(|| self.b0.div_euclid(g.s) + 1);
+        match (w, b) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
         }
     }
 

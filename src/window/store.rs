@@ -27,6 +27,9 @@ use crate::rules::Rules;
 /// Characters of sample text in an alert (5.4).
 pub const SAMPLE_CHARS: usize = 300;
 
+/// Windows a key's dead data may wait before the sweep frees it.
+const SWEEP_SLACK: i64 = 4;
+
 /// A key: business index and exact region string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct KeyId {
@@ -74,6 +77,10 @@ struct Slot {
     state: KeyState,
     alert: Option<OpenAlert>,
     used: bool,
+    /// Bumped when the slot is freed, so stale sweep entries are ignored.
+    generation: u32,
+    /// Whether the sweep heap holds an entry for this slot.
+    scheduled: bool,
 }
 
 /// The record that resolves alerts (5.5): the one whose watermark made them
@@ -139,6 +146,9 @@ pub struct KeyStore {
     free: Vec<u32>,
     index: HashMap<KeyId, u32>,
     heap: BinaryHeap<Reverse<(i64, u32, u64)>>,
+    /// Keys by the window at which their oldest data dies: the sweep visits
+    /// only keys that have something to free.
+    due: BinaryHeap<Reverse<(i64, u32, u32)>>,
     pool: Vec<Sample>,
     swept: i64,
     generation: u64,
@@ -159,6 +169,7 @@ impl KeyStore {
             free: Vec::new(),
             index: HashMap::new(),
             heap: BinaryHeap::new(),
+            due: BinaryHeap::new(),
             pool: Vec::new(),
             swept: i64::MIN,
             generation: 0,
@@ -214,10 +225,13 @@ impl KeyStore {
             state: KeyState::default(),
             alert: None,
             used: true,
+            generation: 0,
+            scheduled: false,
         };
         let i = match self.free.pop() {
             Some(i) => {
-                self.slots[i as usize] = slot;
+                let generation = self.slots[i as usize].generation;
+                self.slots[i as usize] = Slot { generation, ..slot };
                 i
             }
             None => {
@@ -249,7 +263,8 @@ impl KeyStore {
             self.overflow += 1;
             return None;
         };
-        let b = &self.rules.businesses[business];
+        let rules = self.rules.clone();
+        let b = &rules.businesses[business];
         let base = b.templates.start;
         let threshold = b.threshold;
         let geo = self.geo;
@@ -264,6 +279,8 @@ impl KeyStore {
             text,
             &mut self.pool,
         )?;
+        self.schedule(i);
+        let slot = &mut self.slots[i as usize];
         let (last_hot, max) = slot.state.hot_span(added.lo, added.hi, threshold);
         if let Some(open) = &mut slot.alert {
             open.max_count = open.max_count.max(max);
@@ -361,6 +378,9 @@ impl KeyStore {
         for i in due {
             if let Some(open) = self.slots[i as usize].alert.take() {
                 out.push(resolved(open, wm, by, false, None));
+                if self.slots[i as usize].state.is_empty() {
+                    self.free_slot(i);
+                }
             }
         }
     }
@@ -374,20 +394,50 @@ impl KeyStore {
         }
         self.swept = first_window;
         let geo = self.geo;
-        for i in 0..self.slots.len() {
-            let slot = &mut self.slots[i];
-            if !slot.used {
+        while let Some(&Reverse((due, i, generation))) = self.due.peek() {
+            if due > first_window {
+                break;
+            }
+            self.due.pop();
+            let slot = &mut self.slots[i as usize];
+            if !slot.used || slot.generation != generation {
                 continue;
             }
+            slot.scheduled = false;
             if slot.state.trim(&geo, first_window, &mut self.pool) && slot.alert.is_none() {
-                slot.used = false;
-                slot.state = KeyState::default();
-                self.index
-                    .remove(&KeyRef(slot.key.business, &slot.key.region));
-                slot.key.region = Box::from("");
-                self.free.push(i as u32);
+                self.free_slot(i);
+            } else {
+                self.schedule(i);
             }
         }
+    }
+
+    /// Puts a key on the sweep heap for when its oldest data dies (plus a
+    /// few windows of slack, so that a key is trimmed every few minutes of
+    /// event time rather than every minute).
+    fn schedule(&mut self, i: u32) {
+        let geo = self.geo;
+        let slot = &mut self.slots[i as usize];
+        if slot.scheduled {
+            return;
+        }
+        if let Some(due) = slot.state.front_due(&geo) {
+            slot.scheduled = true;
+            self.due
+                .push(Reverse((due + SWEEP_SLACK, i, slot.generation)));
+        }
+    }
+
+    fn free_slot(&mut self, i: u32) {
+        let slot = &mut self.slots[i as usize];
+        slot.used = false;
+        slot.scheduled = false;
+        slot.generation = slot.generation.wrapping_add(1);
+        slot.state = KeyState::default();
+        self.index
+            .remove(&KeyRef(slot.key.business, &slot.key.region));
+        slot.key.region = Box::from("");
+        self.free.push(i);
     }
 
     /// End of input (5.6): every open alert resolves, by business then
@@ -562,6 +612,7 @@ impl KeyStore {
                         store.heap.push(Reverse((open.hot_end, i, open.generation)));
                         slot.alert = Some(open);
                     }
+                    store.schedule(i);
                 }
                 None => {
                     if let Some(open) = open {

@@ -1,0 +1,647 @@
+//! Parallel replay (`hotspot replay --threads N`): the same alert bytes as
+//! the sequential engine, for any number of threads.
+//!
+//! The per-record work splits into three kinds, and only one of them is
+//! inherently sequential:
+//!
+//! ```text
+//! reader ──chunks──▶ workers (N) ──parsed chunks──▶ sequencer ──per-shard work──▶ shards (K)
+//!  read, cut at       decode, validate,              in input order:              windows and alerts
+//!  line ends          normalise, match               watermark, lateness,         for the keys whose
+//!                     (no shared state)              counts, dead letters;        region hashes to
+//!                                                    routes matched records       the shard
+//!                                                    by region          ◀──alerts── merged in output order
+//! ```
+//!
+//! * **Workers** do what costs most — JSON, normalisation, the automaton —
+//!   on whole chunks, with nothing shared.
+//! * The **sequencer** walks each chunk's valid timestamps in input order:
+//!   the watermark is the running maximum of accepted timestamps, and a
+//!   late record can never raise it, so this is a few nanoseconds per line.
+//!   It numbers lines, counts, writes dead letters, and sends every matched,
+//!   accepted record to the shard that owns its region, together with the
+//!   list of records that moved the watermark (every shard needs those:
+//!   resolutions happen at them, 5.5).
+//! * **Shards** own disjoint sets of keys (all businesses of one region live
+//!   in one shard, so one record's firings come from one shard) and run the
+//!   same [`KeyStore`] as the sequential engine, merging their records and
+//!   the watermark steps by input position.
+//! * Alerts carry (input position, firing before resolution, business,
+//!   region); sorting a chunk's alerts from all shards by that key gives
+//!   exactly the sequential order of 5.7.
+//!
+//! The output is therefore byte-identical whatever N, K, chunk size or
+//! scheduling — the property tests and the conformance test check it. (One
+//! caveat: `--max-keys` is enforced per shard.)
+
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::sync::Arc;
+use std::thread;
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+
+use crate::alert::Alert;
+use crate::engine::{EngineConfig, Scratch, Stats};
+use crate::matcher::Matcher;
+use crate::record::{Decoded, RejectInfo};
+use crate::replay::ReplayOutputs;
+use crate::rules::Rules;
+use crate::sink::dead_letter_json;
+use crate::window::key::{SAMPLE_BYTES, caller_id, floor_char_boundary};
+use crate::window::{Geometry, KeyStore, Resolver};
+
+/// Bytes per chunk handed to a worker.
+pub const CHUNK_BYTES: usize = 1 << 20;
+
+/// How a parallel replay is laid out.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout {
+    /// Decode/match workers.
+    pub workers: usize,
+    /// Key shards.
+    pub shards: usize,
+    /// Bytes per chunk (about; a chunk always ends at a line end).
+    pub chunk_bytes: usize,
+}
+
+impl Layout {
+    /// A layout for `threads` threads: all of them decode and match; one
+    /// key shard per four threads (the keyed work is a fraction of the
+    /// decoding).
+    pub fn for_threads(threads: usize) -> Self {
+        let threads = threads.max(1);
+        Layout {
+            workers: threads,
+            shards: threads.div_ceil(4).max(1),
+            chunk_bytes: CHUNK_BYTES,
+        }
+    }
+}
+
+struct Chunk {
+    index: u64,
+    data: Vec<u8>,
+}
+
+/// A matched valid record of a chunk.
+struct Matched {
+    /// Index among the chunk's valid records.
+    valid: u32,
+    region: (u32, u32),
+    text: (u32, u32),
+    caller: Option<u128>,
+    /// Range into `Parsed::bus`.
+    bus: (u32, u32),
+}
+
+/// What a worker makes of a chunk.
+struct Parsed {
+    index: u64,
+    lines: u64,
+    bytes: u64,
+    blank: u64,
+    rejected: [u64; 4],
+    /// Local (0-based) line index of each valid record, and its ts.
+    valid_line: Vec<u32>,
+    ts: Vec<i64>,
+    /// Ids of valid records: `arena[id_at[i].0..id_at[i].1]`.
+    id_at: Vec<(u32, u32)>,
+    /// Regions, texts and ids, UTF-8.
+    arena: String,
+    matched: Vec<Matched>,
+    /// (business, range into `templates`).
+    bus: Vec<(u16, u32, u32)>,
+    templates: Vec<u32>,
+    /// Rejected lines: local line index, reason, raw bytes (only kept when
+    /// dead letters are written).
+    rejects: Vec<(u32, RejectInfo, Vec<u8>)>,
+}
+
+impl Parsed {
+    fn str(&self, r: (u32, u32)) -> &str {
+        &self.arena[r.0 as usize..r.1 as usize]
+    }
+}
+
+fn push_str(arena: &mut String, s: &str) -> (u32, u32) {
+    let a = arena.len() as u32;
+    arena.push_str(s);
+    (a, arena.len() as u32)
+}
+
+fn parse_chunk(c: Chunk, matcher: &Matcher, scratch: &mut Scratch, keep_raw: bool) -> Parsed {
+    let mut p = Parsed {
+        index: c.index,
+        lines: 0,
+        bytes: c.data.len() as u64,
+        blank: 0,
+        rejected: [0; 4],
+        valid_line: Vec::with_capacity(4096),
+        ts: Vec::with_capacity(4096),
+        id_at: Vec::with_capacity(4096),
+        arena: String::with_capacity(c.data.len() / 2),
+        matched: Vec::with_capacity(2048),
+        bus: Vec::with_capacity(2048),
+        templates: Vec::with_capacity(4096),
+        rejects: Vec::new(),
+    };
+    let data = &c.data;
+    let mut start = 0usize;
+    let mut local = 0u32;
+    for nl in memchr::memchr_iter(b'\n', data) {
+        let line = &data[start..nl];
+        start = nl + 1;
+        handle_line(&mut p, local, line, matcher, scratch, keep_raw);
+        local += 1;
+    }
+    if start < data.len() {
+        // The last line of the input, without a newline.
+        handle_line(&mut p, local, &data[start..], matcher, scratch, keep_raw);
+        local += 1;
+    }
+    p.lines = local as u64;
+    p
+}
+
+fn handle_line(
+    p: &mut Parsed,
+    local: u32,
+    line: &[u8],
+    matcher: &Matcher,
+    s: &mut Scratch,
+    keep_raw: bool,
+) {
+    let Scratch {
+        decoder,
+        normalizer,
+        matches,
+    } = s;
+    match decoder.decode(line) {
+        Decoded::Blank => p.blank += 1,
+        Decoded::Rejected(info) => {
+            p.rejected[info.reason.index()] += 1;
+            p.rejects.push((
+                local,
+                info,
+                if keep_raw { line.to_vec() } else { Vec::new() },
+            ));
+        }
+        Decoded::Record(r) => {
+            let valid = p.ts.len() as u32;
+            p.valid_line.push(local);
+            p.ts.push(r.ts);
+            let id = push_str(&mut p.arena, r.id);
+            p.id_at.push(id);
+            matcher.find(normalizer.normalize(r.text), matches);
+            if matches.is_empty() {
+                return;
+            }
+            let region = push_str(&mut p.arena, r.region);
+            let text = push_str(
+                &mut p.arena,
+                &r.text[..floor_char_boundary(r.text, SAMPLE_BYTES)],
+            );
+            let b0 = p.bus.len() as u32;
+            for (b, t) in matches.businesses() {
+                let t0 = p.templates.len() as u32;
+                p.templates.extend_from_slice(t);
+                p.bus.push((b as u16, t0, p.templates.len() as u32));
+            }
+            p.matched.push(Matched {
+                valid,
+                region,
+                text,
+                caller: r.caller.map(caller_id),
+                bus: (b0, p.bus.len() as u32),
+            });
+        }
+    }
+}
+
+/// A watermark step: the record at `seq` (valid index `valid`) raised the
+/// watermark to `ts`.
+#[derive(Clone, Copy)]
+struct Step {
+    seq: u64,
+    ts: i64,
+    valid: u32,
+}
+
+/// What a shard gets for one chunk.
+struct ShardWork {
+    index: u64,
+    first_line: u64,
+    parsed: Arc<Parsed>,
+    /// Indices into `parsed.matched` of accepted records for this shard.
+    records: Vec<u32>,
+    steps: Arc<Vec<Step>>,
+}
+
+enum ShardMsg {
+    Work(ShardWork),
+    /// End of input at this watermark.
+    Finish(Option<i64>),
+}
+
+struct ShardOut {
+    index: u64,
+    alerts: Vec<Alert>,
+    overflow: u64,
+}
+
+fn run_shard(
+    rules: Arc<Rules>,
+    config: EngineConfig,
+    rx: Receiver<ShardMsg>,
+    tx: Sender<ShardOut>,
+) {
+    let mut keys = KeyStore::new(rules, config.max_keys);
+    for msg in rx {
+        match msg {
+            ShardMsg::Work(w) => {
+                let p = &w.parsed;
+                let mut alerts = Vec::new();
+                let (mut r, mut s) = (0usize, 0usize);
+                loop {
+                    let rseq = w.records.get(r).map(|&m| {
+                        w.first_line + p.valid_line[p.matched[m as usize].valid as usize] as u64
+                    });
+                    let sseq = w.steps.get(s).map(|st| st.seq);
+                    // A record is counted before the watermark step it causes.
+                    let take_record = match (rseq, sseq) {
+                        (Some(a), Some(b)) => a <= b,
+                        (Some(_), None) => true,
+                        (None, Some(_)) => false,
+                        (None, None) => break,
+                    };
+                    if take_record {
+                        let m = &p.matched[w.records[r] as usize];
+                        let seq = rseq.unwrap_or(0);
+                        let vi = m.valid as usize;
+                        for &(b, t0, t1) in &p.bus[m.bus.0 as usize..m.bus.1 as usize] {
+                            if let Some(a) = keys.count(
+                                b as usize,
+                                &p.templates[t0 as usize..t1 as usize],
+                                seq,
+                                p.str(p.id_at[vi]),
+                                p.ts[vi],
+                                p.str(m.region),
+                                p.str(m.text),
+                                m.caller,
+                            ) {
+                                alerts.push(a);
+                            }
+                        }
+                        r += 1;
+                    } else {
+                        let st = w.steps[s];
+                        keys.sweep(st.ts);
+                        keys.resolve(
+                            st.ts,
+                            Resolver {
+                                seq: st.seq,
+                                id: Some(p.str(p.id_at[st.valid as usize])),
+                                ts: st.ts,
+                            },
+                            &mut alerts,
+                        );
+                        s += 1;
+                    }
+                }
+                if tx
+                    .send(ShardOut {
+                        index: w.index,
+                        alerts,
+                        overflow: keys.overflow,
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            ShardMsg::Finish(wm) => {
+                let mut alerts = Vec::new();
+                if let Some(wm) = wm {
+                    keys.finish(wm, &mut alerts);
+                }
+                let _ = tx.send(ShardOut {
+                    index: u64::MAX,
+                    alerts,
+                    overflow: keys.overflow,
+                });
+                return;
+            }
+        }
+    }
+}
+
+/// Adds a shard's output for a chunk.
+fn collect(o: ShardOut, merging: &mut BTreeMap<u64, (usize, Vec<Alert>)>) {
+    let e = merging.entry(o.index).or_insert_with(|| (0, Vec::new()));
+    e.0 += 1;
+    e.1.extend(o.alerts);
+}
+
+/// The order of alert lines (5.7): input position, firings before
+/// resolutions, business in rules order, region.
+fn output_order(a: &Alert, b: &Alert) -> std::cmp::Ordering {
+    (a.seq, !a.is_firing(), a.business_index, &a.region).cmp(&(
+        b.seq,
+        !b.is_firing(),
+        b.business_index,
+        &b.region,
+    ))
+}
+
+/// Replays `input` on `layout.workers` + `layout.shards` threads; the
+/// output is byte-identical to [`crate::replay::replay`].
+pub fn replay_parallel(
+    rules: Arc<Rules>,
+    mut input: impl Read + Send,
+    outs: &mut ReplayOutputs<'_>,
+    config: EngineConfig,
+    layout: Layout,
+    mut progress: Option<crate::replay::Progress<'_>>,
+) -> io::Result<Stats> {
+    let matcher = Arc::new(Matcher::new(&rules).map_err(io::Error::other)?);
+    let geo = Geometry::new(rules.window);
+    let keep_raw = outs.dead_letters.is_some();
+    let workers = layout.workers.max(1);
+    let shards = layout.shards.max(1);
+    let chunk_bytes = layout.chunk_bytes.max(64);
+    let (chunk_tx, chunk_rx) = bounded::<Chunk>(workers * 2);
+    let (parsed_tx, parsed_rx) = bounded::<Parsed>(workers * 2);
+    let (out_tx, out_rx) = bounded::<ShardOut>(shards * 8);
+    let mut shard_txs = Vec::new();
+    thread::scope(|scope| -> io::Result<Stats> {
+        for _ in 0..workers {
+            let (rx, tx, m) = (chunk_rx.clone(), parsed_tx.clone(), matcher.clone());
+            scope.spawn(move || {
+                let mut scratch = Scratch::new(&m);
+                for c in rx {
+                    if tx.send(parse_chunk(c, &m, &mut scratch, keep_raw)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(parsed_tx);
+        for _ in 0..shards {
+            let (tx, rx) = bounded::<ShardMsg>(4);
+            let (out, r) = (out_tx.clone(), rules.clone());
+            scope.spawn(move || run_shard(r, config, rx, out));
+            shard_txs.push(tx);
+        }
+        drop(out_tx);
+        // The reader.
+        let reader = scope.spawn(move || -> io::Result<u64> {
+            let mut carry: Vec<u8> = Vec::new();
+            let mut index = 0u64;
+            let mut first = true;
+            let mut total = 0u64;
+            loop {
+                let mut buf = std::mem::take(&mut carry);
+                let start = buf.len();
+                buf.resize(start + chunk_bytes, 0);
+                let mut filled = start;
+                let mut eof = false;
+                while filled < buf.len() {
+                    match input.read(&mut buf[filled..]) {
+                        Ok(0) => {
+                            eof = true;
+                            break;
+                        }
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                buf.truncate(filled);
+                total += (filled - start) as u64;
+                if first {
+                    first = false;
+                    if buf.starts_with(&[0xEF, 0xBB, 0xBF]) {
+                        buf.drain(..3);
+                    }
+                }
+                if !eof {
+                    // Keep the unfinished last line for the next chunk.
+                    match memchr::memrchr(b'\n', &buf) {
+                        Some(nl) => carry = buf.split_off(nl + 1),
+                        None => {
+                            carry = buf; // one line longer than a chunk
+                            continue;
+                        }
+                    }
+                }
+                if !buf.is_empty() && chunk_tx.send(Chunk { index, data: buf }).is_err() {
+                    return Ok(total);
+                }
+                index += 1;
+                if eof {
+                    return Ok(total);
+                }
+            }
+        });
+
+        // The sequencer: in input order.
+        let mut stats = Stats::default();
+        let mut pending: BTreeMap<u64, Parsed> = BTreeMap::new();
+        let mut next = 0u64;
+        let mut line = 0u64;
+        let mut wm: Option<i64> = None;
+        let mut merging: BTreeMap<u64, (usize, Vec<Alert>)> = BTreeMap::new();
+        let mut next_out = 0u64;
+        let mut sent = 0u64;
+        let mut error: Option<io::Error> = None;
+        let mut bytes_done = 0u64;
+        let write_ready = |merging: &mut BTreeMap<u64, (usize, Vec<Alert>)>,
+                           next_out: &mut u64,
+                           outs: &mut ReplayOutputs<'_>,
+                           stats: &mut Stats,
+                           error: &mut Option<io::Error>| {
+            while let Some((n, _)) = merging.get(next_out) {
+                if *n < shards {
+                    break;
+                }
+                let (_, mut alerts) = merging.remove(next_out).unwrap_or_default();
+                alerts.sort_by(output_order);
+                for a in &alerts {
+                    if a.is_firing() {
+                        stats.alerts_firing += 1;
+                    } else {
+                        stats.alerts_resolved += 1;
+                    }
+                    if let Err(e) = outs.alerts.write(a) {
+                        error.get_or_insert(e);
+                    }
+                }
+                *next_out += 1;
+            }
+        };
+        for parsed in parsed_rx.iter() {
+            pending.insert(parsed.index, parsed);
+            while let Some(p) = pending.remove(&next) {
+                next += 1;
+                let first_line = line + 1;
+                line += p.lines;
+                stats.lines += p.lines;
+                stats.bytes += p.bytes;
+                stats.blank += p.blank;
+                for (a, b) in stats.rejected.iter_mut().zip(p.rejected) {
+                    *a += b;
+                }
+                if let Some(dl) = outs.dead_letters.as_deref_mut() {
+                    for (local, info, raw) in &p.rejects {
+                        if let Err(e) = dl.write_raw(&dead_letter_json(
+                            first_line + *local as u64,
+                            raw,
+                            info,
+                            None,
+                        )) {
+                            error.get_or_insert(e);
+                        }
+                    }
+                }
+                // Watermark and lateness in input order.
+                let mut accepted = vec![false; p.ts.len()];
+                let mut steps = Vec::new();
+                for (i, &ts) in p.ts.iter().enumerate() {
+                    if geo.is_late(ts, wm) {
+                        stats.late_dropped += 1;
+                        continue;
+                    }
+                    stats.accepted += 1;
+                    accepted[i] = true;
+                    if wm.is_none_or(|w| ts > w) {
+                        wm = Some(ts);
+                        steps.push(Step {
+                            seq: first_line + p.valid_line[i] as u64,
+                            ts,
+                            valid: i as u32,
+                        });
+                    }
+                }
+                let mut per_shard: Vec<Vec<u32>> = vec![Vec::new(); shards];
+                for (k, m) in p.matched.iter().enumerate() {
+                    if !accepted[m.valid as usize] {
+                        continue;
+                    }
+                    stats.matched_records += 1;
+                    stats.matched += (m.bus.1 - m.bus.0) as u64;
+                    let region = p.str(m.region);
+                    let shard = if shards == 1 {
+                        0
+                    } else {
+                        (xxhash_rust::xxh3::xxh3_64(region.as_bytes()) % shards as u64) as usize
+                    };
+                    per_shard[shard].push(k as u32);
+                }
+                bytes_done += p.bytes;
+                let index = p.index;
+                let parsed = Arc::new(p);
+                let steps = Arc::new(steps);
+                for (s, records) in per_shard.into_iter().enumerate() {
+                    let w = ShardWork {
+                        index,
+                        first_line,
+                        parsed: parsed.clone(),
+                        records,
+                        steps: steps.clone(),
+                    };
+                    // Keep draining shard output while shards are busy, so
+                    // neither side waits on the other.
+                    let mut msg = ShardMsg::Work(w);
+                    loop {
+                        match shard_txs[s].try_send(msg) {
+                            Ok(()) => break,
+                            Err(crossbeam_channel::TrySendError::Full(m)) => {
+                                msg = m;
+                                if let Ok(o) =
+                                    out_rx.recv_timeout(std::time::Duration::from_millis(1))
+                                {
+                                    collect(o, &mut merging);
+                                    write_ready(
+                                        &mut merging,
+                                        &mut next_out,
+                                        outs,
+                                        &mut stats,
+                                        &mut error,
+                                    );
+                                }
+                            }
+                            Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
+                                return Err(io::Error::other("a shard stopped"));
+                            }
+                        }
+                    }
+                }
+                sent += 1;
+                while let Ok(o) = out_rx.try_recv() {
+                    collect(o, &mut merging);
+                }
+                write_ready(&mut merging, &mut next_out, outs, &mut stats, &mut error);
+                if let Some(pr) = progress.as_deref_mut() {
+                    pr(bytes_done);
+                }
+            }
+            if let Some(e) = error.take() {
+                return Err(e);
+            }
+        }
+        let read = reader
+            .join()
+            .map_err(|_| io::Error::other("the reader thread panicked"))??;
+        let _ = read;
+        // The rest of the shard output, then end of input.
+        while next_out < sent {
+            match out_rx.recv() {
+                Ok(o) => collect(o, &mut merging),
+                Err(_) => return Err(io::Error::other("a shard stopped")),
+            }
+            write_ready(&mut merging, &mut next_out, outs, &mut stats, &mut error);
+        }
+        for tx in &shard_txs {
+            let _ = tx.send(ShardMsg::Finish(wm));
+        }
+        let mut end: Vec<Alert> = Vec::new();
+        let mut finished = 0;
+        let mut total_overflow = 0;
+        while finished < shards {
+            match out_rx.recv() {
+                Ok(o) => {
+                    total_overflow += o.overflow;
+                    end.extend(o.alerts);
+                    finished += 1;
+                }
+                Err(_) => return Err(io::Error::other("a shard stopped")),
+            }
+        }
+        end.sort_by(output_order);
+        for a in &end {
+            stats.alerts_resolved += 1;
+            if let Err(e) = outs.alerts.write(a) {
+                error.get_or_insert(e);
+            }
+        }
+        stats.keys_overflow = total_overflow;
+        if let Some(e) = error.take() {
+            return Err(e);
+        }
+        outs.alerts.flush()?;
+        if let Some(dl) = outs.dead_letters.as_deref_mut() {
+            dl.flush()?;
+        }
+        drop(shard_txs);
+        Ok(stats)
+    })
+}
+
+/// How many threads `--threads 0` (the default) uses.
+pub fn default_threads() -> usize {
+    thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(64)
+}
