@@ -14,7 +14,7 @@
 //! HOTSPOT_FLUVIO_ENDPOINT=127.0.0.1:9003 cargo bench --bench fluvio_throughput
 //! ```
 //!
-//! `HOTSPOT_BENCH_RECORDS` (default 300000) sets the traffic size. Without
+//! `HOTSPOT_BENCH_RECORDS` (default 200000; `hotspot gen --seed 1 --days 1`) sets the traffic size. Without
 //! the endpoint it prints a SKIP line and exits 0.
 
 use std::io::Write;
@@ -97,7 +97,10 @@ fn raw_consume(ep: &str, name: &str, n: usize) -> anyhow::Result<(f64, u64)> {
                     next = r.offset() + 1;
                     got += r.value().len().min(1);
                 }
-                other => anyhow::bail!("consumer stopped at {next}: {:?}", other.map(|o| o.map(|r| r.map(|r| r.offset())))),
+                other => anyhow::bail!(
+                    "consumer stopped at {next}: {:?}",
+                    other.map(|o| o.map(|r| r.map(|r| r.offset())))
+                ),
             }
         }
         Ok((got as f64 / t0.elapsed().as_secs_f64(), gaps))
@@ -120,7 +123,11 @@ fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
     use std::io::Read;
     let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut r = String::new();
     s.read_to_string(&mut r).ok()?;
     let body = r.split_once("\r\n\r\n")?.1.to_owned();
@@ -137,7 +144,15 @@ fn lines_processed(addr: SocketAddr) -> u64 {
 fn start(args: &[&str], log: &Path) -> anyhow::Result<Run> {
     let logf = std::fs::File::create(log)?;
     let child = Command::new(BIN)
-        .args(["run", "--listen", "127.0.0.1:0", "--log-format", "json", "--idle-timeout", "off"])
+        .args([
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--idle-timeout",
+            "off",
+        ])
         .args(args)
         .stdin(Stdio::null())
         .stdout(logf.try_clone()?)
@@ -153,7 +168,8 @@ fn start(args: &[&str], log: &Path) -> anyhow::Result<Run> {
             .filter(|v| v["fields"]["message"] == "hotspot is listening")
             .find_map(|v| v["fields"]["addr"].as_str().and_then(|a| a.parse().ok()));
     }
-    let addr = addr.ok_or_else(|| anyhow::anyhow!("hotspot did not start; see {}", log.display()))?;
+    let addr =
+        addr.ok_or_else(|| anyhow::anyhow!("hotspot did not start; see {}", log.display()))?;
     let mut run = Run { child, addr };
     while http_get(addr, "/readyz").is_none_or(|b| !b.contains("\"ready\":true")) {
         if t0.elapsed() > Duration::from_secs(30) {
@@ -203,7 +219,15 @@ fn end_to_end(
     }
     let t0 = Instant::now();
     let out = Command::new(BIN)
-        .args(["publish", "--quiet", "--endpoint", ep, "--topic", &name, "--input"])
+        .args([
+            "publish",
+            "--quiet",
+            "--endpoint",
+            ep,
+            "--topic",
+            &name,
+            "--input",
+        ])
         .arg(traffic)
         .output()?;
     anyhow::ensure!(
@@ -321,12 +345,22 @@ fn bench(ep: &str) -> anyhow::Result<()> {
     let n: u64 = std::env::var("HOTSPOT_BENCH_RECORDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(300_000);
+        .unwrap_or(200_000);
     let dir = tempfile::tempdir()?;
     let traffic: PathBuf = dir.path().join("traffic.jsonl");
     let rules = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/rules.toml");
     let st = Command::new(BIN)
-        .args(["gen", "--quiet", "--events", &n.to_string(), "--out"])
+        .args([
+            "gen",
+            "--quiet",
+            "--seed",
+            "1",
+            "--days",
+            "1",
+            "--events",
+            &n.to_string(),
+            "--out",
+        ])
         .arg(&traffic)
         .status()?;
     anyhow::ensure!(st.success(), "hotspot gen failed");
@@ -340,7 +374,9 @@ fn bench(ep: &str) -> anyhow::Result<()> {
     let mb = text.len() as f64 / 1e6;
     println!(
         "traffic: {n} records, {mb:.1} MB (hotspot gen), on {} CPUs",
-        std::thread::available_parallelism().map(|p| p.get()).unwrap_or(0)
+        std::thread::available_parallelism()
+            .map(|p| p.get())
+            .unwrap_or(0)
     );
 
     let raw = topic("raw");
@@ -353,6 +389,22 @@ fn bench(ep: &str) -> anyhow::Result<()> {
     println!(
         "fluvio consumer (crate, 1 partition, consumer_with_config, default max_bytes): {consume:.0} records/s ({:.1} MB/s), {gaps} gaps",
         consume * mb / n as f64
+    );
+    let t0 = Instant::now();
+    let rb = rt().block_on(async {
+        let f = fluvio_client::connect(ep).await?;
+        fluvio_client::read_partition(&f, &raw, 0, None).await
+    })?;
+    anyhow::ensure!(
+        rb.records.len() == lines.len(),
+        "read back {} of {}",
+        rb.records.len(),
+        lines.len()
+    );
+    let repaired = rb.records.len() as f64 / t0.elapsed().as_secs_f64();
+    println!(
+        "fluvio consumer + hotspot's offset repair (fluvio_client::read_partition): {repaired:.0} records/s, {} gaps re-read, {} duplicates dropped, every offset once",
+        rb.gaps, rb.duplicates
     );
     delete(ep, &raw);
 

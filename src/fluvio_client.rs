@@ -50,9 +50,9 @@ pub async fn connect(endpoint: &str) -> anyhow::Result<Fluvio> {
     match tokio::time::timeout(CONNECT_TIMEOUT, Fluvio::connect_with_config(&cfg)).await {
         Ok(Ok(f)) => Ok(f),
         Ok(Err(e)) => Err(e).with_context(|| format!("cannot connect to Fluvio at {endpoint}")),
-        Err(_) => bail!(
-            "cannot connect to Fluvio at {endpoint}: no answer within {CONNECT_TIMEOUT:?}"
-        ),
+        Err(_) => {
+            bail!("cannot connect to Fluvio at {endpoint}: no answer within {CONNECT_TIMEOUT:?}")
+        }
     }
 }
 
@@ -135,7 +135,11 @@ pub async fn open(
 
 /// The offset after the last record of `topic`/`partition` (`None` when it
 /// holds no record).
-pub async fn end_offset(fluvio: &Fluvio, topic: &str, partition: u32) -> anyhow::Result<Option<i64>> {
+pub async fn end_offset(
+    fluvio: &Fluvio,
+    topic: &str,
+    partition: u32,
+) -> anyhow::Result<Option<i64>> {
     let mut s = open(
         fluvio,
         topic,
@@ -252,7 +256,9 @@ pub async fn read_partition(
         if boost {
             match larger(out.max_bytes) {
                 Some(m) => out.max_bytes = m,
-                None => bail!("reading {topic}/{partition}: a batch larger than {MAX_BYTES_CAP} bytes"),
+                None => {
+                    bail!("reading {topic}/{partition}: a batch larger than {MAX_BYTES_CAP} bytes")
+                }
             }
         }
     }

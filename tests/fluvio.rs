@@ -90,8 +90,16 @@ fn read_back(endpoint: &str, name: &str, partition: u32) -> hotspot::fluvio_clie
 /// `hotspot publish`; returns its last stdout line.
 fn publish(endpoint: &str, name: &str, input: &Path, create: Option<u32>) -> String {
     let mut c = Command::new(bin());
-    c.args(["publish", "--quiet", "--endpoint", endpoint, "--topic", name, "--input"])
-        .arg(input);
+    c.args([
+        "publish",
+        "--quiet",
+        "--endpoint",
+        endpoint,
+        "--topic",
+        name,
+        "--input",
+    ])
+    .arg(input);
     if let Some(n) = create {
         c.args(["--create-partitions", &n.to_string()]);
     }
@@ -249,7 +257,8 @@ fn wait_lines(path: &Path, n: usize, timeout: Duration) {
 
 #[test]
 fn two_instances_each_owning_a_partition_alert_like_per_partition_replays() {
-    let Some(ep) = endpoint("two_instances_each_owning_a_partition_alert_like_per_partition_replays")
+    let Some(ep) =
+        endpoint("two_instances_each_owning_a_partition_alert_like_per_partition_replays")
     else {
         return;
     };
@@ -269,13 +278,19 @@ fn two_instances_each_owning_a_partition_alert_like_per_partition_replays() {
             let r: serde_json::Value = serde_json::from_slice(v).unwrap();
             let region = r["region"].as_str().unwrap().to_owned();
             let prev = region_part.insert(region.clone(), p as u32);
-            assert!(prev.is_none_or(|q| q == p as u32), "{region} in two partitions");
+            assert!(
+                prev.is_none_or(|q| q == p as u32),
+                "{region} in two partitions"
+            );
         }
     }
     let n0 = parts[0].records.len();
     let n1 = parts[1].records.len();
     assert_eq!(n0 + n1, 20_000);
-    assert!(n0 > 0 && n1 > 0, "both partitions hold records: {n0} + {n1}");
+    assert!(
+        n0 > 0 && n1 > 0,
+        "both partitions hold records: {n0} + {n1}"
+    );
 
     let a = Instance::new(tmp.path(), "a", &ep, &t, "0", Some(&at), &[]);
     let b = Instance::new(tmp.path(), "b", &ep, &t, "1", Some(&at), &[]);
@@ -330,7 +345,14 @@ fn kill_9_mid_stream_then_resume_gives_the_same_alert_stream() {
     let at = format!("{t}-alerts");
     create_topic(&ep, &t, 2);
     create_topic(&ep, &at, 2);
-    let extra = ["--checkpoint-interval", "300ms", "--retry-initial", "50ms", "--retry-max", "500ms"];
+    let extra = [
+        "--checkpoint-interval",
+        "300ms",
+        "--retry-initial",
+        "50ms",
+        "--retry-max",
+        "500ms",
+    ];
     let a = Instance::new(tmp.path(), "a", &ep, &t, "0", Some(&at), &extra);
     let b = Instance::new(tmp.path(), "b", &ep, &t, "1", Some(&at), &extra);
     let mut ha = a.start(&tmp.path().join("a0.log"), Wait::Ready);
@@ -386,7 +408,8 @@ fn kill_9_mid_stream_then_resume_gives_the_same_alert_stream() {
         wait_lines(&inst.alerts, want.len(), Duration::from_secs(60));
         let got = file_lines(&inst.alerts);
         assert_eq!(
-            got, want,
+            got,
+            want,
             "instance {p} ({} kills): alerts file equals the partition's replay",
             if p == 0 { kills } else { 0 }
         );
@@ -476,13 +499,15 @@ fn a_backlog_far_larger_than_max_bytes_arrives_without_gaps_or_repeats() {
     wait_lines(&inst.alerts, want.len(), Duration::from_secs(30));
     assert_eq!(lines_processed(&h), 20_000, "every record once");
     assert_eq!(file_lines(&inst.alerts), want);
-    let gaps = metric(&h, "hotspot_source_gaps_total");
-    let reread = metric(&h, "hotspot_source_reread_records_total");
-    let dups = metric(&h, "hotspot_source_duplicates_total");
+    let gaps = metric(&h, "hotspot_source_gaps_total") as u64;
+    let reread = metric(&h, "hotspot_source_reread_records_total") as u64;
+    let dups = metric(&h, "hotspot_source_duplicates_total") as u64;
     let _ = writeln!(
         std::io::stderr(),
         "fluvio backlog (20000 records, 5.3 MB, max_bytes 16 KiB): bare client got {} records with {} gaps ({} records missing); hotspot saw {gaps} gaps, re-read {reread} records, dropped {dups} repeats; engine got 20000 records, 0 gaps, 0 duplicates, alerts equal to replay",
-        raw.2, raw.0, raw.1
+        raw.2,
+        raw.0,
+        raw.1
     );
     drop(h);
     delete_topic(&ep, &t);

@@ -33,7 +33,12 @@ use crate::time::parse_duration;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Fluvio SC endpoint, e.g. 127.0.0.1:9003.
-    #[arg(long, alias = "fluvio-endpoint", env = "HOTSPOT_FLUVIO_ENDPOINT", value_name = "HOST:PORT")]
+    #[arg(
+        long,
+        alias = "fluvio-endpoint",
+        env = "HOTSPOT_FLUVIO_ENDPOINT",
+        value_name = "HOST:PORT"
+    )]
     pub endpoint: String,
     /// The topic to send to.
     #[arg(long, alias = "fluvio-topic", value_name = "TOPIC")]
@@ -90,10 +95,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         parse_duration(&args.linger)
             .map_err(|e| anyhow::anyhow!("--linger {:?}: {e}", args.linger))? as u64,
     );
-    let compression: Compression = args
-        .compression
-        .parse()
-        .map_err(|_| anyhow::anyhow!("--compression {:?}: expected none, gzip, snappy, lz4 or zstd", args.compression))?;
+    let compression: Compression = args.compression.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "--compression {:?}: expected none, gzip, snappy, lz4 or zstd",
+            args.compression
+        )
+    })?;
     let input: Box<dyn Read> = if args.input.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
@@ -236,7 +243,10 @@ async fn publish(
             break;
         }
     }
-    producer.flush().await.context("cannot flush the producer")?;
+    producer
+        .flush()
+        .await
+        .context("cannot flush the producer")?;
     wait_all(older, &mut out.partitions).await?;
     wait_all(current, &mut out.partitions).await?;
     out.elapsed = t0.elapsed();

@@ -146,7 +146,10 @@ pub async fn run(
     #[cfg(not(feature = "fluvio"))]
     let _ = fluvio_alerts;
     #[cfg(feature = "fluvio")]
-    let dead_letter_queue = match (&settings.fluvio.endpoint, &settings.fluvio.dead_letter_topic) {
+    let dead_letter_queue = match (
+        &settings.fluvio.endpoint,
+        &settings.fluvio.dead_letter_topic,
+    ) {
         (Some(e), Some(t)) => Some(
             crate::sink::fluvio::spawn_dead_letters(e, t, shared.clone())
                 .context("cannot start the dead-letter producer")?,

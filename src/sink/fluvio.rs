@@ -114,7 +114,9 @@ impl FluvioTarget {
                 .map_err(|e| format!("{e:#}"))?;
             loop {
                 match tokio::time::timeout(fluvio_client::CONNECT_TIMEOUT, s.next()).await {
-                    Err(_) => return Err(format!("reading the tail of {}/{p} timed out", self.topic)),
+                    Err(_) => {
+                        return Err(format!("reading the tail of {}/{p} timed out", self.topic));
+                    }
                     Ok(None) => break,
                     Ok(Some(Err(e))) => return Err(format!("reading {}/{p}: {e}", self.topic)),
                     Ok(Some(Ok(r))) => {
@@ -136,7 +138,10 @@ impl FluvioTarget {
             self.verify = false;
         }
         if let Some(found) = &self.found {
-            let key = (item.alert.alert_id.clone(), item.alert.state.as_str().to_owned());
+            let key = (
+                item.alert.alert_id.clone(),
+                item.alert.state.as_str().to_owned(),
+            );
             if found.contains(&key) {
                 tracing::info!(sink = %self.name(), alert_id = %item.alert.alert_id, state = %key.1, "line already in the topic (sent before a restart or a timeout); not sending it again");
                 return Ok(());

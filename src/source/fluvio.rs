@@ -124,9 +124,7 @@ impl FluvioSource {
                 partition: p,
                 start: self.start,
                 max_bytes: self.max_bytes,
-                fetch: self
-                    .max_bytes
-                    .unwrap_or(fluvio_client::DEFAULT_MAX_BYTES),
+                fetch: self.max_bytes.unwrap_or(fluvio_client::DEFAULT_MAX_BYTES),
                 tracker: OffsetTracker::new(next),
                 name: name.clone(),
                 tx: tx.clone(),
@@ -209,7 +207,9 @@ fn sleep_unless_stopping(d: Duration, shared: &Shared) -> bool {
 enum Next {
     /// Open a new stream at the next offset; `larger`: with a larger fetch
     /// size (a fresh stream missed records).
-    Reopen { larger: bool },
+    Reopen {
+        larger: bool,
+    },
     Stop,
 }
 
@@ -414,9 +414,7 @@ impl Reader {
             match self.tracker.check(r.offset()) {
                 Verdict::Take => {}
                 Verdict::Duplicate => {
-                    m.source_duplicates
-                        .with_label_values(&[&self.name])
-                        .inc();
+                    m.source_duplicates.with_label_values(&[&self.name]).inc();
                     continue;
                 }
                 Verdict::Gap { missing, fresh } => {

@@ -10,9 +10,9 @@
 //! * `fluvio` — partitions of a Fluvio topic (with the `fluvio` feature),
 //!   with [`offsets`] checking that every offset arrives exactly once.
 
-pub mod follow;
 #[cfg(feature = "fluvio")]
 pub mod fluvio;
+pub mod follow;
 pub mod http;
 pub mod lines;
 pub mod offsets;

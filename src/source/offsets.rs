@@ -179,6 +179,9 @@ mod tests {
         }
         assert_eq!(got, (0..total).collect::<Vec<_>>());
         assert!(gaps > 10, "the simulation must produce gaps: {gaps}");
-        assert!(boosts >= 3 && fetch >= batch, "{boosts} boosts, fetch {fetch}");
+        assert!(
+            boosts >= 3 && fetch >= batch,
+            "{boosts} boosts, fetch {fetch}"
+        );
     }
 }
