@@ -82,7 +82,7 @@ fn raw_produce(ep: &str, name: &str, lines: &[Vec<u8>]) -> anyhow::Result<f64> {
 
 /// Fluvio's own consumer: records/s out of one partition (the API and
 /// settings the hotspot source uses), and the gaps it leaves.
-fn raw_consume(ep: &str, name: &str, n: usize) -> anyhow::Result<(f64, u64)> {
+fn raw_consume(ep: &str, name: &str, n: usize) -> anyhow::Result<(f64, u64, usize)> {
     rt().block_on(async {
         let f = fluvio_client::connect(ep).await?;
         let mut s = fluvio_client::open(&f, name, 0, Offset::beginning(), None, true).await?;
@@ -103,7 +103,7 @@ fn raw_consume(ep: &str, name: &str, n: usize) -> anyhow::Result<(f64, u64)> {
                 ),
             }
         }
-        Ok((got as f64 / t0.elapsed().as_secs_f64(), gaps))
+        Ok((got as f64 / t0.elapsed().as_secs_f64(), gaps, got))
     })
 }
 
@@ -385,9 +385,9 @@ fn bench(ep: &str) -> anyhow::Result<()> {
         "fluvio producer (crate, 1 partition, batch 512KiB, linger 20ms): {produce:.0} records/s ({:.1} MB/s)",
         produce * mb / n as f64
     );
-    let (consume, gaps) = raw_consume(ep, &raw, lines.len())?;
+    let (consume, gaps, got) = raw_consume(ep, &raw, lines.len())?;
     println!(
-        "fluvio consumer (crate, 1 partition, consumer_with_config, default max_bytes): {consume:.0} records/s ({:.1} MB/s), {gaps} gaps",
+        "fluvio consumer (crate, 1 partition, consumer_with_config, default max_bytes): {consume:.0} records/s ({:.1} MB/s); it delivered {got} of {n} records, leaving {gaps} gaps",
         consume * mb / n as f64
     );
     let t0 = Instant::now();

@@ -139,8 +139,8 @@ pub async fn run(
     if let Some((endpoint, topic)) = &fluvio_alerts {
         let idx = names.len() - 1;
         let resumed = durable && outbox.cursor_saved(idx);
-        targets.push(Target::Fluvio(crate::sink::fluvio::FluvioTarget::new(
-            endpoint, topic, resumed,
+        targets.push(Target::Fluvio(Box::new(
+            crate::sink::fluvio::FluvioTarget::new(endpoint, topic, resumed),
         )));
     }
     #[cfg(not(feature = "fluvio"))]

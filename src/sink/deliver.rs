@@ -63,7 +63,7 @@ pub enum Target {
     Alertmanager(AlertmanagerTarget),
     /// An alerts topic (see [`super::fluvio`]).
     #[cfg(feature = "fluvio")]
-    Fluvio(super::fluvio::FluvioTarget),
+    Fluvio(Box<super::fluvio::FluvioTarget>),
 }
 
 impl Target {
