@@ -130,13 +130,19 @@ struct Run {
     alerts_resolved: u64,
 }
 
-fn replay_once(input: &Path, dir: &Path, tck: f64) -> Run {
+fn replay_once(input: &Path, dir: &Path, tck: f64, threads: usize) -> Run {
     let summary = dir.join("replay.summary.json");
-    let alerts = dir.join("replay.alerts.jsonl");
+    let alerts = dir.join(format!("replay.alerts.j{threads}.jsonl"));
     let (u0, s0) = children_ticks();
     let t = Instant::now();
     let st = Command::new(BIN)
-        .args(["replay", "--quiet", "--input"])
+        .args([
+            "replay",
+            "--quiet",
+            "--threads",
+            &threads.to_string(),
+            "--input",
+        ])
         .arg(input)
         .arg("--alerts")
         .arg(&alerts)
@@ -169,6 +175,20 @@ fn replay_once(input: &Path, dir: &Path, tck: f64) -> Run {
     }
 }
 
+/// `HOTSPOT_BENCH_THREADS`: comma-separated `--threads` values (default
+/// `1,2`: one core, then two).
+fn thread_counts() -> Vec<usize> {
+    std::env::var("HOTSPOT_BENCH_THREADS")
+        .ok()
+        .map(|s| {
+            s.split(',')
+                .filter_map(|x| x.trim().parse().ok())
+                .collect::<Vec<usize>>()
+        })
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| vec![1, 2])
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; a filter or `--list` from criterion
     // habits means nothing here.
@@ -182,38 +202,49 @@ fn main() {
     let days = env_u32("HOTSPOT_BENCH_DAYS", 3).max(1);
     let tck = clk_tck();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let threads = thread_counts();
     let mut rows = Vec::new();
     for events in sizes() {
         let input = input_for(events, days, &dir);
-        let mut best: Option<Run> = None;
-        for i in 0..runs {
-            let r = replay_once(&input, &dir, tck);
-            eprintln!(
-                "replay bench: {events} events, run {}/{runs}: {:.2} s wall, {:.2} s replay, {:.0} events/s, {:.1} MB/s, cpu {:.2} s, rss {:.1} MB",
-                i + 1,
-                r.wall_s,
-                r.replay_s,
-                r.events_per_s,
-                r.mb_per_s,
-                r.cpu_s,
-                r.peak_rss_mb
-            );
-            if best.as_ref().is_none_or(|b| r.wall_s < b.wall_s) {
-                best = Some(r);
+        let mut first_alerts: Option<Vec<u8>> = None;
+        for &j in &threads {
+            let mut best: Option<Run> = None;
+            for i in 0..runs {
+                let r = replay_once(&input, &dir, tck, j);
+                // Every thread count must give the same bytes.
+                let alerts = std::fs::read(dir.join(format!("replay.alerts.j{j}.jsonl"))).unwrap();
+                match &first_alerts {
+                    None => first_alerts = Some(alerts),
+                    Some(a) => assert!(*a == alerts, "--threads {j} changed the alerts"),
+                }
+                eprintln!(
+                    "replay bench: {events} events, {j} threads, run {}/{runs}: {:.2} s wall, {:.2} s replay, {:.0} events/s, {:.1} MB/s, cpu {:.2} s, rss {:.1} MB",
+                    i + 1,
+                    r.wall_s,
+                    r.replay_s,
+                    r.events_per_s,
+                    r.mb_per_s,
+                    r.cpu_s,
+                    r.peak_rss_mb
+                );
+                if best.as_ref().is_none_or(|b| r.wall_s < b.wall_s) {
+                    best = Some(r);
+                }
             }
+            rows.push((events, j, best.unwrap()));
         }
-        rows.push((events, best.unwrap()));
     }
     let mut md = String::new();
     md.push_str(&format!(
-        "hotspot replay, embedded fixture rules, `hotspot gen --seed 42 --days {days}`, best of {runs}, {cores} cores\n\n"
+        "hotspot replay, embedded fixture rules, `hotspot gen --seed 42 --days {days}`, best of {runs}, {cores} cores; alerts byte-identical across thread counts\n\n"
     ));
-    md.push_str("| events | lines | MB | wall s | replay s | events/s | MB/s | CPU s (user+sys) | peak RSS MB | alerts (firing/resolved) |\n");
-    md.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-    for (events, r) in &rows {
+    md.push_str("| events | threads | lines | MB | wall s | replay s | events/s | MB/s | CPU s (user+sys) | peak RSS MB | alerts (firing/resolved) |\n");
+    md.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (events, j, r) in &rows {
         md.push_str(&format!(
-            "| {} | {} | {:.1} | {:.2} | {:.2} | {:.0} | {:.1} | {:.2} ({:.2}+{:.2}) | {:.1} | {}/{} |\n",
+            "| {} | {} | {} | {:.1} | {:.2} | {:.2} | {:.0} | {:.1} | {:.2} ({:.2}+{:.2}) | {:.1} | {}/{} |\n",
             events,
+            j,
             r.lines,
             r.bytes as f64 / 1e6,
             r.wall_s,

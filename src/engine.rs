@@ -108,12 +108,15 @@ impl Stats {
 pub struct EngineConfig {
     /// The most (business, region) keys held at once; complaints for new
     /// keys beyond it are counted in `keys_overflow` and not windowed.
+    /// A live key costs about 1.5 KB (window counts, bins, callers, three
+    /// samples), so the default 50,000 bounds keyed state near 80 MB; a
+    /// province has some hundreds to a few thousand real keys.
     pub max_keys: usize,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { max_keys: 200_000 }
+        EngineConfig { max_keys: 50_000 }
     }
 }
 
@@ -346,8 +349,8 @@ impl Engine {
             return Outcome::Late;
         }
         self.stats.accepted += 1;
-        let text = scratch.normalizer.normalize(rec.text);
-        self.matcher.find(text, &mut scratch.matches);
+        self.matcher
+            .find_text(rec.text, &mut scratch.normalizer, &mut scratch.matches);
         let matched = !scratch.matches.is_empty();
         if self.tracking {
             self.last_region.clear();

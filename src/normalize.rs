@@ -57,6 +57,26 @@ fn classify3(cp: u32) -> Fast {
     }
 }
 
+/// What the fast path maps the character `cp` to, or `None` when the
+/// character needs the general algorithm. The matcher folds this mapping
+/// into its symbol table, so that text needing only the fast path is
+/// matched without being copied ([`crate::matcher::Matcher::find_text`]);
+/// it must stay exactly the per-character mapping of the fast path below
+/// (a test checks every code point).
+pub fn fast_fold(cp: u32) -> Option<u32> {
+    if cp < 0x80 {
+        return Some((cp as u8).to_ascii_lowercase() as u32);
+    }
+    if !(0x800..=0xFFFF).contains(&cp) {
+        return None;
+    }
+    match classify3(cp) {
+        Fast::Keep => Some(cp),
+        Fast::Ascii(a) => Some(a.to_ascii_lowercase() as u32),
+        Fast::Slow => None,
+    }
+}
+
 /// A reusable normaliser: holds the output buffer so the steady state does
 /// not allocate.
 #[derive(Default, Debug)]
@@ -175,6 +195,24 @@ mod tests {
             let mut out = String::new();
             assert!(fast_path(&s, &mut out));
             assert_eq!(out, reference(&s));
+        }
+    }
+
+    #[test]
+    fn fast_fold_is_the_fast_path_per_character() {
+        for cp in 0u32..0x11000 {
+            let Some(ch) = char::from_u32(cp) else {
+                continue;
+            };
+            let mut out = String::new();
+            let fast = fast_path(&ch.to_string(), &mut out);
+            match fast_fold(cp) {
+                Some(f) => {
+                    assert!(fast, "U+{cp:04X}");
+                    assert_eq!(out, char::from_u32(f).unwrap().to_string(), "U+{cp:04X}");
+                }
+                None => assert!(!fast, "U+{cp:04X}"),
+            }
         }
     }
 

@@ -52,7 +52,7 @@ use crate::window::key::{SAMPLE_BYTES, caller_id, floor_char_boundary};
 use crate::window::{Geometry, KeyStore, Resolver};
 
 /// Bytes per chunk handed to a worker.
-pub const CHUNK_BYTES: usize = 1 << 20;
+pub const CHUNK_BYTES: usize = 256 << 10;
 
 /// How a parallel replay is laid out.
 #[derive(Debug, Clone, Copy)]
@@ -193,7 +193,7 @@ fn handle_line(
             p.ts.push(r.ts);
             let id = push_str(&mut p.arena, r.id);
             p.id_at.push(id);
-            matcher.find(normalizer.normalize(r.text), matches);
+            matcher.find_text(r.text, normalizer, matches);
             if matches.is_empty() {
                 return;
             }

@@ -18,6 +18,7 @@
 //! lone surrogate is accepted and decoded as U+FFFD, so one odd character
 //! never costs a complaint.
 
+#[cfg(not(target_arch = "x86_64"))]
 use memchr::memchr2;
 
 /// The deepest nesting of arrays and objects accepted on one line (the top
@@ -379,18 +380,51 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// The first `"` or `\\` in `s`. Keys and most values are short, and
-/// memchr's vector set-up costs more than it saves on a dozen bytes, so the
-/// first 16 bytes are looked at one by one.
+/// The first `"` or `\\` in `s`.
+///
+/// Keys and most values are short, and memchr's set-up costs more than it
+/// saves on a dozen bytes; on x86-64 sixteen bytes are compared at a time
+/// with SSE2 (part of the x86-64 baseline, so always there), the tail byte
+/// by byte.
 #[inline(always)]
 fn find_quote(s: &[u8]) -> Option<usize> {
-    let head = s.len().min(16);
-    for (i, &c) in s[..head].iter().enumerate() {
-        if c == b'"' || c == b'\\' {
-            return Some(i);
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
+            _mm_set1_epi8,
+        };
+        let mut i = 0;
+        // SAFETY: SSE2 is part of x86-64; every load reads 16 bytes at
+        // `i`, and `i + 16 <= s.len()` holds inside the loop.
+        unsafe {
+            let quote = _mm_set1_epi8(b'"' as i8);
+            let backslash = _mm_set1_epi8(b'\\' as i8);
+            while i + 16 <= s.len() {
+                let v = _mm_loadu_si128(s.as_ptr().add(i) as *const __m128i);
+                let hit = _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash));
+                let mask = _mm_movemask_epi8(hit) as u32;
+                if mask != 0 {
+                    return Some(i + mask.trailing_zeros() as usize);
+                }
+                i += 16;
+            }
         }
+        s[i..]
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\')
+            .map(|k| k + i)
     }
-    memchr2(b'"', b'\\', &s[head..]).map(|k| k + head)
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let head = s.len().min(16);
+        for (i, &c) in s[..head].iter().enumerate() {
+            if c == b'"' || c == b'\\' {
+                return Some(i);
+            }
+        }
+        memchr2(b'"', b'\\', &s[head..]).map(|k| k + head)
+    }
 }
 
 /// Views bytes of an already validated line as `str`.

@@ -1,6 +1,8 @@
 //! The command line as a user meets it: exit codes, one-line errors that
 //! name the file and line, `check-rules` inventories, and the no-argument
-//! demo.
+//! demo, and the example config file of `hotspot run`.
+
+mod support;
 
 use std::process::Command;
 
@@ -129,4 +131,78 @@ fn no_arguments_runs_the_embedded_demo() {
         let v: serde_json::Value = serde_json::from_str(l).unwrap();
         assert!(v["state"] == "firing" || v["state"] == "resolved");
     }
+}
+
+/// `fixtures/hotspot.toml` (the README's example config) is accepted by the
+/// real service: every key parses, its relative paths resolve against the
+/// file's directory, its sinks are set up, and flags win over it. It is run
+/// from a copy laid out like the checkout (`fixtures/`, `target/`) in a
+/// temporary directory, so nothing is written into the repository.
+#[test]
+fn the_example_config_starts_the_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf_dir = dir.path().join("fixtures");
+    let target = dir.path().join("target");
+    std::fs::create_dir_all(&conf_dir).unwrap();
+    std::fs::create_dir_all(&target).unwrap();
+    for f in ["hotspot.toml", "rules.toml"] {
+        std::fs::copy(fixtures(f), conf_dir.join(f)).unwrap();
+    }
+    let config = conf_dir.join("hotspot.toml");
+    // support::Hotspot::start adds `--listen 127.0.0.1:0 --log-format json`:
+    // both override the file (listen = 127.0.0.1:8080, log_format = human).
+    let mut h = support::Hotspot::start(
+        &["--config", config.to_str().unwrap()],
+        &dir.path().join("hotspot.log"),
+    );
+    assert_ne!(h.addr.port(), 8080, "--listen must win over the file");
+
+    let rules = h.json("/v1/rules");
+    assert_eq!(
+        rules["source"].as_str(),
+        Some(conf_dir.join("rules.toml").to_str().unwrap()),
+        "rules = \"rules.toml\" is relative to the config file"
+    );
+    assert_eq!(rules["businesses"].as_array().unwrap().len(), 40);
+
+    let stats = h.json("/v1/stats");
+    let sinks: Vec<&str> = stats["sink_backlog"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        sinks.len(),
+        7,
+        "alerts file, 5 webhooks, Alertmanager: {sinks:?}"
+    );
+    for d in ["net", "vas", "mkt", "it", "term"] {
+        let want = format!("webhook:{d}:http://127.0.0.1:9101/hotspot/{d}");
+        assert!(sinks.contains(&want.as_str()), "{want} in {sinks:?}");
+    }
+    assert!(
+        sinks.contains(&"alertmanager:http://127.0.0.1:9093"),
+        "{sinks:?}"
+    );
+    assert!(
+        sinks
+            .iter()
+            .any(|s| s.starts_with("file:") && s.ends_with("target/hotspot-alerts.jsonl")),
+        "{sinks:?}"
+    );
+
+    // The state directory and the dead-letter file land in ../target.
+    assert!(target.join("hotspot-state/checkpoint.json").is_file());
+    let answer = h.post_lines(b"not json\n");
+    assert_eq!(answer["rejected"], 1, "{answer}");
+    let dead = target.join("hotspot-dead-letters.jsonl");
+    support::wait_until(
+        "the dead letter",
+        std::time::Duration::from_secs(10),
+        || std::fs::read_to_string(&dead).is_ok_and(|t| t.lines().count() == 1),
+    );
+
+    let (code, _) = h.terminate();
+    assert_eq!(code, Some(0), "{}", h.log_text());
 }

@@ -463,6 +463,22 @@ fn kill_9_with_alerts_pending_then_restart_delivers_each_alert_exactly_once() {
     wait_until("alerts file", Duration::from_secs(20), || {
         lines_of(&alerts).len() >= want.len()
     });
+    // The receiver has been down all along; HOTSPOT_OUTAGE_SECS keeps it
+    // down longer (600 for the ten-minute outage of the closing figures).
+    let outage: u64 = std::env::var("HOTSPOT_OUTAGE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    if outage > 0 {
+        eprintln!("receiver stays down {outage} s more");
+        std::thread::sleep(Duration::from_secs(outage));
+        let m = get(hs.addr, "/metrics").1;
+        assert!(
+            m.lines()
+                .any(|l| l.starts_with("hotspot_sink_up{") && l.ends_with(" 0")),
+            "the webhook sink is reported down during the outage"
+        );
+    }
     let recv = Receiver::start_on(port);
     wait_until("webhook delivery", Duration::from_secs(20), || {
         recv.received().len() >= want.len()

@@ -124,7 +124,14 @@ impl Summary {
             self.peak_rss_mb
                 .map(|m| format!(", peak RSS {m:.0} MB"))
                 .unwrap_or_default()
-        )
+        ) + &if self.keys_overflow > 0 {
+            format!(
+                "; {} complaints not windowed: more (business, region) keys than --max-keys",
+                self.keys_overflow
+            )
+        } else {
+            String::new()
+        }
     }
 }
 

@@ -84,8 +84,8 @@ impl<'m> Checker<'m> {
     }
 
     fn run(&mut self, text: &str) -> &Matches {
-        let n = self.norm.normalize(text);
-        self.matcher.find(n, &mut self.matches);
+        self.matcher
+            .find_text(text, &mut self.norm, &mut self.matches);
         &self.matches
     }
 
