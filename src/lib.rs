@@ -3,7 +3,7 @@
 //! The data flows one way, and the modules follow it:
 //!
 //! ```text
-//! source/   lines from files, stdin, HTTP, Fluvio          (async edges)
+//! source/   lines from files, stdin, HTTP, Fluvio          (edges)
 //!   │
 //! record    decode + validate one JSON line, or a reject reason
 //! normalize NFKC + ASCII lower-case, with a fast path
@@ -18,12 +18,15 @@
 //! `replay` wires a source, an engine and sinks for recorded traffic;
 //! `generator` makes realistic traffic with ground truth; `cli` is the command
 //! line. `rules` loads and validates the rule library; `time` parses and
-//! writes timestamps and durations.
+//! writes timestamps and durations. `fluvio_client` (feature `fluvio`) holds
+//! what the Fluvio source, sinks and `hotspot publish` share.
 
 pub mod alert;
 pub mod checkpoint;
 pub mod cli;
 pub mod engine;
+#[cfg(feature = "fluvio")]
+pub mod fluvio_client;
 pub mod generator;
 pub mod journal;
 pub mod mask;

@@ -78,6 +78,22 @@ pub struct Metrics {
     pub checkpoints: IntCounterVec,
     /// hotspot_source_up{source}: 1 while a source is connected.
     pub source_up: IntGaugeVec,
+    /// hotspot_source_gaps_total{source}: offset gaps a source found in
+    /// what its client handed it (each one is re-read from the first
+    /// missing offset, so none reaches the engine).
+    pub source_gaps: IntCounterVec,
+    /// hotspot_source_reread_records_total{source}: records read again to
+    /// fill those gaps.
+    pub source_reread: IntCounterVec,
+    /// hotspot_source_duplicates_total{source}: records delivered twice by
+    /// the client and dropped (an offset already read).
+    pub source_duplicates: IntCounterVec,
+    /// hotspot_source_reconnects_total{source}: connections lost and
+    /// re-established.
+    pub source_reconnects: IntCounterVec,
+    /// hotspot_dead_letters_dropped_total{sink}: dead letters an
+    /// asynchronous dead-letter sink could not take (its queue was full).
+    pub dead_letters_dropped: IntCounterVec,
     regions: Mutex<HashSet<String>>,
 }
 
@@ -251,6 +267,41 @@ impl Metrics {
                     "1 while a source is connected and reading"
                 ),
                 &["source"]
+            )),
+            source_gaps: reg!(IntCounterVec::new(
+                opts(
+                    "hotspot_source_gaps_total",
+                    "Offset gaps found in a source's input and re-read"
+                ),
+                &["source"]
+            )),
+            source_reread: reg!(IntCounterVec::new(
+                opts(
+                    "hotspot_source_reread_records_total",
+                    "Records read again to fill offset gaps"
+                ),
+                &["source"]
+            )),
+            source_duplicates: reg!(IntCounterVec::new(
+                opts(
+                    "hotspot_source_duplicates_total",
+                    "Records a source's client delivered twice, dropped"
+                ),
+                &["source"]
+            )),
+            source_reconnects: reg!(IntCounterVec::new(
+                opts(
+                    "hotspot_source_reconnects_total",
+                    "Source connections lost and re-established"
+                ),
+                &["source"]
+            )),
+            dead_letters_dropped: reg!(IntCounterVec::new(
+                opts(
+                    "hotspot_dead_letters_dropped_total",
+                    "Dead letters an asynchronous dead-letter sink could not queue"
+                ),
+                &["sink"]
             )),
             regions: Mutex::new(HashSet::new()),
             registry,

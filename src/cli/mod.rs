@@ -5,6 +5,8 @@
 
 pub mod check_rules;
 pub mod generate;
+#[cfg(feature = "fluvio")]
+pub mod publish;
 pub mod replay;
 pub mod run;
 
@@ -37,6 +39,9 @@ pub enum Command {
     CheckRules(check_rules::Args),
     /// Generate realistic complaint traffic with ground truth.
     Gen(generate::Args),
+    /// Send a JSON Lines file (or stdin) to a Fluvio topic, keyed by region.
+    #[cfg(feature = "fluvio")]
+    Publish(publish::Args),
 }
 
 /// Runs the command line; the process exit code.
@@ -48,6 +53,8 @@ pub fn main() -> ExitCode {
         Some(Command::Run(args)) => run::run(*args),
         Some(Command::CheckRules(args)) => check_rules::run(args),
         Some(Command::Gen(args)) => generate::run(args),
+        #[cfg(feature = "fluvio")]
+        Some(Command::Publish(args)) => publish::run(args),
     };
     match result {
         Ok(code) => code,

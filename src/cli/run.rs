@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::service::{self, Settings, config::parse_size, config::parse_webhook};
+use crate::service::config::{parse_partitions, parse_size, parse_webhook};
+use crate::service::{self, Settings};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -70,6 +71,31 @@ pub struct Args {
     /// Longest wait between delivery attempts (default 30s).
     #[arg(long, value_name = "DURATION")]
     pub retry_max: Option<String>,
+    /// Fluvio SC endpoint, e.g. 127.0.0.1:9003.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub fluvio_endpoint: Option<String>,
+    /// Consume complaints from this Fluvio topic.
+    #[arg(long, value_name = "TOPIC")]
+    pub fluvio_topic: Option<String>,
+    /// The topic's partitions this instance owns, e.g. 0,2 (default: all).
+    #[arg(long, value_name = "LIST")]
+    pub partitions: Option<String>,
+    /// Produce alert lines to this Fluvio topic (key = alert_id).
+    #[arg(long, value_name = "TOPIC")]
+    pub fluvio_alerts_topic: Option<String>,
+    /// Produce dead letters to this Fluvio topic (key = source).
+    #[arg(long, value_name = "TOPIC")]
+    pub fluvio_dead_letter_topic: Option<String>,
+    /// Where a partition with no saved position starts: beginning or end
+    /// (default beginning).
+    #[arg(long, value_name = "WHERE")]
+    pub fluvio_start: Option<String>,
+    /// Largest fetch the Fluvio consumer asks for (e.g. 1MiB).
+    #[arg(long, value_name = "SIZE")]
+    pub fluvio_max_bytes: Option<String>,
+    /// TLS to the Fluvio cluster (not supported by this build: an error).
+    #[arg(long)]
+    pub fluvio_tls: bool,
 }
 
 impl Args {
@@ -132,14 +158,44 @@ impl Args {
             s.queue = q.max(1);
         }
         s.set_retry(self.retry_initial.as_deref(), self.retry_max.as_deref())?;
+        let f = &mut s.fluvio;
+        if let Some(e) = &self.fluvio_endpoint {
+            f.endpoint = Some(e.clone());
+        }
+        if let Some(t) = &self.fluvio_topic {
+            f.topic = Some(t.clone());
+        }
+        if let Some(p) = &self.partitions {
+            f.partitions = Some(parse_partitions(p)?);
+        }
+        if let Some(t) = &self.fluvio_alerts_topic {
+            f.alerts_topic = Some(t.clone());
+        }
+        if let Some(t) = &self.fluvio_dead_letter_topic {
+            f.dead_letter_topic = Some(t.clone());
+        }
+        if let Some(st) = &self.fluvio_start {
+            f.start = st
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--fluvio-start: {e}"))?;
+        }
+        if let Some(m) = &self.fluvio_max_bytes {
+            f.max_bytes = Some(parse_size(m)?);
+        }
+        f.tls |= self.fluvio_tls;
+        f.check()?;
         Ok(s)
     }
 }
 
-/// Sets up `tracing` (RUST_LOG, default `info`), human or JSON, on stderr.
+/// Sets up `tracing` (RUST_LOG, default `info`, with the fluvio client's
+/// chatty connection messages at `warn`), human or JSON, on stderr.
 pub fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(
+            "info,fluvio=warn,fluvio_socket=warn,fluvio_future=warn,fluvio_protocol=warn",
+        )
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `POST /v1/complaints` | JSON Lines intake (see `source::http`) |
 //! | `GET /healthz` | 200 while the process runs |
-//! | `GET /readyz` | 200 once recovered and accepting; 503 starting or stopping |
+//! | `GET /readyz` | 200 once recovered and accepting; 503 starting, stopping, or a connected source (Fluvio) down |
 //! | `GET /metrics` | Prometheus text format |
 //! | `GET /v1/alerts` | open alerts: firing objects plus `max_count`, `hot_window_end` |
 //! | `GET /v1/hotspots?limit=N` | the hottest keys now: distinct callers, threshold, ratio, trend |
@@ -67,13 +67,19 @@ fn json_response(code: StatusCode, v: serde_json::Value) -> Response {
 
 async fn readyz(State(api): State<Api>) -> Response {
     let s = &api.shared;
-    if s.ready() && !s.shutting_down() {
+    let down = s.sources_down();
+    if s.ready() && !s.shutting_down() && down.is_empty() {
         json_response(StatusCode::OK, json!({"ready": true}))
     } else {
         let why = if s.shutting_down() {
-            "shutting down"
+            "shutting down".to_owned()
+        } else if !s.ready() {
+            "starting (recovering state)".to_owned()
         } else {
-            "starting (recovering state)"
+            down.iter()
+                .map(|(n, r)| format!("source {n} is down: {r}"))
+                .collect::<Vec<_>>()
+                .join("; ")
         };
         json_response(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -186,6 +192,7 @@ async fn stats(State(api): State<Api>) -> Response {
             "uptime_s": uptime,
             "latency": {"delivery": delivery, "processing_per_record": processing},
             "sink_backlog": backlog,
+            "sources": api.shared.sources(),
         }),
     )
 }

@@ -36,6 +36,30 @@ pub struct FileConfig {
     pub webhook: Vec<WebhookConfig>,
     pub alertmanager: Option<AlertmanagerConfig>,
     pub delivery: Option<DeliveryConfig>,
+    pub fluvio: Option<FluvioConfig>,
+}
+
+/// The `[fluvio]` table: a complaints topic as a source, and topics for
+/// alert lines and dead letters.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FluvioConfig {
+    /// The SC's public endpoint, `HOST:PORT` (Fluvio's default is 9003).
+    pub endpoint: Option<String>,
+    /// Complaints are consumed from this topic.
+    pub topic: Option<String>,
+    /// Partitions of `topic` this instance owns (default: all).
+    pub partitions: Option<Vec<u32>>,
+    /// Alert lines are produced here, keyed by `alert_id`.
+    pub alerts_topic: Option<String>,
+    /// Rejected lines are produced here, keyed by source.
+    pub dead_letter_topic: Option<String>,
+    /// TLS to the cluster (not in this build: an error when true).
+    pub tls: Option<bool>,
+    /// Where a partition without a saved position starts: `beginning` or `end`.
+    pub start: Option<String>,
+    /// Largest fetch the consumer asks for, e.g. `1MiB`.
+    pub max_bytes: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -87,6 +111,145 @@ pub struct Settings {
     pub retry: RetryPolicy,
     /// How long sinks may keep delivering after SIGTERM.
     pub drain: Duration,
+    pub fluvio: FluvioSettings,
+}
+
+/// Where a Fluvio partition without a saved position starts reading.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StartAt {
+    /// The oldest record still in the partition.
+    #[default]
+    Beginning,
+    /// Only records produced from now on.
+    End,
+}
+
+impl std::str::FromStr for StartAt {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<StartAt> {
+        match s.trim() {
+            "beginning" => Ok(StartAt::Beginning),
+            "end" => Ok(StartAt::End),
+            o => bail!("start {o:?}: expected \"beginning\" or \"end\""),
+        }
+    }
+}
+
+/// Fluvio settings (`[fluvio]` and the `--fluvio-*` flags). Nothing is
+/// connected unless a topic is named.
+#[derive(Debug, Clone, Default)]
+pub struct FluvioSettings {
+    pub endpoint: Option<String>,
+    pub topic: Option<String>,
+    /// None: every partition of the topic.
+    pub partitions: Option<Vec<u32>>,
+    pub alerts_topic: Option<String>,
+    pub dead_letter_topic: Option<String>,
+    pub tls: bool,
+    pub start: StartAt,
+    /// None: the client's default.
+    pub max_bytes: Option<usize>,
+}
+
+impl FluvioSettings {
+    /// Whether any topic is configured.
+    pub fn enabled(&self) -> bool {
+        self.topic.is_some() || self.alerts_topic.is_some() || self.dead_letter_topic.is_some()
+    }
+
+    /// Checks the combination before anything connects, so that a
+    /// misconfiguration is one clear line at start, never a retry loop.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if !self.enabled() {
+            if self.partitions.is_some() {
+                bail!("--partitions needs a Fluvio topic (--fluvio-topic or [fluvio] topic)");
+            }
+            return Ok(());
+        }
+        if !cfg!(feature = "fluvio") {
+            bail!(
+                "Fluvio topics are configured, but this build of hotspot has no Fluvio support \
+                 (it was built without the `fluvio` cargo feature)"
+            );
+        }
+        match self.endpoint.as_deref() {
+            None => bail!(
+                "Fluvio topics are configured but no endpoint: set --fluvio-endpoint or [fluvio] endpoint (e.g. 127.0.0.1:9003)"
+            ),
+            Some(e) if !valid_endpoint(e) => {
+                bail!("Fluvio endpoint {e:?} is not HOST:PORT (e.g. 127.0.0.1:9003)")
+            }
+            Some(_) => {}
+        }
+        if self.tls {
+            bail!(
+                "Fluvio TLS is on, but this build of hotspot has no TLS for Fluvio (the fluvio crate \
+                 is compiled without its openssl/rustls feature); use a plaintext endpoint on a \
+                 trusted network, or a TLS-terminating proxy next to hotspot"
+            );
+        }
+        for (what, t) in [
+            ("topic", &self.topic),
+            ("alerts_topic", &self.alerts_topic),
+            ("dead_letter_topic", &self.dead_letter_topic),
+        ] {
+            if let Some(t) = t {
+                if !valid_topic(t) {
+                    bail!(
+                        "Fluvio {what} {t:?}: a topic name is 1-63 lower-case letters, digits and '-', not starting or ending with '-'"
+                    );
+                }
+            }
+        }
+        if self.partitions.is_some() && self.topic.is_none() {
+            bail!("--partitions needs a Fluvio topic (--fluvio-topic or [fluvio] topic)");
+        }
+        if let Some(t) = &self.topic {
+            if Some(t) == self.alerts_topic.as_ref() || Some(t) == self.dead_letter_topic.as_ref() {
+                bail!(
+                    "Fluvio topic {t:?} is both the complaints source and an output: that would feed hotspot its own output"
+                );
+            }
+        }
+        if let Some(m) = self.max_bytes {
+            if m < 1024 || m > i32::MAX as usize {
+                bail!("Fluvio max_bytes {m}: expected between 1KiB and 2GiB");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn valid_endpoint(e: &str) -> bool {
+    match e.rsplit_once(':') {
+        Some((h, p)) => !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0),
+        None => false,
+    }
+}
+
+/// Fluvio's own rule for topic names (DNS-1123 labels).
+fn valid_topic(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 63
+        && t.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !t.starts_with('-')
+        && !t.ends_with('-')
+}
+
+/// Parses `0,2` (or `0, 2`): sorted, without repeats.
+pub fn parse_partitions(s: &str) -> anyhow::Result<Vec<u32>> {
+    let mut v = Vec::new();
+    for part in s.split(',') {
+        let part = part.trim();
+        let n: u32 = part.parse().with_context(|| {
+            format!("--partitions {s:?}: {part:?} is not a partition number (expected e.g. 0,2)")
+        })?;
+        v.push(n);
+    }
+    v.sort_unstable();
+    v.dedup();
+    Ok(v)
 }
 
 impl Default for Settings {
@@ -111,6 +274,7 @@ impl Default for Settings {
             alertmanager_resend: Duration::from_secs(60),
             retry: RetryPolicy::default(),
             drain: Duration::from_secs(8),
+            fluvio: FluvioSettings::default(),
         }
     }
 }
@@ -241,6 +405,25 @@ impl Settings {
                 s.drain = duration(&v, &ctx("delivery.drain"))?;
             }
         }
+        if let Some(f) = file.fluvio {
+            let fl = &mut s.fluvio;
+            fl.endpoint = f.endpoint;
+            fl.topic = f.topic;
+            if let Some(mut p) = f.partitions {
+                p.sort_unstable();
+                p.dedup();
+                fl.partitions = Some(p);
+            }
+            fl.alerts_topic = f.alerts_topic;
+            fl.dead_letter_topic = f.dead_letter_topic;
+            fl.tls = f.tls.unwrap_or(false);
+            if let Some(st) = f.start {
+                fl.start = st.parse().with_context(|| ctx("fluvio.start"))?;
+            }
+            if let Some(m) = f.max_bytes {
+                fl.max_bytes = Some(parse_size(&m).with_context(|| ctx("fluvio.max_bytes"))?);
+            }
+        }
         Ok(s)
     }
 
@@ -312,5 +495,50 @@ mod tests {
             e.contains("hotspot.toml:2") && e.contains("unknown field"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn fluvio_table_flags_and_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("hotspot.toml");
+        std::fs::write(
+            &p,
+            "[fluvio]\nendpoint = \"127.0.0.1:9003\"\ntopic = \"complaints\"\npartitions = [2, 0, 2]\nalerts_topic = \"alerts\"\nstart = \"end\"\nmax_bytes = \"64KiB\"\n",
+        )
+        .unwrap();
+        let s = Settings::from_file(&p).unwrap();
+        assert_eq!(s.fluvio.partitions, Some(vec![0, 2]));
+        assert_eq!(s.fluvio.start, StartAt::End);
+        assert_eq!(s.fluvio.max_bytes, Some(64 << 10));
+        assert!(s.fluvio.enabled());
+        if cfg!(feature = "fluvio") {
+            s.fluvio.check().unwrap();
+        } else {
+            assert!(s.fluvio.check().is_err());
+        }
+        let mut f = s.fluvio.clone();
+        f.tls = true;
+        let e = f.check().unwrap_err().to_string();
+        assert!(e.contains("TLS") || e.contains("no Fluvio support"), "{e}");
+        let mut f = s.fluvio.clone();
+        f.endpoint = None;
+        assert!(f.check().is_err());
+        let mut f = s.fluvio.clone();
+        f.alerts_topic = Some("complaints".into());
+        assert!(f.check().is_err(), "source and sink on one topic");
+        let mut f = s.fluvio.clone();
+        f.topic = Some("Bad_Topic".into());
+        assert!(f.check().is_err());
+        assert_eq!(parse_partitions("2, 0,2").unwrap(), vec![0, 2]);
+        assert!(parse_partitions("0,x").is_err());
+        assert!(parse_partitions("").is_err());
+        assert!("middle".parse::<StartAt>().is_err());
+        std::fs::write(&p, "[fluvio]\ntopics = \"x\"\n").unwrap();
+        assert!(Settings::from_file(&p).is_err(), "unknown key in [fluvio]");
+        let none = FluvioSettings {
+            partitions: Some(vec![0]),
+            ..Default::default()
+        };
+        assert!(none.check().is_err(), "--partitions without a topic");
     }
 }

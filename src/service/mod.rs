@@ -4,10 +4,11 @@
 //! departments' webhooks and Alertmanager.
 //!
 //! ```text
-//!  HTTP ─┐                                  ┌─ file sink
-//!  stdin ┼─▶ bounded queue ─▶ engine thread ─▶ outbox ─┼─ webhook sinks (per department)
-//!  follow┘   (429 when full)  (journal, checkpoints)    └─ Alertmanager (+ re-send while firing)
-//!                               │
+//!  HTTP ──┐                                  ┌─ file sink
+//!  stdin ─┤                                  ├─ webhook sinks (per department)
+//!  follow ┼─▶ bounded queue ─▶ engine thread ─▶ outbox ─┼─ Alertmanager (+ re-send while firing)
+//!  Fluvio ┘   (429 when full)  (journal, checkpoints)    └─ Fluvio alerts topic
+//!  (one stream per partition)   │      └─▶ dead letters (file, Fluvio topic)
 //!                               └─▶ snapshot ─▶ /v1/*, status page, /metrics
 //! ```
 //!
@@ -105,6 +106,14 @@ pub async fn run(
     if let Some(am) = &settings.alertmanager {
         names.push(format!("alertmanager:{}", am.trim_end_matches('/')));
     }
+    settings.fluvio.check()?;
+    let fluvio_alerts = match (&settings.fluvio.endpoint, &settings.fluvio.alerts_topic) {
+        (Some(e), Some(t)) => Some((e.clone(), t.clone())),
+        _ => None,
+    };
+    if let Some((_, t)) = &fluvio_alerts {
+        names.push(format!("fluvio:{t}"));
+    }
     let outbox_dir = settings.state_dir.as_ref().map(|d| d.join("outbox"));
     let outbox =
         Arc::new(Outbox::open(outbox_dir.as_deref(), &names).context("cannot open the outbox")?);
@@ -126,6 +135,29 @@ pub async fn run(
             &generator_url,
         )));
     }
+    #[cfg(feature = "fluvio")]
+    if let Some((endpoint, topic)) = &fluvio_alerts {
+        let idx = names.len() - 1;
+        let resumed = durable && outbox.cursor_saved(idx);
+        targets.push(Target::Fluvio(Box::new(
+            crate::sink::fluvio::FluvioTarget::new(endpoint, topic, resumed),
+        )));
+    }
+    #[cfg(not(feature = "fluvio"))]
+    let _ = fluvio_alerts;
+    #[cfg(feature = "fluvio")]
+    let dead_letter_queue = match (
+        &settings.fluvio.endpoint,
+        &settings.fluvio.dead_letter_topic,
+    ) {
+        (Some(e), Some(t)) => Some(
+            crate::sink::fluvio::spawn_dead_letters(e, t, shared.clone())
+                .context("cannot start the dead-letter producer")?,
+        ),
+        _ => None,
+    };
+    #[cfg(not(feature = "fluvio"))]
+    let dead_letter_queue = None;
 
     // The engine, recovered.
     let (tx, rx) = sync_channel::<Command>(settings.queue);
@@ -137,6 +169,7 @@ pub async fn run(
         },
         state_dir: settings.state_dir.clone(),
         dead_letter: settings.dead_letter.clone(),
+        dead_letter_queue,
         idle: settings.idle_timeout,
         checkpoint_every: settings.checkpoint_interval,
     };
@@ -197,6 +230,19 @@ pub async fn run(
         std::thread::Builder::new()
             .name("follow".into())
             .spawn(move || f.run(tx, shared))?;
+    }
+
+    #[cfg(feature = "fluvio")]
+    if let (Some(endpoint), Some(topic)) = (&settings.fluvio.endpoint, &settings.fluvio.topic) {
+        let src = crate::source::fluvio::FluvioSource {
+            endpoint: endpoint.clone(),
+            topic: topic.clone(),
+            partitions: settings.fluvio.partitions.clone(),
+            start: settings.fluvio.start,
+            max_bytes: settings.fluvio.max_bytes,
+            positions: positions.clone(),
+        };
+        src.spawn(tx.clone(), shared.clone())?;
     }
 
     // Reloads.

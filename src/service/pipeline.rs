@@ -40,7 +40,7 @@ use crate::matcher::Matcher;
 use crate::record::RejectInfo;
 use crate::rules::{Rules, load_str};
 use crate::sink::outbox::Outbox;
-use crate::sink::{JsonlWriter, dead_letter_json};
+use crate::sink::{DeadLetterQueue, JsonlWriter, dead_letter_json};
 
 /// The stream of HTTP, stdin and followed files.
 pub const MAIN: &str = "main";
@@ -140,6 +140,8 @@ pub struct Pipeline {
     durable: Option<Durable>,
     outbox: Arc<Outbox>,
     dead: Option<JsonlWriter>,
+    /// An asynchronous dead-letter sink (a Fluvio topic), by name.
+    dead_queue: Option<(String, DeadLetterQueue)>,
     shared: Arc<Shared>,
     idle: Option<Duration>,
     /// Per stream: when the last batch arrived and the watermark after it.
@@ -164,6 +166,8 @@ pub struct PipelineConfig {
     pub engine: EngineConfig,
     pub state_dir: Option<PathBuf>,
     pub dead_letter: Option<PathBuf>,
+    /// Dead letters also go here (name, queue), e.g. to a Fluvio topic.
+    pub dead_letter_queue: Option<(String, DeadLetterQueue)>,
     pub idle: Option<Duration>,
     pub checkpoint_every: Duration,
 }
@@ -193,6 +197,7 @@ impl Pipeline {
             durable: None,
             outbox,
             dead,
+            dead_queue: cfg.dead_letter_queue.clone(),
             shared,
             idle: cfg.idle,
             last_arrival: BTreeMap::new(),
@@ -438,15 +443,18 @@ impl Pipeline {
         m.late_dropped.inc_by(report.late_dropped);
         for (line, info, raw) in &rejects {
             m.rejects.with_label_values(&[info.reason.name()]).inc();
-            if let Some(d) = &mut self.dead {
-                if live {
-                    if let Err(e) = d.write_raw(&dead_letter_json(
-                        *line - first + 1,
-                        raw,
-                        info,
-                        Some(source),
-                    )) {
+            if live && (self.dead.is_some() || self.dead_queue.is_some()) {
+                let json = dead_letter_json(*line - first + 1, raw, info, Some(source));
+                if let Some(d) = &mut self.dead {
+                    if let Err(e) = d.write_raw(&json) {
                         tracing::error!(error = %e, "cannot write a dead letter");
+                    }
+                }
+                if let Some((name, q)) = &self.dead_queue {
+                    // Never block the engine on a remote sink: a full queue
+                    // (the topic unreachable for long) drops, counted.
+                    if q.try_send((source.to_owned(), json)).is_err() {
+                        m.dead_letters_dropped.with_label_values(&[name]).inc();
                     }
                 }
             }

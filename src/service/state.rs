@@ -6,10 +6,15 @@
 //! The engine thread publishes a new snapshot a few times a second and
 //! whenever alerts change; readers take an `Arc` to the current one and
 //! never block the engine.
+//!
+//! Sources that hold a connection (Fluvio) register their health here: a
+//! source that is down makes `/readyz` answer 503 with the reason, so a
+//! load balancer or an orchestrator sees an instance that is up but not
+//! consuming.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -59,6 +64,16 @@ pub struct Snapshot {
     pub updated: SystemTime,
 }
 
+/// The health of one connected source.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceHealth {
+    pub up: bool,
+    /// Why it is down (empty while up).
+    pub reason: String,
+    /// Since when it is in this state (RFC 3339, +08:00).
+    pub since: String,
+}
+
 /// Shared by everything in the service.
 pub struct Shared {
     snapshot: RwLock<Arc<Snapshot>>,
@@ -67,6 +82,7 @@ pub struct Shared {
     ready: AtomicBool,
     shutting_down: AtomicBool,
     pub started: SystemTime,
+    sources: Mutex<BTreeMap<String, SourceHealth>>,
 }
 
 impl Shared {
@@ -91,6 +107,7 @@ impl Shared {
             ready: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
             started: SystemTime::now(),
+            sources: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -119,5 +136,54 @@ impl Shared {
 
     pub fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    /// Records a connected source's state (and its `hotspot_source_up`
+    /// gauge). A change is logged once, not on every retry.
+    pub fn set_source(&self, name: &str, up: bool, reason: &str) {
+        self.metrics
+            .source_up
+            .with_label_values(&[name])
+            .set(up as i64);
+        let mut g = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = g
+            .get(name)
+            .is_none_or(|h| h.up != up || (!up && h.reason != reason));
+        if changed {
+            g.insert(
+                name.to_owned(),
+                SourceHealth {
+                    up,
+                    reason: if up { String::new() } else { reason.to_owned() },
+                    since: crate::time::format_cst(super::pipeline::now_ms()),
+                },
+            );
+        }
+    }
+
+    /// Forgets a source (one that was replaced by finer-grained ones).
+    pub fn remove_source(&self, name: &str) {
+        let mut g = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+        g.remove(name);
+        let _ = self.metrics.source_up.remove_label_values(&[name]);
+    }
+
+    /// Every registered source and its health.
+    pub fn sources(&self) -> BTreeMap<String, SourceHealth> {
+        self.sources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The sources that are down, with their reasons.
+    pub fn sources_down(&self) -> Vec<(String, String)> {
+        self.sources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, h)| !h.up)
+            .map(|(n, h)| (n.clone(), h.reason.clone()))
+            .collect()
     }
 }

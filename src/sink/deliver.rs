@@ -61,6 +61,9 @@ pub enum Target {
     File(FileTarget),
     Webhook(WebhookTarget),
     Alertmanager(AlertmanagerTarget),
+    /// An alerts topic (see [`super::fluvio`]).
+    #[cfg(feature = "fluvio")]
+    Fluvio(Box<super::fluvio::FluvioTarget>),
 }
 
 impl Target {
@@ -70,6 +73,8 @@ impl Target {
             Target::File(f) => f.name(),
             Target::Webhook(w) => w.name(),
             Target::Alertmanager(a) => a.name(),
+            #[cfg(feature = "fluvio")]
+            Target::Fluvio(f) => f.name(),
         }
     }
 
@@ -107,6 +112,8 @@ impl Target {
             Target::File(f) => f.send(item, cursor),
             Target::Webhook(w) => w.send(item).await,
             Target::Alertmanager(a) => a.send(item).await,
+            #[cfg(feature = "fluvio")]
+            Target::Fluvio(f) => f.send(item).await,
         }
     }
 }

@@ -6,14 +6,23 @@
 //!   alert lines, with one cursor per sink.
 //! * [`deliver`] — one delivery task per sink: retries with backoff.
 //! * [`file`], [`webhook`], [`alertmanager`] — the live service's sinks.
+//! * `fluvio` — alert lines and dead letters to Fluvio topics (with the
+//!   `fluvio` feature).
 
 pub mod alertmanager;
 pub mod dead_letter;
 pub mod deliver;
 pub mod file;
+#[cfg(feature = "fluvio")]
+pub mod fluvio;
 pub mod jsonl;
 pub mod outbox;
 pub mod webhook;
 
 pub use dead_letter::{DeadLetter, dead_letter_json};
+
+/// Dead letters handed to an asynchronous sink (a Fluvio topic) by the
+/// engine thread: (key, JSON line). Bounded, and sent to with `try_send`,
+/// so a sink that is down never stalls the engine.
+pub type DeadLetterQueue = std::sync::mpsc::SyncSender<(String, String)>;
 pub use jsonl::JsonlWriter;

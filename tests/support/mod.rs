@@ -121,6 +121,17 @@ pub fn post(addr: SocketAddr, path: &str, body: &[u8]) -> (u16, String) {
     )
 }
 
+/// How far [`Hotspot::start_with`] waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Just spawn the process.
+    Nothing,
+    /// Until it listens (its address is known).
+    Listening,
+    /// Until `/readyz` answers 200.
+    Ready,
+}
+
 /// A running `hotspot run`.
 pub struct Hotspot {
     pub child: Option<Child>,
@@ -133,6 +144,11 @@ impl Hotspot {
     /// the port, so parallel tests never race for one), learns the address
     /// from its log and waits for `/readyz`. Logs (JSON) go to `log`.
     pub fn start(args: &[&str], log: &Path) -> Hotspot {
+        Self::start_with(args, log, Wait::Ready)
+    }
+
+    /// Like [`Hotspot::start`], waiting only as far as `wait` says.
+    pub fn start_with(args: &[&str], log: &Path, wait: Wait) -> Hotspot {
         let logf = std::fs::OpenOptions::new()
             .create(true)
             .write(true)
@@ -154,6 +170,9 @@ impl Hotspot {
             addr: "127.0.0.1:1".parse().unwrap(),
             log: log.to_owned(),
         };
+        if wait == Wait::Nothing {
+            return h;
+        }
         let log_path = log.to_owned();
         let mut addr = None;
         wait_until("hotspot to listen", Duration::from_secs(30), || {
@@ -167,10 +186,12 @@ impl Hotspot {
             addr.is_some()
         });
         h.addr = addr.unwrap();
-        let a = h.addr;
-        wait_until("hotspot /readyz", Duration::from_secs(30), || {
-            get(a, "/readyz").0 == 200
-        });
+        if wait == Wait::Ready {
+            let a = h.addr;
+            wait_until("hotspot /readyz", Duration::from_secs(30), || {
+                get(a, "/readyz").0 == 200
+            });
+        }
         h
     }
 

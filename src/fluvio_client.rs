@@ -1,0 +1,266 @@
+//! The few things every Fluvio edge of hotspot needs from a cluster:
+//! connecting with a time limit, finding a topic's partitions, creating a
+//! topic, finding a partition's end, opening a consumer stream at an exact
+//! offset, and reading a partition back completely — with the offset check
+//! that works around the 0.50.1 consumer's gaps (see
+//! [`crate::source::offsets`]).
+//!
+//! Everything here is `async` and runtime-agnostic (the fluvio crate runs
+//! its own background tasks on its own executor); callers drive it from a
+//! tokio runtime. Only built with the `fluvio` feature.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use fluvio::consumer::{ConsumerConfigExtBuilder, Record, RetryMode};
+use fluvio::metadata::topic::TopicSpec;
+use fluvio::{Fluvio, FluvioClusterConfig, Offset};
+use futures_util::{Stream, StreamExt};
+
+use crate::source::offsets::{OffsetTracker, Verdict};
+
+/// A consumer stream of one partition.
+pub type RecordStream =
+    Pin<Box<dyn Stream<Item = Result<Record, fluvio::dataplane::link::ErrorCode>> + Send>>;
+
+/// How long connecting (and each metadata call) may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The fetch size when none is configured (about the client's default).
+pub const DEFAULT_MAX_BYTES: usize = 1 << 20;
+
+/// Fetch sizes are doubled up to this when a producer batch does not fit
+/// (see [`crate::source::offsets`]).
+pub const MAX_BYTES_CAP: usize = 256 << 20;
+
+/// The next, larger fetch size after a fresh stream missed records; None
+/// at the cap.
+pub fn larger(max_bytes: usize) -> Option<usize> {
+    (max_bytes < MAX_BYTES_CAP).then(|| (max_bytes.max(1024) * 2).min(MAX_BYTES_CAP))
+}
+
+/// Probes read the last batch of a partition whole: it may be as large as
+/// a producer request.
+const PROBE_MAX_BYTES: usize = 64 << 20;
+
+/// Connects to the SC at `endpoint` (plaintext).
+pub async fn connect(endpoint: &str) -> anyhow::Result<Fluvio> {
+    let cfg = FluvioClusterConfig::new(endpoint.to_owned());
+    match tokio::time::timeout(CONNECT_TIMEOUT, Fluvio::connect_with_config(&cfg)).await {
+        Ok(Ok(f)) => Ok(f),
+        Ok(Err(e)) => Err(e).with_context(|| format!("cannot connect to Fluvio at {endpoint}")),
+        Err(_) => {
+            bail!("cannot connect to Fluvio at {endpoint}: no answer within {CONNECT_TIMEOUT:?}")
+        }
+    }
+}
+
+/// The number of partitions of `topic`, or `None` if it does not exist.
+pub async fn partition_count(fluvio: &Fluvio, topic: &str) -> anyhow::Result<Option<u32>> {
+    let admin = fluvio.admin().await;
+    let list = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        admin.list::<TopicSpec, String>(vec![topic.to_owned()]),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("listing topics timed out"))?
+    .with_context(|| format!("cannot look up topic {topic:?}"))?;
+    Ok(list
+        .into_iter()
+        .find(|t| t.name == topic)
+        .map(|t| t.spec.partitions()))
+}
+
+/// Creates `topic` with `partitions` partitions (replication 1) unless it
+/// exists; returns whether it was created. Waits until its partitions
+/// accept records.
+pub async fn ensure_topic(fluvio: &Fluvio, topic: &str, partitions: u32) -> anyhow::Result<bool> {
+    if partition_count(fluvio, topic).await?.is_some() {
+        return Ok(false);
+    }
+    let admin = fluvio.admin().await;
+    let spec = TopicSpec::new_computed(partitions.max(1), 1, None);
+    if let Err(e) = admin.create(topic.to_owned(), false, spec).await {
+        // Someone else may have created it in the meantime.
+        if partition_count(fluvio, topic).await?.is_none() {
+            return Err(e).with_context(|| format!("cannot create topic {topic:?}"));
+        }
+        return Ok(false);
+    }
+    // The SC answers before the SPU has the replicas: wait until every
+    // partition can be read.
+    let t0 = std::time::Instant::now();
+    for p in 0..partitions.max(1) {
+        loop {
+            match end_offset(fluvio, topic, p).await {
+                Ok(_) => break,
+                Err(e) if t0.elapsed() > Duration::from_secs(30) => {
+                    return Err(e).context(format!("topic {topic:?} created but not ready"));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Opens a stream of `topic`/`partition` from `offset`. Fluvio's own
+/// reconnecting wrapper is off: the caller sees every error and decides
+/// (and reports it), which is what a service with a readiness probe needs.
+pub async fn open(
+    fluvio: &Fluvio,
+    topic: &str,
+    partition: u32,
+    offset: Offset,
+    max_bytes: Option<usize>,
+    continuous: bool,
+) -> anyhow::Result<RecordStream> {
+    let mut b = ConsumerConfigExtBuilder::default();
+    b.topic(topic.to_owned())
+        .partition(partition)
+        .offset_start(offset)
+        .retry_mode(RetryMode::Disabled)
+        .disable_continuous(!continuous);
+    if let Some(m) = max_bytes {
+        b.max_bytes(m.min(i32::MAX as usize) as i32);
+    }
+    let cfg = b.build()?;
+    let s = tokio::time::timeout(CONNECT_TIMEOUT, fluvio.consumer_with_config(cfg))
+        .await
+        .map_err(|_| anyhow::anyhow!("opening {topic}/{partition} timed out"))?
+        .with_context(|| format!("cannot read {topic}/{partition}"))?;
+    Ok(Box::pin(s))
+}
+
+/// The offset after the last record of `topic`/`partition` (`None` when it
+/// holds no record).
+pub async fn end_offset(
+    fluvio: &Fluvio,
+    topic: &str,
+    partition: u32,
+) -> anyhow::Result<Option<i64>> {
+    let mut s = open(
+        fluvio,
+        topic,
+        partition,
+        Offset::from_end(1),
+        Some(PROBE_MAX_BYTES),
+        false,
+    )
+    .await?;
+    let mut last = None;
+    loop {
+        match tokio::time::timeout(CONNECT_TIMEOUT, s.next()).await {
+            Err(_) => bail!("reading the end of {topic}/{partition} timed out"),
+            Ok(None) => break,
+            Ok(Some(Ok(r))) => last = Some(r.offset() + 1),
+            Ok(Some(Err(e))) => bail!("reading the end of {topic}/{partition}: {e}"),
+        }
+    }
+    Ok(last)
+}
+
+/// The offset of the first record still in `topic`/`partition` (`None`
+/// when it holds none).
+pub async fn start_offset(
+    fluvio: &Fluvio,
+    topic: &str,
+    partition: u32,
+) -> anyhow::Result<Option<i64>> {
+    if end_offset(fluvio, topic, partition).await?.is_none() {
+        return Ok(None);
+    }
+    let mut s = open(
+        fluvio,
+        topic,
+        partition,
+        Offset::beginning(),
+        Some(PROBE_MAX_BYTES),
+        true,
+    )
+    .await?;
+    match tokio::time::timeout(CONNECT_TIMEOUT, s.next()).await {
+        Ok(Some(Ok(r))) => Ok(Some(r.offset())),
+        Ok(Some(Err(e))) => bail!("reading the start of {topic}/{partition}: {e}"),
+        _ => bail!("reading the start of {topic}/{partition}: no record"),
+    }
+}
+
+/// What [`read_partition`] found.
+#[derive(Debug, Default)]
+pub struct ReadBack {
+    /// (offset, value) in offset order, each offset once.
+    pub records: Vec<(i64, Vec<u8>)>,
+    /// Gaps the consumer left and that were re-read.
+    pub gaps: u64,
+    /// Streams that stopped short of the end and were re-opened.
+    pub stalls: u64,
+    /// Records the consumer delivered twice (dropped).
+    pub duplicates: u64,
+    /// The largest fetch size it took.
+    pub max_bytes: usize,
+}
+
+/// Reads `topic`/`partition` from its beginning to its current end, every
+/// offset exactly once: a gap left by the client is re-read from the first
+/// missing offset, with a larger fetch when a fresh stream misses again.
+/// For tests, benchmarks and tools (it holds the partition in memory).
+pub async fn read_partition(
+    fluvio: &Fluvio,
+    topic: &str,
+    partition: u32,
+    max_bytes: Option<usize>,
+) -> anyhow::Result<ReadBack> {
+    let mut out = ReadBack {
+        max_bytes: max_bytes.unwrap_or(DEFAULT_MAX_BYTES),
+        ..Default::default()
+    };
+    let Some(end) = end_offset(fluvio, topic, partition).await? else {
+        return Ok(out);
+    };
+    let mut tracker = OffsetTracker::new(start_offset(fluvio, topic, partition).await?);
+    let t0 = std::time::Instant::now();
+    while tracker.next().is_none_or(|n| n < end) {
+        if t0.elapsed() > Duration::from_secs(600) {
+            bail!("reading {topic}/{partition}: no progress");
+        }
+        let at = match tracker.next() {
+            Some(n) => Offset::absolute(n)?,
+            None => Offset::beginning(),
+        };
+        let mut s = open(fluvio, topic, partition, at, Some(out.max_bytes), true).await?;
+        tracker.reopened();
+        let mut boost = false;
+        while tracker.next().is_none_or(|n| n < end) {
+            let r = match tokio::time::timeout(Duration::from_secs(2), s.next()).await {
+                Err(_) | Ok(None) => {
+                    // Stopped short of the end.
+                    out.stalls += 1;
+                    boost = tracker.fresh();
+                    break;
+                }
+                Ok(Some(Err(e))) => bail!("reading {topic}/{partition}: {e}"),
+                Ok(Some(Ok(r))) => r,
+            };
+            match tracker.check(r.offset()) {
+                Verdict::Take => out.records.push((r.offset(), r.value().to_vec())),
+                Verdict::Duplicate => out.duplicates += 1,
+                Verdict::Gap { fresh, .. } => {
+                    out.gaps += 1;
+                    boost = fresh;
+                    break;
+                }
+            }
+        }
+        if boost {
+            match larger(out.max_bytes) {
+                Some(m) => out.max_bytes = m,
+                None => {
+                    bail!("reading {topic}/{partition}: a batch larger than {MAX_BYTES_CAP} bytes")
+                }
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,577 @@
+//! hotspot against a real Fluvio cluster: `hotspot publish` to a
+//! partitioned topic, `hotspot run` instances each owning partitions, their
+//! alerts checked against per-partition replays, `kill -9` mid-stream, and
+//! a backlog far larger than the consumer's `max_bytes` (the 0.50.1 gap
+//! trap).
+//!
+//! These tests need a cluster: they run when `HOTSPOT_FLUVIO_ENDPOINT`
+//! (e.g. `127.0.0.1:9003`) is set and print a visible `SKIP` line
+//! otherwise (`docs/fluvio.md` says how to start a loopback-only cluster).
+//! One test needs no cluster: an unreachable endpoint must make `/readyz`
+//! say why, never crash the service.
+#![cfg(feature = "fluvio")]
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// The cluster's endpoint, or a visible skip line (written to the real
+/// stderr, past the test harness's capture) and None.
+fn endpoint(test: &str) -> Option<String> {
+    match std::env::var("HOTSPOT_FLUVIO_ENDPOINT") {
+        Ok(e) if !e.trim().is_empty() => Some(e.trim().to_owned()),
+        _ => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIP fluvio::{test}: HOTSPOT_FLUVIO_ENDPOINT is not set (start a local cluster as docs/fluvio.md says, then HOTSPOT_FLUVIO_ENDPOINT=127.0.0.1:9003)"
+            );
+            None
+        }
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A topic name unique to this run and test.
+fn topic(test: &str) -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        % 1_000_000_000;
+    format!("hs-{test}-{}-{t}", std::process::id())
+}
+
+fn create_topic(endpoint: &str, name: &str, partitions: u32) {
+    rt().block_on(async {
+        let f = hotspot::fluvio_client::connect(endpoint).await.unwrap();
+        assert!(
+            hotspot::fluvio_client::ensure_topic(&f, name, partitions)
+                .await
+                .unwrap(),
+            "topic {name} already existed"
+        );
+    });
+}
+
+fn delete_topic(endpoint: &str, name: &str) {
+    rt().block_on(async {
+        if let Ok(f) = hotspot::fluvio_client::connect(endpoint).await {
+            let _ = f
+                .admin()
+                .await
+                .delete::<fluvio::metadata::topic::TopicSpec>(name.to_owned())
+                .await;
+        }
+    });
+}
+
+/// Every record of a partition, in offset order (gaps repaired).
+fn read_back(endpoint: &str, name: &str, partition: u32) -> hotspot::fluvio_client::ReadBack {
+    rt().block_on(async {
+        let f = hotspot::fluvio_client::connect(endpoint).await.unwrap();
+        hotspot::fluvio_client::read_partition(&f, name, partition, None)
+            .await
+            .unwrap()
+    })
+}
+
+/// `hotspot publish`; returns its last stdout line.
+fn publish(endpoint: &str, name: &str, input: &Path, create: Option<u32>) -> String {
+    let mut c = Command::new(bin());
+    c.args([
+        "publish",
+        "--quiet",
+        "--endpoint",
+        endpoint,
+        "--topic",
+        name,
+        "--input",
+    ])
+    .arg(input);
+    if let Some(n) = create {
+        c.args(["--create-partitions", &n.to_string()]);
+    }
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "hotspot publish failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// `hotspot replay` of `input` with the conformance rules, without the
+/// end-of-input resolutions (a live service has no end of input).
+fn replay(input: &Path, out: &Path) -> Vec<String> {
+    let st = Command::new(bin())
+        .args(["replay", "--quiet", "--rules"])
+        .arg(conformance().join("rules.toml"))
+        .arg("--input")
+        .arg(input)
+        .arg("--alerts")
+        .arg(out)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::read_to_string(out)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("\"end_of_input\":true"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Writes a partition's records as a JSON Lines file.
+fn write_partition(records: &[(i64, Vec<u8>)], path: &Path) {
+    let mut buf = Vec::new();
+    for (_, v) in records {
+        buf.extend_from_slice(v);
+        buf.push(b'\n');
+    }
+    std::fs::write(path, buf).unwrap();
+}
+
+fn file_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A counter from `/metrics`, summed over its label sets.
+fn metric(h: &Hotspot, name: &str) -> f64 {
+    let (_, text) = get(h.addr, "/metrics");
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn lines_processed(h: &Hotspot) -> u64 {
+    let (code, text) = get(h.addr, "/v1/stats");
+    if code != 200 {
+        return 0;
+    }
+    serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["stats"]["lines"].as_u64())
+        .unwrap_or(0)
+}
+
+/// (alert_id, state) of every line of a topic, with how often each occurs.
+fn topic_alerts(endpoint: &str, name: &str, partitions: u32) -> BTreeMap<(String, String), u32> {
+    let mut m = BTreeMap::new();
+    for p in 0..partitions {
+        for (_, v) in read_back(endpoint, name, p).records {
+            let a: serde_json::Value = serde_json::from_slice(&v).unwrap();
+            *m.entry((
+                a["alert_id"].as_str().unwrap().to_owned(),
+                a["state"].as_str().unwrap().to_owned(),
+            ))
+            .or_insert(0) += 1;
+        }
+    }
+    m
+}
+
+fn keys_of(lines: &[String]) -> BTreeSet<(String, String)> {
+    lines
+        .iter()
+        .map(|l| {
+            let a: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                a["alert_id"].as_str().unwrap().to_owned(),
+                a["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+struct Instance {
+    args: Vec<String>,
+    alerts: PathBuf,
+}
+
+impl Instance {
+    fn new(
+        dir: &Path,
+        name: &str,
+        endpoint: &str,
+        topic: &str,
+        partitions: &str,
+        alerts_topic: Option<&str>,
+        extra: &[&str],
+    ) -> Instance {
+        let alerts = dir.join(format!("{name}.alerts.jsonl"));
+        let mut args: Vec<String> = vec![
+            "--rules".into(),
+            conformance().join("rules.toml").display().to_string(),
+            "--state-dir".into(),
+            dir.join(format!("{name}.state")).display().to_string(),
+            "--alerts".into(),
+            alerts.display().to_string(),
+            "--idle-timeout".into(),
+            "off".into(),
+            "--fluvio-endpoint".into(),
+            endpoint.into(),
+            "--fluvio-topic".into(),
+            topic.into(),
+            "--partitions".into(),
+            partitions.into(),
+            "--fluvio-start".into(),
+            "beginning".into(),
+        ];
+        if let Some(a) = alerts_topic {
+            args.extend(["--fluvio-alerts-topic".into(), a.into()]);
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Instance { args, alerts }
+    }
+
+    fn start(&self, log: &Path, wait: Wait) -> Hotspot {
+        let a: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        Hotspot::start_with(&a, log, wait)
+    }
+}
+
+/// Waits until `path` has `n` lines and keeps them for a moment.
+fn wait_lines(path: &Path, n: usize, timeout: Duration) {
+    wait_until(&format!("{n} lines in {}", path.display()), timeout, || {
+        file_lines(path).len() >= n
+    });
+    std::thread::sleep(Duration::from_millis(700));
+}
+
+#[test]
+fn two_instances_each_owning_a_partition_alert_like_per_partition_replays() {
+    let Some(ep) =
+        endpoint("two_instances_each_owning_a_partition_alert_like_per_partition_replays")
+    else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let t = topic("pair");
+    let at = format!("{t}-alerts");
+    let traffic = conformance().join("traffic.jsonl");
+    let summary = publish(&ep, &t, &traffic, Some(2));
+    assert!(summary.starts_with("published 20000 records"), "{summary}");
+    create_topic(&ep, &at, 2);
+
+    // Keyed by region: every region in exactly one partition, in file order.
+    let parts: Vec<_> = (0..2).map(|p| read_back(&ep, &t, p)).collect();
+    let mut region_part: BTreeMap<String, u32> = BTreeMap::new();
+    for (p, rb) in parts.iter().enumerate() {
+        for (_, v) in &rb.records {
+            let r: serde_json::Value = serde_json::from_slice(v).unwrap();
+            let region = r["region"].as_str().unwrap().to_owned();
+            let prev = region_part.insert(region.clone(), p as u32);
+            assert!(
+                prev.is_none_or(|q| q == p as u32),
+                "{region} in two partitions"
+            );
+        }
+    }
+    let n0 = parts[0].records.len();
+    let n1 = parts[1].records.len();
+    assert_eq!(n0 + n1, 20_000);
+    assert!(
+        n0 > 0 && n1 > 0,
+        "both partitions hold records: {n0} + {n1}"
+    );
+
+    let a = Instance::new(tmp.path(), "a", &ep, &t, "0", Some(&at), &[]);
+    let b = Instance::new(tmp.path(), "b", &ep, &t, "1", Some(&at), &[]);
+    let ha = a.start(&tmp.path().join("a.log"), Wait::Ready);
+    let hb = b.start(&tmp.path().join("b.log"), Wait::Ready);
+
+    let mut all_expected = Vec::new();
+    for (p, (inst, h)) in [(&a, &ha), (&b, &hb)].into_iter().enumerate() {
+        let input = tmp.path().join(format!("p{p}.jsonl"));
+        write_partition(&parts[p].records, &input);
+        let want = replay(&input, &tmp.path().join(format!("p{p}.replay.jsonl")));
+        assert!(!want.is_empty(), "partition {p} raises alerts");
+        wait_until("all records consumed", Duration::from_secs(60), || {
+            lines_processed(h) as usize >= parts[p].records.len()
+        });
+        wait_lines(&inst.alerts, want.len(), Duration::from_secs(30));
+        assert_eq!(
+            file_lines(&inst.alerts),
+            want,
+            "instance {p}: the alerts of partition {p} are those of replaying it"
+        );
+        assert_eq!(lines_processed(h) as usize, parts[p].records.len());
+        all_expected.extend(want);
+    }
+    // The alerts topic got every line of both instances exactly once.
+    wait_until("alerts topic", Duration::from_secs(30), || {
+        topic_alerts(&ep, &at, 2).values().sum::<u32>() as usize >= all_expected.len()
+    });
+    let got = topic_alerts(&ep, &at, 2);
+    assert!(got.values().all(|&n| n == 1), "no line twice in the topic");
+    assert_eq!(
+        got.keys().cloned().collect::<BTreeSet<_>>(),
+        keys_of(&all_expected)
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "fluvio pair: partitions {n0} + {n1} records, {} alert lines, equal to the per-partition replays",
+        all_expected.len()
+    );
+    drop((ha, hb));
+    delete_topic(&ep, &t);
+    delete_topic(&ep, &at);
+}
+
+#[test]
+fn kill_9_mid_stream_then_resume_gives_the_same_alert_stream() {
+    let Some(ep) = endpoint("kill_9_mid_stream_then_resume_gives_the_same_alert_stream") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let t = topic("kill");
+    let at = format!("{t}-alerts");
+    create_topic(&ep, &t, 2);
+    create_topic(&ep, &at, 2);
+    let extra = [
+        "--checkpoint-interval",
+        "300ms",
+        "--retry-initial",
+        "50ms",
+        "--retry-max",
+        "500ms",
+    ];
+    let a = Instance::new(tmp.path(), "a", &ep, &t, "0", Some(&at), &extra);
+    let b = Instance::new(tmp.path(), "b", &ep, &t, "1", Some(&at), &extra);
+    let mut ha = a.start(&tmp.path().join("a0.log"), Wait::Ready);
+    let hb = b.start(&tmp.path().join("b.log"), Wait::Ready);
+
+    // Publish in 25 chunks while instance a is killed again and again.
+    let text = std::fs::read_to_string(conformance().join("traffic.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let chunks: Vec<PathBuf> = lines
+        .chunks(800)
+        .enumerate()
+        .map(|(i, c)| {
+            let p = tmp.path().join(format!("chunk{i}.jsonl"));
+            std::fs::write(&p, c.join("\n") + "\n").unwrap();
+            p
+        })
+        .collect();
+    let (ep2, t2) = (ep.clone(), t.clone());
+    let publisher = std::thread::spawn(move || {
+        for c in &chunks {
+            publish(&ep2, &t2, c, None);
+            std::thread::sleep(Duration::from_millis(120));
+        }
+    });
+    let mut kills = 0;
+    // Deterministic, uneven intervals; every third restart is killed
+    // during recovery, before it is ready.
+    let waits = [350u64, 610, 90, 480, 770, 260, 530, 140, 690, 410];
+    let mut i = 0;
+    while !publisher.is_finished() || kills < 6 {
+        std::thread::sleep(Duration::from_millis(waits[i % waits.len()]));
+        ha.kill9();
+        kills += 1;
+        i += 1;
+        let log = tmp.path().join(format!("a{i}.log"));
+        if i % 3 == 0 {
+            let mut early = a.start(&log, Wait::Nothing);
+            std::thread::sleep(Duration::from_millis(40 + 30 * (i as u64 % 4)));
+            early.kill9();
+            kills += 1;
+        }
+        ha = a.start(&log, Wait::Ready);
+    }
+    publisher.join().unwrap();
+
+    // Expected: each partition replayed on its own.
+    let mut expected = Vec::new();
+    for (p, (inst, h)) in [(&a, &ha), (&b, &hb)].into_iter().enumerate() {
+        let rb = read_back(&ep, &t, p as u32);
+        let input = tmp.path().join(format!("p{p}.jsonl"));
+        write_partition(&rb.records, &input);
+        let want = replay(&input, &tmp.path().join(format!("p{p}.replay.jsonl")));
+        wait_lines(&inst.alerts, want.len(), Duration::from_secs(60));
+        let got = file_lines(&inst.alerts);
+        assert_eq!(
+            got,
+            want,
+            "instance {p} ({} kills): alerts file equals the partition's replay",
+            if p == 0 { kills } else { 0 }
+        );
+        let _ = h;
+        expected.extend(want);
+    }
+    wait_until("alerts topic", Duration::from_secs(60), || {
+        topic_alerts(&ep, &at, 2).values().sum::<u32>() as usize >= expected.len()
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    let got = topic_alerts(&ep, &at, 2);
+    let want = keys_of(&expected);
+    let duplicated: u32 = got.values().map(|n| n - 1).sum();
+    let lost = want.iter().filter(|k| !got.contains_key(*k)).count();
+    let extra = got.keys().filter(|k| !want.contains(*k)).count();
+    let _ = writeln!(
+        std::io::stderr(),
+        "fluvio kill -9: {kills} kills survived, {} alert lines compared, lost {lost}, duplicated {duplicated}, unexpected {extra}",
+        expected.len()
+    );
+    assert_eq!((lost, duplicated, extra), (0, 0, 0));
+    assert!(kills >= 6);
+    drop((ha, hb));
+    delete_topic(&ep, &t);
+    delete_topic(&ep, &at);
+}
+
+#[test]
+fn a_backlog_far_larger_than_max_bytes_arrives_without_gaps_or_repeats() {
+    let Some(ep) = endpoint("a_backlog_far_larger_than_max_bytes_arrives_without_gaps_or_repeats")
+    else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let t = topic("backlog");
+    let traffic = conformance().join("traffic.jsonl");
+    // 5.3 MB in one partition, read 16 KiB per fetch: ~330 fetches.
+    publish(&ep, &t, &traffic, Some(1));
+    let max_bytes = 16 << 10;
+
+    // The bare client, for the record: how many gaps it leaves.
+    let raw = rt().block_on(async {
+        use futures_util::StreamExt;
+        let f = hotspot::fluvio_client::connect(&ep).await.unwrap();
+        let mut s = hotspot::fluvio_client::open(
+            &f,
+            &t,
+            0,
+            fluvio::Offset::beginning(),
+            Some(max_bytes),
+            true,
+        )
+        .await
+        .unwrap();
+        let (mut next, mut gaps, mut missing, mut got) = (0i64, 0u64, 0i64, 0u64);
+        let t0 = Instant::now();
+        while next < 20_000 && t0.elapsed() < Duration::from_secs(20) {
+            match tokio::time::timeout(Duration::from_secs(3), s.next()).await {
+                Ok(Some(Ok(r))) => {
+                    if r.offset() > next {
+                        gaps += 1;
+                        missing += r.offset() - next;
+                    }
+                    next = r.offset() + 1;
+                    got += 1;
+                }
+                _ => break,
+            }
+        }
+        (gaps, missing, got)
+    });
+
+    let inst = Instance::new(
+        tmp.path(),
+        "big",
+        &ep,
+        &t,
+        "0",
+        None,
+        &["--fluvio-max-bytes", "16KiB"],
+    );
+    let h = inst.start(&tmp.path().join("big.log"), Wait::Ready);
+    wait_until("20000 records", Duration::from_secs(120), || {
+        lines_processed(&h) >= 20_000
+    });
+    let want = replay(&traffic, &tmp.path().join("replay.jsonl"));
+    wait_lines(&inst.alerts, want.len(), Duration::from_secs(30));
+    assert_eq!(lines_processed(&h), 20_000, "every record once");
+    assert_eq!(file_lines(&inst.alerts), want);
+    let gaps = metric(&h, "hotspot_source_gaps_total") as u64;
+    let reread = metric(&h, "hotspot_source_reread_records_total") as u64;
+    let dups = metric(&h, "hotspot_source_duplicates_total") as u64;
+    let _ = writeln!(
+        std::io::stderr(),
+        "fluvio backlog (20000 records, 5.3 MB, max_bytes 16 KiB): bare client got {} records with {} gaps ({} records missing); hotspot saw {gaps} gaps, re-read {reread} records, dropped {dups} repeats; engine got 20000 records, 0 gaps, 0 duplicates, alerts equal to replay",
+        raw.2,
+        raw.0,
+        raw.1
+    );
+    drop(h);
+    delete_topic(&ep, &t);
+}
+
+#[test]
+fn an_unreachable_cluster_is_reported_not_fatal() {
+    // No cluster needed: nothing listens on this port.
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let ep = format!("127.0.0.1:{port}");
+    let args = [
+        "--fluvio-endpoint",
+        &ep,
+        "--fluvio-topic",
+        "complaints",
+        "--partitions",
+        "0,1",
+    ];
+    let h = Hotspot::start_with(&args, &tmp.path().join("log"), Wait::Listening);
+    wait_until("readyz to name the source", Duration::from_secs(20), || {
+        let (code, body) = get(h.addr, "/readyz");
+        code == 503 && body.contains("fluvio:complaints/0") && body.contains("cannot connect")
+    });
+    let (_, m) = get(h.addr, "/metrics");
+    assert!(
+        m.contains("hotspot_source_up{source=\"fluvio:complaints/1\"} 0"),
+        "{m}"
+    );
+    // Still serving, still alive after several retries.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(get(h.addr, "/healthz").0, 200);
+    let stats = h.json("/v1/stats");
+    assert_eq!(stats["sources"]["fluvio:complaints/0"]["up"], false);
+    let mut h = h;
+    let (code, _) = h.terminate();
+    assert_eq!(code, Some(0), "SIGTERM still exits 0");
+}
+
+#[test]
+fn fluvio_settings_are_checked_before_anything_connects() {
+    let out = Command::new(bin())
+        .args([
+            "run",
+            "--fluvio-topic",
+            "complaints",
+            "--fluvio-endpoint",
+            "127.0.0.1:9003",
+            "--fluvio-tls",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("TLS"), "{e}");
+    let out = Command::new(bin())
+        .args(["run", "--fluvio-topic", "complaints"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no endpoint"));
+    let out = Command::new(bin())
+        .args(["run", "--partitions", "0,x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
