@@ -38,6 +38,9 @@ use char_dfa::CharDfa;
 
 /// The automaton: a character DFA for ordinary libraries, a contiguous
 /// NFA for very large ones (see [`char_dfa::MAX_TABLE_BYTES`]).
+// One per matcher, never moved in a hot loop: the size difference of the
+// variants costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Automaton_ {
     Chars(CharDfa),
