@@ -82,15 +82,10 @@ impl CharDfa {
             }
         }
         let symbols = symbol_of.len() + 1;
-        let mut chars: Vec<(u32, u16)> = symbol_of.iter().map(|(&c, &y)| (c, y)).collect();
-        chars.sort_unstable();
-        let flat: Vec<u16> = (0..FLAT as u32)
-            .map(|cp| match crate::normalize::fast_fold(cp) {
-                Some(f) => symbol_of.get(&f).copied().unwrap_or(0),
-                None => SLOW,
-            })
-            .collect();
-        // Trie nodes are at most the keyword characters plus the root.
+        // A cheap early way out for huge libraries, before any trie is
+        // built: trie nodes are at most the keyword characters plus the
+        // root (fewer, as keywords share prefixes, hence the slack of 4;
+        // the exact check follows the trie).
         let keyword_chars: usize = keywords.iter().map(|k| k.chars().count()).sum();
         if (keyword_chars + 1)
             .saturating_mul(symbols)
@@ -99,6 +94,14 @@ impl CharDfa {
         {
             return None;
         }
+        let mut chars: Vec<(u32, u16)> = symbol_of.iter().map(|(&c, &y)| (c, y)).collect();
+        chars.sort_unstable();
+        let flat: Vec<u16> = (0..FLAT as u32)
+            .map(|cp| match crate::normalize::fast_fold(cp) {
+                Some(f) => symbol_of.get(&f).copied().unwrap_or(0),
+                None => SLOW,
+            })
+            .collect();
         let mut dfa = CharDfa {
             flat,
             chars,
