@@ -50,7 +50,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-const BIN: &str = env!("CARGO_BIN_EXE_hotspot");
+mod common;
+use common::BIN;
 const THRESHOLD: usize = 5;
 const KEYWORD: &str = "压测故障码";
 /// Simulated complaints per day in the background traffic.
@@ -99,37 +100,19 @@ none_of = ["测试工单"]
 /// The background traffic file for `events` events, generated once.
 fn background(events: u64, dir: &Path) -> PathBuf {
     let days = events.div_ceil(PER_DAY).max(1);
-    let path = dir.join(format!("live-{events}-{days}d.jsonl"));
-    let stamp = dir.join(format!("live-{events}-{days}d.stamp"));
-    let bin_mtime = std::fs::metadata(BIN)
-        .and_then(|m| m.modified())
-        .map(|t| format!("{t:?}"))
-        .unwrap_or_default();
-    let want = format!("{BIN} {bin_mtime}");
-    if path.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str()) {
-        return path;
-    }
-    eprintln!("live bench: generating {events} background events over {days} days ...");
-    let st = Command::new(BIN)
-        .args([
-            "gen",
-            "--seed",
-            "7",
-            "--quiet",
-            "--surge-day",
-            "none",
-            "--days",
-        ])
-        .arg(days.to_string())
-        .arg("--events")
-        .arg(events.to_string())
-        .arg("--out")
-        .arg(&path)
-        .status()
-        .expect("run hotspot gen");
-    assert!(st.success(), "hotspot gen failed: {st}");
-    std::fs::write(&stamp, want).unwrap();
-    path
+    eprintln!("live bench: background of {events} events over {days} days ...");
+    let args = [
+        "--seed".to_string(),
+        "7".into(),
+        "--quiet".into(),
+        "--surge-day".into(),
+        "none".into(),
+        "--days".into(),
+        days.to_string(),
+        "--events".into(),
+        events.to_string(),
+    ];
+    common::generated(dir, &format!("live-{events}-{days}d"), &args)
 }
 
 // ------------------------------------------------------------ receiver

@@ -24,7 +24,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-const BIN: &str = env!("CARGO_BIN_EXE_hotspot");
+mod common;
+use common::BIN;
 
 fn target_dir() -> PathBuf {
     // CARGO_TARGET_TMPDIR is <target>/tmp.
@@ -76,40 +77,22 @@ fn children_ticks() -> (u64, u64) {
     (f[16 - 3].parse().unwrap(), f[17 - 3].parse().unwrap())
 }
 
-/// Generates `events` events over 3 days unless a file made by this binary
-/// for the same arguments is already there.
+/// The generated input for `events` events over `days` days (made once).
 fn input_for(events: u64, days: u32, dir: &Path) -> PathBuf {
-    let path = dir.join(format!("gen-{events}-{days}d.jsonl"));
-    let stamp = dir.join(format!("gen-{events}-{days}d.stamp"));
-    let bin_mtime = std::fs::metadata(BIN)
-        .and_then(|m| m.modified())
-        .map(|t| format!("{t:?}"))
-        .unwrap_or_default();
-    let want = format!("{BIN} {bin_mtime}");
-    if path.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str()) {
-        return path;
-    }
-    eprintln!("replay bench: generating {events} events over {days} days ...");
-    let t = Instant::now();
-    let st = Command::new(BIN)
-        .args(["gen", "--seed", "42", "--quiet", "--days"])
-        .arg(days.to_string())
-        .arg("--events")
-        .arg(events.to_string())
-        .arg("--out")
-        .arg(&path)
-        .arg("--truth")
-        .arg(dir.join(format!("gen-{events}-{days}d.truth.json")))
-        .status()
-        .expect("run hotspot gen");
-    assert!(st.success(), "hotspot gen failed: {st}");
-    eprintln!(
-        "replay bench: generated {} in {:.1} s",
-        path.display(),
-        t.elapsed().as_secs_f64()
-    );
-    std::fs::write(&stamp, want).unwrap();
-    path
+    eprintln!("replay bench: input of {events} events over {days} days ...");
+    let name = format!("gen-{events}-{days}d");
+    let args = [
+        "--seed".to_string(),
+        "42".into(),
+        "--quiet".into(),
+        "--days".into(),
+        days.to_string(),
+        "--events".into(),
+        events.to_string(),
+        "--truth".into(),
+        dir.join(format!("{name}.truth.json")).display().to_string(),
+    ];
+    common::generated(dir, &name, &args)
 }
 
 #[derive(Clone, Debug)]

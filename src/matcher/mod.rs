@@ -44,7 +44,8 @@ use char_dfa::CharDfa;
 #[derive(Debug)]
 enum Automaton_ {
     Chars(CharDfa),
-    Nfa(ContiguousNfa),
+    /// The NFA and its unanchored start state.
+    Nfa(ContiguousNfa, StateID),
 }
 
 /// Runs `a` over `text` from `start` and appends each pattern that occurs
@@ -87,7 +88,6 @@ struct Use {
 #[derive(Debug)]
 pub struct Matcher {
     automaton: Automaton_,
-    start: StateID,
     /// `uses[use_start[p]..use_start[p + 1]]` are the uses of pattern `p`.
     use_start: Vec<u32>,
     uses: Vec<Use>,
@@ -187,8 +187,8 @@ impl Matcher {
             }
         }
         let chars = if dfa { CharDfa::build(&keywords) } else { None };
-        let (automaton, start) = if let Some(c) = chars {
-            (Automaton_::Chars(c), StateID::ZERO)
+        let automaton = if let Some(c) = chars {
+            Automaton_::Chars(c)
         } else {
             let nfa = ContiguousNfa::builder()
                 .match_kind(MatchKind::Standard)
@@ -196,7 +196,7 @@ impl Matcher {
                 .dense_depth(3)
                 .build(&keywords)?;
             let start = nfa.start_state(Anchored::No)?;
-            (Automaton_::Nfa(nfa), start)
+            Automaton_::Nfa(nfa, start)
         };
         let mut use_start = Vec::with_capacity(uses_of.len() + 1);
         let mut uses = Vec::new();
@@ -219,7 +219,6 @@ impl Matcher {
         let business = rules.templates.iter().map(|t| t.business as u16).collect();
         Ok(Matcher {
             automaton,
-            start,
             use_start,
             uses,
             full,
@@ -237,7 +236,7 @@ impl Matcher {
     pub fn memory_usage(&self) -> usize {
         match &self.automaton {
             Automaton_::Chars(a) => a.memory_usage(),
-            Automaton_::Nfa(a) => a.memory_usage(),
+            Automaton_::Nfa(a, _) => a.memory_usage(),
         }
     }
 
@@ -280,9 +279,9 @@ impl Matcher {
             Automaton_::Chars(a) => {
                 a.scan(normalized, &mut m.pattern_seen, generation, &mut m.patterns)
             }
-            Automaton_::Nfa(a) => scan(
+            Automaton_::Nfa(a, start) => scan(
                 a,
-                self.start,
+                *start,
                 normalized.as_bytes(),
                 &mut m.pattern_seen,
                 generation,
