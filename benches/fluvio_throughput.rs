@@ -46,7 +46,7 @@ fn topic(what: &str) -> String {
 
 fn delete(ep: &str, name: &str) {
     rt().block_on(async {
-        if let Ok(f) = fluvio_client::connect(ep).await {
+        if let Ok(f) = fluvio_client::connect(&fluvio_client::FluvioCluster::plain(ep)).await {
             let _ = f
                 .admin()
                 .await
@@ -59,7 +59,7 @@ fn delete(ep: &str, name: &str) {
 /// Fluvio's own producer: records/s into one partition (publish's settings).
 fn raw_produce(ep: &str, name: &str, lines: &[Vec<u8>]) -> anyhow::Result<f64> {
     rt().block_on(async {
-        let f = fluvio_client::connect(ep).await?;
+        let f = fluvio_client::connect(&fluvio_client::FluvioCluster::plain(ep)).await?;
         fluvio_client::ensure_topic(&f, name, 1).await?;
         let cfg = TopicProducerConfigBuilder::default()
             .batch_size(512 << 10)
@@ -84,7 +84,7 @@ fn raw_produce(ep: &str, name: &str, lines: &[Vec<u8>]) -> anyhow::Result<f64> {
 /// settings the hotspot source uses), and the gaps it leaves.
 fn raw_consume(ep: &str, name: &str, n: usize) -> anyhow::Result<(f64, u64, usize)> {
     rt().block_on(async {
-        let f = fluvio_client::connect(ep).await?;
+        let f = fluvio_client::connect(&fluvio_client::FluvioCluster::plain(ep)).await?;
         let mut s = fluvio_client::open(&f, name, 0, Offset::beginning(), None, true).await?;
         let t0 = Instant::now();
         let (mut got, mut next, mut gaps) = (0usize, 0i64, 0u64);
@@ -193,7 +193,7 @@ fn end_to_end(
 ) -> anyhow::Result<(f64, String)> {
     let name = topic(&format!("e2e{}", partitions_per_instance.len()));
     rt().block_on(async {
-        let f = fluvio_client::connect(ep).await?;
+        let f = fluvio_client::connect(&fluvio_client::FluvioCluster::plain(ep)).await?;
         fluvio_client::ensure_topic(&f, &name, 2).await?;
         Ok::<_, anyhow::Error>(())
     })?;
@@ -267,7 +267,7 @@ fn latency(ep: &str, dir: &Path, trials: usize) -> anyhow::Result<Vec<Duration>>
     let name = topic("latency");
     let alerts = dir.join("latency.alerts.jsonl");
     rt().block_on(async {
-        let f = fluvio_client::connect(ep).await?;
+        let f = fluvio_client::connect(&fluvio_client::FluvioCluster::plain(ep)).await?;
         fluvio_client::ensure_topic(&f, &name, 1).await?;
         Ok::<_, anyhow::Error>(())
     })?;
@@ -288,7 +288,7 @@ fn latency(ep: &str, dir: &Path, trials: usize) -> anyhow::Result<Vec<Duration>>
     )?;
     let mut out = Vec::new();
     rt().block_on(async {
-        let f = fluvio_client::connect(ep).await?;
+        let f = fluvio_client::connect(&fluvio_client::FluvioCluster::plain(ep)).await?;
         let cfg = TopicProducerConfigBuilder::default()
             .linger(Duration::ZERO)
             .build()?;
@@ -392,7 +392,7 @@ fn bench(ep: &str) -> anyhow::Result<()> {
     );
     let t0 = Instant::now();
     let rb = rt().block_on(async {
-        let f = fluvio_client::connect(ep).await?;
+        let f = fluvio_client::connect(&fluvio_client::FluvioCluster::plain(ep)).await?;
         fluvio_client::read_partition(&f, &raw, 0, None).await
     })?;
     anyhow::ensure!(

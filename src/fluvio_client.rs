@@ -13,11 +13,14 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use fluvio::config::{TlsConfig, TlsPaths, TlsPolicy};
 use fluvio::consumer::{ConsumerConfigExtBuilder, Record, RetryMode};
+use fluvio::metadata::customspu::CustomSpuSpec;
 use fluvio::metadata::topic::TopicSpec;
 use fluvio::{Fluvio, FluvioClusterConfig, Offset};
 use futures_util::{Stream, StreamExt};
 
+pub use crate::service::config::{FluvioCluster, FluvioTls};
 use crate::source::offsets::{OffsetTracker, Verdict};
 
 /// A consumer stream of one partition.
@@ -44,16 +47,107 @@ pub fn larger(max_bytes: usize) -> Option<usize> {
 /// a producer request.
 const PROBE_MAX_BYTES: usize = 64 << 20;
 
-/// Connects to the SC at `endpoint` (plaintext).
-pub async fn connect(endpoint: &str) -> anyhow::Result<Fluvio> {
-    let cfg = FluvioClusterConfig::new(endpoint.to_owned());
+/// Connects to the SC of `cluster`, with its TLS.
+pub async fn connect(cluster: &FluvioCluster) -> anyhow::Result<Fluvio> {
+    let mut cfg = FluvioClusterConfig::new(cluster.endpoint.clone());
+    cfg.tls = match &cluster.tls {
+        FluvioTls::Off => TlsPolicy::Disabled,
+        FluvioTls::Verified {
+            domain,
+            ca_cert,
+            cert,
+            key,
+        } => TlsPolicy::Verified(TlsConfig::Files(TlsPaths {
+            domain: domain.clone(),
+            key: key.clone(),
+            cert: cert.clone(),
+            ca_cert: ca_cert.clone(),
+        })),
+    };
     match tokio::time::timeout(CONNECT_TIMEOUT, Fluvio::connect_with_config(&cfg)).await {
         Ok(Ok(f)) => Ok(f),
-        Ok(Err(e)) => Err(e).with_context(|| format!("cannot connect to Fluvio at {endpoint}")),
-        Err(_) => {
-            bail!("cannot connect to Fluvio at {endpoint}: no answer within {CONNECT_TIMEOUT:?}")
+        Ok(Err(e)) => {
+            let hint = tls_hint(cluster, &format!("{e:#}"));
+            Err(e).with_context(|| format!("cannot connect to Fluvio at {cluster}{hint}"))
         }
+        Err(_) => bail!(
+            "cannot connect to Fluvio at {cluster}: no answer within {CONNECT_TIMEOUT:?}{}",
+            tls_hint(cluster, "")
+        ),
     }
+}
+
+/// A hint for the TLS mistakes whose errors do not say it: a plaintext
+/// client at a TLS listener sees a garbled or no answer; a client whose
+/// certificate the cluster rejects sees only an alert; an SPU's name is
+/// `custom-spu-<id>.<domain>` (or `<spu name>.<domain>`), which the
+/// certificate must carry too.
+fn tls_hint(cluster: &FluvioCluster, error: &str) -> &'static str {
+    match cluster.tls {
+        FluvioTls::Off if !error.contains("refused") => {
+            " (if the cluster speaks TLS, set tls = true / --fluvio-tls)"
+        }
+        FluvioTls::Verified { .. } if error.contains("fatal alert") => {
+            " (the cluster rejected hotspot's certificate: is tls_cert signed by the cluster's client CA?)"
+        }
+        FluvioTls::Verified { .. } if error.contains("not valid for name") => {
+            " (the certificates of the SC and of every SPU must carry tls_domain and *.tls_domain)"
+        }
+        _ => "",
+    }
+}
+
+/// Registers a custom SPU (`id`, public and private `HOST:PORT`) with the
+/// SC, unless that id is registered already; returns what it did. The one
+/// step of starting a loopback-only cluster that `fluvio-run` cannot do by
+/// itself (see `docs/fluvio.md`); used by `examples/fluvio_local_spu.rs`
+/// and the tests that start their own cluster.
+pub async fn register_spu(
+    cluster: &FluvioCluster,
+    id: i32,
+    public: &str,
+    private: &str,
+) -> anyhow::Result<String> {
+    fn split(addr: &str) -> anyhow::Result<(String, u16)> {
+        let (h, p) = addr
+            .rsplit_once(':')
+            .with_context(|| format!("{addr:?}: expected HOST:PORT"))?;
+        let port = p
+            .parse()
+            .with_context(|| format!("{addr:?}: {p:?} is not a port"))?;
+        Ok((h.to_owned(), port))
+    }
+    let (pub_host, pub_port) = split(public)?;
+    let (priv_host, priv_port) = split(private)?;
+    let admin = connect(cluster).await?.admin().await;
+    let spus = admin
+        .all::<CustomSpuSpec>()
+        .await
+        .context("cannot list custom SPUs")?;
+    if let Some(s) = spus.iter().find(|s| s.spec.id == id) {
+        return Ok(format!(
+            "custom SPU {id} is already registered ({}: public {})",
+            s.name, s.spec.public_endpoint
+        ));
+    }
+    // The endpoint types are not re-exported by the fluvio crate: fill the
+    // defaults (plaintext) in place.
+    let mut spec = CustomSpuSpec {
+        id,
+        ..Default::default()
+    };
+    spec.public_endpoint.port = pub_port;
+    spec.public_endpoint.ingress.push(Default::default());
+    spec.public_endpoint.ingress[0].hostname = Some(pub_host.clone());
+    spec.private_endpoint.port = priv_port;
+    spec.private_endpoint.host = priv_host.clone();
+    admin
+        .create(format!("custom-spu-{id}"), false, spec)
+        .await
+        .with_context(|| format!("cannot register SPU {id}"))?;
+    Ok(format!(
+        "registered custom SPU {id}: public {pub_host}:{pub_port}, private {priv_host}:{priv_port}"
+    ))
 }
 
 /// The number of partitions of `topic`, or `None` if it does not exist.

@@ -9,8 +9,16 @@
 //! otherwise (`docs/fluvio.md` says how to start a loopback-only cluster).
 //! One test needs no cluster: an unreachable endpoint must make `/readyz`
 //! say why, never crash the service.
+//!
+//! Two tests start a loopback cluster of their own instead, because they
+//! break it or need TLS: they run when `HOTSPOT_FLUVIO_RUN` names a
+//! `fluvio-run` binary (see `own_cluster.rs`) and print a `SKIP` line
+//! otherwise. One kills the SPU mid-run (the connection cut), one runs
+//! everything over mutual TLS.
 #![cfg(feature = "fluvio")]
 
+#[path = "fluvio/own_cluster.rs"]
+mod own_cluster;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,7 +27,58 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use hotspot::fluvio_client::{FluvioCluster, FluvioTls};
+use own_cluster::{OwnCluster, fluvio_run};
 use support::*;
+
+/// An endpoint (plaintext) or a [`FluvioCluster`] with its TLS.
+trait AsCluster {
+    fn cluster(&self) -> FluvioCluster;
+}
+
+impl AsCluster for str {
+    fn cluster(&self) -> FluvioCluster {
+        FluvioCluster::plain(self)
+    }
+}
+
+impl AsCluster for String {
+    fn cluster(&self) -> FluvioCluster {
+        FluvioCluster::plain(self.as_str())
+    }
+}
+
+impl AsCluster for FluvioCluster {
+    fn cluster(&self) -> FluvioCluster {
+        self.clone()
+    }
+}
+
+/// The command-line flags that name `c`: `--endpoint`, `--tls`, ... for
+/// `hotspot publish` (`prefix` ""), `--fluvio-endpoint`, `--fluvio-tls`,
+/// ... for `hotspot run` (`prefix` "fluvio-").
+fn cluster_flags(c: &FluvioCluster, prefix: &str) -> Vec<String> {
+    let mut v = vec![format!("--{prefix}endpoint"), c.endpoint.clone()];
+    if let FluvioTls::Verified {
+        domain,
+        ca_cert,
+        cert,
+        key,
+    } = &c.tls
+    {
+        v.push(format!("--{prefix}tls"));
+        for (flag, val) in [
+            ("domain", domain.clone()),
+            ("ca-cert", ca_cert.display().to_string()),
+            ("cert", cert.display().to_string()),
+            ("key", key.display().to_string()),
+        ] {
+            v.push(format!("--{prefix}tls-{flag}"));
+            v.push(val);
+        }
+    }
+    v
+}
 
 /// The cluster's endpoint, or a visible skip line (written to the real
 /// stderr, past the test harness's capture) and None.
@@ -53,9 +112,9 @@ fn topic(test: &str) -> String {
     format!("hs-{test}-{}-{t}", std::process::id())
 }
 
-fn create_topic(endpoint: &str, name: &str, partitions: u32) {
+fn create_topic(c: &(impl AsCluster + ?Sized), name: &str, partitions: u32) {
     rt().block_on(async {
-        let f = hotspot::fluvio_client::connect(endpoint).await.unwrap();
+        let f = hotspot::fluvio_client::connect(&c.cluster()).await.unwrap();
         assert!(
             hotspot::fluvio_client::ensure_topic(&f, name, partitions)
                 .await
@@ -65,9 +124,9 @@ fn create_topic(endpoint: &str, name: &str, partitions: u32) {
     });
 }
 
-fn delete_topic(endpoint: &str, name: &str) {
+fn delete_topic(c: &(impl AsCluster + ?Sized), name: &str) {
     rt().block_on(async {
-        if let Ok(f) = hotspot::fluvio_client::connect(endpoint).await {
+        if let Ok(f) = hotspot::fluvio_client::connect(&c.cluster()).await {
             let _ = f
                 .admin()
                 .await
@@ -78,9 +137,13 @@ fn delete_topic(endpoint: &str, name: &str) {
 }
 
 /// Every record of a partition, in offset order (gaps repaired).
-fn read_back(endpoint: &str, name: &str, partition: u32) -> hotspot::fluvio_client::ReadBack {
+fn read_back(
+    c: &(impl AsCluster + ?Sized),
+    name: &str,
+    partition: u32,
+) -> hotspot::fluvio_client::ReadBack {
     rt().block_on(async {
-        let f = hotspot::fluvio_client::connect(endpoint).await.unwrap();
+        let f = hotspot::fluvio_client::connect(&c.cluster()).await.unwrap();
         hotspot::fluvio_client::read_partition(&f, name, partition, None)
             .await
             .unwrap()
@@ -88,18 +151,17 @@ fn read_back(endpoint: &str, name: &str, partition: u32) -> hotspot::fluvio_clie
 }
 
 /// `hotspot publish`; returns its last stdout line.
-fn publish(endpoint: &str, name: &str, input: &Path, create: Option<u32>) -> String {
+fn publish(
+    cluster: &(impl AsCluster + ?Sized),
+    name: &str,
+    input: &Path,
+    create: Option<u32>,
+) -> String {
     let mut c = Command::new(bin());
-    c.args([
-        "publish",
-        "--quiet",
-        "--endpoint",
-        endpoint,
-        "--topic",
-        name,
-        "--input",
-    ])
-    .arg(input);
+    c.args(["publish", "--quiet"])
+        .args(cluster_flags(&cluster.cluster(), ""))
+        .args(["--topic", name, "--input"])
+        .arg(input);
     if let Some(n) = create {
         c.args(["--create-partitions", &n.to_string()]);
     }
@@ -172,10 +234,14 @@ fn lines_processed(h: &Hotspot) -> u64 {
 }
 
 /// (alert_id, state) of every line of a topic, with how often each occurs.
-fn topic_alerts(endpoint: &str, name: &str, partitions: u32) -> BTreeMap<(String, String), u32> {
+fn topic_alerts(
+    c: &(impl AsCluster + ?Sized),
+    name: &str,
+    partitions: u32,
+) -> BTreeMap<(String, String), u32> {
     let mut m = BTreeMap::new();
     for p in 0..partitions {
-        for (_, v) in read_back(endpoint, name, p).records {
+        for (_, v) in read_back(c, name, p).records {
             let a: serde_json::Value = serde_json::from_slice(&v).unwrap();
             *m.entry((
                 a["alert_id"].as_str().unwrap().to_owned(),
@@ -209,7 +275,7 @@ impl Instance {
     fn new(
         dir: &Path,
         name: &str,
-        endpoint: &str,
+        cluster: &(impl AsCluster + ?Sized),
         topic: &str,
         partitions: &str,
         alerts_topic: Option<&str>,
@@ -225,8 +291,6 @@ impl Instance {
             alerts.display().to_string(),
             "--idle-timeout".into(),
             "off".into(),
-            "--fluvio-endpoint".into(),
-            endpoint.into(),
             "--fluvio-topic".into(),
             topic.into(),
             "--partitions".into(),
@@ -234,6 +298,7 @@ impl Instance {
             "--fluvio-start".into(),
             "beginning".into(),
         ];
+        args.extend(cluster_flags(&cluster.cluster(), "fluvio-"));
         if let Some(a) = alerts_topic {
             args.extend(["--fluvio-alerts-topic".into(), a.into()]);
         }
@@ -453,7 +518,9 @@ fn a_backlog_far_larger_than_max_bytes_arrives_without_gaps_or_repeats() {
     // The bare client, for the record: how many gaps it leaves.
     let raw = rt().block_on(async {
         use futures_util::StreamExt;
-        let f = hotspot::fluvio_client::connect(&ep).await.unwrap();
+        let f = hotspot::fluvio_client::connect(&ep.cluster())
+            .await
+            .unwrap();
         let mut s = hotspot::fluvio_client::open(
             &f,
             &t,
@@ -574,4 +641,195 @@ fn fluvio_settings_are_checked_before_anything_connects() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
+}
+
+/// Waits for `/readyz` to answer `code` with `needle` in its body.
+fn wait_ready(h: &Hotspot, code: u16, needle: &str, timeout: Duration) {
+    wait_until(&format!("/readyz {code} with {needle:?}"), timeout, || {
+        let (c, body) = get(h.addr, "/readyz");
+        c == code && body.contains(needle)
+    });
+}
+
+/// The first and the second half of the conformance traffic, as files.
+fn halves(dir: &Path) -> (PathBuf, PathBuf, usize) {
+    let text = std::fs::read_to_string(conformance().join("traffic.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let mid = lines.len() / 2;
+    let (a, b) = (dir.join("first.jsonl"), dir.join("second.jsonl"));
+    std::fs::write(&a, lines[..mid].join("\n") + "\n").unwrap();
+    std::fs::write(&b, lines[mid..].join("\n") + "\n").unwrap();
+    (a, b, lines.len())
+}
+
+#[test]
+fn a_connection_cut_mid_run_is_reported_then_resumed_at_the_exact_offset() {
+    let Some(run) =
+        fluvio_run("a_connection_cut_mid_run_is_reported_then_resumed_at_the_exact_offset")
+    else {
+        return;
+    };
+    let mut own = OwnCluster::start(&run, false);
+    let c = own.cluster.clone();
+    let tmp = tempfile::tempdir().unwrap();
+    let (t, at) = ("cut", "cut-alerts");
+    create_topic(&c, t, 1);
+    create_topic(&c, at, 1);
+    let (first, second, total) = halves(tmp.path());
+    publish(&c, t, &first, None);
+    let inst = Instance::new(
+        tmp.path(),
+        "cut",
+        &c,
+        t,
+        "0",
+        Some(at),
+        &["--retry-initial", "50ms", "--retry-max", "500ms"],
+    );
+    let h = inst.start(&tmp.path().join("cut.log"), Wait::Ready);
+    wait_until("the first half consumed", Duration::from_secs(60), || {
+        lines_processed(&h) as usize >= total / 2
+    });
+
+    // Cut: every connection to the SPU drops at once.
+    let cut = Instant::now();
+    own.kill_spu();
+    wait_ready(
+        &h,
+        503,
+        "source fluvio:cut/0 is down",
+        Duration::from_secs(30),
+    );
+    let noticed = cut.elapsed();
+    let (_, m) = get(h.addr, "/metrics");
+    assert!(
+        m.contains("hotspot_source_up{source=\"fluvio:cut/0\"} 0"),
+        "{m}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        get(h.addr, "/healthz").0,
+        200,
+        "alive while the cluster is away"
+    );
+    assert_eq!(h.json("/v1/stats")["sources"]["fluvio:cut/0"]["up"], false);
+
+    // Back: the source reconnects on its own and resumes at the exact
+    // offset; the second half arrives after the cut.
+    own.start_spu();
+    wait_ready(&h, 200, "true", Duration::from_secs(60));
+    let back = cut.elapsed();
+    publish(&c, t, &second, None);
+    wait_until("all records consumed", Duration::from_secs(60), || {
+        lines_processed(&h) as usize >= total
+    });
+    let want = replay(
+        &conformance().join("traffic.jsonl"),
+        &tmp.path().join("replay.jsonl"),
+    );
+    wait_lines(&inst.alerts, want.len(), Duration::from_secs(30));
+    assert_eq!(lines_processed(&h) as usize, total, "every record once");
+    assert_eq!(
+        file_lines(&inst.alerts),
+        want,
+        "alerts equal the replay of the whole traffic"
+    );
+    assert!(metric(&h, "hotspot_source_reconnects_total") >= 1.0);
+    // The alerts topic, written through the same cut, has every line once.
+    wait_until("alerts topic", Duration::from_secs(60), || {
+        topic_alerts(&c, at, 1).values().sum::<u32>() as usize >= want.len()
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    let got = topic_alerts(&c, at, 1);
+    assert!(got.values().all(|&n| n == 1), "no alert line twice");
+    assert_eq!(got.keys().cloned().collect::<BTreeSet<_>>(), keys_of(&want));
+    let _ = writeln!(
+        std::io::stderr(),
+        "fluvio connection cut: SPU killed after {} records; /readyz 503 after {:.1} s, ready again {:.1} s after the cut; {total} records each processed once, {} alert lines equal to the replay, each once in the topic",
+        total / 2,
+        noticed.as_secs_f64(),
+        back.as_secs_f64(),
+        want.len()
+    );
+}
+
+#[test]
+fn a_tls_cluster_carries_complaints_and_alerts_and_refuses_strangers() {
+    let Some(run) = fluvio_run("a_tls_cluster_carries_complaints_and_alerts_and_refuses_strangers")
+    else {
+        return;
+    };
+    let own = OwnCluster::start(&run, true);
+    let c = own.cluster.clone();
+    let tmp = tempfile::tempdir().unwrap();
+    let try_publish = |flags: Vec<String>| {
+        let t0 = Instant::now();
+        let out = Command::new(bin())
+            .args([
+                "publish",
+                "--quiet",
+                "--topic",
+                "tls",
+                "--input",
+                "/dev/null",
+            ])
+            .args(flags)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "a stranger is refused");
+        assert!(t0.elapsed() < Duration::from_secs(15), "refused promptly");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // Plaintext at the TLS listener.
+    let e = try_publish(vec!["--endpoint".into(), c.endpoint.clone()]);
+    assert!(
+        e.contains("cannot connect to Fluvio") && e.contains("--fluvio-tls"),
+        "{e}"
+    );
+    // A cluster certificate from a CA hotspot does not trust.
+    let other = own_cluster::make_certs(&tmp.path().join("other"), "some other CA");
+    let mut wrong_ca = c.clone();
+    if let FluvioTls::Verified { ca_cert, .. } = &mut wrong_ca.tls {
+        *ca_cert = other.ca.clone();
+    }
+    let e = try_publish(cluster_flags(&wrong_ca, ""));
+    assert!(e.contains("invalid peer certificate"), "{e}");
+    // A client certificate the cluster does not trust.
+    let mut wrong_client = c.clone();
+    if let FluvioTls::Verified { cert, key, .. } = &mut wrong_client.tls {
+        *cert = other.client_cert.clone();
+        *key = other.client_key.clone();
+    }
+    let e = try_publish(cluster_flags(&wrong_client, ""));
+    assert!(e.contains("rejected hotspot's certificate"), "{e}");
+
+    // The real thing, over TLS end to end: publish, consume, alerts topic.
+    let traffic = conformance().join("traffic.jsonl");
+    let summary = publish(&c, "tls", &traffic, Some(1));
+    assert!(summary.starts_with("published 20000 records"), "{summary}");
+    create_topic(&c, "tls-alerts", 1);
+    let inst = Instance::new(tmp.path(), "tls", &c, "tls", "0", Some("tls-alerts"), &[]);
+    let h = inst.start(&tmp.path().join("tls.log"), Wait::Ready);
+    wait_until("all records consumed", Duration::from_secs(60), || {
+        lines_processed(&h) >= 20_000
+    });
+    let want = replay(&traffic, &tmp.path().join("replay.jsonl"));
+    wait_lines(&inst.alerts, want.len(), Duration::from_secs(30));
+    assert_eq!(lines_processed(&h), 20_000);
+    assert_eq!(file_lines(&inst.alerts), want);
+    wait_until("alerts topic", Duration::from_secs(30), || {
+        topic_alerts(&c, "tls-alerts", 1).values().sum::<u32>() as usize >= want.len()
+    });
+    let got = topic_alerts(&c, "tls-alerts", 1);
+    assert!(got.values().all(|&n| n == 1));
+    assert_eq!(got.keys().cloned().collect::<BTreeSet<_>>(), keys_of(&want));
+    assert!(
+        h.log_text().contains("(TLS, fluvio.local)"),
+        "the log says the connection is TLS"
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "fluvio TLS (mutual, rustls): plaintext, unknown-CA and unknown-client connections refused; 20000 records published and consumed, {} alert lines equal to the replay, each once in the alerts topic",
+        want.len()
+    );
 }

@@ -26,7 +26,7 @@ use fluvio::{Compression, ProduceOutput, TopicProducerConfigBuilder};
 use serde::Deserialize;
 
 use crate::fluvio_client;
-use crate::service::config::parse_size;
+use crate::service::config::{FluvioCluster, FluvioTlsOptions, parse_size};
 use crate::source::LineReader;
 use crate::time::parse_duration;
 
@@ -58,9 +58,21 @@ pub struct Args {
     /// Compression: none, gzip, snappy, lz4 or zstd.
     #[arg(long, default_value = "none")]
     pub compression: String,
-    /// TLS to the cluster (not supported by this build: an error).
-    #[arg(long)]
+    /// TLS to the cluster.
+    #[arg(long, alias = "fluvio-tls")]
     pub tls: bool,
+    /// The name on the cluster's certificate (default: the endpoint's host).
+    #[arg(long, alias = "fluvio-tls-domain", value_name = "NAME")]
+    pub tls_domain: Option<String>,
+    /// CA certificate (PEM) that signed the cluster's certificate.
+    #[arg(long, alias = "fluvio-tls-ca-cert", value_name = "FILE")]
+    pub tls_ca_cert: Option<PathBuf>,
+    /// Client certificate (PEM).
+    #[arg(long, alias = "fluvio-tls-cert", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// Client key (PEM).
+    #[arg(long, alias = "fluvio-tls-key", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
     /// No progress lines.
     #[arg(long, short)]
     pub quiet: bool,
@@ -85,11 +97,17 @@ pub fn key_of(line: &[u8]) -> Vec<u8> {
 const GENERATION: usize = 20_000;
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if args.tls {
-        anyhow::bail!(
-            "--tls: this build of hotspot has no TLS for Fluvio (the fluvio crate is compiled without its openssl/rustls feature)"
-        );
-    }
+    let tls = FluvioTlsOptions {
+        on: args.tls,
+        domain: args.tls_domain.clone(),
+        ca_cert: args.tls_ca_cert.clone(),
+        cert: args.tls_cert.clone(),
+        key: args.tls_key.clone(),
+    };
+    let cluster = FluvioCluster {
+        endpoint: args.endpoint.clone(),
+        tls: tls.resolve(&args.endpoint)?,
+    };
     let batch_size = parse_size(&args.batch_size).context("--batch-size")?;
     let linger = Duration::from_millis(
         parse_duration(&args.linger)
@@ -114,6 +132,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()?;
     let r = rt.block_on(publish(
         &args,
+        &cluster,
         input,
         batch_size,
         linger,
@@ -157,13 +176,14 @@ async fn wait_all(outs: Vec<ProduceOutput>, parts: &mut BTreeMap<u32, u64>) -> a
 
 async fn publish(
     args: &Args,
+    cluster: &FluvioCluster,
     input: Box<dyn Read>,
     batch_size: usize,
     linger: Duration,
     compression: Compression,
     progress: bool,
 ) -> anyhow::Result<Published> {
-    let fluvio = fluvio_client::connect(&args.endpoint).await?;
+    let fluvio = fluvio_client::connect(cluster).await?;
     match args.create_partitions {
         Some(n) => {
             if fluvio_client::ensure_topic(&fluvio, &args.topic, n).await? {

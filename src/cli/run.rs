@@ -93,9 +93,21 @@ pub struct Args {
     /// Largest fetch the Fluvio consumer asks for (e.g. 1MiB).
     #[arg(long, value_name = "SIZE")]
     pub fluvio_max_bytes: Option<String>,
-    /// TLS to the Fluvio cluster (not supported by this build: an error).
+    /// TLS to the Fluvio cluster.
     #[arg(long)]
     pub fluvio_tls: bool,
+    /// The name on the cluster's certificate (default: the endpoint's host).
+    #[arg(long, value_name = "NAME")]
+    pub fluvio_tls_domain: Option<String>,
+    /// CA certificate (PEM) that signed the cluster's certificate.
+    #[arg(long, value_name = "FILE")]
+    pub fluvio_tls_ca_cert: Option<PathBuf>,
+    /// hotspot's client certificate (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub fluvio_tls_cert: Option<PathBuf>,
+    /// hotspot's client key (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub fluvio_tls_key: Option<PathBuf>,
 }
 
 impl Args {
@@ -182,7 +194,20 @@ impl Args {
         if let Some(m) = &self.fluvio_max_bytes {
             f.max_bytes = Some(parse_size(m)?);
         }
-        f.tls |= self.fluvio_tls;
+        let t = &mut f.tls;
+        t.on |= self.fluvio_tls;
+        if let Some(d) = &self.fluvio_tls_domain {
+            t.domain = Some(d.clone());
+        }
+        for (to, from) in [
+            (&mut t.ca_cert, &self.fluvio_tls_ca_cert),
+            (&mut t.cert, &self.fluvio_tls_cert),
+            (&mut t.key, &self.fluvio_tls_key),
+        ] {
+            if let Some(p) = from {
+                *to = Some(p.clone());
+            }
+        }
         f.check()?;
         Ok(s)
     }

@@ -54,8 +54,16 @@ pub struct FluvioConfig {
     pub alerts_topic: Option<String>,
     /// Rejected lines are produced here, keyed by source.
     pub dead_letter_topic: Option<String>,
-    /// TLS to the cluster (not in this build: an error when true).
+    /// TLS to the cluster (default false).
     pub tls: Option<bool>,
+    /// The name the cluster's certificate must carry (default: the
+    /// endpoint's host).
+    pub tls_domain: Option<String>,
+    /// The certificate authority that signed the cluster's certificate.
+    pub tls_ca_cert: Option<PathBuf>,
+    /// hotspot's own certificate and key (Fluvio's verified TLS is mutual).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     /// Where a partition without a saved position starts: `beginning` or `end`.
     pub start: Option<String>,
     /// Largest fetch the consumer asks for, e.g. `1MiB`.
@@ -145,7 +153,7 @@ pub struct FluvioSettings {
     pub partitions: Option<Vec<u32>>,
     pub alerts_topic: Option<String>,
     pub dead_letter_topic: Option<String>,
-    pub tls: bool,
+    pub tls: FluvioTlsOptions,
     pub start: StartAt,
     /// None: the client's default.
     pub max_bytes: Option<usize>,
@@ -181,13 +189,7 @@ impl FluvioSettings {
             }
             Some(_) => {}
         }
-        if self.tls {
-            bail!(
-                "Fluvio TLS is on, but this build of hotspot has no TLS for Fluvio (the fluvio crate \
-                 is compiled without its openssl/rustls feature); use a plaintext endpoint on a \
-                 trusted network, or a TLS-terminating proxy next to hotspot"
-            );
-        }
+        self.cluster()?;
         for (what, t) in [
             ("topic", &self.topic),
             ("alerts_topic", &self.alerts_topic),
@@ -217,6 +219,146 @@ impl FluvioSettings {
             }
         }
         Ok(())
+    }
+}
+
+impl FluvioSettings {
+    /// Where and how to connect, once [`FluvioSettings::check`] passed;
+    /// `None` when no endpoint is set.
+    pub fn cluster(&self) -> anyhow::Result<Option<FluvioCluster>> {
+        let Some(endpoint) = &self.endpoint else {
+            return Ok(None);
+        };
+        Ok(Some(FluvioCluster {
+            endpoint: endpoint.clone(),
+            tls: self.tls.resolve(endpoint)?,
+        }))
+    }
+}
+
+/// Where and how to reach a Fluvio cluster: the SC's public endpoint and
+/// the TLS to speak there. Plain data; `crate::fluvio_client::connect`
+/// turns it into a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FluvioCluster {
+    pub endpoint: String,
+    pub tls: FluvioTls,
+}
+
+impl FluvioCluster {
+    /// A plaintext endpoint.
+    pub fn plain(endpoint: impl Into<String>) -> FluvioCluster {
+        FluvioCluster {
+            endpoint: endpoint.into(),
+            tls: FluvioTls::Off,
+        }
+    }
+}
+
+impl std::fmt::Display for FluvioCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.endpoint)?;
+        match &self.tls {
+            FluvioTls::Off => Ok(()),
+            FluvioTls::Verified { domain, .. } => write!(f, " (TLS, {domain})"),
+        }
+    }
+}
+
+/// TLS to a Fluvio cluster, resolved from [`FluvioTlsOptions`].
+///
+/// Why TLS is always mutual and always verified: the fluvio 0.50.1 client
+/// loads a client certificate whenever it checks the server's, and its
+/// unchecked ("anonymous") mode cannot connect to an IP address at all —
+/// so the one mode offered is the way Fluvio's own TLS clusters are set up
+/// (`--enable-client-cert`), where nobody talks to an unknown party.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum FluvioTls {
+    /// Plaintext: loopback or a trusted network.
+    #[default]
+    Off,
+    /// The cluster's certificate must chain to `ca_cert` and carry the name
+    /// `domain` (a DNS name or an IP address); hotspot presents `cert` and
+    /// `key` (PEM).
+    Verified {
+        domain: String,
+        ca_cert: PathBuf,
+        cert: PathBuf,
+        key: PathBuf,
+    },
+}
+
+/// The TLS settings as given (`[fluvio] tls*`, `--fluvio-tls*` of `hotspot
+/// run`, `--tls*` of `hotspot publish`), before they are checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FluvioTlsOptions {
+    pub on: bool,
+    pub domain: Option<String>,
+    pub ca_cert: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+impl FluvioTlsOptions {
+    /// Checks the combination (and that the files are there) and resolves
+    /// it for `endpoint`: one clear line for every mistake, before anything
+    /// connects.
+    pub fn resolve(&self, endpoint: &str) -> anyhow::Result<FluvioTls> {
+        let files = [
+            ("tls_ca_cert", &self.ca_cert),
+            ("tls_cert", &self.cert),
+            ("tls_key", &self.key),
+        ];
+        if !self.on {
+            let given: Vec<&str> = files
+                .iter()
+                .filter(|(_, p)| p.is_some())
+                .map(|(n, _)| *n)
+                .chain(self.domain.as_ref().map(|_| "tls_domain"))
+                .collect();
+            if !given.is_empty() {
+                bail!(
+                    "Fluvio {} given but TLS is off: set tls = true (--fluvio-tls, or --tls for hotspot publish)",
+                    given.join(", ")
+                );
+            }
+            return Ok(FluvioTls::Off);
+        }
+        if !cfg!(feature = "fluvio") {
+            bail!("Fluvio TLS is on, but this build of hotspot has no Fluvio support");
+        }
+        let need = |name: &str, p: &Option<PathBuf>| -> anyhow::Result<PathBuf> {
+            let Some(p) = p else {
+                bail!(
+                    "Fluvio TLS needs tls_ca_cert, tls_cert and tls_key (--fluvio-tls-ca-cert, --fluvio-tls-cert, --fluvio-tls-key): {name} is missing (Fluvio's TLS is mutual: hotspot checks the cluster's certificate and shows its own)"
+                );
+            };
+            if let Err(e) = std::fs::File::open(p) {
+                bail!("Fluvio {name} {}: {e}", p.display());
+            }
+            Ok(p.clone())
+        };
+        let (ca_cert, cert, key) = (
+            need("tls_ca_cert", &self.ca_cert)?,
+            need("tls_cert", &self.cert)?,
+            need("tls_key", &self.key)?,
+        );
+        let domain = match &self.domain {
+            Some(d) if d.trim().is_empty() => bail!("Fluvio tls_domain is empty"),
+            Some(d) => d.trim().to_owned(),
+            None => endpoint
+                .rsplit_once(':')
+                .map_or(endpoint, |(h, _)| h)
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+        };
+        Ok(FluvioTls::Verified {
+            domain,
+            ca_cert,
+            cert,
+            key,
+        })
     }
 }
 
@@ -416,7 +558,13 @@ impl Settings {
             }
             fl.alerts_topic = f.alerts_topic;
             fl.dead_letter_topic = f.dead_letter_topic;
-            fl.tls = f.tls.unwrap_or(false);
+            fl.tls = FluvioTlsOptions {
+                on: f.tls.unwrap_or(false),
+                domain: f.tls_domain,
+                ca_cert: f.tls_ca_cert.map(rel),
+                cert: f.tls_cert.map(rel),
+                key: f.tls_key.map(rel),
+            };
             if let Some(st) = f.start {
                 fl.start = st.parse().with_context(|| ctx("fluvio.start"))?;
             }
@@ -517,9 +665,12 @@ mod tests {
             assert!(s.fluvio.check().is_err());
         }
         let mut f = s.fluvio.clone();
-        f.tls = true;
+        f.tls.on = true;
         let e = f.check().unwrap_err().to_string();
-        assert!(e.contains("TLS") || e.contains("no Fluvio support"), "{e}");
+        assert!(
+            e.contains("tls_ca_cert is missing") || e.contains("no Fluvio support"),
+            "{e}"
+        );
         let mut f = s.fluvio.clone();
         f.endpoint = None;
         assert!(f.check().is_err());
@@ -540,5 +691,69 @@ mod tests {
             ..Default::default()
         };
         assert!(none.check().is_err(), "--partitions without a topic");
+    }
+
+    #[test]
+    fn fluvio_tls_settings_resolve_or_say_what_is_wrong() {
+        let d = tempfile::tempdir().unwrap();
+        for f in ["ca.crt", "client.crt", "client.key"] {
+            std::fs::write(d.path().join(f), "pem").unwrap();
+        }
+        let p = d.path().join("hotspot.toml");
+        std::fs::write(
+            &p,
+            "[fluvio]\nendpoint = \"127.0.0.1:9003\"\ntopic = \"complaints\"\ntls = true\ntls_ca_cert = \"ca.crt\"\ntls_cert = \"client.crt\"\ntls_key = \"client.key\"\n",
+        )
+        .unwrap();
+        let s = Settings::from_file(&p).unwrap();
+        if !cfg!(feature = "fluvio") {
+            assert!(s.fluvio.check().is_err());
+            return;
+        }
+        s.fluvio.check().unwrap();
+        // Relative paths are relative to the config file; the domain
+        // defaults to the endpoint's host.
+        let c = s.fluvio.cluster().unwrap().unwrap();
+        assert_eq!(
+            c.tls,
+            FluvioTls::Verified {
+                domain: "127.0.0.1".into(),
+                ca_cert: d.path().join("ca.crt"),
+                cert: d.path().join("client.crt"),
+                key: d.path().join("client.key"),
+            }
+        );
+        assert_eq!(c.to_string(), "127.0.0.1:9003 (TLS, 127.0.0.1)");
+        let mut o = s.fluvio.tls.clone();
+        o.domain = Some("fluvio.local".into());
+        assert!(matches!(o.resolve("[::1]:9003").unwrap(),
+            FluvioTls::Verified { domain, .. } if domain == "fluvio.local"));
+        o.domain = None;
+        assert!(matches!(o.resolve("[::1]:9003").unwrap(),
+            FluvioTls::Verified { domain, .. } if domain == "::1"));
+        // A missing file is named.
+        let mut o = s.fluvio.tls.clone();
+        o.key = Some(d.path().join("nope.key"));
+        let e = o.resolve("h:1").unwrap_err().to_string();
+        assert!(e.contains("tls_key") && e.contains("nope.key"), "{e}");
+        let o = FluvioTlsOptions {
+            on: true,
+            ..Default::default()
+        };
+        assert!(
+            o.resolve("h:1")
+                .unwrap_err()
+                .to_string()
+                .contains("tls_ca_cert is missing")
+        );
+        // Certificates with TLS off are a mistake, not silently ignored.
+        let mut o = s.fluvio.tls.clone();
+        o.on = false;
+        let e = o.resolve("h:1").unwrap_err().to_string();
+        assert!(e.contains("TLS is off") && e.contains("tls_ca_cert"), "{e}");
+        assert_eq!(
+            FluvioTlsOptions::default().resolve("h:1").unwrap(),
+            FluvioTls::Off
+        );
     }
 }

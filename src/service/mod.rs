@@ -107,8 +107,9 @@ pub async fn run(
         names.push(format!("alertmanager:{}", am.trim_end_matches('/')));
     }
     settings.fluvio.check()?;
-    let fluvio_alerts = match (&settings.fluvio.endpoint, &settings.fluvio.alerts_topic) {
-        (Some(e), Some(t)) => Some((e.clone(), t.clone())),
+    let fluvio_cluster = settings.fluvio.cluster()?;
+    let fluvio_alerts = match (&fluvio_cluster, &settings.fluvio.alerts_topic) {
+        (Some(c), Some(t)) => Some((c.clone(), t.clone())),
         _ => None,
     };
     if let Some((_, t)) = &fluvio_alerts {
@@ -136,22 +137,19 @@ pub async fn run(
         )));
     }
     #[cfg(feature = "fluvio")]
-    if let Some((endpoint, topic)) = &fluvio_alerts {
+    if let Some((cluster, topic)) = &fluvio_alerts {
         let idx = names.len() - 1;
         let resumed = durable && outbox.cursor_saved(idx);
         targets.push(Target::Fluvio(Box::new(
-            crate::sink::fluvio::FluvioTarget::new(endpoint, topic, resumed),
+            crate::sink::fluvio::FluvioTarget::new(cluster, topic, resumed),
         )));
     }
     #[cfg(not(feature = "fluvio"))]
     let _ = fluvio_alerts;
     #[cfg(feature = "fluvio")]
-    let dead_letter_queue = match (
-        &settings.fluvio.endpoint,
-        &settings.fluvio.dead_letter_topic,
-    ) {
-        (Some(e), Some(t)) => Some(
-            crate::sink::fluvio::spawn_dead_letters(e, t, shared.clone())
+    let dead_letter_queue = match (&fluvio_cluster, &settings.fluvio.dead_letter_topic) {
+        (Some(c), Some(t)) => Some(
+            crate::sink::fluvio::spawn_dead_letters(c, t, shared.clone())
                 .context("cannot start the dead-letter producer")?,
         ),
         _ => None,
@@ -233,9 +231,9 @@ pub async fn run(
     }
 
     #[cfg(feature = "fluvio")]
-    if let (Some(endpoint), Some(topic)) = (&settings.fluvio.endpoint, &settings.fluvio.topic) {
+    if let (Some(cluster), Some(topic)) = (&fluvio_cluster, &settings.fluvio.topic) {
         let src = crate::source::fluvio::FluvioSource {
-            endpoint: endpoint.clone(),
+            cluster: cluster.clone(),
             topic: topic.clone(),
             partitions: settings.fluvio.partitions.clone(),
             start: settings.fluvio.start,

@@ -33,7 +33,7 @@ use serde::Deserialize;
 use super::DeadLetterQueue;
 use super::deliver::RetryPolicy;
 use super::outbox::Item;
-use crate::fluvio_client;
+use crate::fluvio_client::{self, FluvioCluster};
 use crate::service::state::Shared;
 
 /// Records per partition read back to find lines already delivered.
@@ -41,7 +41,7 @@ pub const TAIL: u32 = 1000;
 
 /// The alerts-topic sink.
 pub struct FluvioTarget {
-    endpoint: String,
+    cluster: FluvioCluster,
     topic: String,
     conn: Option<(Fluvio, TopicProducerPool)>,
     /// Read the topic's tail before the next send: set at a restart with a
@@ -61,9 +61,9 @@ struct AlertKey {
 impl FluvioTarget {
     /// `resumed`: the outbox cursor of this sink was read from disk, so the
     /// first line may already be in the topic.
-    pub fn new(endpoint: &str, topic: &str, resumed: bool) -> Self {
+    pub fn new(cluster: &FluvioCluster, topic: &str, resumed: bool) -> Self {
         FluvioTarget {
-            endpoint: endpoint.to_owned(),
+            cluster: cluster.clone(),
             topic: topic.to_owned(),
             conn: None,
             verify: resumed,
@@ -77,7 +77,7 @@ impl FluvioTarget {
 
     async fn producer(&mut self) -> Result<&TopicProducerPool, String> {
         if self.conn.is_none() {
-            let f = fluvio_client::connect(&self.endpoint)
+            let f = fluvio_client::connect(&self.cluster)
                 .await
                 .map_err(|e| format!("{e:#}"))?;
             // One line at a time, acknowledged: no linger.
@@ -178,21 +178,21 @@ const DEAD_LETTER_QUEUE: usize = 100_000;
 /// Starts the dead-letter producer for `topic`; returns the queue the
 /// engine sends to, with the sink's name.
 pub fn spawn_dead_letters(
-    endpoint: &str,
+    cluster: &FluvioCluster,
     topic: &str,
     shared: Arc<Shared>,
 ) -> std::io::Result<(String, DeadLetterQueue)> {
     let (tx, rx) = sync_channel(DEAD_LETTER_QUEUE);
     let name = format!("fluvio:{topic}");
-    let (endpoint, topic2, name2) = (endpoint.to_owned(), topic.to_owned(), name.clone());
+    let (cluster, topic2, name2) = (cluster.clone(), topic.to_owned(), name.clone());
     std::thread::Builder::new()
         .name("fluvio-dead-letters".into())
-        .spawn(move || dead_letters(&endpoint, &topic2, &name2, rx, &shared))?;
+        .spawn(move || dead_letters(&cluster, &topic2, &name2, rx, &shared))?;
     Ok((name, tx))
 }
 
 fn dead_letters(
-    endpoint: &str,
+    cluster: &FluvioCluster,
     topic: &str,
     name: &str,
     rx: Receiver<(String, String)>,
@@ -236,7 +236,7 @@ fn dead_letters(
         }
         let result = rt.block_on(async {
             if producer.is_none() {
-                let f = fluvio_client::connect(endpoint)
+                let f = fluvio_client::connect(cluster)
                     .await
                     .map_err(|e| format!("{e:#}"))?;
                 let cfg = TopicProducerConfigBuilder::default()

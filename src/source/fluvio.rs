@@ -37,7 +37,7 @@ use futures_util::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
 
 use super::offsets::{OffsetTracker, Verdict};
-use crate::fluvio_client::{self, RecordStream};
+use crate::fluvio_client::{self, FluvioCluster, RecordStream};
 use crate::service::config::StartAt;
 use crate::service::pipeline::{Batch, Command};
 use crate::service::state::Shared;
@@ -69,7 +69,7 @@ const TICK: Duration = Duration::from_millis(200);
 /// The source: a topic, the partitions this instance owns, and where each
 /// one resumes.
 pub struct FluvioSource {
-    pub endpoint: String,
+    pub cluster: FluvioCluster,
     pub topic: String,
     /// None: every partition of the topic.
     pub partitions: Option<Vec<u32>>,
@@ -106,7 +106,7 @@ impl FluvioSource {
                 None => return,
             },
         };
-        tracing::info!(topic = %self.topic, partitions = ?partitions, endpoint = %self.endpoint, "consuming Fluvio partitions");
+        tracing::info!(topic = %self.topic, partitions = ?partitions, cluster = %self.cluster, "consuming Fluvio partitions");
         for p in partitions {
             let name = source_name(&self.topic, p);
             let next = self
@@ -119,7 +119,7 @@ impl FluvioSource {
             }
             shared.set_source(&name, false, "connecting");
             let r = Reader {
-                endpoint: self.endpoint.clone(),
+                cluster: self.cluster.clone(),
                 topic: self.topic.clone(),
                 partition: p,
                 start: self.start,
@@ -154,7 +154,7 @@ impl FluvioSource {
                 return None;
             }
             let found = rt.block_on(async {
-                let f = fluvio_client::connect(&self.endpoint).await?;
+                let f = fluvio_client::connect(&self.cluster).await?;
                 fluvio_client::partition_count(&f, &self.topic).await
             });
             let why = match found {
@@ -223,7 +223,7 @@ struct Pending {
 }
 
 struct Reader {
-    endpoint: String,
+    cluster: FluvioCluster,
     topic: String,
     partition: u32,
     start: StartAt,
@@ -273,7 +273,7 @@ impl Reader {
     /// One connection: streams until an error (re-opening after gaps);
     /// Ok at shutdown or when the engine is gone.
     async fn session(&mut self) -> anyhow::Result<()> {
-        let fluvio = fluvio_client::connect(&self.endpoint).await?;
+        let fluvio = fluvio_client::connect(&self.cluster).await?;
         self.fetch = self.max_bytes.unwrap_or(fluvio_client::DEFAULT_MAX_BYTES);
         if self.tracker.next().is_none() && self.start == StartAt::End {
             // Pin "the end" to an offset and journal it, so a restart
