@@ -549,15 +549,17 @@ fn bench_match(c: &mut Criterion) {
         hits
     };
     eprintln!(
-        "match: fixture library {} templates / {} keywords, automaton {:.1} MB; \
-         big library {} templates / {} keywords ({} bytes of TOML), automaton {:.1} MB, \
+        "match: fixture library {} templates / {} keywords, {}, {:.1} MB; \
+         big library {} templates / {} keywords ({} bytes of TOML), {}, {:.1} MB, \
          load {:.0} ms + compile {:.0} ms; texts matched: fixture {} / big {} of {}",
         d.rules.templates.len(),
         fixture.pattern_count(),
+        fixture.describe(),
         fixture.memory_usage() as f64 / 1e6,
         big_rules.templates.len(),
         big.pattern_count(),
         big_text.len(),
+        big.describe(),
         big.memory_usage() as f64 / 1e6,
         (t1 - t0).as_secs_f64() * 1e3,
         (t2 - t1).as_secs_f64() * 1e3,
@@ -568,10 +570,29 @@ fn bench_match(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("match");
     g.throughput(Throughput::Bytes(d.normalized_bytes));
-    for (name, m) in [
-        ("fixture_120_templates", &fixture),
-        ("generated_5000_templates", &big),
-    ] {
+    // HOTSPOT_HYBRID_BYTES=1048576,... also runs the big library with
+    // smaller full-row budgets (to choose MAX_TABLE_BYTES).
+    let budgets: Vec<(String, Matcher)> = std::env::var("HOTSPOT_HYBRID_BYTES")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|b| b.trim().parse::<usize>().ok())
+        .map(|b| {
+            let m = Matcher::with_hybrid(&big_rules, b).unwrap();
+            eprintln!(
+                "match: big library with {b} bytes of full rows: {}",
+                m.describe()
+            );
+            (format!("generated_5000_templates_hybrid_{b}"), m)
+        })
+        .collect();
+    let named = [
+        ("fixture_120_templates".to_owned(), &fixture),
+        ("generated_5000_templates".to_owned(), &big),
+    ];
+    for (name, m) in named
+        .into_iter()
+        .chain(budgets.iter().map(|(n, m)| (n.clone(), m)))
+    {
         g.bench_function(format!("{name}_{}_texts", d.normalized.len()), |b| {
             let mut s = m.scratch();
             b.iter(|| {

@@ -51,8 +51,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     println!("  businesses   {}", rules.businesses.len());
     println!("  templates    {}", rules.templates.len());
     println!(
-        "  keywords     {} distinct ({} KiB automaton), loaded in {:.1} ms",
+        "  keywords     {} distinct ({}, {} KiB), loaded in {:.1} ms",
         matcher.pattern_count(),
+        matcher.describe(),
         matcher.memory_usage() / 1024,
         elapsed.as_secs_f64() * 1000.0
     );

@@ -14,9 +14,20 @@
 //! transition is still loading. On the fixture library and generated
 //! traffic this halves the scan time (see benches/README.md).
 //!
-//! The table has one row of `symbols` entries (u16 state numbers) per trie
-//! node, so it is only built when it stays small ([`MAX_TABLE_BYTES`]); the
-//! matcher falls back to the crate's contiguous NFA beyond that.
+//! The table has one row of `symbols` entries per trie node. For ordinary
+//! libraries every node gets its row (a full DFA, u16 state numbers). A
+//! large library's full table would not fit in any cache or even in
+//! memory (5,000 templates / 20,000 keywords: ~100,000 nodes × ~300
+//! symbols), so it gets a *hybrid*: nodes are numbered breadth first, the
+//! shallowest nodes — as many as fit in [`HYBRID_TABLE_BYTES`] — keep full
+//! rows, and deeper nodes keep only their trie children and their failure
+//! link (u32 state numbers). A scan spends nearly all its steps at the root
+//! and one or two characters below it, where rows are full, so it costs
+//! about what the full DFA costs; a step from a deep node follows failure
+//! links until a child or a full row answers (Aho-Corasick's classic NFA
+//! step, bounded by the node's depth). One type serves both, generic over
+//! the state number; for a full DFA the "is this row full?" test is always
+//! true and the branch predictor makes it free.
 //!
 //! Semantics equal the byte automaton's overlapping search: valid UTF-8
 //! keywords can only match at character boundaries of valid UTF-8 text, so
@@ -32,8 +43,17 @@
 
 use std::collections::VecDeque;
 
-/// The largest transition table built (bytes).
+/// The largest full DFA table built (bytes).
 pub const MAX_TABLE_BYTES: usize = 8 << 20;
+
+/// The full rows of a hybrid automaton take at most this (bytes): about
+/// the L2 cache of the machines hotspot runs on. More full rows do not pay:
+/// on the 5,000-template library (66,045 states × 264 symbols) 1 MiB and
+/// 2 MiB of rows scan 20,000 texts in 16.2 / 16.4 ms, 4 MiB in 23.1 ms, 8
+/// MiB in 23.5 ms, 256 KiB in 18.1 ms (`HOTSPOT_HYBRID_BYTES=... cargo
+/// bench --bench micro -- ^match`): past the cache, a full row's miss
+/// costs more than the failure links it saves.
+pub const HYBRID_TABLE_BYTES: usize = 1 << 20;
 
 /// Code points below this are mapped through the flat symbol table.
 const FLAT: usize = 0x1_0000;
@@ -41,8 +61,54 @@ const FLAT: usize = 0x1_0000;
 /// The flat table's mark for a character the fast path cannot normalise.
 pub const SLOW: u16 = u16::MAX;
 
+/// A state number: u16 for full DFAs of ordinary libraries (half the cache
+/// footprint), u32 for the hybrid of large ones.
+///
+/// The top bit of a transition's target marks a state with output, so a
+/// step learns whether patterns end here from the load it makes anyway
+/// (a separate "has output?" table would be one more dependent load per
+/// character, and a cache miss on large libraries).
+pub trait StateId: Copy + Default + std::fmt::Debug + 'static {
+    /// The output mark; state numbers stay below it.
+    const FLAG: usize;
+    /// The most states this type numbers.
+    const LIMIT: usize = Self::FLAG;
+    fn new(s: usize) -> Self;
+    fn get(self) -> usize;
+}
+
+impl StateId for u16 {
+    const FLAG: usize = 1 << 15;
+    #[inline(always)]
+    fn new(s: usize) -> Self {
+        s as u16
+    }
+    #[inline(always)]
+    fn get(self) -> usize {
+        self as usize
+    }
+}
+
+impl StateId for u32 {
+    const FLAG: usize = 1 << 31;
+    #[inline(always)]
+    fn new(s: usize) -> Self {
+        s as u32
+    }
+    #[inline(always)]
+    fn get(self) -> usize {
+        self as usize
+    }
+}
+
+/// A full character DFA (ordinary libraries).
+pub type CharDfa = CharAutomaton<u16>;
+
+/// A hybrid character automaton (large libraries).
+pub type WideCharAutomaton = CharAutomaton<u32>;
+
 #[derive(Debug)]
-pub struct CharDfa {
+pub struct CharAutomaton<S: StateId> {
     /// Raw code point (< [`FLAT`]) → symbol of its fast-path fold; 0 = in
     /// no keyword; [`SLOW`] = needs full normalisation.
     flat: Vec<u16>,
@@ -50,25 +116,83 @@ pub struct CharDfa {
     /// for already normalised text.
     chars: Vec<(u32, u16)>,
     symbols: usize,
-    /// `trans[state * symbols + symbol]` = next state. State 0 is the root.
-    trans: Vec<u16>,
-    /// Whether a state has output (the patterns ending here or at any
-    /// suffix state).
-    has_out: Vec<bool>,
-    /// `out[out_start[s]..out_start[s + 1]]` = the patterns of state `s`.
+    /// States `0..dense` (breadth-first numbers; 0 is the root) have full
+    /// rows: `trans[state * symbols + symbol]` = next state, with
+    /// [`StateId::FLAG`] set when it has output.
+    dense: usize,
+    trans: Vec<S>,
+    /// State `dense + i` has the trie children
+    /// `sparse_sym/sparse_next[sparse_start[i]..sparse_start[i + 1]]` and
+    /// the failure state `fail[i]` (children flagged like `trans`, the
+    /// failure state not).
+    sparse_start: Vec<u32>,
+    sparse_sym: Vec<u16>,
+    sparse_next: Vec<S>,
+    fail: Vec<S>,
+    /// `out[out_start[s]..out_start[s + 1]]` = the patterns of state `s`
+    /// (those ending here or at any suffix state).
     out_start: Vec<u32>,
     out: Vec<u32>,
 }
 
 impl CharDfa {
-    /// Builds the DFA for `keywords` (pattern `p` = `keywords[p]`), or
+    /// Builds the full DFA for `keywords` (pattern `p` = `keywords[p]`), or
     /// `None` when its table would pass [`MAX_TABLE_BYTES`], it would need
-    /// more than 65,535 states or symbols, or a keyword is empty.
+    /// 32,768 states or more, more than 65,534 symbols, or a keyword is
+    /// empty.
     pub fn build(keywords: &[&str]) -> Option<CharDfa> {
+        let alphabet = Alphabet::new(keywords)?;
+        // A cheap early way out for huge libraries, before any trie is
+        // built: trie nodes are at most the keyword characters plus the
+        // root (fewer, as keywords share prefixes, hence the slack of 4;
+        // the exact check follows the trie).
+        let keyword_chars: usize = keywords.iter().map(|k| k.chars().count()).sum();
+        if (keyword_chars + 1)
+            .saturating_mul(alphabet.symbols)
+            .saturating_mul(2)
+            > MAX_TABLE_BYTES * 4
+        {
+            return None;
+        }
+        let trie = Trie::new(keywords, &alphabet);
+        let states = trie.children.len();
+        if states >= u16::LIMIT || states * alphabet.symbols * 2 > MAX_TABLE_BYTES {
+            return None;
+        }
+        Some(CharAutomaton::from_trie(alphabet, trie, states))
+    }
+}
+
+impl WideCharAutomaton {
+    /// Builds the hybrid automaton for `keywords`, with full rows for as
+    /// many of the shallowest states as `max_table_bytes` holds (at least
+    /// the root); `None` when a keyword is empty, there are more than
+    /// 65,534 distinct characters or 2^31 trie nodes.
+    pub fn build(keywords: &[&str], max_table_bytes: usize) -> Option<WideCharAutomaton> {
+        let alphabet = Alphabet::new(keywords)?;
+        let trie = Trie::new(keywords, &alphabet);
+        if trie.children.len() >= u32::LIMIT {
+            return None;
+        }
+        let per_row = alphabet.symbols * std::mem::size_of::<u32>();
+        let dense = (max_table_bytes / per_row).clamp(1, trie.children.len());
+        Some(CharAutomaton::from_trie(alphabet, trie, dense))
+    }
+}
+
+/// The symbols: every distinct keyword character gets a dense number from
+/// 1, in order of first appearance (deterministic); 0 is every other
+/// character.
+struct Alphabet {
+    symbol_of: std::collections::HashMap<u32, u16>,
+    symbols: usize,
+}
+
+impl Alphabet {
+    fn new(keywords: &[&str]) -> Option<Alphabet> {
         if keywords.iter().any(|k| k.is_empty()) {
             return None;
         }
-        // Symbols, in order of first appearance (deterministic).
         let mut symbol_of: std::collections::HashMap<u32, u16> = Default::default();
         for k in keywords {
             for c in k.chars() {
@@ -82,42 +206,26 @@ impl CharDfa {
             }
         }
         let symbols = symbol_of.len() + 1;
-        // A cheap early way out for huge libraries, before any trie is
-        // built: trie nodes are at most the keyword characters plus the
-        // root (fewer, as keywords share prefixes, hence the slack of 4;
-        // the exact check follows the trie).
-        let keyword_chars: usize = keywords.iter().map(|k| k.chars().count()).sum();
-        if (keyword_chars + 1)
-            .saturating_mul(symbols)
-            .saturating_mul(2)
-            > MAX_TABLE_BYTES * 4
-        {
-            return None;
-        }
-        let mut chars: Vec<(u32, u16)> = symbol_of.iter().map(|(&c, &y)| (c, y)).collect();
-        chars.sort_unstable();
-        let flat: Vec<u16> = (0..FLAT as u32)
-            .map(|cp| match crate::normalize::fast_fold(cp) {
-                Some(f) => symbol_of.get(&f).copied().unwrap_or(0),
-                None => SLOW,
-            })
-            .collect();
-        let mut dfa = CharDfa {
-            flat,
-            chars,
-            symbols,
-            trans: Vec::new(),
-            has_out: Vec::new(),
-            out_start: Vec::new(),
-            out: Vec::new(),
-        };
-        // The trie, with children as sorted (symbol, node) lists.
+        Some(Alphabet { symbol_of, symbols })
+    }
+}
+
+/// The keyword trie, nodes numbered breadth first (so that the shallowest
+/// nodes are a prefix of the numbers), children as sorted (symbol, node)
+/// lists, and the patterns ending at each node.
+struct Trie {
+    children: Vec<Vec<(u16, u32)>>,
+    own: Vec<Vec<u32>>,
+}
+
+impl Trie {
+    fn new(keywords: &[&str], alphabet: &Alphabet) -> Trie {
         let mut children: Vec<Vec<(u16, u32)>> = vec![Vec::new()];
         let mut own: Vec<Vec<u32>> = vec![Vec::new()];
         for (p, k) in keywords.iter().enumerate() {
             let mut s = 0usize;
             for c in k.chars() {
-                let y = symbol_of[&(c as u32)];
+                let y = alphabet.symbol_of[&(c as u32)];
                 s = match children[s].binary_search_by_key(&y, |&(y, _)| y) {
                     Ok(i) => children[s][i].1 as usize,
                     Err(i) => {
@@ -131,34 +239,93 @@ impl CharDfa {
             }
             own[s].push(p as u32);
         }
-        let states = children.len();
-        if states > u16::MAX as usize || states * symbols * 2 > MAX_TABLE_BYTES {
-            return None;
-        }
-        // Breadth first: a node's failure state is shallower, so its row and
-        // output are complete when the node is reached.
-        let mut trans = vec![0u16; states * symbols];
-        let mut fail = vec![0usize; states];
-        let mut outputs: Vec<Vec<u32>> = own;
-        let mut queue = VecDeque::new();
-        for &(y, t) in &children[0] {
-            trans[y as usize] = t as u16;
-            queue.push_back(t as usize);
-        }
+        // Renumber breadth first.
+        let n = children.len();
+        let mut order = Vec::with_capacity(n);
+        let mut new_id = vec![0u32; n];
+        let mut queue = VecDeque::from([0usize]);
         while let Some(s) = queue.pop_front() {
+            new_id[s] = order.len() as u32;
+            order.push(s);
+            queue.extend(children[s].iter().map(|&(_, t)| t as usize));
+        }
+        let mut bfs_children = Vec::with_capacity(n);
+        let mut bfs_own = Vec::with_capacity(n);
+        for &s in &order {
+            bfs_children.push(
+                children[s]
+                    .iter()
+                    .map(|&(y, t)| (y, new_id[t as usize]))
+                    .collect(),
+            );
+            bfs_own.push(std::mem::take(&mut own[s]));
+        }
+        Trie {
+            children: bfs_children,
+            own: bfs_own,
+        }
+    }
+}
+
+impl<S: StateId> CharAutomaton<S> {
+    /// The automaton of `trie`, with full rows for states `0..dense`.
+    fn from_trie(alphabet: Alphabet, trie: Trie, dense: usize) -> CharAutomaton<S> {
+        let symbols = alphabet.symbols;
+        let states = trie.children.len();
+        let mut chars: Vec<(u32, u16)> = alphabet.symbol_of.iter().map(|(&c, &y)| (c, y)).collect();
+        chars.sort_unstable();
+        let flat: Vec<u16> = (0..FLAT as u32)
+            .map(|cp| match crate::normalize::fast_fold(cp) {
+                Some(f) => alphabet.symbol_of.get(&f).copied().unwrap_or(0),
+                None => SLOW,
+            })
+            .collect();
+        let mut sparse_start = Vec::with_capacity(states - dense + 1);
+        let mut sparse_sym = Vec::new();
+        let mut sparse_next = Vec::new();
+        for kids in &trie.children[dense..] {
+            sparse_start.push(sparse_sym.len() as u32);
+            sparse_sym.extend(kids.iter().map(|&(y, _)| y));
+            sparse_next.extend(kids.iter().map(|&(_, t)| S::new(t as usize)));
+        }
+        sparse_start.push(sparse_sym.len() as u32);
+        let mut a = CharAutomaton {
+            flat,
+            chars,
+            symbols,
+            dense,
+            trans: vec![S::default(); dense * symbols],
+            sparse_start,
+            sparse_sym,
+            sparse_next,
+            fail: vec![S::default(); states - dense],
+            out_start: Vec::new(),
+            out: Vec::new(),
+        };
+        // Breadth first (= in number order): a node's failure state is
+        // shallower, so its row, failure link and output are complete when
+        // the node is reached.
+        let mut fail = vec![0usize; states];
+        let mut outputs: Vec<Vec<u32>> = trie.own;
+        for s in 0..states {
             let f = fail[s];
-            if s != 0 && f != s {
+            if s != 0 {
                 let inherited = outputs[f].clone();
                 outputs[s].extend(inherited);
             }
-            let (row, frow) = (s * symbols, f * symbols);
-            for y in 0..symbols {
-                trans[row + y] = trans[frow + y];
+            if s < dense {
+                let (row, frow) = (s * symbols, f * symbols);
+                if s != 0 {
+                    a.trans.copy_within(frow..frow + symbols, row);
+                }
+            } else {
+                a.fail[s - dense] = S::new(f);
             }
-            for &(y, t) in &children[s] {
-                fail[t as usize] = trans[frow + y as usize] as usize;
-                trans[row + y as usize] = t as u16;
-                queue.push_back(t as usize);
+            for &(y, t) in &trie.children[s] {
+                fail[t as usize] = if s == 0 { 0 } else { a.next(f, y) };
+                if s < dense {
+                    a.trans[s * symbols + y as usize] = S::new(t as usize);
+                }
             }
         }
         let mut out_start = Vec::with_capacity(states + 1);
@@ -170,11 +337,47 @@ impl CharDfa {
             out.extend_from_slice(o);
         }
         out_start.push(out.len() as u32);
-        dfa.has_out = outputs.iter().map(|o| !o.is_empty()).collect();
-        dfa.trans = trans;
-        dfa.out_start = out_start;
-        dfa.out = out;
-        Some(dfa)
+        // Mark every transition into a state with output.
+        for t in a.trans.iter_mut().chain(a.sparse_next.iter_mut()) {
+            if !outputs[t.get()].is_empty() {
+                *t = S::new(t.get() | S::FLAG);
+            }
+        }
+        a.out_start = out_start;
+        a.out = out;
+        a
+    }
+
+    /// The state after `s` on symbol `y`, flagged ([`StateId::FLAG`]) when
+    /// it has output; unflagged while [`Self::from_trie`] runs.
+    #[inline(always)]
+    fn next(&self, s: usize, y: u16) -> usize {
+        if s < self.dense {
+            return self.trans[s * self.symbols + y as usize].get();
+        }
+        self.next_sparse(s, y)
+    }
+
+    /// [`Self::next`] from a state without a full row: its children, else
+    /// its failure state's transition.
+    #[inline(never)]
+    fn next_sparse(&self, mut s: usize, y: u16) -> usize {
+        if y == 0 {
+            // A character of no keyword leads back to the root from anywhere.
+            return 0;
+        }
+        while s >= self.dense {
+            let i = s - self.dense;
+            let (a, b) = (
+                self.sparse_start[i] as usize,
+                self.sparse_start[i + 1] as usize,
+            );
+            if let Some(j) = self.sparse_sym[a..b].iter().position(|&z| z == y) {
+                return self.sparse_next[a + j].get();
+            }
+            s = self.fail[i].get();
+        }
+        self.trans[s * self.symbols + y as usize].get()
     }
 
     /// The symbol of a character of normalised text. The flat table serves
@@ -195,12 +398,32 @@ impl CharDfa {
         }
     }
 
+    /// Number of states (trie nodes).
+    pub fn states(&self) -> usize {
+        self.out_start.len() - 1
+    }
+
+    /// Number of symbols (distinct keyword characters, plus one for all
+    /// others).
+    pub fn symbols(&self) -> usize {
+        self.symbols
+    }
+
+    /// Number of states with a full row.
+    pub fn dense_states(&self) -> usize {
+        self.dense
+    }
+
     /// Heap bytes held.
     pub fn memory_usage(&self) -> usize {
+        let id = std::mem::size_of::<S>();
         self.flat.len() * 2
             + self.chars.len() * 8
-            + self.trans.len() * 2
-            + self.has_out.len()
+            + self.trans.len() * id
+            + self.sparse_start.len() * 4
+            + self.sparse_sym.len() * 2
+            + self.sparse_next.len() * id
+            + self.fail.len() * id
             + self.out_start.len() * 4
             + self.out.len() * 4
     }
@@ -215,8 +438,8 @@ impl CharDfa {
         }
     }
 
-    /// Like [`CharDfa::scan`] on `normalize(text)`, straight from the raw
-    /// text; `false` (with `found` partly filled) when `text` holds a
+    /// Like [`CharAutomaton::scan`] on `normalize(text)`, straight from the
+    /// raw text; `false` (with `found` partly filled) when `text` holds a
     /// character that needs full normalisation.
     #[inline]
     pub fn scan_raw(
@@ -247,8 +470,9 @@ impl CharDfa {
         generation: u32,
         found: &mut Vec<u32>,
     ) -> usize {
-        let s = self.trans[s * self.symbols + y as usize] as usize;
-        if self.has_out[s] {
+        let flagged = self.next(s, y);
+        let s = flagged & !S::FLAG;
+        if flagged & S::FLAG != 0 {
             let (a, b) = (self.out_start[s] as usize, self.out_start[s + 1] as usize);
             for &p in &self.out[a..b] {
                 if seen[p as usize] != generation {
@@ -318,6 +542,85 @@ mod tests {
         assert!(!dfa.scan_raw("𠀀", &mut seen, 5, &mut Vec::new()));
     }
 
+    /// Patterns of `kws` in `text` by brute force.
+    fn naive(kws: &[&str], text: &str) -> Vec<u32> {
+        (0..kws.len() as u32)
+            .filter(|&p| text.contains(kws[p as usize]))
+            .collect()
+    }
+
+    fn found_wide(a: &WideCharAutomaton, text: &str) -> Vec<u32> {
+        let mut seen = vec![0; 64];
+        let mut out = Vec::new();
+        a.scan(text, &mut seen, 1, &mut out);
+        out.sort_unstable();
+        out
+    }
+
+    #[test]
+    fn the_hybrid_matches_like_the_full_dfa_whatever_rows_are_full() {
+        let kws = [
+            "彩铃",
+            "彩铃复制",
+            "复制",
+            "铃复",
+            "abc",
+            "bcd",
+            "c",
+            "𠀀字",
+            "aab",
+            "ab",
+        ];
+        let dfa = CharDfa::build(&kws).unwrap();
+        let texts = [
+            "彩铃复制失败",
+            "xabcdx",
+            "aaab",
+            "彩彩铃复复制",
+            "𠀀字𠀀",
+            "",
+            "abab",
+        ];
+        for budget in [0, 1, 100, 400, 4000, 1 << 20] {
+            let wide = WideCharAutomaton::build(&kws, budget).unwrap();
+            assert!(wide.dense_states() >= 1 && wide.dense_states() <= wide.states());
+            for t in texts {
+                assert_eq!(
+                    found_wide(&wide, t),
+                    found(&dfa, t),
+                    "{t} with {budget} bytes"
+                );
+                assert_eq!(found_wide(&wide, t), naive(&kws, t), "{t}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Over a four-letter alphabet, so that keywords overlap, share
+        /// prefixes and suffixes, and failure chains are long.
+        #[test]
+        fn every_kind_finds_what_brute_force_finds(
+            kws in proptest::collection::hash_set("[abc彩]{1,5}", 1..24),
+            texts in proptest::collection::vec("[abcd彩铃]{0,30}", 1..8),
+            budget in 0usize..2000,
+        ) {
+            let kws: Vec<&str> = kws.iter().map(String::as_str).collect();
+            let dfa = CharDfa::build(&kws).unwrap();
+            let wide = WideCharAutomaton::build(&kws, budget).unwrap();
+            for t in &texts {
+                let want = naive(&kws, t);
+                let mut seen = vec![0; kws.len()];
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                dfa.scan(t, &mut seen, 1, &mut a);
+                wide.scan(t, &mut seen, 2, &mut b);
+                a.sort_unstable();
+                b.sort_unstable();
+                proptest::prop_assert_eq!(&a, &want);
+                proptest::prop_assert_eq!(&b, &want);
+            }
+        }
+    }
+
     #[test]
     fn refuses_what_it_cannot_hold() {
         assert!(CharDfa::build(&["a", ""]).is_none());
@@ -329,5 +632,14 @@ mod tests {
             .collect();
         let refs: Vec<&str> = many.iter().map(String::as_str).collect();
         assert!(CharDfa::build(&refs).is_none());
+        // The hybrid holds it, with full rows for as many states as fit.
+        let wide = WideCharAutomaton::build(&refs, MAX_TABLE_BYTES).unwrap();
+        assert_eq!(wide.dense_states(), MAX_TABLE_BYTES / (20_011 * 4));
+        let mut seen = vec![0; refs.len()];
+        let mut out = Vec::new();
+        wide.scan("x一0丁1x", &mut seen, 1, &mut out);
+        out.sort_unstable();
+        assert_eq!(out, [0, 1]);
+        assert!(WideCharAutomaton::build(&["a", ""], 1 << 20).is_none());
     }
 }

@@ -16,15 +16,17 @@
 //! same place. We need only *which* patterns occur, not where, so the scan
 //! loop is one table lookup per step and a check for the rare match state.
 //!
-//! The automaton is a DFA over *characters* ([`char_dfa`]) for ordinary
-//! libraries: it steps once per character instead of once per UTF-8 byte,
-//! which halves the scan of Chinese text compared with the `aho-corasick`
-//! crate's byte DFA (the kind this module used first, explicitly chosen
-//! over the crate's default NFA, which is several times slower again). For
-//! very large libraries, whose full table would not fit in a few MB, it is
-//! the crate's contiguous NFA: dense rows near the root, where a scan spends
-//! nearly all its steps, sparse ones deeper; it builds in milliseconds and
-//! stays a few percent of a DFA's size.
+//! The automaton works on *characters* ([`char_dfa`]): it steps once per
+//! character instead of once per UTF-8 byte, which halves the scan of
+//! Chinese text compared with the `aho-corasick` crate's byte DFA (the kind
+//! this module used first, explicitly chosen over the crate's default NFA,
+//! which is several times slower again). Ordinary libraries get a full DFA.
+//! Very large ones, whose full table would not fit in a few MB, get the
+//! hybrid: full rows for the shallow states, where a scan spends nearly all
+//! its steps, children and failure links deeper. The crate's contiguous NFA
+//! remains as the reference the tests compare with, and for the
+//! pathological library the character automaton refuses (more than 65,534
+//! distinct keyword characters).
 
 pub mod char_dfa;
 
@@ -34,16 +36,19 @@ use aho_corasick::{Anchored, MatchKind};
 
 use crate::normalize::Normalizer;
 use crate::rules::Rules;
-use char_dfa::CharDfa;
+use char_dfa::{CharAutomaton, CharDfa, StateId, WideCharAutomaton};
 
-/// The automaton: a character DFA for ordinary libraries, a contiguous
-/// NFA for very large ones (see [`char_dfa::MAX_TABLE_BYTES`]).
+/// The automaton: a character DFA for ordinary libraries, the hybrid
+/// character automaton for very large ones (see
+/// [`char_dfa::MAX_TABLE_BYTES`]), the crate's contiguous NFA for tests and
+/// libraries neither can hold.
 // One per matcher, never moved in a hot loop: the size difference of the
 // variants costs nothing worth a box.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Automaton_ {
     Chars(CharDfa),
+    WideChars(WideCharAutomaton),
     /// The NFA and its unanchored start state.
     Nfa(ContiguousNfa, StateID),
 }
@@ -75,6 +80,15 @@ fn scan<A: Automaton>(
     }
 }
 
+/// Which automaton [`Matcher::build`] makes.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    /// The full DFA if it fits, else the hybrid.
+    Auto,
+    Hybrid(usize),
+    Nfa,
+}
+
 /// A veto instead of a group number.
 const VETO: u8 = u8::MAX;
 
@@ -82,6 +96,19 @@ const VETO: u8 = u8::MAX;
 struct Use {
     template: u32,
     group: u8,
+    /// The template's number of `all_of` groups (carried here so that the
+    /// final check needs no other per-template load).
+    groups: u8,
+}
+
+/// The mask of `groups` full `all_of` groups.
+#[inline(always)]
+fn full_mask(groups: u8) -> u64 {
+    if groups >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << groups) - 1
+    }
 }
 
 /// The compiled matcher for one rule library.
@@ -91,11 +118,22 @@ pub struct Matcher {
     /// `uses[use_start[p]..use_start[p + 1]]` are the uses of pattern `p`.
     use_start: Vec<u32>,
     uses: Vec<Use>,
-    /// Per template: the mask with one bit per `all_of` group.
-    full: Vec<u64>,
     /// Per template: its business.
     business: Vec<u16>,
     patterns: usize,
+}
+
+/// The per-record state of one template: which generation it was last
+/// touched in, the `all_of` groups hit and whether a veto fired. One struct
+/// rather than three arrays: with thousands of templates a use costs one
+/// cache miss instead of three (evaluation is half the matching time of
+/// the 5,000-template library).
+#[derive(Debug, Default, Clone, Copy)]
+struct Slot {
+    seen: u32,
+    vetoed: bool,
+    groups: u8,
+    hit: u64,
 }
 
 /// Per-thread scratch state for [`Matcher::find`]; reuse it across records.
@@ -103,9 +141,8 @@ pub struct Matcher {
 pub struct Matches {
     generation: u32,
     pattern_seen: Vec<u32>,
-    template_seen: Vec<u32>,
-    hit: Vec<u64>,
-    vetoed: Vec<bool>,
+    /// Per template, everything one use touches, in one cache line.
+    slots: Vec<Slot>,
     touched: Vec<u32>,
     /// Distinct patterns found in the current text.
     patterns: Vec<u32>,
@@ -149,16 +186,50 @@ pub enum BuildError {
 impl Matcher {
     /// Compiles the templates of `rules`.
     pub fn new(rules: &Rules) -> Result<Self, BuildError> {
-        Self::build(rules, true)
+        Self::build(rules, Kind::Auto)
     }
 
-    /// Like [`Matcher::new`], always with the NFA (tests compare the two
-    /// kinds with it).
+    /// Like [`Matcher::new`], always with the crate's NFA (tests compare
+    /// the kinds with it).
     pub fn with_nfa(rules: &Rules) -> Result<Self, BuildError> {
-        Self::build(rules, false)
+        Self::build(rules, Kind::Nfa)
     }
 
-    fn build(rules: &Rules, dfa: bool) -> Result<Self, BuildError> {
+    /// Like [`Matcher::new`], always with the hybrid character automaton,
+    /// full rows for at most `max_table_bytes` (tests and benchmarks).
+    pub fn with_hybrid(rules: &Rules, max_table_bytes: usize) -> Result<Self, BuildError> {
+        Self::build(rules, Kind::Hybrid(max_table_bytes))
+    }
+
+    /// What the automaton is, for people: its kind and size, e.g.
+    /// `character DFA, 1332 states × 488 symbols`.
+    pub fn describe(&self) -> String {
+        match &self.automaton {
+            Automaton_::Chars(a) => format!(
+                "character DFA, {} states × {} symbols",
+                a.states(),
+                a.symbols()
+            ),
+            Automaton_::WideChars(a) => format!(
+                "hybrid character automaton, {} states ({} with full rows) × {} symbols",
+                a.states(),
+                a.dense_states(),
+                a.symbols()
+            ),
+            Automaton_::Nfa(..) => "contiguous NFA".to_owned(),
+        }
+    }
+
+    /// Which automaton this is: `dfa`, `hybrid` or `nfa`.
+    pub fn kind(&self) -> &'static str {
+        match self.automaton {
+            Automaton_::Chars(_) => "dfa",
+            Automaton_::WideChars(_) => "hybrid",
+            Automaton_::Nfa(..) => "nfa",
+        }
+    }
+
+    fn build(rules: &Rules, kind: Kind) -> Result<Self, BuildError> {
         let mut ids: hashbrown::HashMap<&str, u32> = hashbrown::HashMap::new();
         let mut keywords: Vec<&str> = Vec::new();
         let mut uses_of: Vec<Vec<Use>> = Vec::new();
@@ -181,14 +252,26 @@ impl Matcher {
                         list.push(Use {
                             template: t as u32,
                             group,
+                            groups: tpl.all_of.len() as u8,
                         });
                     }
                 }
             }
         }
-        let chars = if dfa { CharDfa::build(&keywords) } else { None };
+        let chars = match kind {
+            Kind::Auto => CharDfa::build(&keywords)
+                .map(Automaton_::Chars)
+                .or_else(|| {
+                    WideCharAutomaton::build(&keywords, char_dfa::HYBRID_TABLE_BYTES)
+                        .map(Automaton_::WideChars)
+                }),
+            Kind::Hybrid(bytes) => {
+                WideCharAutomaton::build(&keywords, bytes).map(Automaton_::WideChars)
+            }
+            Kind::Nfa => None,
+        };
         let automaton = if let Some(c) = chars {
-            Automaton_::Chars(c)
+            c
         } else {
             let nfa = ContiguousNfa::builder()
                 .match_kind(MatchKind::Standard)
@@ -205,23 +288,11 @@ impl Matcher {
             uses.extend_from_slice(list);
         }
         use_start.push(uses.len() as u32);
-        let full = rules
-            .templates
-            .iter()
-            .map(|t| {
-                if t.all_of.len() >= 64 {
-                    u64::MAX
-                } else {
-                    (1u64 << t.all_of.len()) - 1
-                }
-            })
-            .collect();
         let business = rules.templates.iter().map(|t| t.business as u16).collect();
         Ok(Matcher {
             automaton,
             use_start,
             uses,
-            full,
             business,
             patterns: keywords.len(),
         })
@@ -236,19 +307,18 @@ impl Matcher {
     pub fn memory_usage(&self) -> usize {
         match &self.automaton {
             Automaton_::Chars(a) => a.memory_usage(),
+            Automaton_::WideChars(a) => a.memory_usage(),
             Automaton_::Nfa(a, _) => a.memory_usage(),
         }
     }
 
     /// Fresh scratch state sized for this matcher.
     pub fn scratch(&self) -> Matches {
-        let t = self.full.len();
+        let t = self.business.len();
         Matches {
             generation: 0,
             pattern_seen: vec![0; self.patterns],
-            template_seen: vec![0; t],
-            hit: vec![0; t],
-            vetoed: vec![false; t],
+            slots: vec![Slot::default(); t],
             touched: Vec::with_capacity(16),
             patterns: Vec::with_capacity(16),
             templates: Vec::with_capacity(8),
@@ -261,14 +331,26 @@ impl Matcher {
     /// fast path covers (nearly all) is matched in place, without being
     /// normalised into a copy first; other text goes through `normalizer`.
     pub fn find_text(&self, text: &str, normalizer: &mut Normalizer, m: &mut Matches) {
-        if let Automaton_::Chars(a) = &self.automaton {
-            let generation = self.begin(m);
-            if a.scan_raw(text, &mut m.pattern_seen, generation, &mut m.patterns) {
-                self.evaluate(m);
-                return;
-            }
+        let done = match &self.automaton {
+            Automaton_::Chars(a) => self.find_raw(a, text, m),
+            Automaton_::WideChars(a) => self.find_raw(a, text, m),
+            Automaton_::Nfa(..) => false,
+        };
+        if !done {
+            self.find(normalizer.normalize(text), m);
         }
-        self.find(normalizer.normalize(text), m);
+    }
+
+    /// [`Matcher::find_text`] in place; false when `text` needs full
+    /// normalisation.
+    #[inline(always)]
+    fn find_raw<S: StateId>(&self, a: &CharAutomaton<S>, text: &str, m: &mut Matches) -> bool {
+        let generation = self.begin(m);
+        if a.scan_raw(text, &mut m.pattern_seen, generation, &mut m.patterns) {
+            self.evaluate(m);
+            return true;
+        }
+        false
     }
 
     /// Finds the templates that `normalized` (already through
@@ -277,6 +359,9 @@ impl Matcher {
         let generation = self.begin(m);
         match &self.automaton {
             Automaton_::Chars(a) => {
+                a.scan(normalized, &mut m.pattern_seen, generation, &mut m.patterns)
+            }
+            Automaton_::WideChars(a) => {
                 a.scan(normalized, &mut m.pattern_seen, generation, &mut m.patterns)
             }
             Automaton_::Nfa(a, start) => scan(
@@ -294,13 +379,13 @@ impl Matcher {
     /// Resets `m` for a new text; returns its generation.
     #[inline]
     fn begin(&self, m: &mut Matches) -> u32 {
-        if m.pattern_seen.len() != self.patterns || m.hit.len() != self.full.len() {
+        if m.pattern_seen.len() != self.patterns || m.slots.len() != self.business.len() {
             *m = self.scratch();
         }
         m.generation = m.generation.wrapping_add(1);
         if m.generation == 0 {
             m.pattern_seen.iter_mut().for_each(|g| *g = 0);
-            m.template_seen.iter_mut().for_each(|g| *g = 0);
+            m.slots.iter_mut().for_each(|g| g.seen = 0);
             m.generation = 1;
         }
         m.touched.clear();
@@ -319,22 +404,27 @@ impl Matcher {
             let (s, e) = (self.use_start[p] as usize, self.use_start[p + 1] as usize);
             for u in &self.uses[s..e] {
                 let t = u.template as usize;
-                if m.template_seen[t] != generation {
-                    m.template_seen[t] = generation;
-                    m.hit[t] = 0;
-                    m.vetoed[t] = false;
+                let slot = &mut m.slots[t];
+                if slot.seen != generation {
+                    *slot = Slot {
+                        seen: generation,
+                        vetoed: false,
+                        groups: u.groups,
+                        hit: 0,
+                    };
                     m.touched.push(u.template);
                 }
                 if u.group == VETO {
-                    m.vetoed[t] = true;
+                    slot.vetoed = true;
                 } else {
-                    m.hit[t] |= 1u64 << u.group;
+                    slot.hit |= 1u64 << u.group;
                 }
             }
         }
         for &t in &m.touched {
             let t = t as usize;
-            if !m.vetoed[t] && m.hit[t] == self.full[t] {
+            let slot = &m.slots[t];
+            if !slot.vetoed && slot.hit == full_mask(slot.groups) {
                 m.templates.push(t as u32);
             }
         }
@@ -394,8 +484,14 @@ all_of = [["abc"], ["bcd"], ["c"]]
     fn found(text: &str) -> Vec<String> {
         let rules = load_str(RULES, "t.toml").unwrap();
         let mut results = Vec::new();
-        // Both automaton kinds must agree.
-        for m in [Matcher::new(&rules), Matcher::with_nfa(&rules)] {
+        // Every automaton kind must agree: the full DFA, the hybrid with
+        // only the root's row full and with a few rows full, the NFA.
+        for m in [
+            Matcher::new(&rules),
+            Matcher::with_hybrid(&rules, 0),
+            Matcher::with_hybrid(&rules, 3 * 4 * 40),
+            Matcher::with_nfa(&rules),
+        ] {
             let m = m.unwrap();
             let mut s = m.scratch();
             m.find(&normalize(text), &mut s);
@@ -412,7 +508,7 @@ all_of = [["abc"], ["bcd"], ["c"]]
         }
         assert!(
             results.windows(2).all(|w| w[0] == w[1]),
-            "DFA, NFA, raw and normalised disagree on {text}: {results:?}"
+            "DFA, hybrid, NFA, raw and normalised disagree on {text}: {results:?}"
         );
         results.pop().unwrap()
     }
