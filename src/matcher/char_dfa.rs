@@ -77,29 +77,25 @@ pub trait StateId: Copy + Default + std::fmt::Debug + 'static {
     fn get(self) -> usize;
 }
 
-impl StateId for u16 {
-    const FLAG: usize = 1 << 15;
-    #[inline(always)]
-    fn new(s: usize) -> Self {
-        s as u16
-    }
-    #[inline(always)]
-    fn get(self) -> usize {
-        self as usize
-    }
+/// The two widths differ only in their type and their output mark.
+macro_rules! state_id {
+    ($t:ty, $flag:expr) => {
+        impl StateId for $t {
+            const FLAG: usize = $flag;
+            #[inline(always)]
+            fn new(s: usize) -> Self {
+                s as $t
+            }
+            #[inline(always)]
+            fn get(self) -> usize {
+                self as usize
+            }
+        }
+    };
 }
 
-impl StateId for u32 {
-    const FLAG: usize = 1 << 31;
-    #[inline(always)]
-    fn new(s: usize) -> Self {
-        s as u32
-    }
-    #[inline(always)]
-    fn get(self) -> usize {
-        self as usize
-    }
-}
+state_id!(u16, 1 << 15);
+state_id!(u32, 1 << 31);
 
 /// A full character DFA (ordinary libraries).
 pub type CharDfa = CharAutomaton<u16>;

@@ -220,9 +220,7 @@ impl FluvioSettings {
         }
         Ok(())
     }
-}
 
-impl FluvioSettings {
     /// Where and how to connect, once [`FluvioSettings::check`] passed;
     /// `None` when no endpoint is set.
     pub fn cluster(&self) -> anyhow::Result<Option<FluvioCluster>> {
