@@ -1,0 +1,84 @@
+//! The issue's reference point: the minimal Rust program that only parses
+//! each line with serde_json, normalises the text and runs one aho-corasick
+//! scan over it: no validation beyond serde's, no windows, no alerts, no
+//! output but a count. hotspot has to do the whole contract faster than
+//! this, so the replay bench runs it on the same file as a reference row.
+//!
+//! ```text
+//! cargo run --release --example naive_scan -- target/bench-data/gen-1000000-3d.jsonl
+//! ```
+//!
+//! It is written as such a program would reasonably be written, not as a
+//! straw man: borrowed fields (`Cow`, so only escaped strings allocate), a
+//! buffered reader reusing one line buffer, hotspot's own normaliser (its
+//! fast path is allocation-free) and the crate's DFA with overlapping
+//! matches over every keyword of the embedded rules, as the project notes
+//! recommend.
+//!
+//! Prints one line: `events N  matched M  hits H  secs S  events/s R`.
+
+use std::borrow::Cow;
+use std::io::{BufRead, BufReader};
+use std::time::Instant;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct Line<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    ts: serde_json::Value,
+    #[serde(borrow)]
+    region: Cow<'a, str>,
+    #[serde(borrow)]
+    text: Cow<'a, str>,
+    #[serde(borrow, default)]
+    caller: Option<Cow<'a, str>>,
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let path = std::env::args()
+        .nth(1)
+        .ok_or("usage: naive_scan FILE.jsonl")?;
+    let rules = hotspot::rules::embedded().map_err(|e| format!("{e:?}"))?;
+    let mut keywords: Vec<&str> = rules
+        .templates
+        .iter()
+        .flat_map(|t| t.all_of.iter().flatten().chain(t.none_of.iter()))
+        .map(String::as_str)
+        .collect();
+    keywords.sort_unstable();
+    keywords.dedup();
+    let ac = AhoCorasick::builder()
+        .kind(Some(AhoCorasickKind::DFA))
+        .match_kind(MatchKind::Standard)
+        .build(&keywords)?;
+
+    let start = Instant::now();
+    let mut reader = BufReader::with_capacity(1 << 16, std::fs::File::open(&path)?);
+    let mut line = Vec::with_capacity(4096);
+    let mut norm = hotspot::normalize::Normalizer::new();
+    let (mut events, mut matched, mut hits) = (0u64, 0u64, 0u64);
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        let Ok(rec) = serde_json::from_slice::<Line<'_>>(&line) else {
+            continue;
+        };
+        events += 1;
+        let text = norm.normalize(&rec.text);
+        let n = ac.find_overlapping_iter(text).count() as u64;
+        hits += n;
+        matched += (n > 0) as u64;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "events {events}  matched {matched}  hits {hits}  secs {secs:.3}  events/s {:.0}",
+        events as f64 / secs
+    );
+    Ok(())
+}
