@@ -21,7 +21,8 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(line in proptest::collection::vec(any::<u8>(), 0..400)) {
         let mut d = Decoder::new();
-        let _ = d.decode(&line);
+        let mut d2 = Decoder::new();
+        prop_assert_eq!(d.decode(&line), d2.decode_bytewise(&line));
         let mut e = engine();
         let mut out = Collect::default();
         let outcome = e.process_line(1, &line, &mut out);
@@ -45,7 +46,10 @@ proptest! {
             }
         }
         let mut d = Decoder::new();
+        let mut d2 = Decoder::new();
         let decoded = d.decode(&line);
+        // The quote-bitmap scanner and the byte-wise one agree on every line.
+        prop_assert_eq!(decoded, d2.decode_bytewise(&line));
         // A rejected line names a reason; a std::str-invalid line is always
         // invalid_utf8, whatever else is wrong with it.
         if std::str::from_utf8(&line).is_err() {
@@ -60,7 +64,64 @@ proptest! {
         let line = v.to_string();
         let mut d = Decoder::new();
         let decoded = d.decode(line.as_bytes());
+        let mut d2 = Decoder::new();
+        prop_assert_eq!(decoded, d2.decode_bytewise(line.as_bytes()));
         prop_assert!(!matches!(decoded, Decoded::Rejected(r) if r.reason == Reject::InvalidJson || r.reason == Reject::InvalidUtf8), "{}", line);
+    }
+}
+
+/// `s` as a JSON string the way the app channel writes it: every
+/// non-ASCII character as `\uXXXX` (astral ones as a surrogate pair), and
+/// the short escapes where JSON has them.
+fn app_escaped(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '/' => out.push_str("\\/"),
+            c if c.is_ascii() && !c.is_ascii_control() => out.push(c),
+            c => {
+                let mut units = [0u16; 2];
+                for u in c.encode_utf16(&mut units) {
+                    // Both cases of hex digits occur in the wild.
+                    if *u % 2 == 0 {
+                        out.push_str(&format!("\\u{u:04x}"));
+                    } else {
+                        out.push_str(&format!("\\u{u:04X}"));
+                    }
+                }
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    /// Escaped text decodes to exactly the original characters, through the
+    /// bitmap scanner and the byte-wise one alike.
+    #[test]
+    fn escaped_strings_decode_exactly(text in "(\\PC|\n|\t){0,60}", region in "\\PC{1,8}") {
+        let line = format!(
+            r#"{{"id":"WO1","ts":1773538061000,"region":{},"text":{}}}"#,
+            app_escaped(&region),
+            app_escaped(&text)
+        );
+        let (mut d1, mut d2) = (Decoder::new(), Decoder::new());
+        let decoded = d1.decode(line.as_bytes());
+        prop_assert_eq!(decoded, d2.decode_bytewise(line.as_bytes()));
+        match decoded {
+            Decoded::Record(r) => {
+                prop_assert_eq!(r.text, text.as_str());
+                prop_assert_eq!(r.region, region.as_str());
+            }
+            other => prop_assert!(false, "{line} -> {other:?}"),
+        }
     }
 }
 

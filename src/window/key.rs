@@ -74,6 +74,28 @@ pub struct Added {
     /// The windows containing the complaint, inclusive.
     pub lo: i64,
     pub hi: i64,
+    /// The complaint's bin.
+    pub bin: i64,
+}
+
+/// Whether a complaint whose windows hold at most `max` distinct callers
+/// right after it was counted must be kept as a sample, for a business
+/// whose alerts fire at `threshold`.
+///
+/// An alert's samples are the last [`SAMPLES`] complaints (by input
+/// position) of the window that fired, and the window fires when its count
+/// reaches `threshold`. A window's count never falls while it lives, and
+/// each complaint adds at most one to it; so a complaint followed by at most
+/// `SAMPLES - 1` others in the window it fires in saw that window at
+/// `threshold - (SAMPLES - 1)` or more when it was counted. Complaints that
+/// saw less can never be a sample and are not copied: on a busy day nearly
+/// every key sits far below its threshold, and copying each complaint's
+/// text cost more than counting it (and filled the cache with texts no
+/// alert would show). Keeping a subset of the per-bin samples that contains
+/// every possible sample leaves the last three of any window unchanged.
+#[inline]
+pub fn keeps_sample(max: u32, threshold: u32) -> bool {
+    max + (SAMPLES as u32 - 1) >= threshold
 }
 
 /// The window state of one key.
@@ -179,11 +201,7 @@ impl KeyState {
         g: &Geometry,
         bin: i64,
         caller: Option<CallerId>,
-        seq: u64,
         templates: impl Iterator<Item = u16>,
-        id: &str,
-        text: &str,
-        pool: &mut Vec<Sample>,
     ) -> Option<Added> {
         let (lo, hi) = g.windows_of_bin(bin);
         if lo > hi {
@@ -217,6 +235,23 @@ impl KeyState {
                 None => b.templates.push((t, 1)),
             }
         }
+        Some(Added { lo, hi, bin })
+    }
+
+    /// Keeps a complaint counted by [`KeyState::add`] (which returned
+    /// `added`) as a sample of its bin, the bin's oldest sample making room.
+    ///
+    /// Only complaints that can still end up among an alert's last
+    /// [`SAMPLES`] need keeping; see [`keeps_sample`].
+    pub fn keep_sample(
+        &mut self,
+        added: Added,
+        seq: u64,
+        id: &str,
+        text: &str,
+        pool: &mut Vec<Sample>,
+    ) {
+        let b = self.bin_mut(added.bin);
         let mut s = if b.samples.len() == SAMPLES {
             b.samples.remove(0)
         } else {
@@ -229,7 +264,6 @@ impl KeyState {
         s.text
             .push_str(&text[..floor_char_boundary(text, SAMPLE_BYTES)]);
         b.samples.push(s);
-        Some(Added { lo, hi })
     }
 
     /// Among windows `lo..=hi`, the one with the most distinct callers if it
@@ -248,13 +282,20 @@ impl KeyState {
     /// The latest window in `lo..=hi` at or above `threshold`, and the most
     /// distinct callers of any window there.
     pub fn hot_span(&self, lo: i64, hi: i64, threshold: u32) -> (Option<i64>, u32) {
+        // Windows outside the stored range count 0: only the stored part of
+        // lo..=hi can be hot.
+        let from = (lo.max(self.w0) - self.w0) as usize;
+        let to = ((hi - self.w0 + 1).max(0) as usize).min(self.counts.len());
         let mut last = None;
         let mut max = 0;
-        for w in lo..=hi {
-            let c = self.count(w);
-            max = max.max(c);
-            if c >= threshold {
-                last = Some(w);
+        if from < to {
+            let mut w = self.w0 + from as i64;
+            for &c in self.counts.range(from..to) {
+                max = max.max(c);
+                if c >= threshold {
+                    last = Some(w);
+                }
+                w += 1;
             }
         }
         (last, max)
@@ -410,17 +451,12 @@ mod tests {
 
     fn add(k: &mut KeyState, ts: i64, caller: Option<&str>, seq: u64) -> Added {
         let g = g();
-        k.add(
-            &g,
-            g.bin_of(ts),
-            caller.map(caller_id),
-            seq,
-            [0u16].into_iter(),
-            &format!("id{seq}"),
-            "text",
-            &mut Vec::new(),
-        )
-        .unwrap()
+        k.add(&g, g.bin_of(ts), caller.map(caller_id), [0u16].into_iter())
+            .map(|a| {
+                k.keep_sample(a, seq, &format!("id{seq}"), "text", &mut Vec::new());
+                a
+            })
+            .unwrap()
     }
 
     #[test]

@@ -19,7 +19,7 @@ use hashbrown::{Equivalent, HashMap};
 use serde::{Deserialize, Serialize};
 
 use super::Geometry;
-use super::key::{CallerId, KeyState, Sample};
+use super::key::{CallerId, KeyState, Sample, keeps_sample};
 use crate::alert::{Alert, AlertSample, AlertState, alert_id};
 use crate::mask::mask_and_cut;
 use crate::rules::Rules;
@@ -283,15 +283,14 @@ impl KeyStore {
             &geo,
             geo.bin_of(ts),
             caller,
-            seq,
             templates.iter().map(|&t| (t as usize - base) as u16),
-            id,
-            text,
-            &mut self.pool,
         )?;
+        let (last_hot, max) = slot.state.hot_span(added.lo, added.hi, threshold);
+        if keeps_sample(max, threshold) {
+            slot.state.keep_sample(added, seq, id, text, &mut self.pool);
+        }
         self.schedule(i);
         let slot = &mut self.slots[i as usize];
-        let (last_hot, max) = slot.state.hot_span(added.lo, added.hi, threshold);
         if let Some(open) = &mut slot.alert {
             open.max_count = open.max_count.max(max);
             if let Some(w) = last_hot {
@@ -301,6 +300,9 @@ impl KeyStore {
                     self.heap.push(Reverse((end, i, open.generation)));
                 }
             }
+            return None;
+        }
+        if max < threshold {
             return None;
         }
         let (w, count) = slot.state.hottest(added.lo, added.hi, threshold)?;
