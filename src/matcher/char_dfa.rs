@@ -445,14 +445,60 @@ impl<S: StateId> CharAutomaton<S> {
         generation: u32,
         found: &mut Vec<u32>,
     ) -> bool {
+        // Two copies of the loop: with every state's row in the table (the
+        // full DFA) the `s < dense` test per character goes away.
+        if self.dense == self.states() {
+            self.scan_raw_with::<true>(text, seen, generation, found)
+        } else {
+            self.scan_raw_with::<false>(text, seen, generation, found)
+        }
+    }
+
+    #[inline(always)]
+    fn scan_raw_with<const FULL: bool>(
+        &self,
+        text: &str,
+        seen: &mut [u32],
+        generation: u32,
+        found: &mut Vec<u32>,
+    ) -> bool {
+        let b = text.as_bytes();
         let mut s = 0usize;
-        for c in text.chars() {
-            let cp = c as usize;
-            let y = if cp < FLAT { self.flat[cp] } else { SLOW };
+        let mut i = 0;
+        while i < b.len() {
+            // The code point, decoded by hand: `str::chars` checks for
+            // cases valid UTF-8 (which a `&str` is) never holds. Four-byte
+            // characters lie outside the flat table, so they go to the
+            // normaliser like any character off the fast path.
+            let b0 = b[i] as usize;
+            let cp = if b0 < 0x80 {
+                i += 1;
+                b0
+            } else if b0 < 0xE0 {
+                // SAFETY: in valid UTF-8 a lead byte C0..DF is followed by
+                // one continuation byte.
+                let b1 = unsafe { *b.get_unchecked(i + 1) } as usize;
+                i += 2;
+                ((b0 & 0x1F) << 6) | (b1 & 0x3F)
+            } else if b0 < 0xF0 {
+                // SAFETY: in valid UTF-8 a lead byte E0..EF is followed by
+                // two continuation bytes.
+                let (b1, b2) = unsafe { (*b.get_unchecked(i + 1), *b.get_unchecked(i + 2)) };
+                i += 3;
+                ((b0 & 0x0F) << 12) | ((b1 as usize & 0x3F) << 6) | (b2 as usize & 0x3F)
+            } else {
+                return false;
+            };
+            let y = self.flat[cp & (FLAT - 1)];
             if y == SLOW {
                 return false;
             }
-            s = self.step(s, y, seen, generation, found);
+            let flagged = if FULL {
+                self.trans[s * self.symbols + y as usize].get()
+            } else {
+                self.next(s, y)
+            };
+            s = self.found(flagged, seen, generation, found);
         }
         true
     }
@@ -466,7 +512,19 @@ impl<S: StateId> CharAutomaton<S> {
         generation: u32,
         found: &mut Vec<u32>,
     ) -> usize {
-        let flagged = self.next(s, y);
+        self.found(self.next(s, y), seen, generation, found)
+    }
+
+    /// The state a transition leads to (`flagged`, with the output flag),
+    /// its keywords added to `found`.
+    #[inline(always)]
+    fn found(
+        &self,
+        flagged: usize,
+        seen: &mut [u32],
+        generation: u32,
+        found: &mut Vec<u32>,
+    ) -> usize {
         let s = flagged & !S::FLAG;
         if flagged & S::FLAG != 0 {
             let (a, b) = (self.out_start[s] as usize, self.out_start[s + 1] as usize);
