@@ -27,6 +27,10 @@ use std::time::Instant;
 mod common;
 use common::BIN;
 
+/// The minimal parse + normalise + scan program, the bar to beat.
+#[path = "../examples/naive_scan.rs"]
+mod naive;
+
 fn target_dir() -> PathBuf {
     // CARGO_TARGET_TMPDIR is <target>/tmp.
     let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
@@ -63,6 +67,16 @@ fn clk_tck() -> f64 {
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(100.0)
+}
+
+/// User + system CPU seconds of this process so far.
+fn self_cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 (1-based); rest starts at 3.
+    let ticks: u64 = f[14 - 3].parse::<u64>().unwrap() + f[15 - 3].parse::<u64>().unwrap();
+    ticks as f64 / clk_tck()
 }
 
 /// (cutime, cstime) of this process in ticks: the CPU time of the children
@@ -187,6 +201,7 @@ fn main() {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let threads = thread_counts();
     let mut rows = Vec::new();
+    let mut naive_rows = Vec::new();
     for events in sizes() {
         let input = input_for(events, days, &dir);
         let mut first_alerts: Option<Vec<u8>> = None;
@@ -216,6 +231,26 @@ fn main() {
             }
             rows.push((events, j, best.unwrap()));
         }
+        // The reference: the minimal program on the same file, best of the
+        // same number of runs, its CPU time read from getrusage(2) of this
+        // process (it runs in-process, one thread).
+        let mut best: Option<(naive::NaiveRun, f64)> = None;
+        for i in 0..runs {
+            let c0 = self_cpu_s();
+            let r = naive::naive_scan(&input).expect("naive scan");
+            let cpu = self_cpu_s() - c0;
+            eprintln!(
+                "replay bench: {events} events, minimal serde_json + normalise + aho-corasick program, run {}/{runs}: {:.2} s, {:.0} events/s, cpu {:.2} s",
+                i + 1,
+                r.secs,
+                r.events as f64 / r.secs,
+                cpu
+            );
+            if best.as_ref().is_none_or(|(b, _)| r.secs < b.secs) {
+                best = Some((r, cpu));
+            }
+        }
+        naive_rows.push((events, best.unwrap()));
     }
     let mut md = String::new();
     md.push_str(&format!(
@@ -240,6 +275,25 @@ fn main() {
             r.peak_rss_mb,
             r.alerts_firing,
             r.alerts_resolved
+        ));
+    }
+    md.push_str(
+        "\nReference: the issue's minimal program (serde_json parse, normalise, one aho-corasick DFA scan; no validation, windows, alerts or output; `examples/naive_scan.rs`), on the same files, best of the same runs:\n\n",
+    );
+    md.push_str("| events | seconds | events/s | CPU s | hotspot 1 thread vs it |\n|---:|---:|---:|---:|---:|\n");
+    for (events, (r, cpu)) in &naive_rows {
+        let hot = rows
+            .iter()
+            .find(|(e, j, _)| e == events && *j == 1)
+            .map(|(_, _, h)| format!("{:.2}×", h.events_per_s / (r.events as f64 / r.secs)))
+            .unwrap_or_else(|| "—".into());
+        md.push_str(&format!(
+            "| {} | {:.2} | {:.0} | {:.2} | {} |\n",
+            events,
+            r.secs,
+            r.events as f64 / r.secs,
+            cpu,
+            hot
         ));
     }
     print!("\n{md}");

@@ -16,6 +16,8 @@
 //! recommend.
 //!
 //! Prints one line: `events N  matched M  hits H  secs S  events/s R`.
+//! `cargo bench --bench replay` runs the same function in its own process
+//! beside hotspot and prints it as the table's reference row.
 
 use std::borrow::Cow;
 use std::io::{BufRead, BufReader};
@@ -38,10 +40,19 @@ struct Line<'a> {
     caller: Option<Cow<'a, str>>,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::args()
-        .nth(1)
-        .ok_or("usage: naive_scan FILE.jsonl")?;
+/// What one run of the minimal program found and how long it took.
+#[allow(dead_code)]
+pub struct NaiveRun {
+    pub events: u64,
+    pub matched: u64,
+    pub hits: u64,
+    pub secs: f64,
+}
+
+/// Runs the minimal program over the JSON Lines file at `path` (the clock
+/// starts after the automaton is built, as hotspot's summary clock starts
+/// after its rules are compiled).
+pub fn naive_scan(path: &std::path::Path) -> Result<NaiveRun, Box<dyn std::error::Error>> {
     let rules = hotspot::rules::embedded().map_err(|e| format!("{e:?}"))?;
     let mut keywords: Vec<&str> = rules
         .templates
@@ -57,7 +68,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build(&keywords)?;
 
     let start = Instant::now();
-    let mut reader = BufReader::with_capacity(1 << 16, std::fs::File::open(&path)?);
+    let mut reader = BufReader::with_capacity(1 << 16, std::fs::File::open(path)?);
     let mut line = Vec::with_capacity(4096);
     let mut norm = hotspot::normalize::Normalizer::new();
     let (mut events, mut matched, mut hits) = (0u64, 0u64, 0u64);
@@ -75,10 +86,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         hits += n;
         matched += (n > 0) as u64;
     }
-    let secs = start.elapsed().as_secs_f64();
+    Ok(NaiveRun {
+        events,
+        matched,
+        hits,
+        secs: start.elapsed().as_secs_f64(),
+    })
+}
+
+#[allow(dead_code)]
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let path = std::env::args()
+        .nth(1)
+        .ok_or("usage: naive_scan FILE.jsonl")?;
+    let r = naive_scan(path.as_ref())?;
     println!(
-        "events {events}  matched {matched}  hits {hits}  secs {secs:.3}  events/s {:.0}",
-        events as f64 / secs
+        "events {}  matched {}  hits {}  secs {:.3}  events/s {:.0}",
+        r.events,
+        r.matched,
+        r.hits,
+        r.secs,
+        r.events as f64 / r.secs
     );
     Ok(())
 }
