@@ -289,13 +289,11 @@ impl KeyState {
         let mut last = None;
         let mut max = 0;
         if from < to {
-            let mut w = self.w0 + from as i64;
-            for &c in self.counts.range(from..to) {
+            for (w, &c) in (self.w0 + from as i64..).zip(self.counts.range(from..to)) {
                 max = max.max(c);
                 if c >= threshold {
                     last = Some(w);
                 }
-                w += 1;
             }
         }
         (last, max)
@@ -451,12 +449,11 @@ mod tests {
 
     fn add(k: &mut KeyState, ts: i64, caller: Option<&str>, seq: u64) -> Added {
         let g = g();
-        k.add(&g, g.bin_of(ts), caller.map(caller_id), [0u16].into_iter())
-            .map(|a| {
-                k.keep_sample(a, seq, &format!("id{seq}"), "text", &mut Vec::new());
-                a
-            })
-            .unwrap()
+        let a = k
+            .add(&g, g.bin_of(ts), caller.map(caller_id), [0u16].into_iter())
+            .unwrap();
+        k.keep_sample(a, seq, &format!("id{seq}"), "text", &mut Vec::new());
+        a
     }
 
     #[test]
