@@ -54,14 +54,7 @@ pub struct NaiveRun {
 /// after its rules are compiled).
 pub fn naive_scan(path: &std::path::Path) -> Result<NaiveRun, Box<dyn std::error::Error>> {
     let rules = hotspot::rules::embedded().map_err(|e| format!("{e:?}"))?;
-    let mut keywords: Vec<&str> = rules
-        .templates
-        .iter()
-        .flat_map(|t| t.all_of.iter().flatten().chain(t.none_of.iter()))
-        .map(String::as_str)
-        .collect();
-    keywords.sort_unstable();
-    keywords.dedup();
+    let keywords = rules.keywords();
     let ac = AhoCorasick::builder()
         .kind(Some(AhoCorasickKind::DFA))
         .match_kind(MatchKind::Standard)

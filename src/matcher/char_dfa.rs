@@ -551,19 +551,22 @@ mod tests {
         out
     }
 
+    /// Keywords that overlap in every way: prefixes, suffixes, infixes, a
+    /// one-character keyword, a four-byte character.
+    const OVERLAPPING: [&str; 8] = [
+        "彩铃",
+        "彩铃复制",
+        "复制",
+        "铃复",
+        "abc",
+        "bcd",
+        "c",
+        "𠀀字",
+    ];
+
     #[test]
     fn overlapping_and_suffix_matches() {
-        let kws = [
-            "彩铃",
-            "彩铃复制",
-            "复制",
-            "铃复",
-            "abc",
-            "bcd",
-            "c",
-            "𠀀字",
-        ];
-        let dfa = CharDfa::build(&kws).unwrap();
+        let dfa = CharDfa::build(&OVERLAPPING).unwrap();
         let table: &[(&str, &[u32])] = &[
             ("", &[]),
             ("彩铃复制失败", &[0, 1, 2, 3]),
@@ -605,18 +608,8 @@ mod tests {
 
     #[test]
     fn the_hybrid_matches_like_the_full_dfa_whatever_rows_are_full() {
-        let kws = [
-            "彩铃",
-            "彩铃复制",
-            "复制",
-            "铃复",
-            "abc",
-            "bcd",
-            "c",
-            "𠀀字",
-            "aab",
-            "ab",
-        ];
+        let mut kws = OVERLAPPING.to_vec();
+        kws.extend(["aab", "ab"]);
         let dfa = CharDfa::build(&kws).unwrap();
         let texts = [
             "彩铃复制失败",

@@ -90,8 +90,9 @@ impl Rules {
         &self.departments[self.businesses[b].department]
     }
 
-    /// Number of distinct normalised keywords across all templates.
-    pub fn keyword_count(&self) -> usize {
+    /// The distinct normalised keywords of all templates (`all_of` and
+    /// `none_of`), sorted.
+    pub fn keywords(&self) -> Vec<&str> {
         let mut all: Vec<&str> = self
             .templates
             .iter()
@@ -100,7 +101,12 @@ impl Rules {
             .collect();
         all.sort_unstable();
         all.dedup();
-        all.len()
+        all
+    }
+
+    /// Number of distinct normalised keywords across all templates.
+    pub fn keyword_count(&self) -> usize {
+        self.keywords().len()
     }
 
     /// A hash of everything that decides how business `b` counts and
