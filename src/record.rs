@@ -242,21 +242,18 @@ fn scan_plain(b: &[u8], specials: &[u64]) -> Option<[Field; 6]> {
             }
             i += 1;
             ws(&mut i);
-            let v = if b.get(i) == Some(&b'"') {
-                let (span, next) = plain_string(b, specials, i)?;
-                i = next;
-                Field::Str(span)
-            } else {
-                let mut s = Scanner {
-                    b,
-                    i,
-                    ctrl: false,
-                    specials: Some(specials),
-                };
-                let v = s.value(1).ok()?;
-                i = s.i;
-                v
+            let mut s = Scanner {
+                b,
+                i,
+                ctrl: false,
+                specials: Some(specials),
             };
+            let v = if b.get(i) == Some(&b'"') {
+                Field::Str(s.string().ok()?)
+            } else {
+                s.value(1).ok()?
+            };
+            i = s.i;
             if let Some(x) = f.get_mut(slot) {
                 *x = v;
             }
@@ -278,39 +275,6 @@ fn scan_plain(b: &[u8], specials: &[u64]) -> Option<[Field; 6]> {
     }
     ws(&mut i);
     (i == n).then_some(f)
-}
-
-/// The string whose opening quote is at `open`, and the position after its
-/// closing quote; `None` at a bad escape or no closing quote.
-#[inline(always)]
-fn plain_string(b: &[u8], specials: &[u64], open: usize) -> Option<(Span, usize)> {
-    let start = open + 1;
-    let mut i = start;
-    let mut escaped = false;
-    loop {
-        let k = next_bit(specials, i)?;
-        if b[k] == b'"' {
-            return Some((
-                Span {
-                    start,
-                    end: k,
-                    escaped,
-                },
-                k + 1,
-            ));
-        }
-        escaped = true;
-        match *b.get(k + 1)? {
-            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i = k + 2,
-            b'u' => {
-                if !b.get(k + 2..k + 6)?.iter().all(u8::is_ascii_hexdigit) {
-                    return None;
-                }
-                i = k + 6;
-            }
-            _ => return None,
-        }
-    }
 }
 
 /// The first set bit at or after `from` in `bits`.
@@ -397,7 +361,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// Scans a string whose opening quote is at `self.i`.
-    #[inline]
+    #[inline(always)]
     fn string(&mut self) -> Res<Span> {
         let open = self.i;
         self.i += 1;
