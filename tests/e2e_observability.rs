@@ -273,14 +273,6 @@ fn epoch_ms(s: &str) -> i64 {
     ((days * 24 + h) * 60 + mi - offset_min) * 60_000 + sec * 1000 + ms
 }
 
-fn lines_of(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 fn s<'a>(v: &'a Value, k: &str) -> &'a str {
     v[k].as_str()
         .unwrap_or_else(|| panic!("no string {k} in {v}"))
@@ -502,11 +494,11 @@ fn alertmanager_case(tools: &Tools, rules: &Path, traffic: &Path, firing_expecte
         let r = hs.post_lines((part.join("\n") + "\n").as_bytes());
         expected_lines += r["alerts"].as_u64().unwrap() as usize;
         assert!(
-            poll(Duration::from_secs(20), || lines_of(&alerts_file).len()
+            poll(Duration::from_secs(20), || json_lines(&alerts_file).len()
                 >= expected_lines),
             "the alerts file did not get {expected_lines} lines"
         );
-        let file = lines_of(&alerts_file);
+        let file = json_lines(&alerts_file);
         let new = &file[seen_lines..];
         seen_lines = file.len();
         for a in new {
@@ -557,7 +549,7 @@ fn alertmanager_case(tools: &Tools, rules: &Path, traffic: &Path, firing_expecte
     assert!(compared_open > 0, "open alerts were compared at least once");
 
     // Every resolution reaches its department as resolved.
-    let file = lines_of(&alerts_file);
+    let file = json_lines(&alerts_file);
     let want = |dept: &str, state: &str| -> BTreeSet<String> {
         file.iter()
             .filter(|a| a["department"] == dept && a["state"] == state)
@@ -806,7 +798,7 @@ impl FullHotspot {
         assert!(alert_lines > 0);
         assert!(
             poll(Duration::from_secs(30), || {
-                lines_of(&self.alerts_file).len() >= alert_lines
+                json_lines(&self.alerts_file).len() >= alert_lines
                     && self.hooks.received().len() >= alert_lines
                     && self.fake_am.received().len() >= alert_lines
             }),

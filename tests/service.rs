@@ -12,14 +12,6 @@ use std::time::Duration;
 use serde_json::Value;
 use support::*;
 
-fn lines_of(path: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 fn replay_lines(
     input: &std::path::Path,
     rules: &std::path::Path,
@@ -105,7 +97,7 @@ fn http_intake_gives_the_replay_alerts_to_every_sink() {
     wait_until(
         "every alert line in the alerts file",
         Duration::from_secs(20),
-        || lines_of(&alerts).len() >= want.len(),
+        || json_lines(&alerts).len() >= want.len(),
     );
     let got: Vec<String> = std::fs::read_to_string(&alerts)
         .unwrap()
@@ -180,10 +172,10 @@ fn v1_alerts_lists_exactly_the_open_alerts() {
         let r = hs.post_lines((part.join("\n") + "\n").as_bytes());
         expected_lines += r["alerts"].as_u64().unwrap();
         wait_until("alerts file", Duration::from_secs(10), || {
-            lines_of(&alerts).len() as u64 == expected_lines
+            json_lines(&alerts).len() as u64 == expected_lines
         });
         let mut still_open = BTreeSet::new();
-        for v in lines_of(&alerts) {
+        for v in json_lines(&alerts) {
             let id = v["alert_id"].as_str().unwrap().to_owned();
             if v["state"] == "firing" {
                 still_open.insert(id);
@@ -251,7 +243,7 @@ fn bad_lines_are_rejected_per_line_masked_and_counted() {
         ]
     );
     wait_until("dead letters", Duration::from_secs(5), || {
-        lines_of(&dead).len() == 3
+        json_lines(&dead).len() == 3
     });
     let text = std::fs::read_to_string(&dead).unwrap();
     assert!(
@@ -461,7 +453,7 @@ fn kill_9_with_alerts_pending_then_restart_delivers_each_alert_exactly_once() {
         tmp.path(),
     ));
     wait_until("alerts file", Duration::from_secs(20), || {
-        lines_of(&alerts).len() >= want.len()
+        json_lines(&alerts).len() >= want.len()
     });
     // The receiver has been down all along; HOTSPOT_OUTAGE_SECS keeps it
     // down longer (600 for the ten-minute outage of the closing figures).
@@ -577,9 +569,9 @@ fn reload_keeps_unchanged_state_and_refuses_bad_rules() {
         tmp.path(),
     ));
     wait_until("alerts", Duration::from_secs(10), || {
-        lines_of(&alerts).len() >= want.len()
+        json_lines(&alerts).len() >= want.len()
     });
-    let got: Vec<Value> = lines_of(&alerts);
+    let got: Vec<Value> = json_lines(&alerts);
     let want: Vec<Value> = want
         .iter()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -652,12 +644,12 @@ fn the_idle_watermark_resolves_alerts_after_traffic_stops() {
     );
     hs.post_lines(body.as_bytes());
     wait_until("firing", Duration::from_secs(5), || {
-        lines_of(&alerts).len() == 1
+        json_lines(&alerts).len() == 1
     });
     wait_until("idle resolution", Duration::from_secs(15), || {
-        lines_of(&alerts).len() == 2
+        json_lines(&alerts).len() == 2
     });
-    let resolved = &lines_of(&alerts)[1];
+    let resolved = &json_lines(&alerts)[1];
     assert_eq!(resolved["state"], "resolved");
     assert_eq!(resolved["reason"], "idle");
     assert_eq!(resolved["resolved_by"], Value::Null);
@@ -773,7 +765,7 @@ fn stdin_is_a_source_too() {
         tmp.path(),
     ));
     wait_until("stdin alerts", Duration::from_secs(20), || {
-        lines_of(&alerts).len() >= want.len()
+        json_lines(&alerts).len() >= want.len()
     });
     let got: Vec<String> = std::fs::read_to_string(&alerts)
         .unwrap()

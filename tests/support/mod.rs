@@ -39,6 +39,24 @@ pub fn free_port() -> u16 {
 }
 
 /// Waits until `f` is true, polling, or panics after `timeout`.
+/// The complete lines of a JSON Lines file that another process may still
+/// be appending to, parsed. A last line without its newline is still being
+/// written (a reader can see half of it), so it is left for the next look.
+pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = match text.rfind('\n') {
+        Some(i) => &text[..=i],
+        None => "",
+    };
+    complete
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("{}: not a JSON line: {l:?}: {e}", path.display()))
+        })
+        .collect()
+}
+
 pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
     while t.elapsed() < timeout {
