@@ -38,7 +38,6 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Waits until `f` is true, polling, or panics after `timeout`.
 /// The complete lines of a JSON Lines file that another process may still
 /// be appending to, parsed. A last line without its newline is still being
 /// written (a reader can see half of it), so it is left for the next look.
@@ -57,6 +56,7 @@ pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Waits until `f` is true, polling, or panics after `timeout`.
 pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
     while t.elapsed() < timeout {
