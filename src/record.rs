@@ -104,6 +104,8 @@ pub struct Decoder {
     /// Bit `i` is set when byte `i` of the current line is a `"` or a `\`
     /// (see [`Structure`]).
     specials: Vec<u64>,
+    /// The date of the last RFC 3339 `ts` (most share it).
+    dates: crate::time::DateCache,
 }
 
 /// What one pass over a line finds before it is parsed: where its quotes
@@ -650,74 +652,103 @@ fn has_control(s: &[u8]) -> bool {
 /// Decodes the escapes of a JSON string body (already validated) into `out`.
 ///
 /// Written for the app channel, which escapes every non-ASCII character:
-/// escapes come every six bytes there, so the loop looks at bytes rather
-/// than calling a searcher per escape, and decodes hex arithmetically.
+/// escapes come every six bytes there. So the loop writes bytes straight
+/// into `out`'s reserved buffer (no `push_str` per piece, which was a
+/// `memcpy` call per character), decodes hex without a loop, and encodes
+/// each character's UTF-8 itself.
 fn unescape(raw: &[u8], out: &mut String) {
     // The output is never longer than the input: `\uXXXX` (6 bytes) is at
     // most 3 bytes of UTF-8, a surrogate pair (12) is 4, a short escape (2)
     // is 1, and plain bytes are copied.
     out.reserve(raw.len());
-    let mut buf = [0u8; 4];
-    let mut i = 0;
-    while i < raw.len() {
-        // The run of plain bytes up to the next escape, copied at once.
-        let run = raw[i..]
-            .iter()
-            .position(|&c| c == b'\\')
-            .unwrap_or(raw.len() - i);
-        if run > 0 {
-            // The line was validated as UTF-8 and escapes are ASCII, so
-            // the pieces between them are valid UTF-8.
-            out.push_str(utf8(&raw[i..i + run]));
-            i += run;
-            if i == raw.len() {
-                return;
-            }
+    // SAFETY: what is written is valid UTF-8: plain bytes come from the
+    // line, validated as UTF-8, in runs cut only at escapes (ASCII), and
+    // every escape is written as the UTF-8 of one `char`.
+    let v = unsafe { out.as_mut_vec() };
+    let start = v.len();
+    // SAFETY: `reserve` made room for `raw.len()` bytes after `start`, and
+    // `o` never passes `start + i` (see above), so every write is in bounds.
+    let dst = unsafe { v.as_mut_ptr().add(start) };
+    let mut o = 0usize;
+    let mut i = 0usize;
+    let n = raw.len();
+    let put = |o: &mut usize, byte: u8| {
+        // SAFETY: `*o < raw.len()` here (see above): inside the reserve.
+        unsafe { *dst.add(*o) = byte };
+        *o += 1;
+    };
+    while i < n {
+        let c = raw[i];
+        if c != b'\\' {
+            put(&mut o, c);
+            i += 1;
+            continue;
         }
-        let c = raw[i + 1];
+        // The scanner checked that an escape is complete: a letter, or `u`
+        // and four hex digits.
+        let e = raw[i + 1];
         i += 2;
-        let ch = match c {
+        let cp = match e {
             b'u' => {
                 let hi = hex4(&raw[i..i + 4]);
                 i += 4;
                 if !(0xD800..0xE000).contains(&hi) {
-                    // The common case, a character of the BMP; never
-                    // `None` outside the surrogates.
-                    char::from_u32(hi).unwrap_or('\u{FFFD}')
+                    hi
                 } else if hi < 0xDC00
                     && raw.get(i) == Some(&b'\\')
                     && raw.get(i + 1) == Some(&b'u')
-                    && i + 6 <= raw.len()
+                    && i + 6 <= n
                     && (0xDC00..0xE000).contains(&hex4(&raw[i + 2..i + 6]))
                 {
                     // A high surrogate followed by a low one.
                     let lo = hex4(&raw[i + 2..i + 6]);
                     i += 6;
-                    char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))
-                        .unwrap_or('\u{FFFD}')
+                    0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
                 } else {
-                    '\u{FFFD}'
+                    0xFFFD
                 }
             }
-            b'n' => '\n',
-            b't' => '\t',
-            b'r' => '\r',
-            b'b' => '\u{8}',
-            b'f' => '\u{c}',
-            other => other as char, // '"', '\\', '/'
+            b'n' => 0x0A,
+            b't' => 0x09,
+            b'r' => 0x0D,
+            b'b' => 0x08,
+            b'f' => 0x0C,
+            other => other as u32, // '"', '\\', '/'
         };
-        out.push_str(ch.encode_utf8(&mut buf));
+        // `cp` is a scalar value: surrogates were replaced above.
+        if cp < 0x80 {
+            put(&mut o, cp as u8);
+        } else if cp < 0x800 {
+            put(&mut o, 0xC0 | (cp >> 6) as u8);
+            put(&mut o, 0x80 | (cp & 0x3F) as u8);
+        } else if cp < 0x10000 {
+            put(&mut o, 0xE0 | (cp >> 12) as u8);
+            put(&mut o, 0x80 | ((cp >> 6) & 0x3F) as u8);
+            put(&mut o, 0x80 | (cp & 0x3F) as u8);
+        } else {
+            put(&mut o, 0xF0 | (cp >> 18) as u8);
+            put(&mut o, 0x80 | ((cp >> 12) & 0x3F) as u8);
+            put(&mut o, 0x80 | ((cp >> 6) & 0x3F) as u8);
+            put(&mut o, 0x80 | (cp & 0x3F) as u8);
+        }
     }
+    debug_assert!(o <= n);
+    // SAFETY: `o` bytes were written after `start`, within the capacity.
+    unsafe { v.set_len(start + o) };
+    debug_assert!(std::str::from_utf8(&v[start..]).is_ok());
 }
 
-/// The value of four hex digits (already validated by the scanner).
+/// The value of four hex digits (already validated by the scanner), all
+/// four at once: '0'..='9' are 0x30..=0x39; 'A'..='F' and 'a'..='f' have
+/// bit 6 set and low nibbles 1..=6, so adding 9 for them gives 10..=15.
 #[inline]
 fn hex4(h: &[u8]) -> u32 {
-    // '0'..='9' are 0x30..=0x39; 'A'..='F' and 'a'..='f' have bit 6 set
-    // and low nibbles 1..=6, so adding 9 for them gives 10..=15.
-    h.iter().fold(0, |acc, &c| {
-        acc * 16 + (c & 0xf) as u32 + 9 * (c >> 6) as u32
-    })
+    let x = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
+    // One nibble value per byte, the first digit in the top byte.
+    let n = (x & 0x0f0f_0f0f) + 9 * ((x >> 6) & 0x0101_0101);
+    // Pairs of nibbles into bytes, then the two bytes together.
+    let t = (n | (n >> 4)) & 0x00ff_00ff;
+    ((t >> 8) & 0xff00) | (t & 0xff)
 }
 
 /// Which of the fields we read a key names.
@@ -894,6 +925,7 @@ impl Decoder {
         };
         // Unescape what needs it into the scratch buffer; remember where.
         self.scratch.clear();
+        let dates = &mut self.dates;
         let scratch = &mut self.scratch;
         let mut place = |span: Span| -> (bool, usize, usize) {
             if span.escaped {
@@ -930,7 +962,7 @@ impl Decoder {
             })
         };
         let ts = match (f[1], ts_place) {
-            (_, Some(p)) => match crate::time::parse_rfc3339(get(p)) {
+            (_, Some(p)) => match crate::time::parse_rfc3339_cached(get(p), dates) {
                 Some(ts) => ts,
                 None => return bad_ts("ts is not an RFC 3339 date-time with an offset"),
             },

@@ -112,8 +112,17 @@ pub struct CharAutomaton<S: StateId> {
     /// for already normalised text.
     chars: Vec<(u32, u16)>,
     symbols: usize,
+    /// Entries per full row: `symbols` rounded up to a power of two for a
+    /// full DFA, so that a step finds its row with a shift (one cycle)
+    /// instead of a multiplication (three) on the chain of dependent loads
+    /// that a scan is; the padding columns are never read, so they cost
+    /// address space but no cache lines. The hybrid keeps `symbols`: its
+    /// full rows are rationed by bytes.
+    stride: usize,
+    /// `log2(stride)` when `stride` is a power of two.
+    shift: u32,
     /// States `0..dense` (breadth-first numbers; 0 is the root) have full
-    /// rows: `trans[state * symbols + symbol]` = next state, with
+    /// rows: `trans[state * stride + symbol]` = next state, with
     /// [`StateId::FLAG`] set when it has output.
     dense: usize,
     trans: Vec<S>,
@@ -152,10 +161,11 @@ impl CharDfa {
         }
         let trie = Trie::new(keywords, &alphabet);
         let states = trie.children.len();
-        if states >= u16::LIMIT || states * alphabet.symbols * 2 > MAX_TABLE_BYTES {
+        let stride = alphabet.symbols.next_power_of_two();
+        if states >= u16::LIMIT || states * stride * 2 > MAX_TABLE_BYTES {
             return None;
         }
-        Some(CharAutomaton::from_trie(alphabet, trie, states))
+        Some(CharAutomaton::from_trie(alphabet, trie, states, stride))
     }
 }
 
@@ -172,7 +182,8 @@ impl WideCharAutomaton {
         }
         let per_row = alphabet.symbols * std::mem::size_of::<u32>();
         let dense = (max_table_bytes / per_row).clamp(1, trie.children.len());
-        Some(CharAutomaton::from_trie(alphabet, trie, dense))
+        let stride = alphabet.symbols;
+        Some(CharAutomaton::from_trie(alphabet, trie, dense, stride))
     }
 }
 
@@ -264,9 +275,11 @@ impl Trie {
 }
 
 impl<S: StateId> CharAutomaton<S> {
-    /// The automaton of `trie`, with full rows for states `0..dense`.
-    fn from_trie(alphabet: Alphabet, trie: Trie, dense: usize) -> CharAutomaton<S> {
+    /// The automaton of `trie`, with full rows of `stride` entries for
+    /// states `0..dense`.
+    fn from_trie(alphabet: Alphabet, trie: Trie, dense: usize, stride: usize) -> CharAutomaton<S> {
         let symbols = alphabet.symbols;
+        debug_assert!(stride >= symbols);
         let states = trie.children.len();
         let mut chars: Vec<(u32, u16)> = alphabet.symbol_of.iter().map(|(&c, &y)| (c, y)).collect();
         chars.sort_unstable();
@@ -289,8 +302,10 @@ impl<S: StateId> CharAutomaton<S> {
             flat,
             chars,
             symbols,
+            stride,
+            shift: stride.trailing_zeros(),
             dense,
-            trans: vec![S::default(); dense * symbols],
+            trans: vec![S::default(); dense * stride],
             sparse_start,
             sparse_sym,
             sparse_next,
@@ -310,7 +325,7 @@ impl<S: StateId> CharAutomaton<S> {
                 outputs[s].extend(inherited);
             }
             if s < dense {
-                let (row, frow) = (s * symbols, f * symbols);
+                let (row, frow) = (s * stride, f * stride);
                 if s != 0 {
                     a.trans.copy_within(frow..frow + symbols, row);
                 }
@@ -320,7 +335,7 @@ impl<S: StateId> CharAutomaton<S> {
             for &(y, t) in &trie.children[s] {
                 fail[t as usize] = if s == 0 { 0 } else { a.next(f, y) };
                 if s < dense {
-                    a.trans[s * symbols + y as usize] = S::new(t as usize);
+                    a.trans[s * stride + y as usize] = S::new(t as usize);
                 }
             }
         }
@@ -349,7 +364,7 @@ impl<S: StateId> CharAutomaton<S> {
     #[inline(always)]
     fn next(&self, s: usize, y: u16) -> usize {
         if s < self.dense {
-            return self.trans[s * self.symbols + y as usize].get();
+            return self.trans[s * self.stride + y as usize].get();
         }
         self.next_sparse(s, y)
     }
@@ -373,7 +388,7 @@ impl<S: StateId> CharAutomaton<S> {
             }
             s = self.fail[i].get();
         }
-        self.trans[s * self.symbols + y as usize].get()
+        self.trans[s * self.stride + y as usize].get()
     }
 
     /// The symbol of a character of normalised text. The flat table serves
@@ -445,17 +460,92 @@ impl<S: StateId> CharAutomaton<S> {
         generation: u32,
         found: &mut Vec<u32>,
     ) -> bool {
-        // Two copies of the loop: with every state's row in the table (the
-        // full DFA) the `s < dense` test per character goes away.
-        if self.dense == self.states() {
-            self.scan_raw_with::<true>(text, seen, generation, found)
+        // Two loops: with every state's row in the table (the full DFA)
+        // there is no `s < dense` test per character, and the row is found
+        // with a shift.
+        if self.dense == self.states() && self.stride.is_power_of_two() {
+            self.scan_raw_full(text, seen, generation, found)
         } else {
-            self.scan_raw_with::<false>(text, seen, generation, found)
+            self.scan_raw_hybrid(text, seen, generation, found)
         }
     }
 
+    /// The code point at `b[*i]` (valid UTF-8), decoded by hand and `*i`
+    /// moved past it, or `None` for a four-byte character (outside the flat
+    /// table, so it goes to the normaliser like any character off the fast
+    /// path). `str::chars` checks for cases valid UTF-8 never holds.
     #[inline(always)]
-    fn scan_raw_with<const FULL: bool>(
+    fn next_cp(b: &[u8], i: &mut usize) -> Option<usize> {
+        let b0 = b[*i] as usize;
+        Some(if b0 < 0x80 {
+            *i += 1;
+            b0
+        } else if b0 < 0xE0 {
+            // SAFETY: in valid UTF-8 a lead byte C0..DF is followed by one
+            // continuation byte.
+            let b1 = unsafe { *b.get_unchecked(*i + 1) } as usize;
+            *i += 2;
+            ((b0 & 0x1F) << 6) | (b1 & 0x3F)
+        } else if b0 < 0xF0 {
+            // SAFETY: in valid UTF-8 a lead byte E0..EF is followed by two
+            // continuation bytes.
+            let (b1, b2) = unsafe { (*b.get_unchecked(*i + 1), *b.get_unchecked(*i + 2)) };
+            *i += 3;
+            ((b0 & 0x0F) << 12) | ((b1 as usize & 0x3F) << 6) | (b2 as usize & 0x3F)
+        } else {
+            return None;
+        })
+    }
+
+    /// [`Self::scan_raw`] for a full DFA with a power-of-two stride.
+    ///
+    /// A scan is one chain of dependent loads (the next state needs the
+    /// previous one), so this loop is written for the length of that chain:
+    /// the row offset is a shift of the state, the loads are unchecked (every
+    /// stored state is below `dense`, every symbol below `stride`, every
+    /// masked code point inside `flat`), and the rare output handling is out
+    /// of line so that the loop keeps its values in registers.
+    #[inline(always)]
+    fn scan_raw_full(
+        &self,
+        text: &str,
+        seen: &mut [u32],
+        generation: u32,
+        found: &mut Vec<u32>,
+    ) -> bool {
+        let b = text.as_bytes();
+        let flat = self.flat.as_slice();
+        let trans = self.trans.as_slice();
+        let shift = self.shift;
+        debug_assert_eq!(flat.len(), FLAT);
+        let mut row = 0usize;
+        let mut i = 0;
+        while i < b.len() {
+            let Some(cp) = Self::next_cp(b, &mut i) else {
+                return false;
+            };
+            // SAFETY: `cp & (FLAT - 1) < FLAT == flat.len()`.
+            let y = unsafe { *flat.get_unchecked(cp & (FLAT - 1)) };
+            if y == SLOW {
+                return false;
+            }
+            debug_assert!(row + (y as usize) < trans.len());
+            // SAFETY: `row` is `state << shift` for a state below `dense`
+            // (every stored transition is), and `y < symbols <= stride`.
+            let flagged = unsafe { trans.get_unchecked(row + y as usize) }.get();
+            let s = flagged & !S::FLAG;
+            if flagged & S::FLAG != 0 {
+                self.emit(s, seen, generation, found);
+            }
+            row = s << shift;
+        }
+        true
+    }
+
+    /// [`Self::scan_raw`] for the hybrid (or a full DFA whose stride is not
+    /// a power of two).
+    #[inline(always)]
+    fn scan_raw_hybrid(
         &self,
         text: &str,
         seen: &mut [u32],
@@ -466,41 +556,29 @@ impl<S: StateId> CharAutomaton<S> {
         let mut s = 0usize;
         let mut i = 0;
         while i < b.len() {
-            // The code point, decoded by hand: `str::chars` checks for
-            // cases valid UTF-8 (which a `&str` is) never holds. Four-byte
-            // characters lie outside the flat table, so they go to the
-            // normaliser like any character off the fast path.
-            let b0 = b[i] as usize;
-            let cp = if b0 < 0x80 {
-                i += 1;
-                b0
-            } else if b0 < 0xE0 {
-                // SAFETY: in valid UTF-8 a lead byte C0..DF is followed by
-                // one continuation byte.
-                let b1 = unsafe { *b.get_unchecked(i + 1) } as usize;
-                i += 2;
-                ((b0 & 0x1F) << 6) | (b1 & 0x3F)
-            } else if b0 < 0xF0 {
-                // SAFETY: in valid UTF-8 a lead byte E0..EF is followed by
-                // two continuation bytes.
-                let (b1, b2) = unsafe { (*b.get_unchecked(i + 1), *b.get_unchecked(i + 2)) };
-                i += 3;
-                ((b0 & 0x0F) << 12) | ((b1 as usize & 0x3F) << 6) | (b2 as usize & 0x3F)
-            } else {
+            let Some(cp) = Self::next_cp(b, &mut i) else {
                 return false;
             };
             let y = self.flat[cp & (FLAT - 1)];
             if y == SLOW {
                 return false;
             }
-            let flagged = if FULL {
-                self.trans[s * self.symbols + y as usize].get()
-            } else {
-                self.next(s, y)
-            };
-            s = self.found(flagged, seen, generation, found);
+            s = self.found(self.next(s, y), seen, generation, found);
         }
         true
+    }
+
+    /// Adds the patterns of state `s` (which has output) to `found`.
+    #[cold]
+    #[inline(never)]
+    fn emit(&self, s: usize, seen: &mut [u32], generation: u32, found: &mut Vec<u32>) {
+        let (a, b) = (self.out_start[s] as usize, self.out_start[s + 1] as usize);
+        for &p in &self.out[a..b] {
+            if seen[p as usize] != generation {
+                seen[p as usize] = generation;
+                found.push(p);
+            }
+        }
     }
 
     #[inline(always)]
@@ -527,13 +605,7 @@ impl<S: StateId> CharAutomaton<S> {
     ) -> usize {
         let s = flagged & !S::FLAG;
         if flagged & S::FLAG != 0 {
-            let (a, b) = (self.out_start[s] as usize, self.out_start[s + 1] as usize);
-            for &p in &self.out[a..b] {
-                if seen[p as usize] != generation {
-                    seen[p as usize] = generation;
-                    found.push(p);
-                }
-            }
+            self.emit(s, seen, generation, found);
         }
         s
     }
