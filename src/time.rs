@@ -355,7 +355,11 @@ mod tests {
         // with the rest of each timestamp).
         let mut cache = DateCache::default();
         for (text, want) in cases.iter().chain(cases.iter().rev()).chain(cases) {
-            assert_eq!(parse_rfc3339_cached(text, &mut cache), *want, "{text:?} cached");
+            assert_eq!(
+                parse_rfc3339_cached(text, &mut cache),
+                *want,
+                "{text:?} cached"
+            );
         }
     }
 

@@ -373,13 +373,14 @@ impl KeyState {
         }
     }
 
-    /// The window index at which [`KeyState::trim`] first has something to
-    /// free (the oldest stored window or bin dies), if anything is stored.
-    pub fn front_due(&self, g: &Geometry) -> Option<i64> {
-        let w = (!self.counts.is_empty()).then(|| self.w0 + 1);
-        let b = (!self.bins.is_empty()).then(|| self.b0.div_euclid(g.s) + 1);
+    /// The window index from which [`KeyState::trim`] frees everything
+    /// (every stored window and bin is dead), if anything is stored.
+    pub fn back_due(&self, g: &Geometry) -> Option<i64> {
+        let w = (!self.counts.is_empty()).then(|| self.w0 + self.counts.len() as i64);
+        let b = (!self.bins.is_empty())
+            .then(|| (self.b0 + self.bins.len() as i64 - 1).div_euclid(g.s) + 1);
         match (w, b) {
-            (Some(x), Some(y)) => Some(x.min(y)),
+            (Some(x), Some(y)) => Some(x.max(y)),
             (x, y) => x.or(y),
         }
     }

@@ -27,9 +27,6 @@ use crate::rules::Rules;
 /// Characters of sample text in an alert (5.4).
 pub const SAMPLE_CHARS: usize = 300;
 
-/// Windows a key's dead data may wait before the sweep frees it.
-const SWEEP_SLACK: i64 = 4;
-
 /// Keys trimmed per [`KeyStore::sweep`] call at most. Sweeping is pure
 /// housekeeping (it frees what no event can reach; no alert depends on
 /// when it happens), so it is spread over the records that move the
@@ -85,7 +82,10 @@ pub struct OpenAlert {
 struct Slot {
     key: KeyId,
     state: KeyState,
-    alert: Option<OpenAlert>,
+    /// Boxed: an open alert is rare and large (the whole firing line), and
+    /// inline it spread the slots that every count touches over more cache
+    /// lines.
+    alert: Option<Box<OpenAlert>>,
     used: bool,
     /// Bumped when the slot is freed, so stale sweep entries are ignored.
     generation: u32,
@@ -279,6 +279,13 @@ impl KeyStore {
         let threshold = b.threshold;
         let geo = self.geo;
         let slot = &mut self.slots[i as usize];
+        // Dead windows are freed here, when the key is touched anyway and
+        // its data is in the cache, rather than by a sweep that would visit
+        // every key each time the oldest live window moves (see
+        // `schedule`). The record's own windows are all live: it is not late.
+        if self.swept != i64::MIN {
+            slot.state.trim(&geo, self.swept, &mut self.pool);
+        }
         let added = slot.state.add(
             &geo,
             geo.bin_of(ts),
@@ -348,12 +355,12 @@ impl KeyStore {
         };
         self.generation += 1;
         let hot_end = geo.end(last_hot.unwrap_or(w));
-        slot.alert = Some(OpenAlert {
+        slot.alert = Some(Box::new(OpenAlert {
             firing: alert.clone(),
             hot_end,
             max_count: max.max(count),
             generation: self.generation,
-        });
+        }));
         self.heap.push(Reverse((hot_end, i, self.generation)));
         Some(alert)
     }
@@ -389,7 +396,7 @@ impl KeyStore {
         due.dedup();
         for i in due {
             if let Some(open) = self.slots[i as usize].alert.take() {
-                out.push(resolved(open, wm, by, false, None));
+                out.push(resolved(*open, wm, by, false, None));
                 if self.slots[i as usize].state.is_empty() {
                     self.free_slot(i);
                 }
@@ -397,13 +404,13 @@ impl KeyStore {
         }
     }
 
-    /// Frees what can receive no more events at watermark `wm`, at most
-    /// [`SWEEP_BUDGET`] keys per call (the rest on later calls).
+    /// Frees the keys that can receive no more events at watermark `wm`,
+    /// at most [`SWEEP_BUDGET`] keys per call (the rest on later calls).
     pub fn sweep(&mut self, wm: i64) {
         self.sweep_up_to(wm, SWEEP_BUDGET);
     }
 
-    /// Like [`KeyStore::sweep`], trimming at most `budget` keys.
+    /// Like [`KeyStore::sweep`], visiting at most `budget` keys.
     pub fn sweep_up_to(&mut self, wm: i64, mut budget: usize) {
         let first_window = self.geo.first_live_window(wm);
         if first_window > self.swept {
@@ -422,6 +429,11 @@ impl KeyStore {
                 continue;
             }
             slot.scheduled = false;
+            // Counted again since it was scheduled: it dies later.
+            if slot.state.back_due(&geo).is_some_and(|d| d > first_window) {
+                self.schedule(i);
+                continue;
+            }
             if slot.state.trim(&geo, first_window, &mut self.pool) && slot.alert.is_none() {
                 self.free_slot(i);
             } else {
@@ -430,19 +442,25 @@ impl KeyStore {
         }
     }
 
-    /// Puts a key on the sweep heap for when its oldest data dies (plus a
-    /// few windows of slack, so that a key is trimmed every few minutes of
-    /// event time rather than every minute).
+    /// Puts a key on the sweep heap for when all its data is dead.
+    ///
+    /// A key is trimmed when it is counted ([`KeyStore::count`]), so the
+    /// sweep only has to find the keys nobody counts any more and free
+    /// them. Scheduling each key for the death of its *newest* data rather
+    /// than its oldest makes that one heap entry per key per quiet spell,
+    /// where trimming every key as its oldest window died cost as much as
+    /// all the counting (a key is counted every few minutes of event time,
+    /// and its oldest window dies every minute). An entry that surfaces for
+    /// a key counted since is pushed again with its new date.
     fn schedule(&mut self, i: u32) {
         let geo = self.geo;
         let slot = &mut self.slots[i as usize];
         if slot.scheduled {
             return;
         }
-        if let Some(due) = slot.state.front_due(&geo) {
+        if let Some(due) = slot.state.back_due(&geo) {
             slot.scheduled = true;
-            self.due
-                .push(Reverse((due + SWEEP_SLACK, i, slot.generation)));
+            self.due.push(Reverse((due, i, slot.generation)));
         }
     }
 
@@ -471,7 +489,7 @@ impl KeyStore {
         for i in open {
             if let Some(alert) = self.slots[i as usize].alert.take() {
                 out.push(resolved(
-                    alert,
+                    *alert,
                     wm,
                     Resolver {
                         seq: u64::MAX,
@@ -494,7 +512,7 @@ impl KeyStore {
             .filter(|s| s.used && s.alert.is_some())
             .collect();
         v.sort_by(|a, b| (a.key.business, &a.key.region).cmp(&(b.key.business, &b.key.region)));
-        v.into_iter().filter_map(|s| s.alert.as_ref()).collect()
+        v.into_iter().filter_map(|s| s.alert.as_deref()).collect()
     }
 
     /// The `limit` keys closest to (or beyond) their threshold at watermark
@@ -628,7 +646,7 @@ impl KeyStore {
                         store.generation += 1;
                         open.generation = store.generation;
                         store.heap.push(Reverse((open.hot_end, i, open.generation)));
-                        slot.alert = Some(open);
+                        slot.alert = Some(Box::new(open));
                     }
                     store.schedule(i);
                 }
@@ -707,5 +725,136 @@ fn resolved(
         reason: reason.map(str::to_owned),
         seq: by.seq,
         business_index: f.business_index,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::load_str;
+
+    const M: i64 = 60_000;
+
+    fn store(max_keys: usize) -> KeyStore {
+        let rules = load_str(
+            r#"
+[window]
+size = "10m"
+slide = "1m"
+allowed_lateness = "2m"
+[[department]]
+id = "d"
+[[business]]
+id = "b"
+department = "d"
+threshold = 3
+[[template]]
+id = "b.t"
+business = "b"
+all_of = [["x"]]
+"#,
+            "t.toml",
+        )
+        .unwrap();
+        KeyStore::new(Arc::new(rules), max_keys)
+    }
+
+    /// Counts one complaint the way the engine does: count, then the
+    /// watermark step (sweep and resolution) when it is the newest.
+    fn feed(k: &mut KeyStore, seq: u64, ts: i64, region: &str, caller: &str) -> Vec<Alert> {
+        let mut out = Vec::new();
+        out.extend(k.count(0, &[0], seq, "id", ts, region, "x", Some(caller_id(caller))));
+        k.sweep(ts);
+        k.resolve(
+            ts,
+            Resolver {
+                seq,
+                id: Some("id"),
+                ts,
+            },
+            &mut out,
+        );
+        out
+    }
+
+    use crate::window::key::caller_id;
+
+    #[test]
+    fn keys_are_freed_once_all_their_windows_are_dead() {
+        let mut k = store(100);
+        feed(&mut k, 1, 100 * M, "a", "1");
+        feed(&mut k, 2, 100 * M, "b", "1");
+        // "a" is counted again later: its data now dies later than b's.
+        feed(&mut k, 3, 105 * M, "a", "2");
+        assert_eq!(k.len(), 2);
+        // b's only window ending last is [100,110): dead once
+        // wm - 2m >= 110m, i.e. at wm 112m; a's newest at 117m.
+        feed(&mut k, 4, 112 * M, "c", "1");
+        assert_eq!(k.len(), 2, "b freed, a and c live");
+        assert!(k.index.get(&KeyRef(0, "b")).is_none());
+        feed(&mut k, 5, 117 * M, "c", "2");
+        assert!(k.index.get(&KeyRef(0, "a")).is_none(), "a freed at 117m");
+        assert_eq!(k.len(), 1);
+    }
+
+    #[test]
+    fn a_key_with_an_open_alert_is_kept_until_it_resolves() {
+        let mut k = store(100);
+        assert!(feed(&mut k, 1, 100 * M, "a", "1").is_empty());
+        assert!(feed(&mut k, 2, 100 * M, "a", "2").is_empty());
+        let fired = feed(&mut k, 3, 100 * M, "a", "3");
+        assert_eq!(fired.len(), 1);
+        let mut resolved = Vec::new();
+        for (i, m) in (101..=112).enumerate() {
+            resolved.extend(feed(&mut k, 10 + i as u64, m * M, "z", "w"));
+        }
+        assert_eq!(resolved.len(), 1, "resolves at wm 112m");
+        assert!(!resolved[0].is_firing());
+        assert!(
+            k.index.get(&KeyRef(0, "a")).is_none(),
+            "freed with its alert"
+        );
+    }
+
+    #[test]
+    fn a_key_counted_every_minute_keeps_only_its_live_windows() {
+        let mut k = store(100);
+        for m in 0..10_000i64 {
+            // Two callers alternating: never three distinct, never fires.
+            feed(
+                &mut k,
+                m as u64 + 1,
+                m * M,
+                "a",
+                if m % 2 == 0 { "p" } else { "q" },
+            );
+        }
+        let slot = &k.slots[k.index[&KeyRef(0, "a")] as usize];
+        // Live: windows ending after wm - 2m, up to the newest: 10 + 2 + 1.
+        assert!(
+            slot.state.heap_bytes() < 4096,
+            "{} bytes after 10,000 minutes",
+            slot.state.heap_bytes()
+        );
+        assert!(slot.state.callers() <= 2);
+    }
+
+    #[test]
+    fn a_flood_of_keys_stays_within_the_limit_and_is_counted() {
+        let mut k = store(50);
+        // 1,000 distinct regions in the same minute: 50 held, 950 over.
+        for i in 0..1_000u64 {
+            feed(&mut k, i + 1, 100 * M, &format!("r{i}"), "1");
+            assert!(k.len() <= 50);
+        }
+        assert_eq!(k.len(), 50);
+        assert_eq!(k.overflow, 950);
+        assert_eq!(k.peak_keys(), 50);
+        // Once their windows die the slots are free for new keys.
+        for i in 0..100u64 {
+            feed(&mut k, 2_000 + i, 200 * M, &format!("s{i}"), "1");
+        }
+        assert_eq!(k.len(), 50);
+        assert_eq!(k.overflow, 950 + 50);
     }
 }
