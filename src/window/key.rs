@@ -60,12 +60,32 @@ pub const SAMPLE_BYTES: usize = 1600;
 /// The samples kept per bin.
 pub const SAMPLES: usize = 3;
 
+/// Distinct templates whose counts a bin holds inline; more go to the
+/// key's `extra` list (a bin is one slide of one business in one region,
+/// so a fourth template there is rare).
+const BIN_TEMPLATES: usize = 3;
+
+/// Complaints per template in one bin: plain data, 20 bytes, nothing on
+/// the heap. A key is counted every few minutes of event time, so most of
+/// its bins have died since it was last touched; bins that own nothing
+/// are dropped without being read, where bins holding vectors had to be
+/// loaded (a cache miss each) to be freed.
+#[derive(Debug, Clone, Copy, Default)]
+struct Bin {
+    /// Template indices within the business; slot `k` is used when
+    /// `n[k] > 0`.
+    t: [u16; BIN_TEMPLATES],
+    n: [u32; BIN_TEMPLATES],
+}
+
+/// A bin as checkpoints store it (the layout before bins were plain data,
+/// kept so that saved state reads back across versions).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Bin {
+struct BinWire {
     /// (template index within its business, complaints).
-    pub templates: SmallVec<[(u16, u32); 2]>,
+    templates: SmallVec<[(u16, u32); 2]>,
     /// The newest complaints of this bin, oldest first (at most [`SAMPLES`]).
-    pub samples: Vec<Sample>,
+    samples: Vec<Sample>,
 }
 
 /// What a new complaint did to its key's windows.
@@ -100,6 +120,7 @@ pub fn keeps_sample(max: u32, threshold: u32) -> bool {
 
 /// The window state of one key.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(from = "KeyStateWire", into = "KeyStateWire")]
 pub struct KeyState {
     /// Index of the window `counts[0]` belongs to.
     w0: i64,
@@ -108,12 +129,91 @@ pub struct KeyState {
     /// Index of the bin `bins[0]` is.
     b0: i64,
     bins: VecDeque<Bin>,
+    /// (bin, template, complaints) beyond a bin's inline slots.
+    extra: Vec<(i64, u16, u32)>,
+    /// (bin, complaint): the newest [`SAMPLES`] kept complaints of each
+    /// bin, in input order (see [`keeps_sample`]; most keys have none).
+    samples: Vec<(i64, Sample)>,
     /// Per caller, the bins it complained in, ascending.
-    #[serde(with = "caller_map_serde")]
     callers: CallerMap,
     /// The first live bin when callers were last pruned.
+    pruned_at: i64,
+}
+
+/// [`KeyState`] as checkpoints store it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct KeyStateWire {
+    w0: i64,
+    counts: VecDeque<u32>,
+    b0: i64,
+    bins: VecDeque<BinWire>,
+    #[serde(with = "caller_map_serde")]
+    callers: CallerMap,
     #[serde(default)]
     pruned_at: i64,
+}
+
+impl From<KeyState> for KeyStateWire {
+    fn from(k: KeyState) -> Self {
+        let mut bins: VecDeque<BinWire> = k
+            .bins
+            .iter()
+            .map(|b| BinWire {
+                templates: (0..BIN_TEMPLATES)
+                    .filter(|&j| b.n[j] > 0)
+                    .map(|j| (b.t[j], b.n[j]))
+                    .collect(),
+                samples: Vec::new(),
+            })
+            .collect();
+        let at = |bin: i64| (bin - k.b0) as usize;
+        for &(bin, t, n) in &k.extra {
+            if let Some(b) = bins.get_mut(at(bin)) {
+                b.templates.push((t, n));
+            }
+        }
+        for (bin, sample) in k.samples {
+            if let Some(b) = bins.get_mut(at(bin)) {
+                b.samples.push(sample);
+            }
+        }
+        KeyStateWire {
+            w0: k.w0,
+            counts: k.counts,
+            b0: k.b0,
+            bins,
+            callers: k.callers,
+            pruned_at: k.pruned_at,
+        }
+    }
+}
+
+impl From<KeyStateWire> for KeyState {
+    fn from(w: KeyStateWire) -> Self {
+        let mut k = KeyState {
+            w0: w.w0,
+            counts: w.counts,
+            b0: w.b0,
+            bins: VecDeque::with_capacity(w.bins.len()),
+            extra: Vec::new(),
+            samples: Vec::new(),
+            callers: w.callers,
+            pruned_at: w.pruned_at,
+        };
+        let mut samples: Vec<(i64, Sample)> = Vec::new();
+        for (i, b) in w.bins.into_iter().enumerate() {
+            let bin = w.b0 + i as i64;
+            k.bins.push_back(Bin::default());
+            for (t, n) in b.templates {
+                k.add_templates(bin, t, n);
+            }
+            samples.extend(b.samples.into_iter().map(|s| (bin, s)));
+        }
+        // Input order across bins.
+        samples.sort_by_key(|(_, s)| s.seq);
+        k.samples = samples;
+        k
+    }
 }
 
 mod caller_map_serde {
@@ -169,9 +269,29 @@ impl KeyState {
         }
         let at = (b - self.b0) as usize;
         if self.bins.len() <= at {
-            self.bins.resize_with(at + 1, Bin::default);
+            self.bins.resize(at + 1, Bin::default());
         }
         &mut self.bins[at]
+    }
+
+    /// Adds `n` complaints of template `t` to bin `bin` (which exists).
+    fn add_templates(&mut self, bin: i64, t: u16, n: u32) {
+        let b = &mut self.bins[(bin - self.b0) as usize];
+        for j in 0..BIN_TEMPLATES {
+            if b.n[j] == 0 {
+                b.t[j] = t;
+                b.n[j] = n;
+                return;
+            }
+            if b.t[j] == t {
+                b.n[j] += n;
+                return;
+            }
+        }
+        match self.extra.iter_mut().find(|e| e.0 == bin && e.1 == t) {
+            Some(e) => e.2 += n,
+            None => self.extra.push((bin, t, n)),
+        }
     }
 
     /// The distinct callers of window `w` (0 outside the stored range).
@@ -228,12 +348,9 @@ impl KeyState {
         for w in glo..=ghi {
             self.counts[(w - w0) as usize] += 1;
         }
-        let b = self.bin_mut(bin);
+        self.bin_mut(bin);
         for t in templates {
-            match b.templates.iter_mut().find(|(x, _)| *x == t) {
-                Some((_, n)) => *n += 1,
-                None => b.templates.push((t, 1)),
-            }
+            self.add_templates(bin, t, 1);
         }
         Some(Added { lo, hi, bin })
     }
@@ -251,9 +368,10 @@ impl KeyState {
         text: &str,
         pool: &mut Vec<Sample>,
     ) {
-        let b = self.bin_mut(added.bin);
-        let mut s = if b.samples.len() == SAMPLES {
-            b.samples.remove(0)
+        let bin = added.bin;
+        let mut s = if self.samples.iter().filter(|(b, _)| *b == bin).count() == SAMPLES {
+            let oldest = self.samples.iter().position(|(b, _)| *b == bin);
+            oldest.map(|i| self.samples.remove(i).1).unwrap_or_default()
         } else {
             pool.pop().unwrap_or_default()
         };
@@ -263,7 +381,7 @@ impl KeyState {
         s.text.clear();
         s.text
             .push_str(&text[..floor_char_boundary(text, SAMPLE_BYTES)]);
-        b.samples.push(s);
+        self.samples.push((bin, s));
     }
 
     /// Among windows `lo..=hi`, the one with the most distinct callers if it
@@ -303,12 +421,21 @@ impl KeyState {
     /// ascending by template.
     pub fn template_counts(&self, g: &Geometry, w: i64) -> SmallVec<[(u16, u32); 8]> {
         let mut out: SmallVec<[(u16, u32); 8]> = SmallVec::new();
+        let mut add = |t: u16, n: u32| match out.iter_mut().find(|(x, _)| *x == t) {
+            Some((_, m)) => *m += n,
+            None => out.push((t, n)),
+        };
         for bin in self.window_bins(g, w) {
-            for &(t, n) in &bin.templates {
-                match out.iter_mut().find(|(x, _)| *x == t) {
-                    Some((_, m)) => *m += n,
-                    None => out.push((t, n)),
+            for j in 0..BIN_TEMPLATES {
+                if bin.n[j] > 0 {
+                    add(bin.t[j], bin.n[j]);
                 }
+            }
+        }
+        let (a, b) = g.bins_of_window(w);
+        for &(bin, t, n) in &self.extra {
+            if (a..=b).contains(&bin) {
+                add(t, n);
             }
         }
         out.sort_unstable();
@@ -317,12 +444,17 @@ impl KeyState {
 
     /// The last [`SAMPLES`] complaints of window `w` in input order.
     pub fn samples(&self, g: &Geometry, w: i64) -> SmallVec<[&Sample; SAMPLES]> {
-        let mut all: SmallVec<[&Sample; 16]> = SmallVec::new();
-        for bin in self.window_bins(g, w) {
-            all.extend(bin.samples.iter());
-        }
-        all.sort_unstable_by_key(|s| std::cmp::Reverse(s.seq));
-        let mut out: SmallVec<[&Sample; SAMPLES]> = all.into_iter().take(SAMPLES).collect();
+        // `samples` is in input order: the window's last three are the
+        // last three of its bins' from the end.
+        let (a, b) = g.bins_of_window(w);
+        let mut out: SmallVec<[&Sample; SAMPLES]> = self
+            .samples
+            .iter()
+            .rev()
+            .filter(|(bin, _)| (a..=b).contains(bin))
+            .map(|(_, s)| s)
+            .take(SAMPLES)
+            .collect();
         out.reverse();
         out
     }
@@ -344,19 +476,34 @@ impl KeyState {
     /// harmless, and pruning every minute cost more than all the counting.
     pub fn trim(&mut self, g: &Geometry, first_window: i64, pool: &mut Vec<Sample>) -> bool {
         let first_bin = first_window * g.s;
-        while !self.counts.is_empty() && self.w0 < first_window {
-            self.counts.pop_front();
-            self.w0 += 1;
+        if self.w0 < first_window && !self.counts.is_empty() {
+            let dead = ((first_window - self.w0) as usize).min(self.counts.len());
+            self.counts.drain(..dead);
+            self.w0 += dead as i64;
         }
         let mut trimmed_bins = false;
-        while !self.bins.is_empty() && self.b0 < first_bin {
-            if let Some(bin) = self.bins.pop_front() {
-                if pool.len() < 4096 {
-                    pool.extend(bin.samples);
+        if self.b0 < first_bin && !self.bins.is_empty() {
+            // Bins own nothing: dropping them reads none of them.
+            let dead = ((first_bin - self.b0) as usize).min(self.bins.len());
+            self.bins.drain(..dead);
+            self.b0 += dead as i64;
+            trimmed_bins = true;
+            if !self.extra.is_empty() {
+                self.extra.retain(|e| e.0 >= first_bin);
+            }
+            if !self.samples.is_empty() {
+                let mut i = 0;
+                while i < self.samples.len() {
+                    if self.samples[i].0 < first_bin {
+                        let (_, s) = self.samples.remove(i);
+                        if pool.len() < 4096 {
+                            pool.push(s);
+                        }
+                    } else {
+                        i += 1;
+                    }
                 }
             }
-            self.b0 += 1;
-            trimmed_bins = true;
         }
         if trimmed_bins && first_bin - self.pruned_at >= g.n {
             self.pruned_at = first_bin;
@@ -367,6 +514,13 @@ impl KeyState {
         }
         if self.counts.is_empty() && self.bins.is_empty() {
             self.callers.clear();
+            self.extra.clear();
+            pool.extend(
+                self.samples
+                    .drain(..)
+                    .map(|(_, s)| s)
+                    .take(4096usize.saturating_sub(pool.len())),
+            );
             true
         } else {
             false
@@ -401,15 +555,12 @@ impl KeyState {
     pub fn heap_bytes(&self) -> usize {
         self.counts.capacity() * 4
             + self.bins.capacity() * std::mem::size_of::<Bin>()
+            + self.extra.capacity() * std::mem::size_of::<(i64, u16, u32)>()
+            + self.samples.capacity() * std::mem::size_of::<(i64, Sample)>()
             + self
-                .bins
+                .samples
                 .iter()
-                .map(|b| {
-                    b.samples
-                        .iter()
-                        .map(|s| s.id.capacity() + s.text.capacity())
-                        .sum::<usize>()
-                })
+                .map(|(_, s)| s.id.capacity() + s.text.capacity())
                 .sum::<usize>()
             + self.callers.capacity() * (16 + std::mem::size_of::<SmallVec<[i64; 2]>>() + 1)
     }
@@ -537,5 +688,77 @@ mod tests {
         assert!(k.trim(&g, g.first_live_window(wm), &mut Vec::new()));
         assert!(k.is_empty());
         assert_eq!(k.callers(), 0);
+    }
+
+    #[test]
+    fn a_bin_holds_any_number_of_templates() {
+        let g = g();
+        let mut k = KeyState::default();
+        for (i, t) in [0u16, 1, 2, 3, 4, 3, 0].iter().enumerate() {
+            let a = k
+                .add(
+                    &g,
+                    g.bin_of(10 * M),
+                    Some(caller_id(&i.to_string())),
+                    [*t].into_iter(),
+                )
+                .unwrap();
+            k.keep_sample(a, i as u64, &format!("id{i}"), "text", &mut Vec::new());
+        }
+        k.add(&g, g.bin_of(11 * M), None, [4u16, 5].into_iter())
+            .unwrap();
+        assert_eq!(
+            k.template_counts(&g, 8).as_slice(),
+            &[(0, 2), (1, 1), (2, 1), (3, 2), (4, 2), (5, 1)]
+        );
+        assert_eq!(k.template_counts(&g, 11).as_slice(), &[(4, 1), (5, 1)]);
+        let seqs = |k: &KeyState, w| k.samples(&g, w).iter().map(|s| s.seq).collect::<Vec<_>>();
+        assert_eq!(seqs(&k, 8), vec![4, 5, 6], "the bin's newest three");
+    }
+
+    #[test]
+    fn saved_state_reads_back_the_same() {
+        let g = g();
+        let mut k = KeyState::default();
+        for (i, (minute, t)) in [(10, 0u16), (10, 1), (10, 2), (10, 3), (12, 0), (11, 7)]
+            .iter()
+            .enumerate()
+        {
+            let a = k
+                .add(
+                    &g,
+                    g.bin_of(minute * M),
+                    Some(caller_id(&(i % 3).to_string())),
+                    [*t].into_iter(),
+                )
+                .unwrap();
+            k.keep_sample(
+                a,
+                i as u64,
+                &format!("id{i}"),
+                &format!("text {i}"),
+                &mut Vec::new(),
+            );
+        }
+        let json = serde_json::to_string(&k).unwrap();
+        // The layout checkpoints have always had: per bin, its templates
+        // and its samples.
+        assert!(
+            json.contains(r#""bins":[{"templates":[[0,1],[1,1],[2,1],[3,1]],"samples":["#),
+            "{json}"
+        );
+        let back: KeyState = serde_json::from_str(&json).unwrap();
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
+        for w in 5..=13 {
+            assert_eq!(back.count(w), k.count(w));
+            assert_eq!(back.template_counts(&g, w), k.template_counts(&g, w));
+            let ids = |k: &KeyState| {
+                k.samples(&g, w)
+                    .iter()
+                    .map(|s| s.id.clone())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(ids(&back), ids(&k), "window {w}");
+        }
     }
 }
