@@ -60,23 +60,26 @@ pub const SAMPLE_BYTES: usize = 1600;
 /// The samples kept per bin.
 pub const SAMPLES: usize = 3;
 
-/// Distinct templates whose counts a bin holds inline; more go to the
-/// key's `extra` list (a bin is one slide of one business in one region,
-/// so a fourth template there is rare).
-const BIN_TEMPLATES: usize = 3;
-
-/// Complaints per template in one bin: plain data, 20 bytes, nothing on
-/// the heap. A key is counted every few minutes of event time, so most of
-/// its bins have died since it was last touched; bins that own nothing
-/// are dropped without being read, where bins holding vectors had to be
-/// loaded (a cache miss each) to be freed.
-#[derive(Debug, Clone, Copy, Default)]
-struct Bin {
-    /// Template indices within the business; slot `k` is used when
-    /// `n[k] > 0`.
-    t: [u16; BIN_TEMPLATES],
-    n: [u32; BIN_TEMPLATES],
+/// `n` complaints of template `t` (index within the business) in bin
+/// `bin`: a key keeps its template counts as runs like this, in input
+/// order, rather than as an array over every bin. A key sees a complaint
+/// every few minutes of event time, so nearly all of an array's bins were
+/// empty, and they made a key's state ten times the size of its
+/// complaints; the whole store then no longer fitted the L2 cache, and
+/// every count waited on memory. Consecutive complaints of one template in
+/// one bin share a run, so a flood into one key grows no faster than its
+/// bins.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    bin: i64,
+    n: u32,
+    t: u16,
 }
+
+/// How many of the newest runs a complaint looks through for one of its
+/// (bin, template) to join: a record matching two templates of a business
+/// adds two runs, so the newest one alone would rarely do.
+const RUN_JOIN: usize = 4;
 
 /// A bin as checkpoints store it (the layout before bins were plain data,
 /// kept so that saved state reads back across versions).
@@ -126,11 +129,10 @@ pub struct KeyState {
     w0: i64,
     /// Distinct callers per window.
     counts: VecDeque<u32>,
-    /// Index of the bin `bins[0]` is.
-    b0: i64,
-    bins: VecDeque<Bin>,
-    /// (bin, template, complaints) beyond a bin's inline slots.
-    extra: Vec<(i64, u16, u32)>,
+    /// Template counts, in input order (see [`Run`]).
+    runs: VecDeque<Run>,
+    /// The newest bin of any run (meaningful while `runs` is not empty).
+    max_bin: i64,
     /// (bin, complaint): the newest [`SAMPLES`] kept complaints of each
     /// bin, in input order (see [`keeps_sample`]; most keys have none).
     samples: Vec<(i64, Sample)>,
@@ -155,22 +157,24 @@ struct KeyStateWire {
 
 impl From<KeyState> for KeyStateWire {
     fn from(k: KeyState) -> Self {
-        let mut bins: VecDeque<BinWire> = k
-            .bins
-            .iter()
-            .map(|b| BinWire {
-                templates: (0..BIN_TEMPLATES)
-                    .filter(|&j| b.n[j] > 0)
-                    .map(|j| (b.t[j], b.n[j]))
-                    .collect(),
-                samples: Vec::new(),
-            })
-            .collect();
-        let at = |bin: i64| (bin - k.b0) as usize;
-        for &(bin, t, n) in &k.extra {
-            if let Some(b) = bins.get_mut(at(bin)) {
-                b.templates.push((t, n));
+        let b0 = k.runs.iter().map(|r| r.bin).min().unwrap_or(0);
+        let len = if k.runs.is_empty() {
+            0
+        } else {
+            (k.max_bin - b0 + 1) as usize
+        };
+        let mut bins: VecDeque<BinWire> = (0..len).map(|_| BinWire::default()).collect();
+        let at = |bin: i64| (bin - b0) as usize;
+        for r in &k.runs {
+            if let Some(b) = bins.get_mut(at(r.bin)) {
+                match b.templates.iter_mut().find(|(t, _)| *t == r.t) {
+                    Some((_, n)) => *n += r.n,
+                    None => b.templates.push((r.t, r.n)),
+                }
             }
+        }
+        for b in &mut bins {
+            b.templates.sort_unstable();
         }
         for (bin, sample) in k.samples {
             if let Some(b) = bins.get_mut(at(bin)) {
@@ -180,7 +184,7 @@ impl From<KeyState> for KeyStateWire {
         KeyStateWire {
             w0: k.w0,
             counts: k.counts,
-            b0: k.b0,
+            b0,
             bins,
             callers: k.callers,
             pruned_at: k.pruned_at,
@@ -193,9 +197,8 @@ impl From<KeyStateWire> for KeyState {
         let mut k = KeyState {
             w0: w.w0,
             counts: w.counts,
-            b0: w.b0,
-            bins: VecDeque::with_capacity(w.bins.len()),
-            extra: Vec::new(),
+            runs: VecDeque::new(),
+            max_bin: 0,
             samples: Vec::new(),
             callers: w.callers,
             pruned_at: w.pruned_at,
@@ -203,9 +206,11 @@ impl From<KeyStateWire> for KeyState {
         let mut samples: Vec<(i64, Sample)> = Vec::new();
         for (i, b) in w.bins.into_iter().enumerate() {
             let bin = w.b0 + i as i64;
-            k.bins.push_back(Bin::default());
             for (t, n) in b.templates {
-                k.add_templates(bin, t, n);
+                if n > 0 {
+                    k.runs.push_back(Run { bin, n, t });
+                    k.max_bin = bin;
+                }
             }
             samples.extend(b.samples.into_iter().map(|s| (bin, s)));
         }
@@ -242,7 +247,7 @@ mod caller_map_serde {
 impl KeyState {
     /// True when the key holds no window data at all.
     pub fn is_empty(&self) -> bool {
-        self.bins.is_empty() && self.counts.is_empty()
+        self.runs.is_empty() && self.counts.is_empty()
     }
 
     fn ensure_windows(&mut self, lo: i64, hi: i64) {
@@ -259,39 +264,22 @@ impl KeyState {
         }
     }
 
-    fn bin_mut(&mut self, b: i64) -> &mut Bin {
-        if self.bins.is_empty() {
-            self.b0 = b;
+    /// Adds `n` complaints of template `t` in bin `bin`.
+    fn add_run(&mut self, bin: i64, t: u16, n: u32) {
+        if let Some(r) = self
+            .runs
+            .iter_mut()
+            .rev()
+            .take(RUN_JOIN)
+            .find(|r| r.bin == bin && r.t == t)
+        {
+            r.n += n;
+            return;
         }
-        while b < self.b0 {
-            self.bins.push_front(Bin::default());
-            self.b0 -= 1;
+        if self.runs.is_empty() || bin > self.max_bin {
+            self.max_bin = bin;
         }
-        let at = (b - self.b0) as usize;
-        if self.bins.len() <= at {
-            self.bins.resize(at + 1, Bin::default());
-        }
-        &mut self.bins[at]
-    }
-
-    /// Adds `n` complaints of template `t` to bin `bin` (which exists).
-    fn add_templates(&mut self, bin: i64, t: u16, n: u32) {
-        let b = &mut self.bins[(bin - self.b0) as usize];
-        for j in 0..BIN_TEMPLATES {
-            if b.n[j] == 0 {
-                b.t[j] = t;
-                b.n[j] = n;
-                return;
-            }
-            if b.t[j] == t {
-                b.n[j] += n;
-                return;
-            }
-        }
-        match self.extra.iter_mut().find(|e| e.0 == bin && e.1 == t) {
-            Some(e) => e.2 += n,
-            None => self.extra.push((bin, t, n)),
-        }
+        self.runs.push_back(Run { bin, n, t });
     }
 
     /// The distinct callers of window `w` (0 outside the stored range).
@@ -348,9 +336,8 @@ impl KeyState {
         for w in glo..=ghi {
             self.counts[(w - w0) as usize] += 1;
         }
-        self.bin_mut(bin);
         for t in templates {
-            self.add_templates(bin, t, 1);
+            self.add_run(bin, t, 1);
         }
         Some(Added { lo, hi, bin })
     }
@@ -421,21 +408,11 @@ impl KeyState {
     /// ascending by template.
     pub fn template_counts(&self, g: &Geometry, w: i64) -> SmallVec<[(u16, u32); 8]> {
         let mut out: SmallVec<[(u16, u32); 8]> = SmallVec::new();
-        let mut add = |t: u16, n: u32| match out.iter_mut().find(|(x, _)| *x == t) {
-            Some((_, m)) => *m += n,
-            None => out.push((t, n)),
-        };
-        for bin in self.window_bins(g, w) {
-            for j in 0..BIN_TEMPLATES {
-                if bin.n[j] > 0 {
-                    add(bin.t[j], bin.n[j]);
-                }
-            }
-        }
         let (a, b) = g.bins_of_window(w);
-        for &(bin, t, n) in &self.extra {
-            if (a..=b).contains(&bin) {
-                add(t, n);
+        for r in self.runs.iter().filter(|r| (a..=b).contains(&r.bin)) {
+            match out.iter_mut().find(|(x, _)| *x == r.t) {
+                Some((_, m)) => *m += r.n,
+                None => out.push((r.t, r.n)),
             }
         }
         out.sort_unstable();
@@ -459,14 +436,6 @@ impl KeyState {
         out
     }
 
-    fn window_bins<'a>(&'a self, g: &Geometry, w: i64) -> impl Iterator<Item = &'a Bin> + 'a {
-        let (a, b) = g.bins_of_window(w);
-        let from = (a - self.b0).max(0) as usize;
-        let to = (b - self.b0 + 1).max(0) as usize;
-        self.bins
-            .range(from.min(self.bins.len())..to.min(self.bins.len()))
-    }
-
     /// Frees everything that belongs only to windows before `first_window`;
     /// samples go back to `pool`. Returns true when nothing is left.
     ///
@@ -482,15 +451,14 @@ impl KeyState {
             self.w0 += dead as i64;
         }
         let mut trimmed_bins = false;
-        if self.b0 < first_bin && !self.bins.is_empty() {
-            // Bins own nothing: dropping them reads none of them.
-            let dead = ((first_bin - self.b0) as usize).min(self.bins.len());
-            self.bins.drain(..dead);
-            self.b0 += dead as i64;
+        // Runs are in input order, so nearly in bin order: the dead ones
+        // are at the front, but for a late complaint's run, which waits
+        // behind newer ones (no live window's bins include it meanwhile).
+        while self.runs.front().is_some_and(|r| r.bin < first_bin) {
+            self.runs.pop_front();
             trimmed_bins = true;
-            if !self.extra.is_empty() {
-                self.extra.retain(|e| e.0 >= first_bin);
-            }
+        }
+        if trimmed_bins {
             if !self.samples.is_empty() {
                 let mut i = 0;
                 while i < self.samples.len() {
@@ -512,9 +480,8 @@ impl KeyState {
                 !occ.is_empty()
             });
         }
-        if self.counts.is_empty() && self.bins.is_empty() {
+        if self.counts.is_empty() && self.runs.is_empty() {
             self.callers.clear();
-            self.extra.clear();
             pool.extend(
                 self.samples
                     .drain(..)
@@ -531,8 +498,7 @@ impl KeyState {
     /// (every stored window and bin is dead), if anything is stored.
     pub fn back_due(&self, g: &Geometry) -> Option<i64> {
         let w = (!self.counts.is_empty()).then(|| self.w0 + self.counts.len() as i64);
-        let b = (!self.bins.is_empty())
-            .then(|| (self.b0 + self.bins.len() as i64 - 1).div_euclid(g.s) + 1);
+        let b = (!self.runs.is_empty()).then(|| self.max_bin.div_euclid(g.s) + 1);
         match (w, b) {
             (Some(x), Some(y)) => Some(x.max(y)),
             (x, y) => x.or(y),
@@ -554,8 +520,7 @@ impl KeyState {
     /// Approximate heap bytes held by this key.
     pub fn heap_bytes(&self) -> usize {
         self.counts.capacity() * 4
-            + self.bins.capacity() * std::mem::size_of::<Bin>()
-            + self.extra.capacity() * std::mem::size_of::<(i64, u16, u32)>()
+            + self.runs.capacity() * std::mem::size_of::<Run>()
             + self.samples.capacity() * std::mem::size_of::<(i64, Sample)>()
             + self
                 .samples
