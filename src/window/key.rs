@@ -458,18 +458,16 @@ impl KeyState {
             self.runs.pop_front();
             trimmed_bins = true;
         }
-        if trimmed_bins {
-            if !self.samples.is_empty() {
-                let mut i = 0;
-                while i < self.samples.len() {
-                    if self.samples[i].0 < first_bin {
-                        let (_, s) = self.samples.remove(i);
-                        if pool.len() < 4096 {
-                            pool.push(s);
-                        }
-                    } else {
-                        i += 1;
+        if trimmed_bins && !self.samples.is_empty() {
+            let mut i = 0;
+            while i < self.samples.len() {
+                if self.samples[i].0 < first_bin {
+                    let (_, s) = self.samples.remove(i);
+                    if pool.len() < 4096 {
+                        pool.push(s);
                     }
+                } else {
+                    i += 1;
                 }
             }
         }
