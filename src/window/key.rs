@@ -42,6 +42,167 @@ impl Hasher for IdHasher {
 
 type CallerMap = HashMap<CallerId, SmallVec<[i64; 2]>, BuildHasherDefault<IdHasher>>;
 
+/// Callers a key keeps in a plain list before it switches to a hash map.
+const SMALL_CALLERS: usize = 32;
+
+/// The callers of one key: for each, the bins it complained in.
+///
+/// Most keys hear from a handful of callers per window, so they are kept
+/// as a short list of (caller, bin) occurrences, scanned in full: a few
+/// consecutive cache lines, where a hash map cost two scattered ones per
+/// lookup and several times the memory (its buckets and control bytes
+/// for a table sized in powers of two). A key that passes
+/// [`SMALL_CALLERS`] occurrences, such as one in a real batch complaint,
+/// moves to the map, and back once pruning has shrunk it.
+#[derive(Debug, Clone)]
+enum Callers {
+    /// (caller, bin) occurrences, in input order; a caller may appear once
+    /// per bin it complained in.
+    Small(Vec<([u64; 2], i64)>),
+    Map(CallerMap),
+}
+
+impl Default for Callers {
+    fn default() -> Self {
+        Callers::Small(Vec::new())
+    }
+}
+
+#[inline]
+fn id_words(c: CallerId) -> [u64; 2] {
+    [c as u64, (c >> 64) as u64]
+}
+
+impl Callers {
+    /// Records that caller `c` complained in `bin`; returns the nearest
+    /// bins it complained in before and after `bin`, or `None` when it had
+    /// already complained in `bin` itself.
+    #[inline]
+    fn add(&mut self, c: CallerId, bin: i64) -> Option<(Option<i64>, Option<i64>)> {
+        match self {
+            Callers::Small(v) => {
+                let id = id_words(c);
+                let (mut prev, mut next) = (None::<i64>, None::<i64>);
+                for &(x, b) in v.iter() {
+                    if x == id {
+                        if b == bin {
+                            return None;
+                        }
+                        if b < bin {
+                            prev = Some(prev.map_or(b, |p| p.max(b)));
+                        } else {
+                            next = Some(next.map_or(b, |q| q.min(b)));
+                        }
+                    }
+                }
+                v.push((id, bin));
+                if v.len() > SMALL_CALLERS {
+                    let mut m = CallerMap::default();
+                    for &(x, b) in v.iter() {
+                        let occ: &mut SmallVec<[i64; 2]> =
+                            m.entry(x[0] as u128 | (x[1] as u128) << 64).or_default();
+                        if let Err(pos) = occ.binary_search(&b) {
+                            occ.insert(pos, b);
+                        }
+                    }
+                    *self = Callers::Map(m);
+                }
+                Some((prev, next))
+            }
+            Callers::Map(m) => {
+                let occ = m.entry(c).or_default();
+                match occ.binary_search(&bin) {
+                    Ok(_) => None,
+                    Err(pos) => {
+                        let prev = (pos > 0).then(|| occ[pos - 1]);
+                        let next = occ.get(pos).copied();
+                        occ.insert(pos, bin);
+                        Some((prev, next))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Forgets every occurrence before `first_bin`.
+    fn prune(&mut self, first_bin: i64) {
+        match self {
+            Callers::Small(v) => v.retain(|&(_, b)| b >= first_bin),
+            Callers::Map(m) => {
+                m.retain(|_, occ| {
+                    occ.retain(|b| *b >= first_bin);
+                    !occ.is_empty()
+                });
+                let occurrences: usize = m.values().map(|o| o.len()).sum();
+                if occurrences <= SMALL_CALLERS / 2 {
+                    *self = Callers::Small(Self::occurrences(m));
+                }
+            }
+        }
+    }
+
+    /// Every (caller, bin) of a map, ordered by bin then caller (a stable
+    /// order: the map's own is not).
+    fn occurrences(m: &CallerMap) -> Vec<([u64; 2], i64)> {
+        let mut v: Vec<([u64; 2], i64)> = m
+            .iter()
+            .flat_map(|(&c, occ)| occ.iter().map(move |&b| (id_words(c), b)))
+            .collect();
+        v.sort_unstable_by_key(|&(x, b)| (b, x));
+        v
+    }
+
+    fn clear(&mut self) {
+        *self = Callers::default();
+    }
+
+    /// Distinct callers held.
+    fn len(&self) -> usize {
+        match self {
+            Callers::Small(v) => {
+                let mut ids: Vec<[u64; 2]> = v.iter().map(|&(x, _)| x).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                ids.len()
+            }
+            Callers::Map(m) => m.len(),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Callers::Small(v) => v.capacity() * std::mem::size_of::<([u64; 2], i64)>(),
+            Callers::Map(m) => m.capacity() * (16 + std::mem::size_of::<SmallVec<[i64; 2]>>() + 1),
+        }
+    }
+
+    /// The map form (checkpoints store callers as a map).
+    fn to_map(&self) -> CallerMap {
+        match self {
+            Callers::Small(v) => {
+                let mut m = CallerMap::default();
+                for &(x, b) in v {
+                    let occ = m.entry(x[0] as u128 | (x[1] as u128) << 64).or_default();
+                    if let Err(pos) = occ.binary_search(&b) {
+                        occ.insert(pos, b);
+                    }
+                }
+                m
+            }
+            Callers::Map(m) => m.clone(),
+        }
+    }
+
+    fn from_map(m: CallerMap) -> Self {
+        let occurrences: usize = m.values().map(|o| o.len()).sum();
+        if occurrences <= SMALL_CALLERS {
+            Callers::Small(Self::occurrences(&m))
+        } else {
+            Callers::Map(m)
+        }
+    }
+}
+
 /// A complaint kept as a possible alert sample: its input position, id, and
 /// the start of its text (raw; masked when an alert is built).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,8 +297,8 @@ pub struct KeyState {
     /// (bin, complaint): the newest [`SAMPLES`] kept complaints of each
     /// bin, in input order (see [`keeps_sample`]; most keys have none).
     samples: Vec<(i64, Sample)>,
-    /// Per caller, the bins it complained in, ascending.
-    callers: CallerMap,
+    /// Per caller, the bins it complained in.
+    callers: Callers,
     /// The first live bin when callers were last pruned.
     pruned_at: i64,
 }
@@ -186,7 +347,7 @@ impl From<KeyState> for KeyStateWire {
             counts: k.counts,
             b0,
             bins,
-            callers: k.callers,
+            callers: k.callers.to_map(),
             pruned_at: k.pruned_at,
         }
     }
@@ -200,7 +361,7 @@ impl From<KeyStateWire> for KeyState {
             runs: VecDeque::new(),
             max_bin: 0,
             samples: Vec::new(),
-            callers: w.callers,
+            callers: Callers::from_map(w.callers),
             pruned_at: w.pruned_at,
         };
         let mut samples: Vec<(i64, Sample)> = Vec::new();
@@ -318,17 +479,15 @@ impl KeyState {
         self.ensure_windows(lo, hi);
         let (mut glo, mut ghi) = (lo, hi);
         if let Some(c) = caller {
-            let occ = self.callers.entry(c).or_default();
-            match occ.binary_search(&bin) {
-                Ok(_) => ghi = glo - 1,
-                Err(pos) => {
-                    if pos > 0 {
-                        glo = glo.max(occ[pos - 1].div_euclid(g.s) + 1);
+            match self.callers.add(c, bin) {
+                None => ghi = glo - 1,
+                Some((prev, next)) => {
+                    if let Some(p) = prev {
+                        glo = glo.max(p.div_euclid(g.s) + 1);
                     }
-                    if pos < occ.len() {
-                        ghi = ghi.min(ceil_div(occ[pos] - g.n + 1, g.s) - 1);
+                    if let Some(q) = next {
+                        ghi = ghi.min(ceil_div(q - g.n + 1, g.s) - 1);
                     }
-                    occ.insert(pos, bin);
                 }
             }
         }
@@ -471,12 +630,12 @@ impl KeyState {
                 }
             }
         }
-        if trimmed_bins && first_bin - self.pruned_at >= g.n {
+        // A short list is pruned with every trim (a pass over a few cache
+        // lines); a map only once a whole window length of bins has died.
+        let small = matches!(self.callers, Callers::Small(_));
+        if trimmed_bins && (small || first_bin - self.pruned_at >= g.n) {
             self.pruned_at = first_bin;
-            self.callers.retain(|_, occ| {
-                occ.retain(|b| *b >= first_bin);
-                !occ.is_empty()
-            });
+            self.callers.prune(first_bin);
         }
         if self.counts.is_empty() && self.runs.is_empty() {
             self.callers.clear();
@@ -525,7 +684,7 @@ impl KeyState {
                 .iter()
                 .map(|(_, s)| s.id.capacity() + s.text.capacity())
                 .sum::<usize>()
-            + self.callers.capacity() * (16 + std::mem::size_of::<SmallVec<[i64; 2]>>() + 1)
+            + self.callers.heap_bytes()
     }
 
     /// Number of distinct callers held.
@@ -722,6 +881,45 @@ mod tests {
                     .collect::<Vec<_>>()
             };
             assert_eq!(ids(&back), ids(&k), "window {w}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Distinct callers per window equal a brute-force count whether a
+        /// key's callers sit in the short list or the map (many callers,
+        /// late complaints, trims as the watermark moves).
+        #[test]
+        fn distinct_counts_equal_brute_force(
+            events in proptest::collection::vec((0i64..40, proptest::option::weighted(0.9, 0u32..90)), 1..400),
+        ) {
+            let g = g(); // windows of 5 bins sliding by 1, lateness 2 bins
+            let mut k = KeyState::default();
+            let mut wm = i64::MIN;
+            let mut kept: Vec<(i64, Option<u32>)> = Vec::new();
+            let mut anon = 0u32;
+            for (bin, caller) in events {
+                if wm != i64::MIN && bin < wm - 2 {
+                    continue; // late
+                }
+                wm = wm.max(bin);
+                let first = g.first_live_window(wm * M);
+                k.trim(&g, first, &mut Vec::new());
+                let id = caller.map(|c| caller_id(&c.to_string()));
+                k.add(&g, bin, id, [0u16].into_iter());
+                let c = caller.unwrap_or_else(|| { anon += 1; 1_000_000 + anon });
+                kept.push((bin, Some(c)));
+                for w in first..=wm {
+                    let (a, b) = g.bins_of_window(w);
+                    let mut distinct: Vec<u32> = kept
+                        .iter()
+                        .filter(|(x, _)| (a..=b).contains(x))
+                        .filter_map(|(_, c)| *c)
+                        .collect();
+                    distinct.sort_unstable();
+                    distinct.dedup();
+                    proptest::prop_assert_eq!(k.count(w), distinct.len() as u32, "window {}", w);
+                }
+            }
         }
     }
 }
