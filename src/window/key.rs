@@ -295,7 +295,9 @@ pub struct KeyState {
     /// The newest bin of any run (meaningful while `runs` is not empty).
     max_bin: i64,
     /// (bin, complaint): the newest [`SAMPLES`] kept complaints of each
-    /// bin, in input order (see [`keeps_sample`]; most keys have none).
+    /// bin (see [`keeps_sample`]; most keys have none), ordered by bin and
+    /// within a bin by input order, so that a bin's samples are found by a
+    /// binary search and the dead ones are a prefix.
     samples: Vec<(i64, Sample)>,
     /// Per caller, the bins it complained in.
     callers: Callers,
@@ -375,8 +377,8 @@ impl From<KeyStateWire> for KeyState {
             }
             samples.extend(b.samples.into_iter().map(|s| (bin, s)));
         }
-        // Input order across bins.
-        samples.sort_by_key(|(_, s)| s.seq);
+        // By bin, then input order.
+        samples.sort_by_key(|(bin, s)| (*bin, s.seq));
         k.samples = samples;
         k
     }
@@ -441,6 +443,48 @@ impl KeyState {
             self.max_bin = bin;
         }
         self.runs.push_back(Run { bin, n, t });
+    }
+
+    /// Asks the CPU to load the parts of this key that counting a
+    /// complaint reads — the newest window counts, both ends of the runs,
+    /// the caller list — all at once. They live in separate allocations
+    /// that the key was last touched minutes of event time ago, so they
+    /// are rarely cached; without this the misses came one after another,
+    /// each address known only once the code before it had run.
+    #[inline]
+    pub fn prefetch(&self) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            #[inline(always)]
+            fn at<T>(s: &[T], i: usize) {
+                if let Some(x) = s.get(i) {
+                    // SAFETY: a prefetch only hints; `x` is a valid reference.
+                    unsafe { _mm_prefetch::<_MM_HINT_T0>(x as *const T as *const i8) };
+                }
+            }
+            let (a, b) = self.counts.as_slices();
+            let (last, back) = if b.is_empty() {
+                (a, a.len())
+            } else {
+                (b, b.len())
+            };
+            at(last, back.saturating_sub(1));
+            at(last, back.saturating_sub(17));
+            at(a, 0);
+            let (ra, rb) = self.runs.as_slices();
+            at(ra, 0);
+            if rb.is_empty() {
+                at(ra, ra.len().saturating_sub(1));
+            } else {
+                at(rb, rb.len() - 1);
+            }
+            if let Callers::Small(v) = &self.callers {
+                at(v, 0);
+                at(v, 3);
+                at(v, 6);
+            }
+        }
     }
 
     /// The distinct callers of window `w` (0 outside the stored range).
@@ -515,11 +559,14 @@ impl KeyState {
         pool: &mut Vec<Sample>,
     ) {
         let bin = added.bin;
-        let mut s = if self.samples.iter().filter(|(b, _)| *b == bin).count() == SAMPLES {
-            let oldest = self.samples.iter().position(|(b, _)| *b == bin);
-            oldest.map(|i| self.samples.remove(i).1).unwrap_or_default()
+        // The bin's samples are `from..to`; nearly always the newest bin,
+        // at the end.
+        let to = self.samples.partition_point(|(b, _)| *b <= bin);
+        let from = self.samples[..to].partition_point(|(b, _)| *b < bin);
+        let (mut s, at) = if to - from == SAMPLES {
+            (self.samples.remove(from).1, to - 1)
         } else {
-            pool.pop().unwrap_or_default()
+            (pool.pop().unwrap_or_default(), to)
         };
         s.seq = seq;
         s.id.clear();
@@ -527,7 +574,7 @@ impl KeyState {
         s.text.clear();
         s.text
             .push_str(&text[..floor_char_boundary(text, SAMPLE_BYTES)]);
-        self.samples.push((bin, s));
+        self.samples.insert(at, (bin, s));
     }
 
     /// Among windows `lo..=hi`, the one with the most distinct callers if it
@@ -580,17 +627,15 @@ impl KeyState {
 
     /// The last [`SAMPLES`] complaints of window `w` in input order.
     pub fn samples(&self, g: &Geometry, w: i64) -> SmallVec<[&Sample; SAMPLES]> {
-        // `samples` is in input order: the window's last three are the
-        // last three of its bins' from the end.
+        // The window's bins' samples are one range; its last three in
+        // input order are the three newest among them.
         let (a, b) = g.bins_of_window(w);
-        let mut out: SmallVec<[&Sample; SAMPLES]> = self
-            .samples
-            .iter()
-            .rev()
-            .filter(|(bin, _)| (a..=b).contains(bin))
-            .map(|(_, s)| s)
-            .take(SAMPLES)
-            .collect();
+        let from = self.samples.partition_point(|(bin, _)| *bin < a);
+        let to = self.samples.partition_point(|(bin, _)| *bin <= b);
+        let mut all: SmallVec<[&Sample; 16]> =
+            self.samples[from..to].iter().map(|(_, s)| s).collect();
+        all.sort_unstable_by_key(|s| std::cmp::Reverse(s.seq));
+        let mut out: SmallVec<[&Sample; SAMPLES]> = all.into_iter().take(SAMPLES).collect();
         out.reverse();
         out
     }
@@ -617,18 +662,10 @@ impl KeyState {
             self.runs.pop_front();
             trimmed_bins = true;
         }
-        if trimmed_bins && !self.samples.is_empty() {
-            let mut i = 0;
-            while i < self.samples.len() {
-                if self.samples[i].0 < first_bin {
-                    let (_, s) = self.samples.remove(i);
-                    if pool.len() < 4096 {
-                        pool.push(s);
-                    }
-                } else {
-                    i += 1;
-                }
-            }
+        if self.samples.first().is_some_and(|(b, _)| *b < first_bin) {
+            let dead = self.samples.partition_point(|(b, _)| *b < first_bin);
+            let room = 4096usize.saturating_sub(pool.len());
+            pool.extend(self.samples.drain(..dead).map(|(_, s)| s).take(room));
         }
         // A short list is pruned with every trim (a pass over a few cache
         // lines); a map only once a whole window length of bins has died.

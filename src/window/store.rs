@@ -279,6 +279,7 @@ impl KeyStore {
         let threshold = b.threshold;
         let geo = self.geo;
         let slot = &mut self.slots[i as usize];
+        slot.state.prefetch();
         // Dead windows are freed here, when the key is touched anyway and
         // its data is in the cache, rather than by a sweep that would visit
         // every key each time the oldest live window moves (see
