@@ -28,14 +28,46 @@ enum Fast {
     Keep,
     /// NFKC maps it to this ASCII byte (full-width forms, ideographic space).
     Ascii(u8),
+    /// NFKC maps it to this one character of the same UTF-8 length (Kangxi
+    /// radicals, which some input methods produce for the ideograph).
+    Map(char),
     /// Needs the general algorithm.
     Slow,
 }
+
+/// NFKC of the Kangxi radicals U+2F00..=U+2FD5: each is one CJK unified
+/// ideograph (`⽤` → `用`); a test checks every entry against
+/// `unicode-normalization`.
+const KANGXI: [u16; 214] = [
+    0x4E00, 0x4E28, 0x4E36, 0x4E3F, 0x4E59, 0x4E85, 0x4E8C, 0x4EA0, 0x4EBA, 0x513F, 0x5165, 0x516B,
+    0x5182, 0x5196, 0x51AB, 0x51E0, 0x51F5, 0x5200, 0x529B, 0x52F9, 0x5315, 0x531A, 0x5338, 0x5341,
+    0x535C, 0x5369, 0x5382, 0x53B6, 0x53C8, 0x53E3, 0x56D7, 0x571F, 0x58EB, 0x5902, 0x590A, 0x5915,
+    0x5927, 0x5973, 0x5B50, 0x5B80, 0x5BF8, 0x5C0F, 0x5C22, 0x5C38, 0x5C6E, 0x5C71, 0x5DDB, 0x5DE5,
+    0x5DF1, 0x5DFE, 0x5E72, 0x5E7A, 0x5E7F, 0x5EF4, 0x5EFE, 0x5F0B, 0x5F13, 0x5F50, 0x5F61, 0x5F73,
+    0x5FC3, 0x6208, 0x6236, 0x624B, 0x652F, 0x6534, 0x6587, 0x6597, 0x65A4, 0x65B9, 0x65E0, 0x65E5,
+    0x66F0, 0x6708, 0x6728, 0x6B20, 0x6B62, 0x6B79, 0x6BB3, 0x6BCB, 0x6BD4, 0x6BDB, 0x6C0F, 0x6C14,
+    0x6C34, 0x706B, 0x722A, 0x7236, 0x723B, 0x723F, 0x7247, 0x7259, 0x725B, 0x72AC, 0x7384, 0x7389,
+    0x74DC, 0x74E6, 0x7518, 0x751F, 0x7528, 0x7530, 0x758B, 0x7592, 0x7676, 0x767D, 0x76AE, 0x76BF,
+    0x76EE, 0x77DB, 0x77E2, 0x77F3, 0x793A, 0x79B8, 0x79BE, 0x7A74, 0x7ACB, 0x7AF9, 0x7C73, 0x7CF8,
+    0x7F36, 0x7F51, 0x7F8A, 0x7FBD, 0x8001, 0x800C, 0x8012, 0x8033, 0x807F, 0x8089, 0x81E3, 0x81EA,
+    0x81F3, 0x81FC, 0x820C, 0x821B, 0x821F, 0x826E, 0x8272, 0x8278, 0x864D, 0x866B, 0x8840, 0x884C,
+    0x8863, 0x897E, 0x898B, 0x89D2, 0x8A00, 0x8C37, 0x8C46, 0x8C55, 0x8C78, 0x8C9D, 0x8D64, 0x8D70,
+    0x8DB3, 0x8EAB, 0x8ECA, 0x8F9B, 0x8FB0, 0x8FB5, 0x9091, 0x9149, 0x91C6, 0x91CC, 0x91D1, 0x9577,
+    0x9580, 0x961C, 0x96B6, 0x96B9, 0x96E8, 0x9751, 0x975E, 0x9762, 0x9769, 0x97CB, 0x97ED, 0x97F3,
+    0x9801, 0x98A8, 0x98DB, 0x98DF, 0x9996, 0x9999, 0x99AC, 0x9AA8, 0x9AD8, 0x9ADF, 0x9B25, 0x9B2F,
+    0x9B32, 0x9B3C, 0x9B5A, 0x9CE5, 0x9E75, 0x9E7F, 0x9EA5, 0x9EBB, 0x9EC3, 0x9ECD, 0x9ED1, 0x9EF9,
+    0x9EFD, 0x9F0E, 0x9F13, 0x9F20, 0x9F3B, 0x9F4A, 0x9F52, 0x9F8D, 0x9F9C, 0x9FA0,
+];
 
 /// Classifies a three-byte UTF-8 character (`U+0800..=U+FFFF`).
 #[inline]
 fn classify3(cp: u32) -> Fast {
     match cp {
+        // Kangxi radicals: one-to-one onto ideographs.
+        0x2F00..=0x2FD5 => match char::from_u32(KANGXI[(cp - 0x2F00) as usize] as u32) {
+            Some(c) => Fast::Map(c),
+            None => Fast::Slow,
+        },
         // CJK Unified Ideographs and Extension A, Yijing hexagram symbols.
         0x3400..=0x9FFF => Fast::Keep,
         // Full-width ASCII variants map to ASCII.
@@ -57,6 +89,23 @@ fn classify3(cp: u32) -> Fast {
     }
 }
 
+/// Whether NFKC leaves the four-byte character `cp` alone and the fast
+/// path keeps it: the emoji blocks (complaints typed on phones carry 😡 and
+/// 🙏) and CJK Extension B. None of these decomposes or composes with
+/// anything; a test checks every code point of the ranges.
+#[inline]
+pub fn keeps_astral(cp: u32) -> bool {
+    matches!(
+        cp,
+        0x1F300..=0x1F5FF // Miscellaneous Symbols and Pictographs
+            | 0x1F600..=0x1F64F // Emoticons
+            | 0x1F680..=0x1F6FF // Transport and Map Symbols
+            | 0x1F900..=0x1F9FF // Supplemental Symbols and Pictographs
+            | 0x1FA70..=0x1FAFF // Symbols and Pictographs Extended-A
+            | 0x20000..=0x2A6DF // CJK Unified Ideographs Extension B
+    )
+}
+
 /// What the fast path maps the character `cp` to, or `None` when the
 /// character needs the general algorithm. The matcher folds this mapping
 /// into its symbol table, so that text needing only the fast path is
@@ -67,12 +116,16 @@ pub fn fast_fold(cp: u32) -> Option<u32> {
     if cp < 0x80 {
         return Some((cp as u8).to_ascii_lowercase() as u32);
     }
-    if !(0x800..=0xFFFF).contains(&cp) {
+    if cp >= 0x10000 {
+        return keeps_astral(cp).then_some(cp);
+    }
+    if cp < 0x800 {
         return None;
     }
     match classify3(cp) {
         Fast::Keep => Some(cp),
         Fast::Ascii(a) => Some(a.to_ascii_lowercase() as u32),
+        Fast::Map(c) => Some(c as u32),
         Fast::Slow => None,
     }
 }
@@ -158,9 +211,33 @@ fn fast_path(text: &str, out: &mut String) -> bool {
                     dst[o].write(a.to_ascii_lowercase());
                     o += 1;
                 }
+                Fast::Map(m) => {
+                    // Three bytes for three: Kangxi radicals and their
+                    // ideographs are both in U+0800..=U+FFFF.
+                    let mut buf = [0u8; 4];
+                    for &x in m.encode_utf8(&mut buf).as_bytes() {
+                        dst[o].write(x);
+                        o += 1;
+                    }
+                }
                 Fast::Slow => return false,
             }
             i += 3;
+            continue;
+        }
+        if c & 0xF8 == 0xF0 && i + 3 < b.len() {
+            let cp = ((c as u32 & 0x07) << 18)
+                | ((b[i + 1] as u32 & 0x3F) << 12)
+                | ((b[i + 2] as u32 & 0x3F) << 6)
+                | (b[i + 3] as u32 & 0x3F);
+            if !keeps_astral(cp) {
+                return false;
+            }
+            for k in 0..4 {
+                dst[o + k].write(b[i + k]);
+            }
+            o += 4;
+            i += 4;
             continue;
         }
         return false;
@@ -180,7 +257,7 @@ mod tests {
 
     #[test]
     fn fast_path_table_agrees_with_nfkc() {
-        for cp in 0x800u32..=0xFFFF {
+        for cp in (0x800u32..=0xFFFF).chain(0x10000..=0x2FFFF) {
             let Some(ch) = char::from_u32(cp) else {
                 continue;
             };
@@ -200,7 +277,7 @@ mod tests {
 
     #[test]
     fn fast_fold_is_the_fast_path_per_character() {
-        for cp in 0u32..0x11000 {
+        for cp in 0u32..0x30000 {
             let Some(ch) = char::from_u32(cp) else {
                 continue;
             };
@@ -233,6 +310,9 @@ mod tests {
             ("e\u{301}", "é"),
             ("…", "..."),
             ("😡客户", "😡客户"),
+            ("⽤户🙏彩铃", "用户🙏彩铃"),
+            ("𠀀字", "𠀀字"),
+            ("🈶", "有"), // an enclosed ideograph: not kept, NFKC maps it
             ("", ""),
         ];
         for (input, want) in cases {

@@ -470,14 +470,13 @@ impl<S: StateId> CharAutomaton<S> {
         }
     }
 
-    /// The code point at `b[*i]` (valid UTF-8), decoded by hand and `*i`
-    /// moved past it, or `None` for a four-byte character (outside the flat
-    /// table, so it goes to the normaliser like any character off the fast
-    /// path). `str::chars` checks for cases valid UTF-8 never holds.
+    /// The code point at `b[*i]` (valid UTF-8), decoded by hand, and `*i`
+    /// moved past it. `str::chars` checks for cases valid UTF-8 never
+    /// holds.
     #[inline(always)]
-    fn next_cp(b: &[u8], i: &mut usize) -> Option<usize> {
+    fn next_cp(b: &[u8], i: &mut usize) -> usize {
         let b0 = b[*i] as usize;
-        Some(if b0 < 0x80 {
+        if b0 < 0x80 {
             *i += 1;
             b0
         } else if b0 < 0xE0 {
@@ -493,8 +492,46 @@ impl<S: StateId> CharAutomaton<S> {
             *i += 3;
             ((b0 & 0x0F) << 12) | ((b1 as usize & 0x3F) << 6) | (b2 as usize & 0x3F)
         } else {
-            return None;
-        })
+            // SAFETY: in valid UTF-8 a lead byte F0..F4 is followed by
+            // three continuation bytes.
+            let (b1, b2, b3) = unsafe {
+                (
+                    *b.get_unchecked(*i + 1),
+                    *b.get_unchecked(*i + 2),
+                    *b.get_unchecked(*i + 3),
+                )
+            };
+            *i += 4;
+            ((b0 & 0x07) << 18)
+                | ((b1 as usize & 0x3F) << 12)
+                | ((b2 as usize & 0x3F) << 6)
+                | (b3 as usize & 0x3F)
+        }
+    }
+
+    /// The symbol of a raw character beyond the flat table (four bytes of
+    /// UTF-8): that of the character itself when the normaliser's fast path
+    /// keeps it (emoji, CJK Extension B), else [`SLOW`].
+    #[cold]
+    #[inline(never)]
+    fn astral_symbol(&self, cp: usize) -> u16 {
+        if crate::normalize::keeps_astral(cp as u32) {
+            self.symbol(cp as u32)
+        } else {
+            SLOW
+        }
+    }
+
+    /// The symbol of raw character `cp` after the fast path's fold, or
+    /// [`SLOW`].
+    #[inline(always)]
+    fn raw_symbol(&self, cp: usize) -> u16 {
+        if cp < FLAT {
+            // SAFETY: `cp < FLAT == flat.len()`.
+            unsafe { *self.flat.get_unchecked(cp) }
+        } else {
+            self.astral_symbol(cp)
+        }
     }
 
     /// [`Self::scan_raw`] for a full DFA with a power-of-two stride.
@@ -514,18 +551,13 @@ impl<S: StateId> CharAutomaton<S> {
         found: &mut Vec<u32>,
     ) -> bool {
         let b = text.as_bytes();
-        let flat = self.flat.as_slice();
         let trans = self.trans.as_slice();
         let shift = self.shift;
-        debug_assert_eq!(flat.len(), FLAT);
+        debug_assert_eq!(self.flat.len(), FLAT);
         let mut row = 0usize;
         let mut i = 0;
         while i < b.len() {
-            let Some(cp) = Self::next_cp(b, &mut i) else {
-                return false;
-            };
-            // SAFETY: `cp & (FLAT - 1) < FLAT == flat.len()`.
-            let y = unsafe { *flat.get_unchecked(cp & (FLAT - 1)) };
+            let y = self.raw_symbol(Self::next_cp(b, &mut i));
             if y == SLOW {
                 return false;
             }
@@ -556,10 +588,7 @@ impl<S: StateId> CharAutomaton<S> {
         let mut s = 0usize;
         let mut i = 0;
         while i < b.len() {
-            let Some(cp) = Self::next_cp(b, &mut i) else {
-                return false;
-            };
-            let y = self.flat[cp & (FLAT - 1)];
+            let y = self.raw_symbol(Self::next_cp(b, &mut i));
             if y == SLOW {
                 return false;
             }
@@ -668,7 +697,17 @@ mod tests {
         assert_eq!(out, [2]);
         assert!(!dfa.scan_raw("①彩铃", &mut seen, 3, &mut Vec::new()));
         assert!(!dfa.scan_raw("é", &mut seen, 4, &mut Vec::new()));
-        assert!(!dfa.scan_raw("𠀀", &mut seen, 5, &mut Vec::new()));
+        // Four-byte characters the fast path keeps are matched in place;
+        // the others need the normaliser.
+        out.clear();
+        assert!(dfa.scan_raw("𠀀😡彩铃", &mut seen, 5, &mut out));
+        assert_eq!(out, [1]);
+        assert!(!dfa.scan_raw("🈶", &mut seen, 6, &mut Vec::new()));
+        // A Kangxi radical folds onto its ideograph: `⽤` is `用`.
+        let dfa = CharDfa::build(&["用户"]).unwrap();
+        let mut out = Vec::new();
+        assert!(dfa.scan_raw("⽤户", &mut seen, 7, &mut out));
+        assert_eq!(out, [0]);
     }
 
     /// Patterns of `kws` in `text` by brute force.

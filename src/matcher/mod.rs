@@ -546,7 +546,7 @@ all_of = [["abc"], ["bcd"], ["c"]]
             parts in proptest::collection::vec(proptest::sample::select(vec![
                 "彩铃", "炫铃", "复制", "同步", "咨询如何", "GPRS", "ＧＰＲＳ", "gprs", "数据业务",
                 "失败", "异常", "已恢复", "abc", "ＡＢＣ", "bcd", "c", "Ｃ", "①", "é", "e\u{301}",
-                "　", " ", "，", "𠀀", "ﾃ", "x", "彩", "铃",
+                "　", " ", "，", "𠀀", "ﾃ", "x", "彩", "铃", "😡", "⽤", "用", "🈶",
             ]), 0..12)
         ) {
             let text: String = parts.concat();
