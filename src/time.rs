@@ -132,12 +132,17 @@ pub fn parse_rfc3339_cached(s: &str, cache: &mut DateCache) -> Option<i64> {
         cache.days = days;
         days
     };
-    if b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+    // `THH:MM:SS` at 10..19, all in the first 20 bytes: one fixed-size
+    // array, so no check below costs a bounds test.
+    let t: &[u8; 20] = b[..20].try_into().ok()?;
+    if t[10] != b'T' || t[13] != b':' || t[16] != b':' {
         return None;
     }
-    let hour = digits::<2>(b, 11)?;
-    let min = digits::<2>(b, 14)?;
-    let sec = digits::<2>(b, 17)?;
+    let two = |i: usize| -> Option<i64> {
+        let (h, l) = (t[i].wrapping_sub(b'0'), t[i + 1].wrapping_sub(b'0'));
+        (h < 10 && l < 10).then_some((h * 10 + l) as i64)
+    };
+    let (hour, min, sec) = (two(11)?, two(14)?, two(17)?);
     if hour > 23 || min > 59 || sec > 59 {
         return None;
     }
