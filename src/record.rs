@@ -96,6 +96,38 @@ pub enum Decoded<'a> {
     Rejected(RejectInfo),
 }
 
+/// Where the text of one field of a decoded record is: a range of the line,
+/// or of the decoder's scratch buffer when the JSON string held escapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Piece {
+    in_scratch: bool,
+    start: usize,
+    end: usize,
+}
+
+/// A valid record as positions rather than borrowed strings, so that it
+/// can wait (the engine's pipeline holds a few records at once) without
+/// holding a borrow of its decoder; [`Decoder::record`] turns it into a
+/// [`Record`] while the decoder still holds this line's scratch text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordSpans {
+    /// Event time, epoch milliseconds.
+    pub ts: i64,
+    id: Piece,
+    region: Piece,
+    text: Piece,
+    caller: Option<Piece>,
+    channel: Option<Piece>,
+}
+
+/// [`Decoded`] with the record as positions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodedSpans {
+    Blank,
+    Record(RecordSpans),
+    Rejected(RejectInfo),
+}
+
 /// Decodes lines; owns the scratch buffer for unescaped strings so that the
 /// steady state allocates nothing.
 #[derive(Default)]
@@ -900,19 +932,55 @@ impl Decoder {
     /// Decodes one line (without its `\n`; a trailing `\r` is whitespace).
     #[inline]
     pub fn decode<'a>(&'a mut self, line: &'a [u8]) -> Decoded<'a> {
+        match self.decode_with(line, true) {
+            DecodedSpans::Blank => Decoded::Blank,
+            DecodedSpans::Rejected(r) => Decoded::Rejected(r),
+            DecodedSpans::Record(r) => Decoded::Record(self.record(line, &r)),
+        }
+    }
+
+    /// [`Decoder::decode`] giving the record as positions; read it with
+    /// [`Decoder::record`] before this decoder decodes another line.
+    #[inline]
+    pub fn decode_spans(&mut self, line: &[u8]) -> DecodedSpans {
         self.decode_with(line, true)
+    }
+
+    /// The record `r` that [`Decoder::decode_spans`] made of `line` (the
+    /// last line this decoder decoded).
+    #[inline]
+    pub fn record<'a>(&'a self, line: &'a [u8], r: &RecordSpans) -> Record<'a> {
+        let get = |p: Piece| -> &'a str {
+            if p.in_scratch {
+                &self.scratch[p.start..p.end]
+            } else {
+                utf8(&line[p.start..p.end])
+            }
+        };
+        Record {
+            id: get(r.id),
+            ts: r.ts,
+            region: get(r.region),
+            text: get(r.text),
+            caller: r.caller.map(get),
+            channel: r.channel.map(get),
+        }
     }
 
     /// [`Decoder::decode`] with the bitmap never used: every string
     /// scanned byte-wise. Only for tests that check both scanners agree.
     #[doc(hidden)]
     pub fn decode_bytewise<'a>(&'a mut self, line: &'a [u8]) -> Decoded<'a> {
-        self.decode_with(line, false)
+        match self.decode_with(line, false) {
+            DecodedSpans::Blank => Decoded::Blank,
+            DecodedSpans::Rejected(r) => Decoded::Rejected(r),
+            DecodedSpans::Record(r) => Decoded::Record(self.record(line, &r)),
+        }
     }
 
-    fn decode_with<'a>(&'a mut self, line: &'a [u8], bitmap: bool) -> Decoded<'a> {
+    fn decode_with(&mut self, line: &[u8], bitmap: bool) -> DecodedSpans {
         if let Err(e) = simdutf8::compat::from_utf8(line) {
-            return Decoded::Rejected(RejectInfo {
+            return DecodedSpans::Rejected(RejectInfo {
                 reason: Reject::InvalidUtf8,
                 detail: "invalid UTF-8",
                 at: e.valid_up_to(),
@@ -932,18 +1000,18 @@ impl Decoder {
         };
         s.ws();
         if s.i == line.len() {
-            return Decoded::Blank;
+            return DecodedSpans::Blank;
         }
         let fields = match Self::scan(&mut s) {
             Ok(Some(f)) => f,
             Ok(None) => {
-                return Decoded::Rejected(RejectInfo {
+                return DecodedSpans::Rejected(RejectInfo {
                     reason: Reject::MissingField,
                     detail: "not a JSON object",
                     at: 0,
                 });
             }
-            Err(e) => return Decoded::Rejected(e),
+            Err(e) => return DecodedSpans::Rejected(e),
         };
         self.build(line, fields)
     }
@@ -1012,9 +1080,9 @@ impl Decoder {
         Ok(Some(f))
     }
 
-    fn build<'a>(&'a mut self, line: &'a [u8], f: [Field; 6]) -> Decoded<'a> {
+    fn build(&mut self, line: &[u8], f: [Field; 6]) -> DecodedSpans {
         let missing = |detail| {
-            Decoded::Rejected(RejectInfo {
+            DecodedSpans::Rejected(RejectInfo {
                 reason: Reject::MissingField,
                 detail,
                 at: 0,
@@ -1042,13 +1110,21 @@ impl Decoder {
         self.scratch.clear();
         let dates = &mut self.dates;
         let scratch = &mut self.scratch;
-        let mut place = |span: Span| -> (bool, usize, usize) {
+        let mut place = |span: Span| -> Piece {
             if span.escaped {
                 let from = scratch.len();
                 unescape(&line[span.start..span.end], scratch);
-                (true, from, scratch.len())
+                Piece {
+                    in_scratch: true,
+                    start: from,
+                    end: scratch.len(),
+                }
             } else {
-                (false, span.start, span.end)
+                Piece {
+                    in_scratch: false,
+                    start: span.start,
+                    end: span.end,
+                }
             }
         };
         let ts_place = match f[1] {
@@ -1062,15 +1138,15 @@ impl Decoder {
         let caller = caller.map(&mut place);
         let channel = channel.map(&mut place);
         let scratch = self.scratch.as_str();
-        let get = |(esc, a, b): (bool, usize, usize)| -> &'a str {
-            if esc {
-                &scratch[a..b]
+        let get = |p: Piece| -> &str {
+            if p.in_scratch {
+                &scratch[p.start..p.end]
             } else {
-                utf8(&line[a..b])
+                utf8(&line[p.start..p.end])
             }
         };
         let bad_ts = |detail| {
-            Decoded::Rejected(RejectInfo {
+            DecodedSpans::Rejected(RejectInfo {
                 reason: Reject::BadTs,
                 detail,
                 at: 0,
@@ -1089,13 +1165,13 @@ impl Decoder {
             (Field::Int(_), _) => return bad_ts("ts is out of range"),
             _ => return bad_ts("ts is neither a string nor an integer"),
         };
-        Decoded::Record(Record {
-            id: get(id),
+        DecodedSpans::Record(RecordSpans {
             ts,
-            region: get(region),
-            text: get(text),
-            caller: caller.map(get),
-            channel: channel.map(get),
+            id,
+            region,
+            text,
+            caller,
+            channel,
         })
     }
 }
