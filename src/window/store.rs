@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use hashbrown::{Equivalent, HashMap};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use super::Geometry;
 use super::key::{CallerId, KeyState, Sample, keeps_sample};
@@ -37,16 +38,46 @@ pub const SAMPLE_CHARS: usize = 300;
 /// heap faster than records can fill it.
 pub const SWEEP_BUDGET: usize = 16;
 
+/// A region name held inline (city and district names fit in 16 bytes of
+/// UTF-8), so that checking a key's region reads the slot the key lives in
+/// rather than a separate allocation.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Region(SmallVec<[u8; 16]>);
+
+impl Region {
+    fn new(s: &str) -> Self {
+        Region(SmallVec::from_slice(s.as_bytes()))
+    }
+
+    fn as_str(&self) -> &str {
+        // SAFETY: built only from a `&str` (see `Region::new`).
+        unsafe { std::str::from_utf8_unchecked(&self.0) }
+    }
+}
+
+impl PartialOrd for Region {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl Ord for Region {
+    /// Code point order (that of the UTF-8 bytes), as 5.7 asks.
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(o.as_str())
+    }
+}
+
 /// A key: business index and exact region string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct KeyId {
     business: u16,
-    region: Box<str>,
+    region: Region,
 }
 
 impl Hash for KeyId {
     fn hash<H: Hasher>(&self, h: &mut H) {
-        KeyRef(self.business, &self.region).hash(h)
+        KeyRef(self.business, self.region.as_str()).hash(h)
     }
 }
 
@@ -62,9 +93,50 @@ impl Hash for KeyRef<'_> {
 
 impl Equivalent<KeyId> for KeyRef<'_> {
     fn equivalent(&self, k: &KeyId) -> bool {
-        self.0 == k.business && self.1 == &*k.region
+        self.0 == k.business && self.1 == k.region.as_str()
     }
 }
+
+/// The 64-bit hash of a region name that keys are indexed by (with the
+/// business). Two names of one hash are told apart by the exact name kept
+/// in the slot; see [`KeyStore::slot_for`].
+#[inline]
+pub fn region_hash(region: &str) -> u64 {
+    #[cfg(test)]
+    {
+        // A weak hash in unit tests, so that they go through the path for
+        // names that share a hash.
+        region.len() as u64
+    }
+    #[cfg(not(test))]
+    {
+        xxhash_rust::xxh3::xxh3_64(region.as_bytes())
+    }
+}
+
+/// Hashes the index's (business, region hash) pairs: the region hash is
+/// already uniform, so a multiply mixes in the business.
+#[derive(Default, Clone, Copy)]
+struct PairHasher(u64);
+
+impl Hasher for PairHasher {
+    fn finish(&self) -> u64 {
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ b as u64;
+        }
+    }
+    fn write_u16(&mut self, n: u16) {
+        self.0 = self.0.rotate_left(16) ^ n as u64;
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = self.0.rotate_left(23) ^ n;
+    }
+}
+
+type PairIndex = HashMap<(u16, u64), u32, std::hash::BuildHasherDefault<PairHasher>>;
 
 /// An open alert of a key.
 #[derive(Debug, Clone)]
@@ -81,6 +153,8 @@ pub struct OpenAlert {
 #[derive(Debug)]
 struct Slot {
     key: KeyId,
+    /// [`region_hash`] of the key's region.
+    hash: u64,
     state: KeyState,
     /// Boxed: an open alert is rare and large (the whole firing line), and
     /// inline it spread the slots that every count touches over more cache
@@ -154,7 +228,12 @@ pub struct KeyStore {
     geo: Geometry,
     slots: Vec<Slot>,
     free: Vec<u32>,
-    index: HashMap<KeyId, u32>,
+    /// (business, region hash) → slot. Looking a key up reads only this
+    /// table and the slot, which holds the exact name to check.
+    index: PairIndex,
+    /// Keys whose (business, region hash) another key already holds in
+    /// `index` (two names of one 64-bit hash: possible, never seen).
+    collisions: HashMap<KeyId, u32>,
     heap: BinaryHeap<Reverse<(i64, u32, u64)>>,
     /// Keys by the window at which their oldest data dies: the sweep visits
     /// only keys that have something to free.
@@ -177,7 +256,8 @@ impl KeyStore {
             geo,
             slots: Vec::new(),
             free: Vec::new(),
-            index: HashMap::new(),
+            index: PairIndex::default(),
+            collisions: HashMap::new(),
             heap: BinaryHeap::new(),
             due: BinaryHeap::new(),
             pool: Vec::new(),
@@ -199,11 +279,11 @@ impl KeyStore {
 
     /// Live keys now.
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.index.len() + self.collisions.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.len() == 0
     }
 
     /// The most keys held at once.
@@ -219,19 +299,23 @@ impl KeyStore {
             .count()
     }
 
-    fn slot_for(&mut self, business: u16, region: &str) -> Option<u32> {
-        if let Some(&i) = self.index.get(&KeyRef(business, region)) {
-            return Some(i);
-        }
-        if self.index.len() >= self.max_keys {
+    /// The slot of (business, region), made if the key is new and the
+    /// limit allows; `hash` is [`region_hash`] of `region`.
+    fn slot_for(&mut self, business: u16, region: &str, hash: u64) -> Option<u32> {
+        let taken = match self.find(business, region, hash) {
+            Ok(i) => return Some(i),
+            Err(taken) => taken,
+        };
+        if self.len() >= self.max_keys {
             return None;
         }
         let key = KeyId {
             business,
-            region: region.into(),
+            region: Region::new(region),
         };
         let slot = Slot {
             key: key.clone(),
+            hash,
             state: KeyState::default(),
             alert: None,
             used: true,
@@ -249,9 +333,54 @@ impl KeyStore {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.index.insert(key, i);
-        self.peak_keys = self.peak_keys.max(self.index.len());
+        if taken {
+            self.collisions.insert(key, i);
+        } else {
+            self.index.insert((business, hash), i);
+        }
+        self.peak_keys = self.peak_keys.max(self.len());
         Some(i)
+    }
+
+    /// The slot of (business, region) if the key is held, else whether
+    /// another key holds its (business, region hash) in `index`.
+    #[inline]
+    fn find(&self, business: u16, region: &str, hash: u64) -> Result<u32, bool> {
+        match self.index.get(&(business, hash)) {
+            Some(&i) if self.slots[i as usize].key.region.as_str() == region => Ok(i),
+            Some(_) => self.collisions.get(&KeyRef(business, region)).copied().ok_or(true),
+            None => Err(false),
+        }
+    }
+
+    /// Starts loading the slot of (business, region) into the cache, if
+    /// the key is held (`hash` is [`region_hash`] of the region), and
+    /// returns it for [`KeyStore::prefetch_state`]. Only a hint: nothing
+    /// depends on it, and the slot may be freed or reused before the
+    /// complaint is counted.
+    #[inline]
+    pub fn prefetch_key(&self, business: usize, hash: u64) -> Option<u32> {
+        let i = *self.index.get(&(business as u16, hash))?;
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            let p = &self.slots[i as usize] as *const Slot as *const i8;
+            for line in (0..std::mem::size_of::<Slot>()).step_by(64) {
+                // SAFETY: a prefetch only hints; the addresses lie in the
+                // slot (`line < size_of::<Slot>()`).
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(p.add(line)) };
+            }
+        }
+        Some(i)
+    }
+
+    /// Starts loading the window data of slot `i` (see
+    /// [`KeyState::prefetch`]); best once the slot itself is cached.
+    #[inline]
+    pub fn prefetch_state(&self, i: u32) {
+        if let Some(s) = self.slots.get(i as usize) {
+            s.state.prefetch();
+        }
     }
 
     /// Counts one accepted complaint for `business` (matched through the
@@ -269,7 +398,24 @@ impl KeyStore {
         text: &str,
         caller: Option<CallerId>,
     ) -> Option<Alert> {
-        let Some(i) = self.slot_for(business as u16, region) else {
+        self.count_hashed(business, templates, seq, id, ts, (region, region_hash(region)), text, caller)
+    }
+
+    /// [`KeyStore::count`] with the region's [`region_hash`] already
+    /// known.
+    #[allow(clippy::too_many_arguments)]
+    pub fn count_hashed(
+        &mut self,
+        business: usize,
+        templates: &[u32],
+        seq: u64,
+        id: &str,
+        ts: i64,
+        (region, hash): (&str, u64),
+        text: &str,
+        caller: Option<CallerId>,
+    ) -> Option<Alert> {
+        let Some(i) = self.slot_for(business as u16, region, hash) else {
             self.overflow += 1;
             return None;
         };
@@ -471,9 +617,23 @@ impl KeyStore {
         slot.scheduled = false;
         slot.generation = slot.generation.wrapping_add(1);
         slot.state = KeyState::default();
-        self.index
-            .remove(&KeyRef(slot.key.business, &slot.key.region));
-        slot.key.region = Box::from("");
+        let (business, hash) = (slot.key.business, slot.hash);
+        let key = std::mem::take(&mut slot.key.region);
+        if self.index.get(&(business, hash)) == Some(&i) {
+            self.index.remove(&(business, hash));
+            // A key of the same hash waiting in `collisions` takes its place.
+            let heir = self
+                .collisions
+                .iter()
+                .find(|&(k, &j)| k.business == business && self.slots[j as usize].hash == hash)
+                .map(|(k, &j)| (k.clone(), j));
+            if let Some((k, j)) = heir {
+                self.collisions.remove(&k);
+                self.index.insert((business, hash), j);
+            }
+        } else {
+            self.collisions.remove(&KeyRef(business, key.as_str()));
+        }
         self.free.push(i);
     }
 
@@ -535,7 +695,7 @@ impl KeyStore {
                 Some(Hotspot {
                     business: b.id.clone(),
                     business_name: b.name.clone(),
-                    region: s.key.region.to_string(),
+                    region: s.key.region.as_str().to_string(),
                     department: self.rules.departments[b.department].id.clone(),
                     distinct_callers: count,
                     threshold: b.threshold,
@@ -591,7 +751,7 @@ impl KeyStore {
                 .into_iter()
                 .map(|s| KeyEntry {
                     business: self.rules.businesses[s.key.business as usize].id.clone(),
-                    region: s.key.region.to_string(),
+                    region: s.key.region.as_str().to_string(),
                     state: s.state.clone(),
                     alert: s.alert.as_ref().map(|a| OpenAlertState {
                         firing: a.firing.to_json(),
@@ -637,7 +797,8 @@ impl KeyStore {
             });
             match keep(&entry.business) {
                 Some(b) => {
-                    let Some(i) = store.slot_for(b as u16, &entry.region) else {
+                    let Some(i) = store.slot_for(b as u16, &entry.region, region_hash(&entry.region))
+                    else {
                         continue;
                     };
                     let slot = &mut store.slots[i as usize];
@@ -680,9 +841,10 @@ impl KeyStore {
     pub fn heap_bytes(&self) -> usize {
         self.slots
             .iter()
-            .map(|s| s.state.heap_bytes() + s.key.region.len() + std::mem::size_of::<Slot>())
+            .map(|s| s.state.heap_bytes() + std::mem::size_of::<Slot>())
             .sum::<usize>()
-            + self.index.capacity() * (std::mem::size_of::<KeyId>() + 4)
+            + self.index.capacity() * (std::mem::size_of::<(u16, u64)>() + 5)
+            + self.collisions.capacity() * (std::mem::size_of::<KeyId>() + 5)
     }
 }
 
@@ -792,9 +954,9 @@ all_of = [["x"]]
         // wm - 2m >= 110m, i.e. at wm 112m; a's newest at 117m.
         feed(&mut k, 4, 112 * M, "c", "1");
         assert_eq!(k.len(), 2, "b freed, a and c live");
-        assert!(k.index.get(&KeyRef(0, "b")).is_none());
+        assert!(k.find(0, "b", region_hash("b")).is_err());
         feed(&mut k, 5, 117 * M, "c", "2");
-        assert!(k.index.get(&KeyRef(0, "a")).is_none(), "a freed at 117m");
+        assert!(k.find(0, "a", region_hash("a")).is_err(), "a freed at 117m");
         assert_eq!(k.len(), 1);
     }
 
@@ -812,7 +974,7 @@ all_of = [["x"]]
         assert_eq!(resolved.len(), 1, "resolves at wm 112m");
         assert!(!resolved[0].is_firing());
         assert!(
-            k.index.get(&KeyRef(0, "a")).is_none(),
+            k.find(0, "a", region_hash("a")).is_err(),
             "freed with its alert"
         );
     }
@@ -830,7 +992,7 @@ all_of = [["x"]]
                 if m % 2 == 0 { "p" } else { "q" },
             );
         }
-        let slot = &k.slots[k.index[&KeyRef(0, "a")] as usize];
+        let slot = &k.slots[k.find(0, "a", region_hash("a")).unwrap() as usize];
         // Live: windows ending after wm - 2m, up to the newest: 10 + 2 + 1.
         assert!(
             slot.state.heap_bytes() < 4096,
@@ -857,5 +1019,34 @@ all_of = [["x"]]
         }
         assert_eq!(k.len(), 50);
         assert_eq!(k.overflow, 950 + 50);
+    }
+
+    #[test]
+    fn keys_whose_region_hashes_collide_stay_apart() {
+        // In unit tests a region's hash is its length: "ab", "cd" and "ef"
+        // share one.
+        let mut k = store(100);
+        feed(&mut k, 1, 100 * M, "ab", "1");
+        feed(&mut k, 2, 100 * M, "cd", "1");
+        assert_eq!(k.len(), 2);
+        assert_eq!(k.collisions.len(), 1);
+        // "ab" dies first (its last window [100,110) at wm 112m); "cd",
+        // counted again at 108m, lives on and takes its place in the index.
+        feed(&mut k, 3, 108 * M, "cd", "2");
+        feed(&mut k, 4, 112 * M, "xyz", "1");
+        assert!(k.find(0, "ab", region_hash("ab")).is_err());
+        let cd = k.find(0, "cd", region_hash("cd")).unwrap();
+        assert!(k.collisions.is_empty());
+        assert_eq!(k.index.get(&(0, region_hash("cd"))), Some(&cd));
+        // Its windows kept counting: [103,113) holds caller 2 at 108m and
+        // 3 and 4 at 112m: the third distinct caller fires.
+        assert!(feed(&mut k, 5, 112 * M, "cd", "3").is_empty());
+        let fired = feed(&mut k, 6, 112 * M, "cd", "4");
+        assert_eq!(fired.len(), 1, "{fired:?}");
+        assert_eq!((fired[0].region.as_str(), fired[0].count), ("cd", 3));
+        // A third name of the same hash.
+        feed(&mut k, 7, 112 * M, "ef", "1");
+        assert_eq!(k.find(0, "ef", region_hash("ef")).map(|i| i != cd), Ok(true));
+        assert_eq!(k.len(), 3);
     }
 }
