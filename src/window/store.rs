@@ -348,38 +348,12 @@ impl KeyStore {
     fn find(&self, business: u16, region: &str, hash: u64) -> Result<u32, bool> {
         match self.index.get(&(business, hash)) {
             Some(&i) if self.slots[i as usize].key.region.as_str() == region => Ok(i),
-            Some(_) => self.collisions.get(&KeyRef(business, region)).copied().ok_or(true),
+            Some(_) => self
+                .collisions
+                .get(&KeyRef(business, region))
+                .copied()
+                .ok_or(true),
             None => Err(false),
-        }
-    }
-
-    /// Starts loading the slot of (business, region) into the cache, if
-    /// the key is held (`hash` is [`region_hash`] of the region), and
-    /// returns it for [`KeyStore::prefetch_state`]. Only a hint: nothing
-    /// depends on it, and the slot may be freed or reused before the
-    /// complaint is counted.
-    #[inline]
-    pub fn prefetch_key(&self, business: usize, hash: u64) -> Option<u32> {
-        let i = *self.index.get(&(business as u16, hash))?;
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            let p = &self.slots[i as usize] as *const Slot as *const i8;
-            for line in (0..std::mem::size_of::<Slot>()).step_by(64) {
-                // SAFETY: a prefetch only hints; the addresses lie in the
-                // slot (`line < size_of::<Slot>()`).
-                unsafe { _mm_prefetch::<_MM_HINT_T0>(p.add(line)) };
-            }
-        }
-        Some(i)
-    }
-
-    /// Starts loading the window data of slot `i` (see
-    /// [`KeyState::prefetch`]); best once the slot itself is cached.
-    #[inline]
-    pub fn prefetch_state(&self, i: u32) {
-        if let Some(s) = self.slots.get(i as usize) {
-            s.state.prefetch();
         }
     }
 
@@ -398,7 +372,16 @@ impl KeyStore {
         text: &str,
         caller: Option<CallerId>,
     ) -> Option<Alert> {
-        self.count_hashed(business, templates, seq, id, ts, (region, region_hash(region)), text, caller)
+        self.count_hashed(
+            business,
+            templates,
+            seq,
+            id,
+            ts,
+            (region, region_hash(region)),
+            text,
+            caller,
+        )
     }
 
     /// [`KeyStore::count`] with the region's [`region_hash`] already
@@ -419,10 +402,12 @@ impl KeyStore {
             self.overflow += 1;
             return None;
         };
-        let rules = self.rules.clone();
-        let b = &rules.businesses[business];
-        let base = b.templates.start;
-        let threshold = b.threshold;
+        // (No `Arc` clone of the rules to hold `b` across the mutations
+        // below: its two atomic operations per count showed in profiles.)
+        let (base, threshold) = {
+            let b = &self.rules.businesses[business];
+            (b.templates.start, b.threshold)
+        };
         let geo = self.geo;
         let slot = &mut self.slots[i as usize];
         slot.state.prefetch();
@@ -461,6 +446,7 @@ impl KeyStore {
         }
         let (w, count) = slot.state.hottest(added.lo, added.hi, threshold)?;
         let rules = &self.rules;
+        let b = &rules.businesses[business];
         let dept = &rules.departments[b.department];
         let templates = slot
             .state
@@ -797,7 +783,8 @@ impl KeyStore {
             });
             match keep(&entry.business) {
                 Some(b) => {
-                    let Some(i) = store.slot_for(b as u16, &entry.region, region_hash(&entry.region))
+                    let Some(i) =
+                        store.slot_for(b as u16, &entry.region, region_hash(&entry.region))
                     else {
                         continue;
                     };
@@ -1046,7 +1033,10 @@ all_of = [["x"]]
         assert_eq!((fired[0].region.as_str(), fired[0].count), ("cd", 3));
         // A third name of the same hash.
         feed(&mut k, 7, 112 * M, "ef", "1");
-        assert_eq!(k.find(0, "ef", region_hash("ef")).map(|i| i != cd), Ok(true));
+        assert_eq!(
+            k.find(0, "ef", region_hash("ef")).map(|i| i != cd),
+            Ok(true)
+        );
         assert_eq!(k.len(), 3);
     }
 }
