@@ -85,6 +85,12 @@ fn scan<A: Automaton>(
     }
 }
 
+/// The 64-bit filter of a list of patterns: bit `p % 64` for each.
+#[inline]
+fn bits_of(patterns: &[u32]) -> u64 {
+    patterns.iter().fold(0, |b, &p| b | 1 << (p % 64))
+}
+
 /// Which automaton [`Matcher::build`] makes.
 #[derive(Clone, Copy, Debug)]
 enum Kind {
@@ -110,6 +116,13 @@ pub struct Matcher {
     veto_end: Vec<u32>,
     check_start: Vec<u32>,
     group_end: Vec<u32>,
+    /// Per template its vetoes, and per group (parallel to `group_end`)
+    /// its keywords, as a 64-bit filter: bit `p % 64` for each pattern
+    /// `p`. A text's found patterns make the same filter; a list whose
+    /// filter shares no bit with it holds none of them, which settles most
+    /// checks without reading the list.
+    veto_bits: Vec<u64>,
+    group_bits: Vec<u64>,
     check: Vec<u32>,
     /// Per template: its business.
     business: Vec<u16>,
@@ -247,6 +260,7 @@ impl Matcher {
         let mut anchors_of: Vec<Vec<u32>> = vec![Vec::new(); keywords.len()];
         let (mut check_from, mut veto_end, mut check_start) = (vec![], vec![], vec![]);
         let (mut group_end, mut check) = (vec![], vec![]);
+        let (mut veto_bits, mut group_bits) = (vec![], vec![]);
         for (t, (groups, vetoes)) in compiled.iter().enumerate() {
             let anchor = (0..groups.len()).min_by_key(|&g| {
                 groups[g]
@@ -264,11 +278,13 @@ impl Matcher {
             check_from.push(check.len() as u32);
             check.extend_from_slice(vetoes);
             veto_end.push(check.len() as u32);
+            veto_bits.push(bits_of(vetoes));
             check_start.push(group_end.len() as u32);
             for (g, kws) in groups.iter().enumerate() {
                 if Some(g) != anchor {
                     check.extend_from_slice(kws);
                     group_end.push(check.len() as u32);
+                    group_bits.push(bits_of(kws));
                 }
             }
         }
@@ -312,6 +328,8 @@ impl Matcher {
             veto_end,
             check_start,
             group_end,
+            veto_bits,
+            group_bits,
             check,
             business,
             patterns: keywords.len(),
@@ -434,22 +452,26 @@ impl Matcher {
             }
         }
         let found = |p: &u32| m.pattern_seen[*p as usize] == generation;
+        let seen = bits_of(&m.patterns);
         for &t in &m.touched {
             let t = t as usize;
             let (from, veto_end) = (self.check_from[t] as usize, self.veto_end[t] as usize);
-            if self.check[from..veto_end].iter().any(found) {
+            if self.veto_bits[t] & seen != 0 && self.check[from..veto_end].iter().any(found) {
                 continue;
             }
-            let groups =
-                &self.group_end[self.check_start[t] as usize..self.check_start[t + 1] as usize];
+            let (g0, g1) = (
+                self.check_start[t] as usize,
+                self.check_start[t + 1] as usize,
+            );
             let mut start = veto_end;
             let mut all = true;
-            for &end in groups {
-                if !self.check[start..end as usize].iter().any(found) {
+            for g in g0..g1 {
+                let end = self.group_end[g] as usize;
+                if self.group_bits[g] & seen == 0 || !self.check[start..end].iter().any(found) {
                     all = false;
                     break;
                 }
-                start = end as usize;
+                start = end;
             }
             if all {
                 m.templates.push(t as u32);
