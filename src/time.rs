@@ -86,17 +86,27 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     parse_rfc3339_cached(s, &mut DateCache::default())
 }
 
-/// The last date [`parse_rfc3339_cached`] read, and its day number.
+/// What [`parse_rfc3339_cached`] remembers of the timestamps it read.
 ///
 /// A stream's records come in (roughly) time order, so nearly every
-/// timestamp has the date of the one before it; checking the date (month
-/// lengths, leap years) and turning it into a day number was half the cost
-/// of a parse, and a comparison of ten bytes replaces it.
+/// timestamp has the date, and most the very minute, of the one before
+/// it, and all of them the same offset. Checking the date (month lengths,
+/// leap years) and turning it into a day number was half the cost of a
+/// parse; a comparison of sixteen bytes (`YYYY-MM-DDTHH:MM`) now replaces
+/// the date, hour and minute, and one of six bytes the `+hh:mm` offset.
+/// Only valid pieces are remembered, so the cache never changes a result.
 #[derive(Debug, Clone, Default)]
 pub struct DateCache {
     /// `YYYY-MM-DD` of the last valid date, once there is one.
     date: Option<[u8; 10]>,
     days: i64,
+    /// `YYYY-MM-DDTHH:MM` of the last valid minute, and its minutes since
+    /// the epoch (local time, before the offset).
+    minute: Option<[u8; 16]>,
+    minutes: i64,
+    /// The last valid `±hh:mm` offset, and its value in minutes.
+    offset: Option<[u8; 6]>,
+    offset_min: i64,
 }
 
 /// The day number of a valid `YYYY-MM-DD` at the start of `b` (which holds
@@ -120,35 +130,48 @@ fn parse_date(b: &[u8]) -> Option<i64> {
 #[inline]
 pub fn parse_rfc3339_cached(s: &str, cache: &mut DateCache) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() < 20 {
-        return None;
-    }
-    let head: [u8; 10] = b[..10].try_into().ok()?;
-    let days = if cache.date == Some(head) {
-        cache.days
-    } else {
-        let days = parse_date(b)?;
-        cache.date = Some(head);
-        cache.days = days;
-        days
-    };
-    // `THH:MM:SS` at 10..19, all in the first 20 bytes: one fixed-size
-    // array, so no check below costs a bounds test.
-    let t: &[u8; 20] = b[..20].try_into().ok()?;
-    if t[10] != b'T' || t[13] != b':' || t[16] != b':' {
-        return None;
-    }
+    // `YYYY-MM-DDTHH:MM:SS` at 0..19, all in the first 20 bytes: one
+    // fixed-size array, so no check below costs a bounds test.
+    let t: &[u8; 20] = b.get(..20)?.try_into().ok()?;
     let two = |i: usize| -> Option<i64> {
         let (h, l) = (t[i].wrapping_sub(b'0'), t[i + 1].wrapping_sub(b'0'));
         (h < 10 && l < 10).then_some((h * 10 + l) as i64)
     };
-    let (hour, min, sec) = (two(11)?, two(14)?, two(17)?);
-    if hour > 23 || min > 59 || sec > 59 {
+    let head: [u8; 16] = t[..16].try_into().ok()?;
+    let minutes = if cache.minute == Some(head) {
+        cache.minutes
+    } else {
+        let date: [u8; 10] = t[..10].try_into().ok()?;
+        let days = if cache.date == Some(date) {
+            cache.days
+        } else {
+            let days = parse_date(b)?;
+            cache.date = Some(date);
+            cache.days = days;
+            days
+        };
+        if t[10] != b'T' || t[13] != b':' {
+            return None;
+        }
+        let (hour, min) = (two(11)?, two(14)?);
+        if hour > 23 || min > 59 {
+            return None;
+        }
+        let minutes = (days * 24 + hour) * 60 + min;
+        cache.minute = Some(head);
+        cache.minutes = minutes;
+        minutes
+    };
+    if t[16] != b':' {
+        return None;
+    }
+    let sec = two(17)?;
+    if sec > 59 {
         return None;
     }
     let mut i = 19;
     let mut millis = 0i64;
-    if b[i] == b'.' {
+    if b.get(i) == Some(&b'.') {
         i += 1;
         let start = i;
         while i < b.len() && b[i].is_ascii_digit() {
@@ -165,30 +188,34 @@ pub fn parse_rfc3339_cached(s: &str, cache: &mut DateCache) -> Option<i64> {
             millis *= 10;
         }
     }
-    let offset_min = match b.get(i)? {
-        b'Z' => {
-            i += 1;
-            0
-        }
-        &sign @ (b'+' | b'-') => {
-            let oh = digits::<2>(b, i + 1)?;
-            if b.get(i + 3) != Some(&b':') {
-                return None;
+    let rest = &b[i..];
+    let offset_min = if cache.offset.is_some_and(|o| o == rest) {
+        cache.offset_min
+    } else {
+        match rest {
+            [b'Z'] => 0,
+            &[sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+                let d = |c: u8| c.wrapping_sub(b'0') as i64;
+                if [h1, h2, m1, m2].iter().any(|c| !c.is_ascii_digit()) {
+                    return None;
+                }
+                let (oh, om) = (d(h1) * 10 + d(h2), d(m1) * 10 + d(m2));
+                if oh > 23 || om > 59 {
+                    return None;
+                }
+                let m = if sign == b'-' {
+                    -(oh * 60 + om)
+                } else {
+                    oh * 60 + om
+                };
+                cache.offset = Some([sign, h1, h2, b':', m1, m2]);
+                cache.offset_min = m;
+                m
             }
-            let om = digits::<2>(b, i + 4)?;
-            if oh > 23 || om > 59 {
-                return None;
-            }
-            i += 6;
-            let m = oh * 60 + om;
-            if sign == b'-' { -m } else { m }
+            _ => return None,
         }
-        _ => return None,
     };
-    if i != b.len() {
-        return None;
-    }
-    let ms = ((days * 24 + hour) * 60 + min - offset_min) * 60_000 + sec * 1000 + millis;
+    let ms = (minutes - offset_min) * 60_000 + sec * 1000 + millis;
     (MIN_MS..=MAX_MS).contains(&ms).then_some(ms)
 }
 
@@ -350,6 +377,15 @@ mod tests {
             ("9999-12-31T16:00:00Z", None),
             ("0000-01-01T00:00:00+08:00", Some(MIN_MS)),
             ("0000-01-01T00:00:00+09:00", None),
+            ("2026-03-15T09:11:59+08:00", Some(base + 58_000)),
+            ("2026-03-15T09:11:01.5+08:00", Some(base + 500)),
+            ("2026-03-15T09:11:01+08:60", None),
+            ("2026-03-15T09:11:01+8:00", None),
+            ("2026-03-15T09:11:01+08:00Z", None),
+            ("2026-03-15T09:11:01+08:0", None),
+            ("2026-03-15T09:11+01+08:00", None),
+            ("2026-03-15T09:11:0x+08:00", None),
+            ("2026-03-15T09:11:01+0a:00", None),
         ];
         for (text, want) in cases {
             assert_eq!(parse_rfc3339(text), *want, "{text:?}");
@@ -365,6 +401,38 @@ mod tests {
                 *want,
                 "{text:?} cached"
             );
+        }
+    }
+
+    #[test]
+    fn a_cached_minute_or_offset_never_changes_another_result() {
+        let texts = [
+            "2026-03-15T09:11:01+08:00",
+            "2026-03-15T09:11:30.250+08:00",
+            "2026-03-15T09:11:01-05:00",
+            "2026-03-15T09:11:01Z",
+            "2026-03-15T09:11:60+08:00",
+            "2026-03-15T09:11:01+08:61",
+            "2026-03-15T09:11:01+24:00",
+            "2026-03-15T09:11:01 08:00",
+            "2026-03-15T09:12:01+08:00",
+            "2026-03-15T24:11:01+08:00",
+            "2026-03-15X09:11:01+08:00",
+            "2026-02-30T09:11:01+08:00",
+            "2026-03-16T09:11:01+08:00",
+            "0000-01-01T00:00:00+08:00",
+            "0000-01-01T00:00:00+08:01",
+        ];
+        for a in texts {
+            for b in texts {
+                let mut cache = DateCache::default();
+                parse_rfc3339_cached(a, &mut cache);
+                assert_eq!(
+                    parse_rfc3339_cached(b, &mut cache),
+                    parse_rfc3339(b),
+                    "{b:?} after {a:?}"
+                );
+            }
         }
     }
 

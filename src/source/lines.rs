@@ -11,7 +11,7 @@
 use std::io::{self, Read};
 
 /// Default read size.
-pub const CHUNK: usize = 1 << 20;
+pub const CHUNK: usize = 128 << 10;
 
 /// Reads lines from `R` in chunks.
 pub struct LineReader<R> {

@@ -407,6 +407,31 @@ mod caller_map_serde {
     }
 }
 
+/// The largest of `s`, 0 when empty (a fold LLVM vectorises).
+#[inline]
+fn max_of(s: &[u32]) -> u32 {
+    s.iter().fold(0, |m, &c| m.max(c))
+}
+
+/// Positions `a..b` of a deque as its (up to) two contiguous parts.
+#[inline]
+fn slices<T>(d: &VecDeque<T>, a: usize, b: usize) -> [&[T]; 2] {
+    let (s1, s2) = d.as_slices();
+    let n = s1.len();
+    [&s1[a.min(n)..b.min(n)], &s2[a.max(n) - n..b.max(n) - n]]
+}
+
+/// [`slices`], mutable.
+#[inline]
+fn slices_mut<T>(d: &mut VecDeque<T>, a: usize, b: usize) -> [&mut [T]; 2] {
+    let (s1, s2) = d.as_mut_slices();
+    let n = s1.len();
+    [
+        &mut s1[a.min(n)..b.min(n)],
+        &mut s2[a.max(n) - n..b.max(n) - n],
+    ]
+}
+
 impl KeyState {
     /// True when the key holds no window data at all.
     pub fn is_empty(&self) -> bool {
@@ -535,9 +560,13 @@ impl KeyState {
                 }
             }
         }
-        let w0 = self.w0;
-        for w in glo..=ghi {
-            self.counts[(w - w0) as usize] += 1;
+        if glo <= ghi {
+            let (a, b) = ((glo - self.w0) as usize, (ghi - self.w0 + 1) as usize);
+            for part in slices_mut(&mut self.counts, a, b) {
+                for c in part {
+                    *c += 1;
+                }
+            }
         }
         for t in templates {
             self.add_run(bin, t, 1);
@@ -592,22 +621,32 @@ impl KeyState {
 
     /// The latest window in `lo..=hi` at or above `threshold`, and the most
     /// distinct callers of any window there.
+    ///
+    /// Runs after every count, over the 30-odd windows of a complaint, so
+    /// it works on the deque's contiguous parts (a plain loop over
+    /// indices paid the deque's wrap-around arithmetic and a bounds check
+    /// per window): the maximum is one vectorised pass, and the latest hot
+    /// window is only looked for when the maximum reaches the threshold,
+    /// which on a normal day it almost never does.
     pub fn hot_span(&self, lo: i64, hi: i64, threshold: u32) -> (Option<i64>, u32) {
         // Windows outside the stored range count 0: only the stored part of
         // lo..=hi can be hot.
         let from = (lo.max(self.w0) - self.w0) as usize;
         let to = ((hi - self.w0 + 1).max(0) as usize).min(self.counts.len());
-        let mut last = None;
-        let mut max = 0;
-        if from < to {
-            for (w, &c) in (self.w0 + from as i64..).zip(self.counts.range(from..to)) {
-                max = max.max(c);
-                if c >= threshold {
-                    last = Some(w);
-                }
-            }
+        if from >= to {
+            return (None, 0);
         }
-        (last, max)
+        let [p, q] = slices(&self.counts, from, to);
+        // Each part on its own, so that each is one vectorised reduction.
+        let max = max_of(p).max(max_of(q));
+        if max < threshold {
+            return (None, max);
+        }
+        let last = match q.iter().rposition(|&c| c >= threshold) {
+            Some(k) => p.len() + k,
+            None => p.iter().rposition(|&c| c >= threshold).unwrap_or(0),
+        };
+        (Some(self.w0 + (from + last) as i64), max)
     }
 
     /// Complaints per template (index within the business) in window `w`,
