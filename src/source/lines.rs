@@ -10,7 +10,11 @@
 
 use std::io::{self, Read};
 
-/// Default read size.
+/// Default read size: well inside a core's L2 cache. With 1 MiB reads
+/// each `read` streamed a megabyte through the cache and evicted the
+/// automaton and the key store every chunk: the line splitter, first to
+/// touch the new bytes, took 5.5 % of a replay, and simulated L2 misses
+/// per record fell from 10.6 to 7.1 with 128 KiB (cachegrind, 512 KiB L2).
 pub const CHUNK: usize = 128 << 10;
 
 /// Reads lines from `R` in chunks.
