@@ -589,9 +589,19 @@ impl KeyState {
     ) {
         let bin = added.bin;
         // The bin's samples are `from..to`; nearly always the newest bin,
-        // at the end.
-        let to = self.samples.partition_point(|(b, _)| *b <= bin);
-        let from = self.samples[..to].partition_point(|(b, _)| *b < bin);
+        // at the end. So look at the end first: a key near its threshold
+        // keeps samples for every bin of its window, and a binary search
+        // over them touched a cache line per probe where this touches the
+        // last one or two (the slice is rarely in cache when a complaint
+        // arrives). A bin holds at most `SAMPLES`, so the walk back is short.
+        let to = match self.samples.last() {
+            Some((b, _)) if *b > bin => self.samples.partition_point(|(b, _)| *b <= bin),
+            _ => self.samples.len(),
+        };
+        let mut from = to;
+        while from > 0 && to - from < SAMPLES && self.samples[from - 1].0 == bin {
+            from -= 1;
+        }
         let (mut s, at) = if to - from == SAMPLES {
             (self.samples.remove(from).1, to - 1)
         } else {
@@ -702,7 +712,10 @@ impl KeyState {
             trimmed_bins = true;
         }
         if self.samples.first().is_some_and(|(b, _)| *b < first_bin) {
-            let dead = self.samples.partition_point(|(b, _)| *b < first_bin);
+            // A walk from the front, not a binary search: it reads only
+            // the dead samples, which the drain reads anyway, where the
+            // search's probes missed the cache over a busy key's samples.
+            let dead = self.samples.iter().take_while(|(b, _)| *b < first_bin).count();
             let room = 4096usize.saturating_sub(pool.len());
             pool.extend(self.samples.drain(..dead).map(|(_, s)| s).take(room));
         }
