@@ -377,9 +377,27 @@ pub fn replay_parallel(
     // parallel overhead on two threads).
     let (recycle_tx, recycle_rx) = bounded::<Vec<u8>>(workers * 4);
     let (parsed_tx, parsed_rx) = bounded::<Parsed>(workers * 2);
+    // Chunks between the reader and the sequencer, at most: a ticket is
+    // taken for each chunk read and given back once the sequencer has
+    // dispatched it. The queues alone do not bound this: the sequencer
+    // holds chunks that arrive ahead of their turn, and while one worker
+    // is descheduled (more threads than cores, or a busy machine) the
+    // others would parse on and that reorder buffer would grow without
+    // limit (a 5M-event replay with 16 threads on 2 cores peaked at
+    // 160 MB). Two per worker keeps every worker fed.
+    let in_flight = workers * 2 + 2;
+    let (ticket_tx, ticket_rx) = bounded::<()>(in_flight);
+    for _ in 0..in_flight {
+        let _ = ticket_tx.send(());
+    }
     let (out_tx, out_rx) = bounded::<ShardOut>(shards * 8);
-    let mut shard_txs = Vec::new();
     thread::scope(|scope| -> io::Result<Stats> {
+        // Every channel end this thread holds lives in this closure, so an
+        // early return (an output that fails: a full disk) drops them before
+        // the scope joins the other threads, and each of them stops on a
+        // closed channel instead of waiting on this one forever.
+        let (chunk_rx, parsed_rx, out_rx, ticket_tx) = (chunk_rx, parsed_rx, out_rx, ticket_tx);
+        let mut shard_txs = Vec::new();
         for _ in 0..workers {
             let (rx, tx, m) = (chunk_rx.clone(), parsed_tx.clone(), matcher.clone());
             let recycle = recycle_tx.clone();
@@ -395,8 +413,7 @@ pub fn replay_parallel(
                 }
             });
         }
-        drop(parsed_tx);
-        drop(recycle_tx);
+        drop((chunk_rx, parsed_tx, recycle_tx));
         for _ in 0..shards {
             let (tx, rx) = bounded::<ShardMsg>(4);
             let (out, r) = (out_tx.clone(), rules.clone());
@@ -410,7 +427,16 @@ pub fn replay_parallel(
             let mut index = 0u64;
             let mut first = true;
             let mut total = 0u64;
+            let mut ticket = false;
             loop {
+                // A chunk needs a ticket; none coming means the sequencer
+                // gave up (an error): stop reading.
+                if !ticket {
+                    if ticket_rx.recv().is_err() {
+                        return Ok(total);
+                    }
+                    ticket = true;
+                }
                 // A recycled buffer keeps (about) its length, so growing it
                 // back to a chunk zeroes only a few bytes: only a buffer's
                 // first use pays for zeroing it.
@@ -456,8 +482,11 @@ pub fn replay_parallel(
                         }
                     }
                 }
-                if !buf.is_empty() && chunk_tx.send(Chunk { index, data: buf }).is_err() {
-                    return Ok(total);
+                if !buf.is_empty() {
+                    if chunk_tx.send(Chunk { index, data: buf }).is_err() {
+                        return Ok(total);
+                    }
+                    ticket = false;
                 }
                 index += 1;
                 if eof {
@@ -599,6 +628,9 @@ pub fn replay_parallel(
                     }
                 }
                 sent += 1;
+                // The chunk is with the shards (their queues are bounded):
+                // the reader may read another.
+                let _ = ticket_tx.send(());
                 while let Ok(o) = out_rx.try_recv() {
                     collect(o, &mut merging);
                 }

@@ -206,3 +206,53 @@ fn the_example_config_starts_the_service() {
     let (code, _) = h.terminate();
     assert_eq!(code, Some(0), "{}", h.log_text());
 }
+
+/// A full disk under the alert output ends a parallel replay with the
+/// error, however many threads: the sequencer stops, and every other
+/// thread must see a closed channel rather than wait on it forever (they
+/// did: the process hung once the queues filled).
+#[test]
+fn replay_to_a_full_disk_fails_instead_of_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    let (code, _, err) = hotspot(&[
+        "gen",
+        "--seed",
+        "7",
+        "--days",
+        "1",
+        "--events",
+        "300000",
+        "--out",
+        input.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    for threads in ["1", "2", "4"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hotspot"))
+            .args(["replay", "-q", "--threads", threads, "--input"])
+            .arg(&input)
+            .args(["--alerts", "/dev/full"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("replay --threads {threads} to /dev/full still running after 120 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert_eq!(status.code(), Some(1), "--threads {threads}: {err}");
+        assert!(
+            err.contains("No space left on device"),
+            "--threads {threads}: {err}"
+        );
+    }
+}

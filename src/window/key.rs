@@ -715,7 +715,11 @@ impl KeyState {
             // A walk from the front, not a binary search: it reads only
             // the dead samples, which the drain reads anyway, where the
             // search's probes missed the cache over a busy key's samples.
-            let dead = self.samples.iter().take_while(|(b, _)| *b < first_bin).count();
+            let dead = self
+                .samples
+                .iter()
+                .take_while(|(b, _)| *b < first_bin)
+                .count();
             let room = 4096usize.saturating_sub(pool.len());
             pool.extend(self.samples.drain(..dead).map(|(_, s)| s).take(room));
         }
