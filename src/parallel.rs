@@ -384,7 +384,8 @@ pub fn replay_parallel(
     // is descheduled (more threads than cores, or a busy machine) the
     // others would parse on and that reorder buffer would grow without
     // limit (a 5M-event replay with 16 threads on 2 cores peaked at
-    // 160 MB). Two per worker keeps every worker fed.
+    // 160 MB). Two per worker keeps every worker fed; the reader holds
+    // one more, filled, while it waits for a ticket.
     let in_flight = workers * 2 + 2;
     let (ticket_tx, ticket_rx) = bounded::<()>(in_flight);
     for _ in 0..in_flight {
@@ -427,16 +428,7 @@ pub fn replay_parallel(
             let mut index = 0u64;
             let mut first = true;
             let mut total = 0u64;
-            let mut ticket = false;
             loop {
-                // A chunk needs a ticket; none coming means the sequencer
-                // gave up (an error): stop reading.
-                if !ticket {
-                    if ticket_rx.recv().is_err() {
-                        return Ok(total);
-                    }
-                    ticket = true;
-                }
                 // A recycled buffer keeps (about) its length, so growing it
                 // back to a chunk zeroes only a few bytes: only a buffer's
                 // first use pays for zeroing it.
@@ -482,11 +474,13 @@ pub fn replay_parallel(
                         }
                     }
                 }
-                if !buf.is_empty() {
-                    if chunk_tx.send(Chunk { index, data: buf }).is_err() {
-                        return Ok(total);
-                    }
-                    ticket = false;
+                // A chunk goes out with a ticket; none coming, or no worker
+                // left, means the sequencer gave up (an error): stop reading.
+                if !buf.is_empty()
+                    && (ticket_rx.recv().is_err()
+                        || chunk_tx.send(Chunk { index, data: buf }).is_err())
+                {
+                    return Ok(total);
                 }
                 index += 1;
                 if eof {
