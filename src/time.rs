@@ -23,6 +23,14 @@ pub const MIN_MS: i64 = days_from_civil(0, 1, 1) * 86_400_000 - CST_OFFSET_MS;
 /// `9999-12-31T23:59:59.999+08:00` in epoch milliseconds.
 pub const MAX_MS: i64 = days_from_civil(10_000, 1, 1) * 86_400_000 - CST_OFFSET_MS - 1;
 
+/// Wall clock, epoch milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
 /// `days_from_civil`).
 pub const fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {

@@ -697,7 +697,7 @@ impl Pipeline {
                 .map(|(k, e)| (k.clone(), e.export()))
                 .collect(),
             positions: self.positions.clone(),
-            written_at: crate::time::format_cst(now_ms()),
+            written_at: crate::time::format_cst(crate::time::now_ms()),
         };
         let result = checkpoint::write_atomic(&d.checkpoint_path, &ck)
             .and_then(|_| d.journal.truncate_before(ck.journal));
@@ -789,7 +789,8 @@ impl Pipeline {
         let wm = watermarks.values().copied().max();
         if let Some(w) = wm {
             m.watermark.set(w as f64 / 1000.0);
-            m.watermark_lag.set((now_ms() - w) as f64 / 1000.0);
+            m.watermark_lag
+                .set((crate::time::now_ms() - w) as f64 / 1000.0);
         }
         self.shared.publish(Snapshot {
             watermark: wm,
@@ -802,12 +803,4 @@ impl Pipeline {
             updated: SystemTime::now(),
         });
     }
-}
-
-/// Wall clock, epoch milliseconds.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

@@ -155,7 +155,7 @@ impl Shared {
                 SourceHealth {
                     up,
                     reason: if up { String::new() } else { reason.to_owned() },
-                    since: crate::time::format_cst(super::pipeline::now_ms()),
+                    since: crate::time::format_cst(crate::time::now_ms()),
                 },
             );
         }
