@@ -20,7 +20,7 @@ use fluvio::metadata::topic::TopicSpec;
 use fluvio::{Fluvio, FluvioClusterConfig, Offset};
 use futures_util::{Stream, StreamExt};
 
-pub use crate::service::config::{FluvioCluster, FluvioTls};
+pub use crate::fluvio_settings::{FluvioCluster, FluvioTls};
 use crate::source::offsets::{OffsetTracker, Verdict};
 
 /// A consumer stream of one partition.
@@ -47,8 +47,10 @@ pub fn larger(max_bytes: usize) -> Option<usize> {
 /// a producer request.
 const PROBE_MAX_BYTES: usize = 64 << 20;
 
-/// Connects to the SC of `cluster`, with its TLS.
+/// Connects to the SC of `cluster`, with its TLS. TLS in a build without
+/// the `fluvio-tls` feature is an error: the client would speak plaintext.
 pub async fn connect(cluster: &FluvioCluster) -> anyhow::Result<Fluvio> {
+    cluster.tls.check_build()?;
     let mut cfg = FluvioClusterConfig::new(cluster.endpoint.clone());
     cfg.tls = match &cluster.tls {
         FluvioTls::Off => TlsPolicy::Disabled,

@@ -18,8 +18,11 @@
 //! `replay` wires a source, an engine and sinks for recorded traffic;
 //! `generator` makes realistic traffic with ground truth; `cli` is the command
 //! line. `rules` loads and validates the rule library; `time` parses and
-//! writes timestamps and durations. `fluvio_client` (feature `fluvio`) holds
-//! what the Fluvio source, sinks and `hotspot publish` share.
+//! writes timestamps and durations and reads the wall clock; `retry` is the
+//! backoff that sinks and sources share. `fluvio_settings` is where and how
+//! to reach a Fluvio cluster (plain data, in every build); `fluvio_client`
+//! (feature `fluvio`) holds what the Fluvio source, sinks and `hotspot
+//! publish` share.
 
 pub mod alert;
 pub mod checkpoint;
@@ -27,6 +30,7 @@ pub mod cli;
 pub mod engine;
 #[cfg(feature = "fluvio")]
 pub mod fluvio_client;
+pub mod fluvio_settings;
 pub mod generator;
 pub mod journal;
 pub mod mask;
@@ -36,6 +40,7 @@ pub mod normalize;
 pub mod parallel;
 pub mod record;
 pub mod replay;
+pub mod retry;
 pub mod rules;
 pub mod service;
 pub mod sink;

@@ -26,7 +26,8 @@ use fluvio::{Compression, ProduceOutput, TopicProducerConfigBuilder};
 use serde::Deserialize;
 
 use crate::fluvio_client;
-use crate::service::config::{FluvioCluster, FluvioTlsOptions, parse_size};
+use crate::fluvio_settings::{FluvioCluster, FluvioTlsOptions};
+use crate::service::config::parse_size;
 use crate::source::LineReader;
 use crate::time::parse_duration;
 
@@ -108,6 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         endpoint: args.endpoint.clone(),
         tls: tls.resolve(&args.endpoint)?,
     };
+    cluster.tls.check_build()?;
     let batch_size = parse_size(&args.batch_size).context("--batch-size")?;
     let linger = Duration::from_millis(
         parse_duration(&args.linger)

@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::service::config::{parse_partitions, parse_size, parse_webhook};
+use crate::fluvio_settings::parse_partitions;
+use crate::service::config::{parse_size, parse_webhook};
 use crate::service::{self, Settings};
 
 #[derive(clap::Args, Debug)]

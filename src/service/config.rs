@@ -10,7 +10,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-use crate::sink::deliver::RetryPolicy;
+use crate::fluvio_settings::{FluvioSettings, FluvioTlsOptions};
+use crate::retry::RetryPolicy;
 use crate::time::parse_duration;
 
 /// The config file.
@@ -120,276 +121,6 @@ pub struct Settings {
     /// How long sinks may keep delivering after SIGTERM.
     pub drain: Duration,
     pub fluvio: FluvioSettings,
-}
-
-/// Where a Fluvio partition without a saved position starts reading.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum StartAt {
-    /// The oldest record still in the partition.
-    #[default]
-    Beginning,
-    /// Only records produced from now on.
-    End,
-}
-
-impl std::str::FromStr for StartAt {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> anyhow::Result<StartAt> {
-        match s.trim() {
-            "beginning" => Ok(StartAt::Beginning),
-            "end" => Ok(StartAt::End),
-            o => bail!("start {o:?}: expected \"beginning\" or \"end\""),
-        }
-    }
-}
-
-/// Fluvio settings (`[fluvio]` and the `--fluvio-*` flags). Nothing is
-/// connected unless a topic is named.
-#[derive(Debug, Clone, Default)]
-pub struct FluvioSettings {
-    pub endpoint: Option<String>,
-    pub topic: Option<String>,
-    /// None: every partition of the topic.
-    pub partitions: Option<Vec<u32>>,
-    pub alerts_topic: Option<String>,
-    pub dead_letter_topic: Option<String>,
-    pub tls: FluvioTlsOptions,
-    pub start: StartAt,
-    /// None: the client's default.
-    pub max_bytes: Option<usize>,
-}
-
-impl FluvioSettings {
-    /// Whether any topic is configured.
-    pub fn enabled(&self) -> bool {
-        self.topic.is_some() || self.alerts_topic.is_some() || self.dead_letter_topic.is_some()
-    }
-
-    /// Checks the combination before anything connects, so that a
-    /// misconfiguration is one clear line at start, never a retry loop.
-    pub fn check(&self) -> anyhow::Result<()> {
-        if !self.enabled() {
-            if self.partitions.is_some() {
-                bail!("--partitions needs a Fluvio topic (--fluvio-topic or [fluvio] topic)");
-            }
-            return Ok(());
-        }
-        if !cfg!(feature = "fluvio") {
-            bail!(
-                "Fluvio topics are configured, but this build of hotspot has no Fluvio support \
-                 (it was built without the `fluvio` cargo feature)"
-            );
-        }
-        match self.endpoint.as_deref() {
-            None => bail!(
-                "Fluvio topics are configured but no endpoint: set --fluvio-endpoint or [fluvio] endpoint (e.g. 127.0.0.1:9003)"
-            ),
-            Some(e) if !valid_endpoint(e) => {
-                bail!("Fluvio endpoint {e:?} is not HOST:PORT (e.g. 127.0.0.1:9003)")
-            }
-            Some(_) => {}
-        }
-        self.cluster()?;
-        for (what, t) in [
-            ("topic", &self.topic),
-            ("alerts_topic", &self.alerts_topic),
-            ("dead_letter_topic", &self.dead_letter_topic),
-        ] {
-            if let Some(t) = t {
-                if !valid_topic(t) {
-                    bail!(
-                        "Fluvio {what} {t:?}: a topic name is 1-63 lower-case letters, digits and '-', not starting or ending with '-'"
-                    );
-                }
-            }
-        }
-        if self.partitions.is_some() && self.topic.is_none() {
-            bail!("--partitions needs a Fluvio topic (--fluvio-topic or [fluvio] topic)");
-        }
-        if let Some(t) = &self.topic {
-            if Some(t) == self.alerts_topic.as_ref() || Some(t) == self.dead_letter_topic.as_ref() {
-                bail!(
-                    "Fluvio topic {t:?} is both the complaints source and an output: that would feed hotspot its own output"
-                );
-            }
-        }
-        if let Some(m) = self.max_bytes {
-            if m < 1024 || m > i32::MAX as usize {
-                bail!("Fluvio max_bytes {m}: expected between 1KiB and 2GiB");
-            }
-        }
-        Ok(())
-    }
-
-    /// Where and how to connect, once [`FluvioSettings::check`] passed;
-    /// `None` when no endpoint is set.
-    pub fn cluster(&self) -> anyhow::Result<Option<FluvioCluster>> {
-        let Some(endpoint) = &self.endpoint else {
-            return Ok(None);
-        };
-        Ok(Some(FluvioCluster {
-            endpoint: endpoint.clone(),
-            tls: self.tls.resolve(endpoint)?,
-        }))
-    }
-}
-
-/// Where and how to reach a Fluvio cluster: the SC's public endpoint and
-/// the TLS to speak there. Plain data; `crate::fluvio_client::connect`
-/// turns it into a connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FluvioCluster {
-    pub endpoint: String,
-    pub tls: FluvioTls,
-}
-
-impl FluvioCluster {
-    /// A plaintext endpoint.
-    pub fn plain(endpoint: impl Into<String>) -> FluvioCluster {
-        FluvioCluster {
-            endpoint: endpoint.into(),
-            tls: FluvioTls::Off,
-        }
-    }
-}
-
-impl std::fmt::Display for FluvioCluster {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.endpoint)?;
-        match &self.tls {
-            FluvioTls::Off => Ok(()),
-            FluvioTls::Verified { domain, .. } => write!(f, " (TLS, {domain})"),
-        }
-    }
-}
-
-/// TLS to a Fluvio cluster, resolved from [`FluvioTlsOptions`].
-///
-/// Why TLS is always mutual and always verified: the fluvio 0.50.1 client
-/// loads a client certificate whenever it checks the server's, and its
-/// unchecked ("anonymous") mode cannot connect to an IP address at all —
-/// so the one mode offered is the way Fluvio's own TLS clusters are set up
-/// (`--enable-client-cert`), where nobody talks to an unknown party.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum FluvioTls {
-    /// Plaintext: loopback or a trusted network.
-    #[default]
-    Off,
-    /// The cluster's certificate must chain to `ca_cert` and carry the name
-    /// `domain` (a DNS name or an IP address); hotspot presents `cert` and
-    /// `key` (PEM).
-    Verified {
-        domain: String,
-        ca_cert: PathBuf,
-        cert: PathBuf,
-        key: PathBuf,
-    },
-}
-
-/// The TLS settings as given (`[fluvio] tls*`, `--fluvio-tls*` of `hotspot
-/// run`, `--tls*` of `hotspot publish`), before they are checked.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FluvioTlsOptions {
-    pub on: bool,
-    pub domain: Option<String>,
-    pub ca_cert: Option<PathBuf>,
-    pub cert: Option<PathBuf>,
-    pub key: Option<PathBuf>,
-}
-
-impl FluvioTlsOptions {
-    /// Checks the combination (and that the files are there) and resolves
-    /// it for `endpoint`: one clear line for every mistake, before anything
-    /// connects.
-    pub fn resolve(&self, endpoint: &str) -> anyhow::Result<FluvioTls> {
-        let files = [
-            ("tls_ca_cert", &self.ca_cert),
-            ("tls_cert", &self.cert),
-            ("tls_key", &self.key),
-        ];
-        if !self.on {
-            let given: Vec<&str> = files
-                .iter()
-                .filter(|(_, p)| p.is_some())
-                .map(|(n, _)| *n)
-                .chain(self.domain.as_ref().map(|_| "tls_domain"))
-                .collect();
-            if !given.is_empty() {
-                bail!(
-                    "Fluvio {} given but TLS is off: set tls = true (--fluvio-tls, or --tls for hotspot publish)",
-                    given.join(", ")
-                );
-            }
-            return Ok(FluvioTls::Off);
-        }
-        if !cfg!(feature = "fluvio") {
-            bail!("Fluvio TLS is on, but this build of hotspot has no Fluvio support");
-        }
-        let need = |name: &str, p: &Option<PathBuf>| -> anyhow::Result<PathBuf> {
-            let Some(p) = p else {
-                bail!(
-                    "Fluvio TLS needs tls_ca_cert, tls_cert and tls_key (--fluvio-tls-ca-cert, --fluvio-tls-cert, --fluvio-tls-key): {name} is missing (Fluvio's TLS is mutual: hotspot checks the cluster's certificate and shows its own)"
-                );
-            };
-            if let Err(e) = std::fs::File::open(p) {
-                bail!("Fluvio {name} {}: {e}", p.display());
-            }
-            Ok(p.clone())
-        };
-        let (ca_cert, cert, key) = (
-            need("tls_ca_cert", &self.ca_cert)?,
-            need("tls_cert", &self.cert)?,
-            need("tls_key", &self.key)?,
-        );
-        let domain = match &self.domain {
-            Some(d) if d.trim().is_empty() => bail!("Fluvio tls_domain is empty"),
-            Some(d) => d.trim().to_owned(),
-            None => endpoint
-                .rsplit_once(':')
-                .map_or(endpoint, |(h, _)| h)
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned(),
-        };
-        Ok(FluvioTls::Verified {
-            domain,
-            ca_cert,
-            cert,
-            key,
-        })
-    }
-}
-
-fn valid_endpoint(e: &str) -> bool {
-    match e.rsplit_once(':') {
-        Some((h, p)) => !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0),
-        None => false,
-    }
-}
-
-/// Fluvio's own rule for topic names (DNS-1123 labels).
-fn valid_topic(t: &str) -> bool {
-    !t.is_empty()
-        && t.len() <= 63
-        && t.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !t.starts_with('-')
-        && !t.ends_with('-')
-}
-
-/// Parses `0,2` (or `0, 2`): sorted, without repeats.
-pub fn parse_partitions(s: &str) -> anyhow::Result<Vec<u32>> {
-    let mut v = Vec::new();
-    for part in s.split(',') {
-        let part = part.trim();
-        let n: u32 = part.parse().with_context(|| {
-            format!("--partitions {s:?}: {part:?} is not a partition number (expected e.g. 0,2)")
-        })?;
-        v.push(n);
-    }
-    v.sort_unstable();
-    v.dedup();
-    Ok(v)
 }
 
 impl Default for Settings {
@@ -603,6 +334,7 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fluvio_settings::{FluvioTls, StartAt, parse_partitions};
 
     #[test]
     fn sizes_and_webhooks() {
@@ -708,7 +440,13 @@ mod tests {
             assert!(s.fluvio.check().is_err());
             return;
         }
-        s.fluvio.check().unwrap();
+        if cfg!(feature = "fluvio-tls") {
+            s.fluvio.check().unwrap();
+        } else {
+            // Without a TLS backend the client would connect in plaintext.
+            let e = s.fluvio.check().unwrap_err().to_string();
+            assert!(e.contains("--features fluvio-tls"), "{e}");
+        }
         // Relative paths are relative to the config file; the domain
         // defaults to the endpoint's host.
         let c = s.fluvio.cluster().unwrap().unwrap();

@@ -13,7 +13,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rand::Rng;
 use tokio::sync::watch;
 
 use super::outbox::{Cursor, Item, Outbox};
@@ -21,40 +20,7 @@ use super::{alertmanager::AlertmanagerTarget, file::FileTarget, webhook::Webhook
 use crate::alert::Alert;
 use crate::mask::mask;
 use crate::metrics::{LatencyBook, Metrics};
-
-/// How a sink retries.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    /// First wait after a failure.
-    pub initial: Duration,
-    /// Longest wait between attempts.
-    pub max: Duration,
-    /// Limit of one attempt.
-    pub timeout: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            initial: Duration::from_millis(200),
-            max: Duration::from_secs(30),
-            timeout: Duration::from_secs(5),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The wait before retry number `attempt` (0-based): exponential,
-    /// capped, with full jitter in [half, whole].
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        let base = self
-            .initial
-            .saturating_mul(1u32 << attempt.min(20))
-            .min(self.max);
-        let ms = base.as_millis().max(1) as u64;
-        Duration::from_millis(rand::rng().random_range(ms / 2..=ms))
-    }
-}
+use crate::retry::RetryPolicy;
 
 /// Where a sink sends.
 pub enum Target {
@@ -221,30 +187,6 @@ impl Runner {
                 latency.observe(el.as_secs_f64());
                 self.latency.delivered(&name, el.as_micros() as u64);
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_caps_and_jitters() {
-        let p = RetryPolicy {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(2),
-            timeout: Duration::from_secs(1),
-        };
-        for attempt in 0..40 {
-            let b = p.backoff(attempt);
-            let full = Duration::from_millis(100)
-                .saturating_mul(1 << attempt.min(20))
-                .min(Duration::from_secs(2));
-            assert!(
-                b <= full && b >= full / 2,
-                "attempt {attempt}: {b:?} vs {full:?}"
-            );
         }
     }
 }

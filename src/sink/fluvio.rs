@@ -31,9 +31,9 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 
 use super::DeadLetterQueue;
-use super::deliver::RetryPolicy;
 use super::outbox::Item;
 use crate::fluvio_client::{self, FluvioCluster};
+use crate::retry::RetryPolicy;
 use crate::service::state::Shared;
 
 /// Records per partition read back to find lines already delivered.

@@ -38,10 +38,10 @@ use serde::{Deserialize, Serialize};
 
 use super::offsets::{OffsetTracker, Verdict};
 use crate::fluvio_client::{self, FluvioCluster, RecordStream};
-use crate::service::config::StartAt;
+use crate::fluvio_settings::StartAt;
+use crate::retry::RetryPolicy;
 use crate::service::pipeline::{Batch, Command};
 use crate::service::state::Shared;
-use crate::sink::deliver::RetryPolicy;
 
 /// Where a partition is read up to: the next offset to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
