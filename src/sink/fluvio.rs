@@ -471,6 +471,8 @@ mod tests {
         Hold,
     }
 
+    type AckSender = oneshot::Sender<Result<(), String>>;
+
     #[derive(Default)]
     struct Cluster {
         /// `(alert_id, state)` of the records in the topic, in order.
@@ -481,7 +483,7 @@ mod tests {
         /// The SPU is down: no tail, no produce.
         down: bool,
         plans: Vec<Plan>,
-        held: Vec<((String, String), oneshot::Sender<Result<(), String>>)>,
+        held: Vec<((String, String), AckSender)>,
     }
 
     impl Cluster {
