@@ -4,17 +4,25 @@
 //! a backlog far larger than the consumer's `max_bytes` (the 0.50.1 gap
 //! trap).
 //!
-//! These tests need a cluster: they run when `HOTSPOT_FLUVIO_ENDPOINT`
-//! (e.g. `127.0.0.1:9003`) is set and print a visible `SKIP` line
-//! otherwise (`docs/fluvio.md` says how to start a loopback-only cluster).
-//! One test needs no cluster: an unreachable endpoint must make `/readyz`
-//! say why, never crash the service.
+//! The tests that need a cluster are `#[ignore]`d, so that a run without
+//! one counts them as ignored, not as passed. Three use a running cluster
+//! named by `HOTSPOT_FLUVIO_ENDPOINT` (e.g. `127.0.0.1:9003`;
+//! `docs/fluvio.md` says how to start a loopback-only cluster); two start a
+//! loopback cluster of their own, because they break it or need TLS, from
+//! the `fluvio-run` binary named by `HOTSPOT_FLUVIO_RUN` (see
+//! `own_cluster.rs`): one kills the SPU mid-run (the connection cut), one
+//! runs everything over mutual TLS (and needs the `fluvio-tls` feature).
+//! Run them with
 //!
-//! Two tests start a loopback cluster of their own instead, because they
-//! break it or need TLS: they run when `HOTSPOT_FLUVIO_RUN` names a
-//! `fluvio-run` binary (see `own_cluster.rs`) and print a `SKIP` line
-//! otherwise. One kills the SPU mid-run (the connection cut), one runs
-//! everything over mutual TLS.
+//! ```text
+//! HOTSPOT_FLUVIO_ENDPOINT=127.0.0.1:9003 HOTSPOT_FLUVIO_RUN=/path/to/fluvio-run \
+//!     cargo test --release --features fluvio-tls --test fluvio -- --include-ignored
+//! ```
+//!
+//! (`.ci/run` does that when the variables are set). A cluster test that is
+//! run without its variable fails. The other tests need no cluster: an
+//! unreachable endpoint must make `/readyz` say why, never crash the
+//! service, and settings are checked before anything connects.
 #![cfg(feature = "fluvio")]
 
 #[path = "fluvio/own_cluster.rs"]
@@ -80,19 +88,22 @@ fn cluster_flags(c: &FluvioCluster, prefix: &str) -> Vec<String> {
     v
 }
 
-/// The cluster's endpoint, or a visible skip line (written to the real
-/// stderr, past the test harness's capture) and None.
-fn endpoint(test: &str) -> Option<String> {
+/// The cluster's endpoint. A test that needs it is `#[ignore]`d; run
+/// without it (`--include-ignored`), it fails here.
+fn endpoint() -> String {
     match std::env::var("HOTSPOT_FLUVIO_ENDPOINT") {
-        Ok(e) if !e.trim().is_empty() => Some(e.trim().to_owned()),
-        _ => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIP fluvio::{test}: HOTSPOT_FLUVIO_ENDPOINT is not set (start a local cluster as docs/fluvio.md says, then HOTSPOT_FLUVIO_ENDPOINT=127.0.0.1:9003)"
-            );
-            None
-        }
+        Ok(e) if !e.trim().is_empty() => e.trim().to_owned(),
+        _ => panic!(
+            "HOTSPOT_FLUVIO_ENDPOINT is not set: this test needs a Fluvio cluster (start a local cluster as docs/fluvio.md says, then HOTSPOT_FLUVIO_ENDPOINT=127.0.0.1:9003)"
+        ),
     }
+}
+
+/// A result line on the process's stderr, past the harness's capture, in
+/// one write, so that it does not interleave with other output.
+fn say(mut line: String) {
+    line.push('\n');
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 fn rt() -> tokio::runtime::Runtime {
@@ -321,12 +332,9 @@ fn wait_lines(path: &Path, n: usize, timeout: Duration) {
 }
 
 #[test]
+#[ignore = "needs a Fluvio cluster (HOTSPOT_FLUVIO_ENDPOINT / HOTSPOT_FLUVIO_RUN)"]
 fn two_instances_each_owning_a_partition_alert_like_per_partition_replays() {
-    let Some(ep) =
-        endpoint("two_instances_each_owning_a_partition_alert_like_per_partition_replays")
-    else {
-        return;
-    };
+    let ep = endpoint();
     let tmp = tempfile::tempdir().unwrap();
     let t = topic("pair");
     let at = format!("{t}-alerts");
@@ -390,21 +398,19 @@ fn two_instances_each_owning_a_partition_alert_like_per_partition_replays() {
         got.keys().cloned().collect::<BTreeSet<_>>(),
         keys_of(&all_expected)
     );
-    let _ = writeln!(
-        std::io::stderr(),
+    say(format!(
         "fluvio pair: partitions {n0} + {n1} records, {} alert lines, equal to the per-partition replays",
         all_expected.len()
-    );
+    ));
     drop((ha, hb));
     delete_topic(&ep, &t);
     delete_topic(&ep, &at);
 }
 
 #[test]
+#[ignore = "needs a Fluvio cluster (HOTSPOT_FLUVIO_ENDPOINT / HOTSPOT_FLUVIO_RUN)"]
 fn kill_9_mid_stream_then_resume_gives_the_same_alert_stream() {
-    let Some(ep) = endpoint("kill_9_mid_stream_then_resume_gives_the_same_alert_stream") else {
-        return;
-    };
+    let ep = endpoint();
     let tmp = tempfile::tempdir().unwrap();
     let t = topic("kill");
     let at = format!("{t}-alerts");
@@ -490,11 +496,10 @@ fn kill_9_mid_stream_then_resume_gives_the_same_alert_stream() {
     let duplicated: u32 = got.values().map(|n| n - 1).sum();
     let lost = want.iter().filter(|k| !got.contains_key(*k)).count();
     let extra = got.keys().filter(|k| !want.contains(*k)).count();
-    let _ = writeln!(
-        std::io::stderr(),
+    say(format!(
         "fluvio kill -9: {kills} kills survived, {} alert lines compared, lost {lost}, duplicated {duplicated}, unexpected {extra}",
         expected.len()
-    );
+    ));
     assert_eq!((lost, duplicated, extra), (0, 0, 0));
     assert!(kills >= 6);
     drop((ha, hb));
@@ -503,11 +508,9 @@ fn kill_9_mid_stream_then_resume_gives_the_same_alert_stream() {
 }
 
 #[test]
+#[ignore = "needs a Fluvio cluster (HOTSPOT_FLUVIO_ENDPOINT / HOTSPOT_FLUVIO_RUN)"]
 fn a_backlog_far_larger_than_max_bytes_arrives_without_gaps_or_repeats() {
-    let Some(ep) = endpoint("a_backlog_far_larger_than_max_bytes_arrives_without_gaps_or_repeats")
-    else {
-        return;
-    };
+    let ep = endpoint();
     let tmp = tempfile::tempdir().unwrap();
     let t = topic("backlog");
     let traffic = conformance().join("traffic.jsonl");
@@ -569,13 +572,10 @@ fn a_backlog_far_larger_than_max_bytes_arrives_without_gaps_or_repeats() {
     let gaps = metric(&h, "hotspot_source_gaps_total") as u64;
     let reread = metric(&h, "hotspot_source_reread_records_total") as u64;
     let dups = metric(&h, "hotspot_source_duplicates_total") as u64;
-    let _ = writeln!(
-        std::io::stderr(),
+    say(format!(
         "fluvio backlog (20000 records, 5.3 MB, max_bytes 16 KiB): bare client got {} records with {} gaps ({} records missing); hotspot saw {gaps} gaps, re-read {reread} records, dropped {dups} repeats; engine got 20000 records, 0 gaps, 0 duplicates, alerts equal to replay",
-        raw.2,
-        raw.0,
-        raw.1
-    );
+        raw.2, raw.0, raw.1
+    ));
     drop(h);
     delete_topic(&ep, &t);
 }
@@ -641,6 +641,45 @@ fn fluvio_settings_are_checked_before_anything_connects() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
+    // Complete TLS settings: a build without a TLS backend refuses them at
+    // start, naming the feature, rather than connect in plaintext.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut args: Vec<String> = ["run", "--fluvio-topic", "complaints", "--fluvio-tls"]
+        .map(String::from)
+        .into();
+    for (flag, file) in [("ca-cert", "ca.crt"), ("cert", "c.crt"), ("key", "c.key")] {
+        let p = tmp.path().join(file);
+        std::fs::write(&p, "pem").unwrap();
+        args.push(format!("--fluvio-tls-{flag}"));
+        args.push(p.display().to_string());
+    }
+    // Nothing listens there: a build with TLS gets as far as connecting.
+    args.extend([
+        "--fluvio-endpoint".into(),
+        format!("127.0.0.1:{}", free_port()),
+    ]);
+    args.extend(["--listen".into(), format!("127.0.0.1:{}", free_port())]);
+    let mut child = Command::new(bin())
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    if cfg!(feature = "fluvio-tls") {
+        // Accepted: it runs (and reports the unreachable cluster).
+        std::thread::sleep(Duration::from_secs(2));
+        assert!(child.try_wait().unwrap().is_none(), "TLS accepted");
+        let _ = child.kill();
+        let _ = child.wait();
+    } else {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            e.contains("fluvio-tls") && e.contains("cargo build --release --features fluvio-tls"),
+            "{e}"
+        );
+    }
 }
 
 /// Waits for `/readyz` to answer `code` with `needle` in its body.
@@ -663,12 +702,9 @@ fn halves(dir: &Path) -> (PathBuf, PathBuf, usize) {
 }
 
 #[test]
+#[ignore = "needs a Fluvio cluster (HOTSPOT_FLUVIO_ENDPOINT / HOTSPOT_FLUVIO_RUN)"]
 fn a_connection_cut_mid_run_is_reported_then_resumed_at_the_exact_offset() {
-    let Some(run) =
-        fluvio_run("a_connection_cut_mid_run_is_reported_then_resumed_at_the_exact_offset")
-    else {
-        return;
-    };
+    let run = fluvio_run();
     let mut own = OwnCluster::start(&run, false);
     let c = own.cluster.clone();
     let tmp = tempfile::tempdir().unwrap();
@@ -743,22 +779,24 @@ fn a_connection_cut_mid_run_is_reported_then_resumed_at_the_exact_offset() {
     let got = topic_alerts(&c, at, 1);
     assert!(got.values().all(|&n| n == 1), "no alert line twice");
     assert_eq!(got.keys().cloned().collect::<BTreeSet<_>>(), keys_of(&want));
-    let _ = writeln!(
-        std::io::stderr(),
+    say(format!(
         "fluvio connection cut: SPU killed after {} records; /readyz 503 after {:.1} s, ready again {:.1} s after the cut; {total} records each processed once, {} alert lines equal to the replay, each once in the topic",
         total / 2,
         noticed.as_secs_f64(),
         back.as_secs_f64(),
         want.len()
-    );
+    ));
 }
 
 #[test]
+#[ignore = "needs a Fluvio cluster (HOTSPOT_FLUVIO_ENDPOINT / HOTSPOT_FLUVIO_RUN) and the fluvio-tls feature"]
 fn a_tls_cluster_carries_complaints_and_alerts_and_refuses_strangers() {
-    let Some(run) = fluvio_run("a_tls_cluster_carries_complaints_and_alerts_and_refuses_strangers")
-    else {
-        return;
-    };
+    if !cfg!(feature = "fluvio-tls") {
+        panic!(
+            "this build has no Fluvio TLS: cargo test --release --features fluvio-tls --test fluvio -- --include-ignored"
+        );
+    }
+    let run = fluvio_run();
     let own = OwnCluster::start(&run, true);
     let c = own.cluster.clone();
     let tmp = tempfile::tempdir().unwrap();
@@ -827,9 +865,8 @@ fn a_tls_cluster_carries_complaints_and_alerts_and_refuses_strangers() {
         h.log_text().contains("(TLS, fluvio.local)"),
         "the log says the connection is TLS"
     );
-    let _ = writeln!(
-        std::io::stderr(),
+    say(format!(
         "fluvio TLS (mutual, rustls): plaintext, unknown-CA and unknown-client connections refused; 20000 records published and consumed, {} alert lines equal to the replay, each once in the alerts topic",
         want.len()
-    );
+    ));
 }

@@ -11,7 +11,6 @@
 //! Fluvio is in this repository.
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -27,8 +26,9 @@ pub const DOMAIN: &str = "fluvio.local";
 
 const SPU_ID: i32 = 5001;
 
-/// The `fluvio-run` binary, or a visible skip line and None.
-pub fn fluvio_run(test: &str) -> Option<PathBuf> {
+/// The `fluvio-run` binary. A test that needs it is `#[ignore]`d; run
+/// without it (`--include-ignored`), it fails here.
+pub fn fluvio_run() -> PathBuf {
     match std::env::var_os("HOTSPOT_FLUVIO_RUN") {
         Some(p) if !p.is_empty() => {
             let p = PathBuf::from(p);
@@ -37,15 +37,11 @@ pub fn fluvio_run(test: &str) -> Option<PathBuf> {
                 "HOTSPOT_FLUVIO_RUN={} is not a file",
                 p.display()
             );
-            Some(p)
+            p
         }
-        _ => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIP fluvio::{test}: HOTSPOT_FLUVIO_RUN is not set (the path of a fluvio-run binary built from the upstream repository, see docs/fluvio.md; this test starts, breaks and stops a loopback cluster of its own)"
-            );
-            None
-        }
+        _ => panic!(
+            "HOTSPOT_FLUVIO_RUN is not set: this test needs the path of a fluvio-run binary built from the upstream repository (see docs/fluvio.md); it starts, breaks and stops a loopback cluster of its own"
+        ),
     }
 }
 
