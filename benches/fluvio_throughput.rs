@@ -11,7 +11,7 @@
 //!    produced and acknowledged, until its line is in the alerts file.
 //!
 //! ```text
-//! HOTSPOT_FLUVIO_ENDPOINT=127.0.0.1:9003 cargo bench --bench fluvio_throughput
+//! HOTSPOT_FLUVIO_ENDPOINT=127.0.0.1:9003 cargo bench --profile production --bench fluvio_throughput
 //! ```
 //!
 //! `HOTSPOT_BENCH_RECORDS` (default 200000; `hotspot gen --seed 1 --days 1`) sets the traffic size. Without

@@ -3,8 +3,8 @@
 //! the department's webhook receiving that alert.
 //!
 //! ```text
-//! cargo bench --bench live_latency
-//! HOTSPOT_BENCH_SECS=20 HOTSPOT_BENCH_RATE=40000 cargo bench --bench live_latency
+//! cargo bench --profile production --bench live_latency
+//! HOTSPOT_BENCH_SECS=20 HOTSPOT_BENCH_RATE=40000 cargo bench --profile production --bench live_latency
 //! ```
 //!
 //! Set-up, all on loopback:

@@ -3,9 +3,9 @@
 //! generator (`hotspot gen`'s library API, embedded fixture rules).
 //!
 //! ```text
-//! cargo bench --bench micro                 # everything
-//! cargo bench --bench micro -- match        # one group (criterion filter)
-//! HOTSPOT_MICRO_EVENTS=50000 cargo bench --bench micro
+//! cargo bench --profile production --bench micro                 # everything
+//! cargo bench --profile production --bench micro -- match        # one group (criterion filter)
+//! HOTSPOT_MICRO_EVENTS=50000 cargo bench --profile production --bench micro
 //! ```
 //!
 //! Groups and what one element is:

@@ -1,9 +1,9 @@
 //! Replay throughput of the real binary on generated traffic.
 //!
 //! ```text
-//! cargo bench --bench replay
-//! HOTSPOT_BENCH_EVENTS=1000000 cargo bench --bench replay        # one size
-//! HOTSPOT_BENCH_EVENTS=200000,1000000 HOTSPOT_BENCH_RUNS=5 cargo bench --bench replay
+//! cargo bench --profile production --bench replay
+//! HOTSPOT_BENCH_EVENTS=1000000 cargo bench --profile production --bench replay        # one size
+//! HOTSPOT_BENCH_EVENTS=200000,1000000 HOTSPOT_BENCH_RUNS=5 cargo bench --profile production --bench replay
 //! ```
 //!
 //! For each size (default 1M and 5M events over 3 days, the 3.15 surge day
