@@ -1,20 +1,55 @@
 //! Prometheus metrics of the live service: one typed struct holding every
 //! metric, registered in its own registry and rendered at `GET /metrics`.
 //! Names and labels are documented in the README; label sets are bounded
-//! (regions beyond [`MAX_REGION_LABELS`] share the label `other`, and the
-//! per-key gauges hold only the hottest [`HOT_KEYS`] keys) so a flood of odd
-//! regions cannot blow up Prometheus.
+//! (regions beyond the first [`MAX_REGION_LABELS`] share the label `other`,
+//! digits in a region label are masked, and the per-key gauges hold only the
+//! hottest [`HOT_KEYS`] keys) so a flood of odd regions cannot blow up
+//! Prometheus nor carry a phone number into it.
 
-use std::collections::HashSet;
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 use prometheus::{
     Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-/// Regions that get their own label value; later ones are `other`.
-pub const MAX_REGION_LABELS: usize = 256;
+/// Region label values besides `other`: the first this many distinct
+/// (masked) regions get their own, later ones are `other`. The rules have
+/// no list of known regions yet (CONTRACT 8's `[[region]]`); a province has
+/// a dozen or so cities, so 64 leaves room for districts and still bounds
+/// what a client sending made-up regions can add.
+pub const MAX_REGION_LABELS: usize = 64;
+
+/// Characters of a region shown in a label at most.
+pub const REGION_LABEL_CHARS: usize = 32;
+
+/// The region label values handed out so far. A value, once set, never
+/// changes or moves, so [`Metrics::region_label`] lends it out for as long
+/// as the metrics live.
+struct RegionLabels {
+    /// Masked region → index into `values`.
+    index: Mutex<HashMap<String, usize>>,
+    values: [OnceLock<Box<str>>; MAX_REGION_LABELS],
+}
+
+/// A region as a label shows it: every digit (of any script) masked with
+/// `*`, so that no phone or ID-card number sent as a region reaches
+/// Prometheus, and at most [`REGION_LABEL_CHARS`] characters.
+pub fn region_label_text(region: &str) -> std::borrow::Cow<'_, str> {
+    let short = region.chars().count() <= REGION_LABEL_CHARS;
+    if short && !region.chars().any(char::is_numeric) {
+        return std::borrow::Cow::Borrowed(region);
+    }
+    std::borrow::Cow::Owned(
+        region
+            .chars()
+            .take(REGION_LABEL_CHARS)
+            .map(|c| if c.is_numeric() { '*' } else { c })
+            .collect(),
+    )
+}
+
 /// Keys exported in the per-key gauges.
 pub const HOT_KEYS: usize = 200;
 
@@ -94,7 +129,7 @@ pub struct Metrics {
     /// hotspot_dead_letters_dropped_total{sink}: dead letters an
     /// asynchronous dead-letter sink could not take (its queue was full).
     pub dead_letters_dropped: IntCounterVec,
-    regions: Mutex<HashSet<String>>,
+    regions: RegionLabels,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -303,7 +338,10 @@ impl Metrics {
                 ),
                 &["sink"]
             )),
-            regions: Mutex::new(HashSet::new()),
+            regions: RegionLabels {
+                index: Mutex::new(HashMap::new()),
+                values: std::array::from_fn(|_| OnceLock::new()),
+            },
             registry,
         };
         let pc = prometheus::process_collector::ProcessCollector::for_self();
@@ -326,18 +364,24 @@ impl Metrics {
         m
     }
 
-    /// The region label for `region`: itself while fewer than
-    /// [`MAX_REGION_LABELS`] regions were seen, else `other`.
-    pub fn region_label<'a>(&self, region: &'a str) -> &'a str {
-        let mut seen = self.regions.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.contains(region) {
-            return region;
-        }
-        if seen.len() < MAX_REGION_LABELS {
-            seen.insert(region.to_owned());
-            return region;
-        }
-        "other"
+    /// The label value for `region`: the region as [`region_label_text`]
+    /// shows it (digits masked) if it is one of the first
+    /// [`MAX_REGION_LABELS`] such values seen, else `other`.
+    pub fn region_label(&self, region: &str) -> &str {
+        let shown = region_label_text(region);
+        let r = &self.regions;
+        let mut index = r.index.lock().unwrap_or_else(|e| e.into_inner());
+        let i = match index.get(shown.as_ref()) {
+            Some(&i) => i,
+            None if index.len() < MAX_REGION_LABELS => {
+                let i = index.len();
+                let _ = r.values[i].set(shown.as_ref().into());
+                index.insert(shown.into_owned(), i);
+                i
+            }
+            None => return "other",
+        };
+        r.values[i].get().map_or("other", |v| v)
     }
 
     /// The text exposition of every metric.
@@ -434,5 +478,57 @@ impl LatencyBook {
 impl Default for LatencyBook {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_labels_are_bounded_and_hold_no_digits() {
+        let m = Metrics::new();
+        assert_eq!(m.region_label("杭州"), "杭州");
+        assert_eq!(m.region_label("138001380001"), "************");
+        // Regions that differ only in their digits share a label.
+        assert_eq!(m.region_label("13912345678"), "***********");
+        assert_eq!(m.region_label("区１２３"), "区***");
+        let long = "长".repeat(100);
+        assert_eq!(m.region_label(&long), "长".repeat(REGION_LABEL_CHARS));
+        // 5 labels so far; 59 more distinct ones fit, then `other`.
+        let name = |i: usize| {
+            let c = |d: usize| char::from_u32(0x4E00 + d as u32).unwrap();
+            format!("{}{}", c(i / 100), c(i % 100))
+        };
+        for i in 0..200 {
+            let got = m.region_label(&name(i)).to_owned();
+            if i < MAX_REGION_LABELS - 5 {
+                assert_eq!(got, name(i));
+            } else {
+                assert_eq!(got, "other", "region {i}");
+            }
+        }
+        // A region seen before keeps its label; the first ones still have theirs.
+        assert_eq!(m.region_label(&name(0)), name(0));
+        assert_eq!(m.region_label("杭州"), "杭州");
+        assert_eq!(m.region_label("17000000000"), "***********");
+        for i in 0..500 {
+            m.matches
+                .with_label_values(&["b", m.region_label(&format!("{i}号{}", name(i)))])
+                .inc();
+        }
+        let text = m.render();
+        let regions: std::collections::BTreeSet<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("hotspot_matches_total{"))
+            .filter_map(|l| l.split("region=\"").nth(1)?.split('"').next())
+            .collect();
+        assert!(regions.len() <= MAX_REGION_LABELS + 1, "{regions:?}");
+        assert!(
+            regions
+                .iter()
+                .all(|r| !r.chars().any(|c| c.is_ascii_digit())),
+            "{regions:?}"
+        );
     }
 }

@@ -256,3 +256,89 @@ fn replay_to_a_full_disk_fails_instead_of_hanging() {
         );
     }
 }
+
+/// Rules files that would detect nothing: empty, departments without a
+/// business, businesses without a template.
+fn rules_that_detect_nothing() -> [(&'static str, String, &'static str); 3] {
+    let departments = "[[department]]\nid = \"vas\"\nname = \"数据业务部\"\n";
+    [
+        (
+            "empty.toml",
+            String::new(),
+            ":1: file: no [[department]], [[business]] or [[template]]: rules without them detect nothing",
+        ),
+        (
+            "no-business.toml",
+            departments.to_owned(),
+            ":3: [[business]]: none defined: rules without a business detect nothing",
+        ),
+        (
+            "no-template.toml",
+            format!(
+                "{departments}\n[[business]]\nid = \"crbt\"\nname = \"彩铃\"\ndepartment = \"vas\"\nthreshold = 8\n"
+            ),
+            ":9: [[template]]: none defined: rules without a template detect nothing",
+        ),
+    ]
+}
+
+#[test]
+fn check_rules_refuses_rules_that_detect_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text, want) in rules_that_detect_nothing() {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let (code, out, err) = hotspot(&["check-rules", path.to_str().unwrap()]);
+        assert_eq!(code, 1, "{name}: {out}{err}");
+        let want = format!("{}{want}", path.display());
+        assert!(out.contains(&want), "{name}: want {want:?} in {out}");
+        assert!(!out.contains(": ok (version"), "{name}: {out}");
+    }
+}
+
+/// `hotspot run` and `hotspot replay` load rules the same way: neither
+/// starts with rules that detect nothing (`run` used to start and count
+/// nothing).
+#[test]
+fn run_and_replay_refuse_rules_that_detect_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text, want) in rules_that_detect_nothing() {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let want = format!("unusable rules: {}{want}", path.display());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hotspot"))
+            .args(["run", "--listen", "127.0.0.1:0", "--rules"])
+            .arg(&path)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{name}: hotspot run started with rules that detect nothing");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(!status.success(), "{name}: {err}");
+        assert!(err.contains(&want), "{name}: want {want:?} in {err}");
+
+        let (code, _, err) = hotspot(&[
+            "replay",
+            "--rules",
+            path.to_str().unwrap(),
+            "--input",
+            &fixtures("traffic.jsonl"),
+        ]);
+        assert_ne!(code, 0, "{name}: {err}");
+        assert!(err.contains(&want), "{name}: want {want:?} in {err}");
+    }
+}

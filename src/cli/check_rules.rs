@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use crate::matcher::Matcher;
-use crate::rules::load_file;
+use crate::rules;
 use crate::time::format_duration;
 
 #[derive(clap::Args, Debug)]
@@ -21,9 +21,9 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let rules = match load_file(&args.file) {
-        Ok(r) => r,
-        Err(errors) => {
+    let rules = match rules::load(Some(&args.file)) {
+        Ok((r, _)) => r,
+        Err(rules::RulesErrors(errors)) => {
             for e in &errors {
                 println!("{e}");
             }

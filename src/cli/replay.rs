@@ -135,24 +135,10 @@ impl Summary {
     }
 }
 
-/// Loads `path`, or the embedded library; errors become one line naming the
-/// file, line and item.
+/// [`rules::load`] for the commands that share the rules read-only: errors
+/// as one line naming the file, line and item.
 pub fn load_rules(path: Option<&Path>) -> anyhow::Result<Arc<Rules>> {
-    let loaded = match path {
-        Some(p) => rules::load_file(p),
-        None => rules::embedded(),
-    };
-    loaded.map(Arc::new).map_err(|errors| {
-        let more = if errors.len() > 1 {
-            format!(" (and {} more; see hotspot check-rules)", errors.len() - 1)
-        } else {
-            String::new()
-        };
-        anyhow::anyhow!(
-            "unusable rules: {}{more}",
-            errors.first().map(|e| e.to_string()).unwrap_or_default()
-        )
-    })
+    Ok(Arc::new(rules::load(path)?.0))
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {

@@ -80,18 +80,68 @@ struct RawTemplate {
     description: Option<String>,
 }
 
-/// Reads and loads a rules file.
-pub fn load_file(path: &Path) -> Result<Rules, Vec<RulesError>> {
-    let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![RulesError {
-            file: name.clone(),
-            line: 0,
-            item: "file".into(),
-            message: format!("cannot read: {e}"),
-        }]
-    })?;
-    load_str(&text, &name)
+/// The name embedded rules go by in messages and in `/v1/rules`.
+pub const EMBEDDED_NAME: &str = "fixtures/rules.toml (embedded)";
+
+/// Every problem that makes a rules file unusable, in file order (never
+/// empty). As an error it reads as one line: the first problem and how many
+/// more there are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RulesErrors(pub Vec<RulesError>);
+
+impl std::fmt::Display for RulesErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "unusable rules")?;
+        if let Some(first) = self.0.first() {
+            write!(f, ": {first}")?;
+        }
+        if self.0.len() > 1 {
+            write!(
+                f,
+                " (and {} more; see hotspot check-rules)",
+                self.0.len() - 1
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RulesErrors {}
+
+impl RulesErrors {
+    /// Each problem as one line (`file:line: item: message`).
+    pub fn lines(&self) -> Vec<String> {
+        self.0.iter().map(ToString::to_string).collect()
+    }
+}
+
+/// The one way rules are loaded, by `check-rules`, `replay`, `generate`,
+/// `run` and every reload: the file at `path`, or the library compiled into
+/// the binary when there is none. Returns the validated rules and the text
+/// they were read from (the live service checkpoints and journals it), or
+/// every problem, each naming the file, line and item.
+pub fn load(path: Option<&Path>) -> Result<(Rules, String), RulesErrors> {
+    let (text, name) = match path {
+        None => (super::EMBEDDED_RULES.to_owned(), EMBEDDED_NAME.to_owned()),
+        Some(p) => {
+            let name = p.display().to_string();
+            match std::fs::read_to_string(p) {
+                Ok(text) => (text, name),
+                Err(e) => {
+                    return Err(RulesErrors(vec![RulesError {
+                        file: name,
+                        line: 0,
+                        item: "file".into(),
+                        message: format!("cannot read: {e}"),
+                    }]));
+                }
+            }
+        }
+    };
+    match load_str(&text, &name) {
+        Ok(rules) => Ok((rules, text)),
+        Err(errors) => Err(RulesErrors(errors)),
+    }
 }
 
 /// Byte offset → 1-based line number. Built once per file: every template
@@ -364,6 +414,37 @@ pub fn load_str(text: &str, file: &str) -> Result<Rules, Vec<RulesError>> {
         }
     }
 
+    // A library without a business or a template parses, but detects
+    // nothing: loaded at start it silently turns detection off, loaded by a
+    // reload it resolves every open alert. Named at the file's last line
+    // (where the missing entries would go), after any other problem.
+    let last_line = lines.line_of(text.trim_end().len()).max(1);
+    let missing = |item: &str, message: &str| RulesError {
+        file: file.to_owned(),
+        line: last_line,
+        item: item.to_owned(),
+        message: message.to_owned(),
+    };
+    if raw.department.is_empty() && raw.business.is_empty() && raw.template.is_empty() {
+        errors.push(missing(
+            "file",
+            "no [[department]], [[business]] or [[template]]: rules without them detect nothing",
+        ));
+    } else {
+        if raw.business.is_empty() {
+            errors.push(missing(
+                "[[business]]",
+                "none defined: rules without a business detect nothing",
+            ));
+        }
+        if raw.template.is_empty() {
+            errors.push(missing(
+                "[[template]]",
+                "none defined: rules without a template detect nothing",
+            ));
+        }
+    }
+
     if !errors.is_empty() {
         errors.sort_by_key(|e| e.line);
         return Err(errors);
@@ -583,10 +664,83 @@ all_of     = [["ＧＰＲＳ"]]
 
     #[test]
     fn missing_file_is_an_error() {
-        let e = load_file(Path::new("/nonexistent/rules.toml")).unwrap_err();
+        let e = load(Some(Path::new("/nonexistent/rules.toml"))).unwrap_err();
         assert!(
-            e[0].to_string()
+            e.0[0]
+                .to_string()
                 .starts_with("/nonexistent/rules.toml:0: file: cannot read")
+        );
+        assert!(
+            e.to_string()
+                .starts_with("unusable rules: /nonexistent/rules.toml:0: file: cannot read"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_embedded_library_loads_with_its_text() {
+        let (rules, text) = load(None).unwrap();
+        assert_eq!(text, crate::rules::EMBEDDED_RULES);
+        assert_eq!(rules.source, EMBEDDED_NAME);
+        assert!(!rules.businesses.is_empty() && !rules.templates.is_empty());
+    }
+
+    #[test]
+    fn rules_that_detect_nothing_are_an_error() {
+        let dept = "[[department]]\nid = \"vas\"\n";
+        let business = "[[business]]\nid = \"crbt\"\ndepartment = \"vas\"\nthreshold = 8\n";
+        let cases: &[(String, &[&str])] = &[
+            (
+                String::new(),
+                &["r.toml:1: file: no [[department]], [[business]] or [[template]]"],
+            ),
+            (
+                "# comments only\n\n".into(),
+                &["r.toml:1: file: no [[department]], [[business]] or [[template]]"],
+            ),
+            (
+                "[window]\nsize = \"30m\"\n".into(),
+                &["r.toml:2: file: no [[department]], [[business]] or [[template]]"],
+            ),
+            (
+                dept.into(),
+                &[
+                    "r.toml:2: [[business]]: none defined",
+                    "r.toml:2: [[template]]: none defined",
+                ],
+            ),
+            (
+                format!("{dept}\n{business}"),
+                &["r.toml:7: [[template]]: none defined"],
+            ),
+            (
+                format!(
+                    "{dept}\n[[template]]\nid = \"t\"\nbusiness = \"crbt\"\nall_of = [[\"x\"]]\n"
+                ),
+                &[
+                    "r.toml:6: template 't': unknown business 'crbt'",
+                    "r.toml:7: [[business]]: none defined",
+                ],
+            ),
+        ];
+        for (text, want) in cases {
+            let got = errors(text);
+            assert_eq!(got.len(), want.len(), "{text:?}: {got:?}");
+            for (g, w) in got.iter().zip(*want) {
+                assert!(g.starts_with(w), "{text:?}: want {w:?}, got {got:?}");
+            }
+        }
+        // Other problems come first: a one-line summary names them.
+        let e = RulesErrors(load_str("[window]\nsize = \"30 minutes\"\n", "r.toml").unwrap_err());
+        assert!(
+            e.to_string()
+                .starts_with("unusable rules: r.toml:2: [window]: size: invalid duration"),
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .ends_with("(and 1 more; see hotspot check-rules)"),
+            "{e}"
         );
     }
 

@@ -5,11 +5,12 @@
 //! cross reference (template → business → department) is an index, keywords
 //! are already normalised, and templates are ordered by (business, template
 //! id) so that "the templates of one business, keys sorted" is a contiguous,
-//! already sorted range. Loading and error reporting live in [`load`].
+//! already sorted range. Loading and error reporting live in [`load`]:
+//! [`load()`] is the one loader every command and every reload uses.
 
 pub mod load;
 
-pub use load::{RulesError, load_file, load_str};
+pub use load::{EMBEDDED_NAME, RulesError, RulesErrors, load, load_str};
 
 /// Window settings shared by every business (CONTRACT 2, 5.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -135,7 +136,7 @@ impl Rules {
 pub const EMBEDDED_RULES: &str = include_str!("../../fixtures/rules.toml");
 
 /// Loads [`EMBEDDED_RULES`] (checked by the test suite, so this only fails
-/// in a broken build).
-pub fn embedded() -> Result<Rules, Vec<RulesError>> {
-    load_str(EMBEDDED_RULES, "fixtures/rules.toml (embedded)")
+/// in a broken build): [`load()`] without a path, less the text.
+pub fn embedded() -> Result<Rules, RulesErrors> {
+    load(None).map(|(rules, _)| rules)
 }

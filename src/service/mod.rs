@@ -37,7 +37,7 @@ use state::Shared;
 use crate::engine::EngineConfig;
 use crate::matcher::Matcher;
 use crate::metrics::{LatencyBook, Metrics};
-use crate::rules::{EMBEDDED_RULES, Rules, load_str};
+use crate::rules;
 use crate::sink::alertmanager::AlertmanagerTarget;
 use crate::sink::deliver::{Runner, Target};
 use crate::sink::file::FileTarget;
@@ -45,24 +45,6 @@ use crate::sink::outbox::Outbox;
 use crate::sink::webhook::WebhookTarget;
 use crate::source::follow::{Follow, FollowPos, source_name};
 use crate::source::http::Intake;
-
-/// Reads and validates the rules file (or the embedded library); errors as
-/// one line each.
-pub fn read_rules(path: Option<&std::path::Path>) -> Result<(Rules, String), Vec<String>> {
-    let (text, name) = match path {
-        Some(p) => match std::fs::read_to_string(p) {
-            Ok(t) => (t, p.display().to_string()),
-            Err(e) => return Err(vec![format!("{}:0: file: cannot read: {e}", p.display())]),
-        },
-        None => (
-            EMBEDDED_RULES.to_owned(),
-            "fixtures/rules.toml (embedded)".to_owned(),
-        ),
-    };
-    load_str(&text, &name)
-        .map(|r| (r, text))
-        .map_err(|es| es.into_iter().map(|e| e.to_string()).collect())
-}
 
 /// Runs the service until SIGTERM/SIGINT (or until `stop` fires, for
 /// embedding and tests). The bound address is sent on `bound` once
@@ -72,17 +54,7 @@ pub async fn run(
     bound: Option<oneshot::Sender<std::net::SocketAddr>>,
     stop: Option<watch::Receiver<bool>>,
 ) -> anyhow::Result<()> {
-    let (rules, rules_text) = read_rules(settings.rules.as_deref()).map_err(|e| {
-        anyhow::anyhow!(
-            "unusable rules: {}{}",
-            e[0],
-            if e.len() > 1 {
-                format!(" (and {} more; see hotspot check-rules)", e.len() - 1)
-            } else {
-                String::new()
-            }
-        )
-    })?;
+    let (rules, rules_text) = rules::load(settings.rules.as_deref())?;
     let rules = Arc::new(rules);
     let metrics = Arc::new(Metrics::new());
     let latency = Arc::new(LatencyBook::new());
@@ -252,7 +224,7 @@ pub async fn run(
             let (path, tx, metrics) = (path.clone(), tx.clone(), metrics.clone());
             tokio::spawn(async move {
                 let loaded = tokio::task::spawn_blocking(move || {
-                    let (r, text) = read_rules(path.as_deref())?;
+                    let (r, text) = rules::load(path.as_deref()).map_err(|e| e.lines())?;
                     let m = Matcher::new(&r).map_err(|e| vec![e.to_string()])?;
                     Ok::<_, Vec<String>>((r, m, text))
                 })

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use super::{Geometry, ceil_div};
+use crate::mask::{mask_and_cut, mask_cut_into};
 
 /// A caller is stored as a 128-bit hash of its exact bytes: two callers
 /// collide with probability ~2^-128 per pair, i.e. never, and a key's
@@ -204,7 +205,10 @@ impl Callers {
 }
 
 /// A complaint kept as a possible alert sample: its input position, id, and
-/// the start of its text (raw; masked when an alert is built).
+/// its text as an alert shows it: masked, then cut to [`SAMPLE_CHARS`]
+/// characters (5.4, 5.12). It is masked when it is kept, so that window
+/// state, and every checkpoint of it, holds no phone or ID-card number in
+/// clear.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sample {
     pub seq: u64,
@@ -212,11 +216,14 @@ pub struct Sample {
     pub text: String,
 }
 
-/// Bytes of sample text kept: enough for 400 characters of any script, more
-/// than the 300 characters an alert shows even after masking shortens
-/// numbers, so masking then cutting the kept prefix gives the same result as
-/// masking then cutting the whole text.
+/// Bytes of a complaint's text that keeping it as a sample looks at: enough
+/// for 400 characters of any script, more than the [`SAMPLE_CHARS`] an
+/// alert shows even after masking shortens numbers, so masking then cutting
+/// this prefix gives the same result as masking then cutting the whole text.
 pub const SAMPLE_BYTES: usize = 1600;
+
+/// Characters of sample text in an alert (5.4).
+pub const SAMPLE_CHARS: usize = 300;
 
 /// The samples kept per bin.
 pub const SAMPLES: usize = 3;
@@ -316,6 +323,11 @@ struct KeyStateWire {
     callers: CallerMap,
     #[serde(default)]
     pruned_at: i64,
+    /// Whether the samples' texts are masked and cut. State saved before
+    /// samples were masked when kept lacks it; its raw texts are masked
+    /// when read back.
+    #[serde(default)]
+    samples_masked: bool,
 }
 
 impl From<KeyState> for KeyStateWire {
@@ -351,6 +363,7 @@ impl From<KeyState> for KeyStateWire {
             bins,
             callers: k.callers.to_map(),
             pruned_at: k.pruned_at,
+            samples_masked: true,
         }
     }
 }
@@ -375,7 +388,12 @@ impl From<KeyStateWire> for KeyState {
                     k.max_bin = bin;
                 }
             }
-            samples.extend(b.samples.into_iter().map(|s| (bin, s)));
+            samples.extend(b.samples.into_iter().map(|mut s| {
+                if !w.samples_masked {
+                    s.text = mask_and_cut(&s.text, SAMPLE_CHARS);
+                }
+                (bin, s)
+            }));
         }
         // By bin, then input order.
         samples.sort_by_key(|(bin, s)| (*bin, s.seq));
@@ -576,6 +594,8 @@ impl KeyState {
 
     /// Keeps a complaint counted by [`KeyState::add`] (which returned
     /// `added`) as a sample of its bin, the bin's oldest sample making room.
+    /// Its text is masked and cut here, once, into the reused buffer of the
+    /// sample it replaces (or one from `pool`).
     ///
     /// Only complaints that can still end up among an alert's last
     /// [`SAMPLES`] need keeping; see [`keeps_sample`].
@@ -611,8 +631,11 @@ impl KeyState {
         s.id.clear();
         s.id.push_str(id);
         s.text.clear();
-        s.text
-            .push_str(&text[..floor_char_boundary(text, SAMPLE_BYTES)]);
+        mask_cut_into(
+            &text[..floor_char_boundary(text, SAMPLE_BYTES)],
+            SAMPLE_CHARS,
+            &mut s.text,
+        );
         self.samples.insert(at, (bin, s));
     }
 
@@ -975,6 +998,75 @@ mod tests {
             };
             assert_eq!(ids(&back), ids(&k), "window {w}");
         }
+    }
+
+    #[test]
+    fn samples_are_masked_and_cut_when_kept() {
+        let g = g();
+        let mut k = KeyState::default();
+        let long = format!("{}尾", "字".repeat(400));
+        let texts = [
+            "回访号码：13812345678，身份证330106198001011234。".to_owned(),
+            "电话 138-1234-5678".to_owned(),
+            long.clone(),
+        ];
+        let mut pool = vec![Sample {
+            seq: 0,
+            id: "old".into(),
+            text: "old raw 13900001111".into(),
+        }];
+        for (i, t) in texts.iter().enumerate() {
+            let a = k
+                .add(
+                    &g,
+                    g.bin_of(10 * M),
+                    Some(caller_id(&i.to_string())),
+                    [0u16].into_iter(),
+                )
+                .unwrap();
+            k.keep_sample(a, i as u64, &format!("id{i}"), t, &mut pool);
+        }
+        let kept: Vec<String> = k.samples(&g, 8).iter().map(|s| s.text.clone()).collect();
+        assert_eq!(
+            kept,
+            vec![
+                "回访号码：138****5678，身份证330106********1234。".to_owned(),
+                "电话 138****5678".to_owned(),
+                "字".repeat(300),
+            ]
+        );
+        let json = serde_json::to_string(&k).unwrap();
+        for raw in ["13812345678", "1234-5678", "19800101", "13900001111"] {
+            assert!(!json.contains(raw), "{raw} in {json}");
+        }
+        // What was saved reads back as it was.
+        let back: KeyState = serde_json::from_str(&json).unwrap();
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
+    }
+
+    #[test]
+    fn samples_saved_raw_by_an_older_version_are_masked_when_read() {
+        let g = g();
+        let mut k = KeyState::default();
+        let a = k
+            .add(
+                &g,
+                g.bin_of(10 * M),
+                Some(caller_id("a")),
+                [0u16].into_iter(),
+            )
+            .unwrap();
+        k.keep_sample(a, 1, "id1", "号码", &mut Vec::new());
+        let json = serde_json::to_string(&k).unwrap();
+        let old = json
+            .replace(",\"samples_masked\":true", "")
+            .replace("\"text\":\"号码\"", "\"text\":\"号码13812345678\"");
+        assert!(
+            !old.contains("samples_masked") && old.contains("13812345678"),
+            "{old}"
+        );
+        let back: KeyState = serde_json::from_str(&old).unwrap();
+        assert_eq!(back.samples(&g, 8)[0].text, "号码138****5678");
     }
 
     proptest::proptest! {

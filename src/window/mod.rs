@@ -15,6 +15,8 @@
 //! * per bin, complaints per template and the last three complaints (the
 //!   samples), which are exact per window because "the last three in input
 //!   order" of a window is the newest three among its bins' last threes.
+//!   A sample's text is masked (phone and ID-card numbers) and cut when it
+//!   is kept, so this state and its checkpoints hold no number in clear.
 //!
 //! Everything behind `watermark - allowed_lateness` can receive no more
 //! events, so it is freed ([`store::KeyStore::sweep`]): memory follows the

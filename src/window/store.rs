@@ -22,11 +22,7 @@ use smallvec::SmallVec;
 use super::Geometry;
 use super::key::{CallerId, KeyState, Sample, keeps_sample};
 use crate::alert::{Alert, AlertSample, AlertState, alert_id};
-use crate::mask::mask_and_cut;
 use crate::rules::Rules;
-
-/// Characters of sample text in an alert (5.4).
-pub const SAMPLE_CHARS: usize = 300;
 
 /// Keys trimmed per [`KeyStore::sweep`] call at most. Sweeping is pure
 /// housekeeping (it frees what no event can reach; no alert depends on
@@ -460,7 +456,8 @@ impl KeyStore {
             .into_iter()
             .map(|s| AlertSample {
                 id: s.id.clone(),
-                text: mask_and_cut(&s.text, SAMPLE_CHARS),
+                // Masked and cut when it was kept.
+                text: s.text.clone(),
             })
             .collect();
         let alert = Alert {
