@@ -6,7 +6,16 @@
 //! Each request carries `Idempotency-Key: <alert_id>/<state>`: a receiver
 //! can use it to drop the rare duplicate that no sender can rule out over
 //! HTTP (a crash after the receiver answered but before the sender recorded
-//! the answer).
+//! the answer), and `X-Hotspot-Alert-Id: <alert_id>`.
+//!
+//! Alert ids hold region names (`crbt:温州:1773456255334:WO…`), and header
+//! values are read as bytes or Latin-1 by most receivers, so in both headers
+//! the alert id is percent-encoded ([`header_safe`]): every byte of its
+//! UTF-8 form outside RFC 3986's unreserved set (`A-Z a-z 0-9 - . _ ~`) is
+//! written `%XX`, e.g. `crbt%3A%E6%B8%A9%E5%B7%9E%3A1773456255334%3AWO…`.
+//! Any URL-decoding function gives back the id as the body has it; the
+//! state after the last `/` of the key is plain ASCII (`firing`,
+//! `resolved`).
 
 use super::outbox::Item;
 use crate::alert::Alert;
@@ -35,15 +44,16 @@ impl WebhookTarget {
     }
 
     pub async fn send(&self, item: &Item) -> Result<(), String> {
+        let id = header_safe(&item.alert.alert_id);
         let resp = self
             .client
             .post(&self.url)
             .header("content-type", "application/json")
             .header(
                 "idempotency-key",
-                format!("{}/{}", item.alert.alert_id, item.alert.state.as_str()),
+                format!("{id}/{}", item.alert.state.as_str()),
             )
-            .header("x-hotspot-alert-id", item.alert.alert_id.as_str())
+            .header("x-hotspot-alert-id", id)
             .body(item.json.to_string())
             .send()
             .await
@@ -53,5 +63,56 @@ impl WebhookTarget {
         } else {
             Err(format!("{} answered {}", self.url, resp.status()))
         }
+    }
+}
+
+/// `s` with every byte of its UTF-8 form outside RFC 3986's unreserved set
+/// (`A-Z a-z 0-9 - . _ ~`) written as `%XX` (upper-case hex): plain ASCII
+/// that any header parser keeps intact and any URL decoder reverses.
+pub(crate) fn header_safe(s: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(s.len() * 3);
+    for &b in s.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push('%');
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 15)] as char);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header_safe;
+
+    #[test]
+    fn alert_ids_become_ascii_that_decodes_back() {
+        let id = "crbt:温州:1773456255334:WO2026031400001692";
+        let safe = header_safe(id);
+        assert_eq!(
+            safe,
+            "crbt%3A%E6%B8%A9%E5%B7%9E%3A1773456255334%3AWO2026031400001692"
+        );
+        assert!(safe.bytes().all(|b| b.is_ascii_graphic()));
+        assert!(axum::http::HeaderValue::from_str(&safe).is_ok());
+        let mut back = Vec::new();
+        let mut it = safe.bytes();
+        while let Some(b) = it.next() {
+            if b == b'%' {
+                let h: String = [it.next().unwrap(), it.next().unwrap()]
+                    .iter()
+                    .map(|&c| c as char)
+                    .collect();
+                back.push(u8::from_str_radix(&h, 16).unwrap());
+            } else {
+                back.push(b);
+            }
+        }
+        assert_eq!(String::from_utf8(back).unwrap(), id);
+        assert_eq!(header_safe("A-z.0_9~"), "A-z.0_9~");
+        assert_eq!(header_safe("a/b c%"), "a%2Fb%20c%25");
     }
 }
