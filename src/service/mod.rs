@@ -20,6 +20,7 @@
 pub mod api;
 pub mod config;
 pub mod pipeline;
+mod server;
 pub mod state;
 pub mod status_page;
 
@@ -281,14 +282,8 @@ pub async fn run(
     if let Some(b) = bound {
         let _ = b.send(addr);
     }
-    let (http_stop_tx, mut http_stop_rx) = watch::channel(false);
-    let server = tokio::spawn(
-        axum::serve(listener, api::router(api))
-            .with_graceful_shutdown(async move {
-                let _ = http_stop_rx.wait_for(|s| *s).await;
-            })
-            .into_future(),
-    );
+    let (http_stop_tx, http_stop_rx) = watch::channel(false);
+    let server = tokio::spawn(server::serve(listener, api::router(api), http_stop_rx));
 
     // Wait for a signal.
     wait_for_stop(stop, reload).await;
