@@ -9,8 +9,14 @@
 //! between two checkpoints loses nothing because the input since the last
 //! one is re-read (the journal, a file offset, a Fluvio offset) and the
 //! engine is deterministic.
+//!
+//! State files hold personal data (sample texts, even masked, and in the
+//! journal whole complaints): every file here is created `0600` and every
+//! directory `0700`, whatever the umask. A write that fails (a full disk)
+//! removes its temporary file, so the old checkpoint stays and the space
+//! is given back.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 
@@ -35,14 +41,40 @@ pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp"));
-    {
-        let mut f = File::create(&tmp)?;
+    let written = (|| {
+        let mut f = private_options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
     }
-    fs::rename(&tmp, path)?;
     File::open(dir)?.sync_all()?;
     Ok(())
+}
+
+/// Options that create a file readable by its owner alone.
+pub fn private_options() -> OpenOptions {
+    let mut o = OpenOptions::new();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o
+}
+
+/// Creates `dir` (and its parents) for state; a directory it creates is
+/// `0700`.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
 }
 
 /// Reads a checkpoint; `Ok(None)` when there is none yet.

@@ -19,10 +19,19 @@
 //! bytes for batches. A torn frame at the end (a crash mid-write) is
 //! detected by its length or checksum and cut off when the journal opens.
 //! Segments wholly before the last checkpoint are deleted.
+//!
+//! A write that fails (a full disk) leaves no partial frame behind:
+//! [`Journal::append`] and [`Journal::rollback`] cut the segment back to the
+//! last whole frame, so that later appends are not hidden behind garbage
+//! once space returns. Segments are created `0600` in a `0700` directory:
+//! they hold complaint texts as they arrived (see the README, "State on
+//! disk").
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+
+use crate::checkpoint::{create_private_dir, private_options};
 
 use serde::{Deserialize, Serialize};
 
@@ -50,6 +59,13 @@ pub enum EntryHeader {
         source: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         position: Option<serde_json::Value>,
+        /// The client's idempotency key, and when it was first seen (epoch
+        /// ms): re-running the journal remembers the key as the live run
+        /// did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<i64>,
     },
     /// The idle watermark of `stream` moved to `watermark`.
     Idle { stream: String, watermark: i64 },
@@ -139,7 +155,7 @@ pub struct Journal {
 impl Journal {
     /// Opens (creating) the journal in `dir`, cutting off a torn tail.
     pub fn open(dir: &Path) -> io::Result<Journal> {
-        fs::create_dir_all(dir)?;
+        create_private_dir(dir)?;
         let segs = segments(dir)?;
         let last = segs.last().copied().unwrap_or(1);
         let path = segment_path(dir, last);
@@ -148,7 +164,7 @@ impl Journal {
         } else {
             0
         };
-        let file = OpenOptions::new()
+        let file = private_options()
             .create(true)
             .read(true)
             .write(true)
@@ -174,14 +190,18 @@ impl Journal {
     }
 
     /// Appends an entry (not yet durable: see [`Journal::sync`]); returns
-    /// the position after it.
+    /// the position after it. On an error nothing of the entry stays in the
+    /// journal, and the journal can be appended to again.
     pub fn append(&mut self, header: &EntryHeader, data: &[u8]) -> io::Result<JournalPos> {
         if self.pos.offset >= SEGMENT_BYTES {
             self.sync()?;
             let next = self.pos.segment + 1;
-            self.file = OpenOptions::new()
+            // The old segment stays the current one until the new one exists.
+            self.file = private_options()
                 .create(true)
-                .append(true)
+                .read(true)
+                .write(true)
+                .truncate(true)
                 .open(segment_path(&self.dir, next))?;
             self.pos = JournalPos {
                 segment: next,
@@ -196,10 +216,33 @@ impl Journal {
         frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         frame.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&payload).to_le_bytes());
         frame.extend_from_slice(&payload);
-        self.file.write_all(&frame)?;
+        if let Err(e) = self.file.write_all(&frame) {
+            // Part of the frame may be on disk: cut it off (best effort; a
+            // torn frame that survives is cut when the journal opens).
+            let _ = self.cut(self.pos.offset);
+            return Err(e);
+        }
         self.pos.offset += frame.len() as u64;
         self.dirty = true;
         Ok(self.pos)
+    }
+
+    /// Takes back every entry appended after `pos` (in the current segment):
+    /// after a failed [`Journal::sync`], the entries of the group are not
+    /// durable and will not be processed, so they must not be re-run after
+    /// a restart either.
+    pub fn rollback(&mut self, pos: JournalPos) -> io::Result<()> {
+        if pos.segment == self.pos.segment && pos.offset < self.pos.offset {
+            self.cut(pos.offset)?;
+            self.pos.offset = pos.offset;
+        }
+        Ok(())
+    }
+
+    fn cut(&mut self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)?;
+        self.file.seek(SeekFrom::Start(len))?;
+        Ok(())
     }
 
     /// Makes everything appended so far durable (one fsync for a group).
@@ -249,12 +292,15 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
 
     fn batch(n: usize) -> EntryHeader {
         EntryHeader::Batch {
             stream: "main".into(),
             source: "http".into(),
             position: Some(serde_json::json!(n)),
+            key: None,
+            at: None,
         }
     }
 
@@ -328,6 +374,44 @@ mod tests {
         })
         .unwrap();
         assert_eq!(n, 4, "appends continue after the cut");
+    }
+
+    #[test]
+    fn a_rolled_back_group_is_gone_and_appends_continue() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        let p0 = j.position();
+        j.append(&batch(1), b"kept\n").unwrap();
+        j.sync().unwrap();
+        let group = j.position();
+        j.append(&batch(2), b"not durable\n").unwrap();
+        j.append(&batch(3), b"not durable either\n").unwrap();
+        j.rollback(group).unwrap();
+        assert_eq!(j.position(), group);
+        j.append(&batch(4), b"after\n").unwrap();
+        j.sync().unwrap();
+        drop(j);
+        let j = Journal::open(dir.path()).unwrap();
+        let mut got = Vec::new();
+        j.read_from(p0, |_, e| {
+            got.push(e.data);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(got, vec![b"kept\n".to_vec(), b"after\n".to_vec()]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn segments_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let jdir = dir.path().join("journal");
+        let mut j = Journal::open(&jdir).unwrap();
+        j.append(&batch(1), b"138 0013 8000\n").unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&segment_path(&jdir, 1)), 0o600);
+        assert_eq!(mode(&jdir), 0o700);
     }
 
     #[test]

@@ -51,6 +51,10 @@ pub struct Args {
     /// How often state is checkpointed with --state-dir (default 5s).
     #[arg(long, value_name = "DURATION")]
     pub checkpoint_interval: Option<String>,
+    /// How long an `Idempotency-Key` of POST /v1/complaints is remembered
+    /// (default 24h; journaled, so it survives restarts).
+    #[arg(long, value_name = "DURATION")]
+    pub idempotency_horizon: Option<String>,
     /// Bearer token required by POST endpoints.
     #[arg(long, env = "HOTSPOT_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -151,6 +155,9 @@ impl Args {
         }
         if let Some(t) = &self.checkpoint_interval {
             s.set_checkpoint_interval(t)?;
+        }
+        if let Some(t) = &self.idempotency_horizon {
+            s.set_idempotency_horizon(t)?;
         }
         if let Some(t) = &self.token {
             s.token = Some(t.clone());

@@ -25,6 +25,7 @@ pub struct FileConfig {
     pub state_dir: Option<PathBuf>,
     pub idle_timeout: Option<String>,
     pub checkpoint_interval: Option<String>,
+    pub idempotency_horizon: Option<String>,
     pub max_keys: Option<usize>,
     pub token: Option<String>,
     pub log_format: Option<String>,
@@ -106,6 +107,8 @@ pub struct Settings {
     /// None: no idle watermark.
     pub idle_timeout: Option<Duration>,
     pub checkpoint_interval: Duration,
+    /// How long an `Idempotency-Key` of `POST /v1/complaints` is remembered.
+    pub idempotency_horizon: Duration,
     pub max_keys: usize,
     pub token: Option<String>,
     pub log_json: bool,
@@ -133,6 +136,7 @@ impl Default for Settings {
             state_dir: None,
             idle_timeout: Some(Duration::from_secs(300)),
             checkpoint_interval: Duration::from_secs(5),
+            idempotency_horizon: Duration::from_secs(24 * 3600),
             max_keys: crate::engine::EngineConfig::default().max_keys,
             token: None,
             log_json: false,
@@ -230,6 +234,9 @@ impl Settings {
         if let Some(t) = file.checkpoint_interval {
             s.checkpoint_interval = duration(&t, &ctx("checkpoint_interval"))?;
         }
+        if let Some(t) = file.idempotency_horizon {
+            s.idempotency_horizon = duration(&t, &ctx("idempotency_horizon"))?;
+        }
         if let Some(m) = file.max_keys {
             s.max_keys = m;
         }
@@ -312,6 +319,11 @@ impl Settings {
 
     pub fn set_checkpoint_interval(&mut self, s: &str) -> anyhow::Result<()> {
         self.checkpoint_interval = duration(s, "--checkpoint-interval")?;
+        Ok(())
+    }
+
+    pub fn set_idempotency_horizon(&mut self, s: &str) -> anyhow::Result<()> {
+        self.idempotency_horizon = duration(s, "--idempotency-horizon")?;
         Ok(())
     }
 

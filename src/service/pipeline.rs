@@ -7,8 +7,15 @@
 //! production-grade:
 //!
 //! * group commit: it drains every batch already queued, journals them
-//!   (`--state-dir`), processes them, fsyncs journal and outbox once, and
-//!   only then answers the HTTP clients — a `200` means durable;
+//!   (`--state-dir`) and fsyncs the journal once, and only then processes
+//!   them, fsyncs the outbox and answers the HTTP clients — a `200` means
+//!   the lines are on disk;
+//! * a full disk stops intake instead of losing data: a batch that cannot
+//!   be journaled is not processed (HTTP answers 503 with `Retry-After`; a
+//!   source's batch waits in memory and the source with it), alert lines
+//!   that cannot be written wait in the outbox's memory, `/readyz` names
+//!   the cause, and the engine retries until the disk takes writes again;
+//! * idempotency keys (see [`super::idempotency`]);
 //! * the idle watermark: with no record for `idle_timeout`, the watermark
 //!   moves on with the wall clock (journaled, so recovery repeats it);
 //! * rules reloads, journaled with the rules text;
@@ -27,16 +34,19 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime};
 
+use anyhow::Context;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+use super::idempotency::{Check, Keys, Seen};
 use super::state::{OpenAlertView, Shared, Snapshot};
 use crate::alert::Alert;
 use crate::checkpoint;
 use crate::engine::{Engine, EngineConfig, EngineState, Outcome, Output, Stats};
 use crate::journal::{EntryHeader, Journal, JournalPos};
 use crate::matcher::Matcher;
+use crate::metrics::Metrics;
 use crate::record::RejectInfo;
 use crate::rules::{Rules, load_str};
 use crate::sink::outbox::Outbox;
@@ -52,7 +62,8 @@ pub enum Command {
         rules: Arc<Rules>,
         matcher: Arc<Matcher>,
         text: String,
-        reply: Option<oneshot::Sender<String>>,
+        /// The rules version in force after it, or why it was not applied.
+        reply: Option<oneshot::Sender<Result<String, String>>>,
     },
     Shutdown,
 }
@@ -66,11 +77,32 @@ pub struct Batch {
     pub position: Option<serde_json::Value>,
     pub data: Bytes,
     pub received: Instant,
-    pub reply: Option<oneshot::Sender<BatchReport>>,
+    /// The client's `Idempotency-Key` (HTTP), checked with
+    /// [`super::idempotency::valid_key`].
+    pub key: Option<String>,
+    pub reply: Option<oneshot::Sender<Answer>>,
 }
 
+/// What the engine says to a batch that waits for an answer.
+#[derive(Debug)]
+pub enum Answer {
+    /// Journaled (durable) and processed.
+    Done(BatchReport),
+    /// Its idempotency key was seen with the same body: the first answer,
+    /// not processed again.
+    Replayed(BatchReport),
+    /// Its idempotency key was seen with another body.
+    KeyConflict,
+    /// Not journaled and not processed (the state directory cannot be
+    /// written): retry later.
+    Refused(String),
+}
+
+/// Rejects listed in an answer at most; `rejected` counts them all.
+pub const MAX_LISTED_REJECTS: usize = 1000;
+
 /// The answer to an HTTP batch.
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BatchReport {
     pub lines: u64,
     pub accepted: u64,
@@ -79,11 +111,12 @@ pub struct BatchReport {
     pub blank: u64,
     /// Alert lines this batch caused.
     pub alerts: u64,
-    /// Rejected lines (1-based line of the body), at most 1000.
+    /// Rejected lines (1-based line of the body), the first
+    /// [`MAX_LISTED_REJECTS`]; `rejected` is the total.
     pub rejects: Vec<LineReject>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LineReject {
     pub line: u64,
     pub reason: String,
@@ -108,11 +141,38 @@ pub struct Checkpoint {
     /// Latest resume position per source.
     pub positions: BTreeMap<String, serde_json::Value>,
     pub written_at: String,
+    /// Idempotency keys within their horizon, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub idempotency: Vec<Seen>,
 }
 
+/// The engine's output for one batch. Rejects are dealt with as they come
+/// (counted, dead-lettered, the first few listed), never collected: a body
+/// of millions of bad lines must not cost memory per line.
 struct Collect<'a> {
     alerts: &'a mut Vec<Alert>,
-    rejects: &'a mut Vec<(u64, RejectInfo, Vec<u8>)>,
+    rejects: Option<Rejects<'a>>,
+}
+
+struct Rejects<'a> {
+    /// The engine's line number of the batch's first line.
+    first: u64,
+    source: &'a str,
+    metrics: &'a Metrics,
+    /// Dead letters are written for live lines only (not when the journal
+    /// is re-run).
+    dead: Option<&'a mut JsonlWriter>,
+    dead_queue: Option<&'a (String, DeadLetterQueue)>,
+    listed: &'a mut Vec<LineReject>,
+}
+
+impl Collect<'_> {
+    fn alerts_only(alerts: &mut Vec<Alert>) -> Collect<'_> {
+        Collect {
+            alerts,
+            rejects: None,
+        }
+    }
 }
 
 impl Output for Collect<'_> {
@@ -120,12 +180,60 @@ impl Output for Collect<'_> {
         self.alerts.push(alert.clone());
     }
     fn reject(&mut self, line: u64, raw: &[u8], info: &RejectInfo) {
-        self.rejects.push((line, *info, raw.to_vec()));
+        let Some(r) = &mut self.rejects else { return };
+        r.metrics.rejects.with_label_values(&[info.reason.name()]).inc();
+        let body_line = line - r.first + 1;
+        if r.dead.is_some() || r.dead_queue.is_some() {
+            let json = dead_letter_json(body_line, raw, info, Some(r.source));
+            if let Some(d) = &mut r.dead {
+                if let Err(e) = d.write_raw(&json) {
+                    tracing::error!(error = %e, "cannot write a dead letter");
+                }
+            }
+            if let Some((name, q)) = r.dead_queue {
+                // Never block the engine on a remote sink: a full queue
+                // (the topic unreachable for long) drops, counted.
+                if q.try_send((r.source.to_owned(), json)).is_err() {
+                    r.metrics
+                        .dead_letters_dropped
+                        .with_label_values(&[name])
+                        .inc();
+                }
+            }
+        }
+        if r.listed.len() < MAX_LISTED_REJECTS {
+            r.listed.push(LineReject {
+                line: body_line,
+                reason: info.reason.name().to_owned(),
+                detail: info.detail.to_owned(),
+                at: info.at,
+            });
+        }
     }
+}
+
+/// Why intake is stopped.
+struct Fault {
+    /// `journal` or `outbox`.
+    store: &'static str,
+    cause: String,
+    logged: Instant,
+}
+
+/// A journaled command waiting to be processed in its group.
+enum Work {
+    Batch(Batch, Option<i64>),
+    Reload {
+        rules: Arc<Rules>,
+        matcher: Arc<Matcher>,
+        text: String,
+        reply: Option<oneshot::Sender<Result<String, String>>>,
+    },
 }
 
 /// Where the pipeline keeps its state on disk.
 struct Durable {
+    dir: PathBuf,
     journal: Journal,
     checkpoint_path: PathBuf,
 }
@@ -157,6 +265,20 @@ pub struct Pipeline {
     snapshot_due: bool,
     processing: hdrhistogram::Histogram<u64>,
     matches_by_region: BTreeMap<(usize, String), u64>,
+    keys: Keys,
+    /// Set while the state directory cannot be written.
+    fault: Option<Fault>,
+    /// The largest journal entry that could not be written: the disk must
+    /// take at least this much before intake reopens.
+    journal_need: u64,
+    /// When the state directory was last tried while at fault.
+    storage_tried: Instant,
+    /// Batches of sources without a reply (a followed file, Fluvio) that
+    /// could not be journaled: processed first once the disk takes writes.
+    held: std::collections::VecDeque<Batch>,
+    /// The last checkpoint failed: try again soon, not a whole interval
+    /// later.
+    checkpoint_failed: bool,
 }
 
 /// Settings the pipeline needs.
@@ -170,6 +292,8 @@ pub struct PipelineConfig {
     pub dead_letter_queue: Option<(String, DeadLetterQueue)>,
     pub idle: Option<Duration>,
     pub checkpoint_every: Duration,
+    /// How long an idempotency key is remembered.
+    pub idempotency_horizon: Duration,
 }
 
 impl Pipeline {
@@ -210,6 +334,12 @@ impl Pipeline {
             snapshot_due: true,
             processing: crate::metrics::LatencyBook::processing_histogram(),
             matches_by_region: BTreeMap::new(),
+            keys: Keys::new(cfg.idempotency_horizon.as_millis() as i64),
+            fault: None,
+            journal_need: 0,
+            storage_tried: Instant::now(),
+            held: std::collections::VecDeque::new(),
+            checkpoint_failed: false,
         };
         if let Some(dir) = &cfg.state_dir {
             p.recover(dir, &cfg)?;
@@ -219,7 +349,7 @@ impl Pipeline {
     }
 
     fn recover(&mut self, dir: &std::path::Path, cfg: &PipelineConfig) -> anyhow::Result<()> {
-        std::fs::create_dir_all(dir)?;
+        checkpoint::create_private_dir(dir)?;
         let checkpoint_path = dir.join("checkpoint.json");
         let journal = Journal::open(&dir.join("journal"))?;
         let saved: Option<Checkpoint> = checkpoint::read(&checkpoint_path)?;
@@ -240,9 +370,9 @@ impl Pipeline {
             self.rules_text = ck.rules_text;
             self.seq = ck.seq;
             self.positions = ck.positions;
+            self.keys.restore(ck.idempotency);
             replay_next = ck.outbox_next;
             let mut ignored = Vec::new();
-            let mut rejects = Vec::new();
             for (stream, state) in ck.engines {
                 let mut e = Engine::restore(
                     self.rules.clone(),
@@ -250,10 +380,7 @@ impl Pipeline {
                     self.config,
                     state,
                     self.seq,
-                    &mut Collect {
-                        alerts: &mut ignored,
-                        rejects: &mut rejects,
-                    },
+                    &mut Collect::alerts_only(&mut ignored),
                 );
                 e.set_tracking(true);
                 self.engines.insert(stream, e);
@@ -275,8 +402,19 @@ impl Pipeline {
                     stream,
                     source,
                     position,
+                    key,
+                    at,
                 } => {
-                    self.run_batch(&stream, &source, position, &e.data, None);
+                    let b = Batch {
+                        stream,
+                        source,
+                        position,
+                        data: Bytes::from(e.data),
+                        received: Instant::now(),
+                        key,
+                        reply: None,
+                    };
+                    self.process(b, at, false);
                 }
                 EntryHeader::Idle { stream, watermark } => {
                     self.run_idle(&stream, watermark);
@@ -291,8 +429,10 @@ impl Pipeline {
             }
         }
         self.replay_next = None;
+        self.keys.expire(crate::time::now_ms());
         self.outbox.sync()?;
         self.durable = Some(Durable {
+            dir: dir.to_owned(),
             journal,
             checkpoint_path,
         });
@@ -303,7 +443,20 @@ impl Pipeline {
         if cfg.rules.version != self.rules.version {
             tracing::info!(from = %self.rules.version, to = %cfg.rules.version, "rules changed since the checkpoint; reloading");
             let m = Arc::new(Matcher::new(&cfg.rules)?);
-            self.reload(cfg.rules.clone(), m, cfg.rules_text.clone());
+            if let Some(d) = &mut self.durable {
+                let h = EntryHeader::Reload {
+                    source: cfg.rules.source.clone(),
+                    rules: cfg.rules_text.clone(),
+                };
+                d.journal
+                    .append(&h, b"")
+                    .and_then(|_| d.journal.sync())
+                    .with_context(|| {
+                        format!("cannot journal the rules reload in {}", dir.display())
+                    })?;
+            }
+            self.apply_reload(cfg.rules.clone(), m, cfg.rules_text.clone());
+            self.outbox.sync()?;
         }
         self.write_checkpoint();
         Ok(())
@@ -329,16 +482,17 @@ impl Pipeline {
         for a in alerts {
             let dept = a.department.clone();
             let state = a.state.as_str();
-            let pushed = match self.replay_next.as_mut() {
+            match self.replay_next.as_mut() {
                 Some(next) => {
                     let r = self.outbox.push_replayed(*next, a, received);
                     *next += 1;
-                    r.map(|_| ())
+                    if let Err(e) = r {
+                        tracing::error!(error = %e, "cannot put a re-produced alert line in the outbox");
+                    }
                 }
-                None => self.outbox.push(a, received).map(|_| ()),
-            };
-            if let Err(e) = pushed {
-                tracing::error!(error = %e, "cannot write to the outbox");
+                None => {
+                    self.outbox.push(a, received);
+                }
             }
             self.shared
                 .metrics
@@ -359,8 +513,8 @@ impl Pipeline {
         received: Option<Instant>,
     ) -> BatchReport {
         let mut alerts = Vec::new();
-        let mut rejects = Vec::new();
         let mut report = BatchReport::default();
+        let mut counts = BatchReport::default();
         let first = self.seq + 1;
         let live = self.replay_next.is_none();
         let track = live;
@@ -379,9 +533,17 @@ impl Pipeline {
             let engine = engines.get_mut(stream).expect("inserted above");
             let mut out = Collect {
                 alerts: &mut alerts,
-                rejects: &mut rejects,
+                rejects: Some(Rejects {
+                    first,
+                    source,
+                    metrics: &self.shared.metrics,
+                    dead: if live { self.dead.as_mut() } else { None },
+                    dead_queue: if live { self.dead_queue.as_ref() } else { None },
+                    listed: &mut report.rejects,
+                }),
             };
             let mut lines = data.split(|&b| b == b'\n').peekable();
+            let counts = &mut counts;
             while let Some(line) = lines.next() {
                 if line.is_empty() && lines.peek().is_none() {
                     break; // the newline ending the last line
@@ -393,13 +555,13 @@ impl Pipeline {
                 if let Some(t) = t {
                     let _ = processing.record(t.elapsed().as_nanos() as u64);
                 }
-                report.lines += 1;
+                counts.lines += 1;
                 match outcome {
-                    Outcome::Blank => report.blank += 1,
-                    Outcome::Late => report.late_dropped += 1,
-                    Outcome::Rejected(_) => report.rejected += 1,
+                    Outcome::Blank => counts.blank += 1,
+                    Outcome::Late => counts.late_dropped += 1,
+                    Outcome::Rejected(_) => counts.rejected += 1,
                     Outcome::Accepted { matched } => {
-                        report.accepted += 1;
+                        counts.accepted += 1;
                         if matched && track {
                             for &b in engine.last_businesses() {
                                 *matches
@@ -409,13 +571,17 @@ impl Pipeline {
                         }
                     }
                 }
-                report.alerts += (out.alerts.len() - before) as u64;
+                counts.alerts += (out.alerts.len() - before) as u64;
             }
             if let Some(wm) = engine.watermark() {
                 self.last_arrival
                     .insert(stream.to_owned(), (Instant::now(), Some(wm)));
             }
         }
+        report = BatchReport {
+            rejects: report.rejects,
+            ..counts
+        };
         let per_record = engine_start.elapsed().as_secs_f64() / report.lines.max(1) as f64;
         let m = &self.shared.metrics;
         if live {
@@ -441,32 +607,6 @@ impl Pipeline {
             .with_label_values(&[src, "blank"])
             .inc_by(report.blank);
         m.late_dropped.inc_by(report.late_dropped);
-        for (line, info, raw) in &rejects {
-            m.rejects.with_label_values(&[info.reason.name()]).inc();
-            if live && (self.dead.is_some() || self.dead_queue.is_some()) {
-                let json = dead_letter_json(*line - first + 1, raw, info, Some(source));
-                if let Some(d) = &mut self.dead {
-                    if let Err(e) = d.write_raw(&json) {
-                        tracing::error!(error = %e, "cannot write a dead letter");
-                    }
-                }
-                if let Some((name, q)) = &self.dead_queue {
-                    // Never block the engine on a remote sink: a full queue
-                    // (the topic unreachable for long) drops, counted.
-                    if q.try_send((source.to_owned(), json)).is_err() {
-                        m.dead_letters_dropped.with_label_values(&[name]).inc();
-                    }
-                }
-            }
-            if report.rejects.len() < 1000 {
-                report.rejects.push(LineReject {
-                    line: line - first + 1,
-                    reason: info.reason.name().to_owned(),
-                    detail: info.detail.to_owned(),
-                    at: info.at,
-                });
-            }
-        }
         if let Some(d) = &mut self.dead {
             let _ = d.flush();
         }
@@ -480,16 +620,10 @@ impl Pipeline {
 
     fn run_idle(&mut self, stream: &str, wm: i64) {
         let mut alerts = Vec::new();
-        let mut rejects = Vec::new();
         let seq = self.seq;
-        let moved = self.engine(stream).advance_idle(
-            wm,
-            seq,
-            &mut Collect {
-                alerts: &mut alerts,
-                rejects: &mut rejects,
-            },
-        );
+        let moved =
+            self.engine(stream)
+                .advance_idle(wm, seq, &mut Collect::alerts_only(&mut alerts));
         if moved {
             self.changed = true;
             self.snapshot_due = true;
@@ -499,17 +633,13 @@ impl Pipeline {
 
     fn run_reload(&mut self, rules: Arc<Rules>, matcher: Arc<Matcher>, text: String) {
         let mut alerts = Vec::new();
-        let mut rejects = Vec::new();
         let seq = self.seq;
         for e in self.engines.values_mut() {
             e.reload(
                 rules.clone(),
                 matcher.clone(),
                 seq,
-                &mut Collect {
-                    alerts: &mut alerts,
-                    rejects: &mut rejects,
-                },
+                &mut Collect::alerts_only(&mut alerts),
             );
         }
         self.rules = rules;
@@ -520,19 +650,11 @@ impl Pipeline {
         self.emit(alerts, None);
     }
 
-    fn reload(&mut self, rules: Arc<Rules>, matcher: Arc<Matcher>, text: String) {
-        if let Some(d) = &mut self.durable {
-            let h = EntryHeader::Reload {
-                source: rules.source.clone(),
-                rules: text.clone(),
-            };
-            if let Err(e) = d.journal.append(&h, b"").and_then(|_| d.journal.sync()) {
-                tracing::error!(error = %e, "cannot journal a rules reload");
-            }
-        }
+    /// Puts journaled new rules in force (live: after the journal entry is
+    /// durable).
+    fn apply_reload(&mut self, rules: Arc<Rules>, matcher: Arc<Matcher>, text: String) {
         let old = self.rules.version.clone();
         self.run_reload(rules, matcher, text);
-        let _ = self.outbox.sync();
         let m = &self.shared.metrics;
         m.rules_info.reset();
         m.rules_info
@@ -541,16 +663,56 @@ impl Pipeline {
         tracing::info!(from = %old, to = %self.rules.version, source = %self.rules.source, "rules reloaded");
     }
 
+    /// Processes one journaled batch (live, or re-run from the journal):
+    /// a batch whose idempotency key was seen gets the first answer and is
+    /// not run again. `at` is when its key was first seen.
+    fn process(&mut self, b: Batch, at: Option<i64>, live: bool) -> Answer {
+        let body = b.key.as_ref().map(|_| Keys::body_hash(&b.data));
+        if let (Some(k), Some(h)) = (&b.key, body) {
+            match self.keys.check(k, h) {
+                Check::New => {}
+                Check::Replay(r) => return Answer::Replayed(r.clone()),
+                Check::Conflict => return Answer::KeyConflict,
+            }
+        }
+        let received = live.then_some(b.received);
+        let report = self.run_batch(&b.stream, &b.source, b.position, &b.data, received);
+        if let (Some(key), Some(body)) = (b.key, body) {
+            self.keys.insert(Seen {
+                key,
+                at: at.unwrap_or_else(crate::time::now_ms),
+                body,
+                report: report.clone(),
+            });
+        }
+        Answer::Done(report)
+    }
+
     /// The engine thread's loop; returns at [`Command::Shutdown`] or when
     /// every sender is gone.
     pub fn run(mut self, rx: Receiver<Command>) {
         self.shared.set_ready(true);
         let tick = Duration::from_millis(200);
         loop {
-            let first = match rx.recv_timeout(tick) {
-                Ok(c) => Some(c),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => break,
+            if self.fault.is_some() && self.storage_tried.elapsed() >= Duration::from_millis(500)
+            {
+                self.storage_tried = Instant::now();
+                self.retry_storage();
+            }
+            let first = if !self.held.is_empty() {
+                // A source's batch waits for the disk: take nothing newer
+                // (the sources wait on the full queue), but see a shutdown.
+                if self.shared.shutting_down() {
+                    break;
+                }
+                std::thread::sleep(tick);
+                None
+            } else {
+                match rx.recv_timeout(tick) {
+                    Ok(c) => Some(c),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
             };
             let mut stop = false;
             if let Some(first) = first {
@@ -563,72 +725,22 @@ impl Pipeline {
                     }
                 }
                 self.shared.metrics.intake_queue.set(0);
-                let mut replies = Vec::new();
-                for c in cmds {
-                    match c {
-                        Command::Batch(b) => {
-                            if let Some(d) = &mut self.durable {
-                                let h = EntryHeader::Batch {
-                                    stream: b.stream.clone(),
-                                    source: b.source.clone(),
-                                    position: b.position.clone(),
-                                };
-                                if let Err(e) = d.journal.append(&h, &b.data) {
-                                    tracing::error!(error = %e, "cannot journal a batch");
-                                }
-                            }
-                            let report = self.run_batch(
-                                &b.stream,
-                                &b.source,
-                                b.position,
-                                &b.data,
-                                Some(b.received),
-                            );
-                            if let Some(r) = b.reply {
-                                replies.push((r, report));
-                            }
-                        }
-                        Command::Reload {
-                            rules,
-                            matcher,
-                            text,
-                            reply,
-                        } => {
-                            self.reload(rules, matcher, text);
-                            self.publish();
-                            if let Some(r) = reply {
-                                let _ = r.send(self.rules.version.clone());
-                            }
-                        }
-                        Command::Shutdown => stop = true,
-                    }
-                }
-                if let Some(d) = &mut self.durable {
-                    if let Err(e) = d.journal.sync() {
-                        tracing::error!(error = %e, "cannot sync the journal");
-                    }
-                }
-                if let Err(e) = self.outbox.sync() {
-                    tracing::error!(error = %e, "cannot sync the outbox");
-                }
-                // Read-your-writes: a client that got its answer sees its
-                // records in /v1/*. A snapshot is cheap (it walks the live
-                // keys), but with very many keys it is rate-limited.
-                let keys: usize = self.engines.values().map(|e| e.keys().len()).sum();
-                if keys < 20_000 || self.last_snapshot.elapsed() >= Duration::from_millis(250) {
-                    self.publish();
-                }
-                for (r, report) in replies {
-                    let _ = r.send(report);
-                }
+                stop = self.run_group(cmds);
             }
-            self.idle_tick();
+            if self.fault.is_none() {
+                self.idle_tick();
+            }
             if self.last_snapshot.elapsed() >= Duration::from_millis(250)
                 || (self.snapshot_due && self.last_snapshot.elapsed() >= Duration::from_millis(20))
             {
                 self.publish();
             }
-            if self.changed && self.last_checkpoint.elapsed() >= self.checkpoint_every {
+            let due = if self.checkpoint_failed {
+                Duration::from_secs(1).min(self.checkpoint_every)
+            } else {
+                self.checkpoint_every
+            };
+            if self.changed && self.last_checkpoint.elapsed() >= due {
                 self.write_checkpoint();
             }
             if stop {
@@ -640,9 +752,285 @@ impl Pipeline {
         if self.durable.is_some() {
             self.write_checkpoint();
         }
-        let _ = self.outbox.sync();
+        if let Err(e) = self.outbox.sync() {
+            tracing::error!(error = %e, pending = self.outbox.pending(), "stopping with alert lines not written to the outbox; they are re-produced from the journal at the next start");
+        }
         self.shared.set_ready(false);
         tracing::info!("engine stopped");
+    }
+
+    /// One group of commands: journal them all and sync once, then process
+    /// those that are durable, in order, then make their alert lines
+    /// durable, then answer. Returns whether a shutdown was asked for.
+    fn run_group(&mut self, cmds: Vec<Command>) -> bool {
+        let mut stop = false;
+        let now = crate::time::now_ms();
+        self.keys.expire(now);
+        let start = self.durable.as_ref().map(|d| d.journal.position());
+        // Set once a write fails (or while intake is stopped): every later
+        // command of the group is refused or held, in order.
+        let mut failed: Option<String> = self.fault.as_ref().map(|f| f.cause.clone());
+        let mut work = Vec::with_capacity(cmds.len());
+        for c in cmds {
+            match c {
+                Command::Shutdown => stop = true,
+                Command::Batch(b) => {
+                    if let Some(k) = &b.key {
+                        // Answer a repeat at once, without journaling it.
+                        match self.keys.check(k, Keys::body_hash(&b.data)) {
+                            Check::New => {}
+                            Check::Replay(r) => {
+                                let r = r.clone();
+                                reply(b, Answer::Replayed(r));
+                                continue;
+                            }
+                            Check::Conflict => {
+                                reply(b, Answer::KeyConflict);
+                                continue;
+                            }
+                        }
+                    }
+                    if let Some(cause) = &failed {
+                        self.refuse_or_hold(b, cause);
+                        continue;
+                    }
+                    let at = b.key.as_ref().map(|_| now);
+                    if let Some(d) = &mut self.durable {
+                        let h = EntryHeader::Batch {
+                            stream: b.stream.clone(),
+                            source: b.source.clone(),
+                            position: b.position.clone(),
+                            key: b.key.clone(),
+                            at,
+                        };
+                        if let Err(e) = d.journal.append(&h, &b.data) {
+                            self.journal_need = self.journal_need.max(b.data.len() as u64);
+                            let cause = self.storage_error("journal", &e);
+                            self.refuse_or_hold(b, &cause);
+                            failed = Some(cause);
+                            continue;
+                        }
+                    }
+                    work.push(Work::Batch(b, at));
+                }
+                Command::Reload {
+                    rules,
+                    matcher,
+                    text,
+                    reply,
+                } => {
+                    let mut refused = failed.clone();
+                    if let (None, Some(d)) = (&refused, &mut self.durable) {
+                        let h = EntryHeader::Reload {
+                            source: rules.source.clone(),
+                            rules: text.clone(),
+                        };
+                        if let Err(e) = d.journal.append(&h, b"") {
+                            let cause = self.storage_error("journal", &e);
+                            failed = Some(cause.clone());
+                            refused = Some(cause);
+                        }
+                    }
+                    match refused {
+                        Some(cause) => {
+                            if let Some(r) = reply {
+                                let _ = r.send(Err(format!("not reloaded: {cause}")));
+                            }
+                        }
+                        None => work.push(Work::Reload {
+                            rules,
+                            matcher,
+                            text,
+                            reply,
+                        }),
+                    }
+                }
+            }
+        }
+        if let (Some(d), Some(start)) = (&mut self.durable, start) {
+            if !work.is_empty() {
+                if let Err(e) = d.journal.sync() {
+                    // Not durable: take the whole group back.
+                    if let Err(e) = d.journal.rollback(start) {
+                        tracing::error!(error = %e, "cannot cut the journal back after a failed sync");
+                    }
+                    let cause = self.storage_error("journal", &e);
+                    let size: usize = work
+                        .iter()
+                        .map(|w| match w {
+                            Work::Batch(b, _) => b.data.len(),
+                            Work::Reload { text, .. } => text.len(),
+                        })
+                        .sum();
+                    self.journal_need = self.journal_need.max(size as u64);
+                    for w in std::mem::take(&mut work) {
+                        match w {
+                            Work::Batch(b, _) => self.refuse_or_hold(b, &cause),
+                            Work::Reload { reply, .. } => {
+                                if let Some(r) = reply {
+                                    let _ = r.send(Err(format!("not reloaded: {cause}")));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(cause) = failed {
+            if self.fault.is_none() {
+                self.set_fault("journal", cause);
+            }
+        }
+        let mut replies = Vec::new();
+        for w in work {
+            match w {
+                Work::Batch(mut b, at) => {
+                    let r = b.reply.take();
+                    let answer = self.process(b, at, true);
+                    if let Some(r) = r {
+                        replies.push((r, answer));
+                    }
+                }
+                Work::Reload {
+                    rules,
+                    matcher,
+                    text,
+                    reply,
+                } => {
+                    self.apply_reload(rules, matcher, text);
+                    self.publish();
+                    if let Some(r) = reply {
+                        let _ = r.send(Ok(self.rules.version.clone()));
+                    }
+                }
+            }
+        }
+        if let Err(e) = self.outbox.sync() {
+            // The lines are journaled, so these answers stand; the alert
+            // lines wait in memory and intake stops until they are written.
+            let cause = self.storage_error("outbox", &e);
+            self.set_fault("outbox", cause);
+        }
+        // Read-your-writes: a client that got its answer sees its
+        // records in /v1/*. A snapshot is cheap (it walks the live
+        // keys), but with very many keys it is rate-limited.
+        let keys: usize = self.engines.values().map(|e| e.keys().len()).sum();
+        if keys < 20_000 || self.last_snapshot.elapsed() >= Duration::from_millis(250) {
+            self.publish();
+        }
+        for (r, answer) in replies {
+            let _ = r.send(answer);
+        }
+        stop
+    }
+
+    /// A batch that could not be journaled: an HTTP client is told to retry;
+    /// a source's batch waits (the source resumes from its last journaled
+    /// position after a restart, so nothing is lost either way).
+    fn refuse_or_hold(&mut self, b: Batch, cause: &str) {
+        if b.reply.is_some() {
+            reply(b, Answer::Refused(cause.to_owned()));
+        } else {
+            self.held.push_back(b);
+        }
+    }
+
+    /// Counts a failed write and says what failed, for the log and /readyz.
+    fn storage_error(&self, store: &'static str, e: &std::io::Error) -> String {
+        self.shared
+            .metrics
+            .storage_errors
+            .with_label_values(&[store])
+            .inc();
+        let dir = self
+            .durable
+            .as_ref()
+            .map(|d| d.dir.display().to_string())
+            .unwrap_or_default();
+        format!("cannot write the {store} in {dir}: {e}")
+    }
+
+    /// Stops intake: `/readyz` and HTTP intake answer 503 with the cause.
+    fn set_fault(&mut self, store: &'static str, cause: String) {
+        let m = &self.shared.metrics;
+        m.storage_fault.with_label_values(&[store]).set(1);
+        let changed = self.fault.as_ref().is_none_or(|f| f.cause != cause);
+        let stale = self
+            .fault
+            .as_ref()
+            .is_some_and(|f| f.logged.elapsed() >= Duration::from_secs(60));
+        if changed || stale {
+            tracing::error!(store, cause = %cause, pending_alerts = self.outbox.pending(), held_batches = self.held.len(), "state directory cannot be written: intake stopped until it can");
+        }
+        let logged = if changed || stale {
+            Instant::now()
+        } else {
+            self.fault.as_ref().map(|f| f.logged).unwrap_or_else(Instant::now)
+        };
+        self.shared.set_storage_fault(Some(cause.clone()));
+        self.fault = Some(Fault {
+            store,
+            cause,
+            logged,
+        });
+    }
+
+    /// While intake is stopped: writes what waits (alert lines, then held
+    /// batches), then checks that the journal takes writes again; resumes
+    /// intake when all of that succeeded.
+    fn retry_storage(&mut self) {
+        if let Err(e) = self.outbox.sync() {
+            let cause = self.storage_error("outbox", &e);
+            self.set_fault("outbox", cause);
+            return;
+        }
+        while let Some(b) = self.held.pop_front() {
+            let Some(d) = &mut self.durable else {
+                self.process(b, None, true);
+                continue;
+            };
+            let start = d.journal.position();
+            let h = EntryHeader::Batch {
+                stream: b.stream.clone(),
+                source: b.source.clone(),
+                position: b.position.clone(),
+                key: None,
+                at: None,
+            };
+            let written = d.journal.append(&h, &b.data).and_then(|_| d.journal.sync());
+            if let Err(e) = written {
+                let _ = d.journal.rollback(start);
+                self.journal_need = self.journal_need.max(b.data.len() as u64);
+                self.held.push_front(b);
+                let cause = self.storage_error("journal", &e);
+                self.set_fault("journal", cause);
+                return;
+            }
+            self.process(b, None, true);
+            if let Err(e) = self.outbox.sync() {
+                let cause = self.storage_error("outbox", &e);
+                self.set_fault("outbox", cause);
+                return;
+            }
+        }
+        if let (Some(f), Some(d)) = (&self.fault, &self.durable) {
+            let store = f.store;
+            if let Err(e) = probe(&d.dir, self.journal_need) {
+                let cause = self.storage_error(store, &e);
+                self.set_fault(store, cause);
+                return;
+            }
+        }
+        if let Some(f) = self.fault.take() {
+            self.journal_need = 0;
+            let m = &self.shared.metrics;
+            for store in ["journal", "outbox"] {
+                m.storage_fault.with_label_values(&[store]).set(0);
+            }
+            self.shared.set_storage_fault(None);
+            tracing::info!(store = f.store, "state directory writable again: intake resumed");
+            self.snapshot_due = true;
+        }
     }
 
     fn idle_tick(&mut self) {
@@ -665,25 +1053,48 @@ impl Pipeline {
                 continue;
             }
             if let Some(d) = &mut self.durable {
+                let start = d.journal.position();
                 let h = EntryHeader::Idle {
                     stream: stream.clone(),
                     watermark: wm,
                 };
                 if let Err(e) = d.journal.append(&h, b"").and_then(|_| d.journal.sync()) {
-                    tracing::error!(error = %e, "cannot journal an idle watermark step");
+                    // Not journaled, so not done: recovery must repeat
+                    // exactly what ran. Tried again at the next tick.
+                    let _ = d.journal.rollback(start);
+                    let cause = self.storage_error("journal", &e);
+                    self.set_fault("journal", cause);
+                    return;
                 }
             }
             self.run_idle(&stream, wm);
-            let _ = self.outbox.sync();
+            if let Err(e) = self.outbox.sync() {
+                let cause = self.storage_error("outbox", &e);
+                self.set_fault("outbox", cause);
+                return;
+            }
         }
     }
 
+    /// Saves the engine state. Only when every alert line is on disk: the
+    /// checkpoint's outbox position must never be ahead of the outbox file.
+    /// A failed write keeps the old checkpoint (and the journal after it)
+    /// and is tried again a second later.
     fn write_checkpoint(&mut self) {
-        let Some(d) = &mut self.durable else { return };
-        if let Err(e) = d.journal.sync() {
-            tracing::error!(error = %e, "cannot sync the journal");
+        if self.durable.is_none() {
             return;
         }
+        let synced = self.outbox.sync().map_err(|e| ("outbox", e)).and_then(|_| {
+            let d = self.durable.as_mut().expect("checked above");
+            d.journal.sync().map_err(|e| ("journal", e))
+        });
+        if let Err((store, e)) = synced {
+            let cause = self.storage_error(store, &e);
+            self.set_fault(store, cause);
+            self.checkpoint_failed = true;
+            return;
+        }
+        let d = self.durable.as_mut().expect("checked above");
         let ck = Checkpoint {
             version: 1,
             journal: d.journal.position(),
@@ -698,18 +1109,26 @@ impl Pipeline {
                 .collect(),
             positions: self.positions.clone(),
             written_at: crate::time::format_cst(crate::time::now_ms()),
+            idempotency: self.keys.export(),
         };
         let result = checkpoint::write_atomic(&d.checkpoint_path, &ck)
             .and_then(|_| d.journal.truncate_before(ck.journal));
         let m = &self.shared.metrics;
         match result {
-            Ok(()) => m.checkpoints.with_label_values(&["ok"]).inc(),
+            Ok(()) => {
+                m.checkpoints.with_label_values(&["ok"]).inc();
+                self.changed = false;
+                self.checkpoint_failed = false;
+            }
             Err(e) => {
                 m.checkpoints.with_label_values(&["error"]).inc();
-                tracing::error!(error = %e, "cannot write a checkpoint");
+                m.storage_errors.with_label_values(&["checkpoint"]).inc();
+                if !self.checkpoint_failed {
+                    tracing::error!(error = %e, "cannot write a checkpoint; the journal is kept and it is tried again");
+                }
+                self.checkpoint_failed = true;
             }
         }
-        self.changed = false;
         self.last_checkpoint = Instant::now();
     }
 
@@ -803,4 +1222,38 @@ impl Pipeline {
             updated: SystemTime::now(),
         });
     }
+}
+
+/// Sends a batch its answer, if it waits for one.
+fn reply(b: Batch, answer: Answer) {
+    if let Some(r) = b.reply {
+        let _ = r.send(answer);
+    }
+}
+
+/// Whether `dir` takes a write again: the size of the entry that failed
+/// plus 1 MiB of headroom, written, synced and removed. The headroom keeps
+/// intake from reopening, and flapping, on a disk that has just a few
+/// bytes free (a checkpoint that shrank, a rolled-back frame).
+fn probe(dir: &std::path::Path, need: u64) -> std::io::Result<()> {
+    const PROBE_HEADROOM: u64 = 1 << 20;
+    use std::io::Write;
+    let path = dir.join(".probe");
+    let written = (|| {
+        let mut f = checkpoint::private_options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)?;
+        let block = [0u8; 64 << 10];
+        let mut left = need.saturating_add(PROBE_HEADROOM);
+        while left > 0 {
+            let n = left.min(block.len() as u64) as usize;
+            f.write_all(&block[..n])?;
+            left -= n as u64;
+        }
+        f.sync_all()
+    })();
+    let _ = std::fs::remove_file(&path);
+    written
 }

@@ -83,6 +83,8 @@ pub struct Shared {
     shutting_down: AtomicBool,
     pub started: SystemTime,
     sources: Mutex<BTreeMap<String, SourceHealth>>,
+    /// Why intake is stopped: the state directory cannot be written.
+    storage_fault: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -108,7 +110,21 @@ impl Shared {
             shutting_down: AtomicBool::new(false),
             started: SystemTime::now(),
             sources: Mutex::new(BTreeMap::new()),
+            storage_fault: Mutex::new(None),
         }
+    }
+
+    /// Why the state directory cannot be written, while it cannot: intake
+    /// answers 503 and `/readyz` names the cause.
+    pub fn storage_fault(&self) -> Option<String> {
+        self.storage_fault
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_storage_fault(&self, fault: Option<String>) {
+        *self.storage_fault.lock().unwrap_or_else(|e| e.into_inner()) = fault;
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {

@@ -19,6 +19,11 @@
 //!   position ([`Outbox::push_replayed`]).
 //! * Lines every cursor has passed are dropped from memory, and from disk by
 //!   rewriting the log once enough have accumulated.
+//! * A line reaches the sinks only once it is on disk ([`Outbox::sync`]):
+//!   a sink must never deliver a line that a restart could number
+//!   differently. When the log cannot be written (a full disk), pushed
+//!   lines wait in memory, `sync` reports the error, and the next `sync`
+//!   that succeeds writes them all; the pipeline stops intake meanwhile.
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
@@ -31,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::alert::Alert;
-use crate::checkpoint::{read, write_atomic};
+use crate::checkpoint::{create_private_dir, private_options, read, write_atomic};
 
 /// One alert line waiting for delivery.
 #[derive(Debug, Clone)]
@@ -69,6 +74,12 @@ struct Inner {
     next: u64,
     sinks: Vec<SinkState>,
     log: Option<File>,
+    /// Bytes of the log that hold whole lines.
+    log_len: u64,
+    /// Lines before this number are written to the log (maybe not synced).
+    written: u64,
+    /// Lines before this number are durable, and visible to the sinks.
+    durable: u64,
     dirty: bool,
     /// Lines dropped from memory since the log was last rewritten.
     dropped_since_rewrite: u64,
@@ -110,8 +121,9 @@ impl Outbox {
         let mut items = VecDeque::new();
         let mut first = 1;
         let mut log = None;
+        let mut log_len = 0;
         if let Some(dir) = dir {
-            fs::create_dir_all(dir)?;
+            create_private_dir(dir)?;
             let path = dir.join("outbox.log");
             let mut good_len = 0u64;
             if let Ok(f) = File::open(&path) {
@@ -154,9 +166,10 @@ impl Outbox {
                     good_len += n as u64;
                 }
             }
-            let f = OpenOptions::new().create(true).append(true).open(&path)?;
+            let f = private_options().create(true).append(true).open(&path)?;
             f.set_len(good_len)?;
             log = Some(f);
+            log_len = good_len;
         }
         let next = first + items.len() as u64;
         let mut states = Vec::new();
@@ -188,6 +201,9 @@ impl Outbox {
                 next,
                 sinks: states,
                 log,
+                log_len,
+                written: next,
+                durable: next,
                 dirty: false,
                 dropped_since_rewrite: 0,
             }),
@@ -212,20 +228,13 @@ impl Outbox {
         self.lock().next
     }
 
-    /// Appends a line (durable after [`Outbox::sync`]); returns its number.
-    pub fn push(&self, alert: Alert, received: Option<Instant>) -> io::Result<u64> {
+    /// Appends a line; returns its number. It is kept in memory and reaches
+    /// the sinks once [`Outbox::sync`] has put it on disk (at once without
+    /// a state directory).
+    pub fn push(&self, alert: Alert, received: Option<Instant>) -> u64 {
         let json: Arc<str> = alert.to_json().into();
         let mut g = self.lock();
         let seq = g.next;
-        if let Some(log) = &mut g.log {
-            let mut line = Vec::with_capacity(json.len() + 24);
-            line.extend_from_slice(seq.to_string().as_bytes());
-            line.push(b'\t');
-            line.extend_from_slice(json.as_bytes());
-            line.push(b'\n');
-            log.write_all(&line)?;
-            g.dirty = true;
-        }
         g.items.push_back(Item {
             seq,
             alert: Arc::new(alert),
@@ -233,10 +242,14 @@ impl Outbox {
             received,
         });
         g.next += 1;
-        let next = g.next;
-        drop(g);
-        self.tx.send_replace(next);
-        Ok(seq)
+        if g.log.is_none() {
+            g.written = g.next;
+            g.durable = g.next;
+            let durable = g.durable;
+            drop(g);
+            self.tx.send_replace(durable);
+        }
+        seq
     }
 
     /// Pushes a line re-produced while re-running the journal after a
@@ -260,23 +273,55 @@ impl Outbox {
                 ),
             ));
         }
-        self.push(alert, received)?;
+        self.push(alert, received);
         Ok(true)
     }
 
-    /// Makes pushed lines durable.
+    /// Writes the lines pushed since the last call to the log and makes them
+    /// durable; then the sinks see them. On an error the log is cut back to
+    /// its last whole line and the lines stay in memory for the next call.
     pub fn sync(&self) -> io::Result<()> {
         let mut g = self.lock();
-        if g.dirty {
-            if let Some(log) = &g.log {
-                log.sync_data()?;
+        let g = &mut *g;
+        let Some(log) = &mut g.log else {
+            return Ok(());
+        };
+        if g.written < g.next {
+            let mut buf = Vec::new();
+            let start = (g.written - g.first) as usize;
+            for it in g.items.range(start..) {
+                buf.extend_from_slice(it.seq.to_string().as_bytes());
+                buf.push(b'\t');
+                buf.extend_from_slice(it.json.as_bytes());
+                buf.push(b'\n');
             }
+            if let Err(e) = log.write_all(&buf) {
+                let _ = log.set_len(g.log_len);
+                return Err(e);
+            }
+            g.log_len += buf.len() as u64;
+            g.written = g.next;
+            g.dirty = true;
+        }
+        if g.dirty {
+            log.sync_data()?;
             g.dirty = false;
+        }
+        if g.durable < g.written {
+            g.durable = g.written;
+            self.tx.send_replace(g.durable);
         }
         Ok(())
     }
 
-    /// Notified whenever a line is pushed (the value is the next number).
+    /// Lines pushed but not yet on disk.
+    pub fn pending(&self) -> u64 {
+        let g = self.lock();
+        g.next - g.durable
+    }
+
+    /// Notified whenever lines become deliverable (the value is the first
+    /// number not yet deliverable).
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.tx.subscribe()
     }
@@ -308,10 +353,10 @@ impl Outbox {
         self.lock().first
     }
 
-    /// Line `seq`, if it is still held.
+    /// Line `seq`, if it is held and deliverable (on disk).
     pub fn get(&self, seq: u64) -> Option<Item> {
         let g = self.lock();
-        if seq < g.first {
+        if seq < g.first || seq >= g.durable {
             return None;
         }
         g.items.get((seq - g.first) as usize).cloned()
@@ -343,6 +388,7 @@ impl Outbox {
             .min()
             .unwrap_or(g.next)
             .min(g.next);
+        let min = min.min(g.durable);
         while g.first < min && !g.items.is_empty() {
             g.items.pop_front();
             g.first += 1;
@@ -354,18 +400,27 @@ impl Outbox {
         if let (Some(dir), true) = (&self.dir, g.dropped_since_rewrite >= REWRITE_AFTER) {
             let path = dir.join("outbox.log");
             let tmp = dir.join(".outbox.log.tmp");
-            {
-                let mut f = File::create(&tmp)?;
-                let mut buf = format!("#first {}\n", g.first).into_bytes();
-                for it in &g.items {
-                    buf.extend_from_slice(format!("{}\t{}\n", it.seq, it.json).as_bytes());
-                }
+            let mut buf = format!("#first {}\n", g.first).into_bytes();
+            for it in g.items.iter().take_while(|it| it.seq < g.written) {
+                buf.extend_from_slice(format!("{}\t{}\n", it.seq, it.json).as_bytes());
+            }
+            let rewritten = (|| {
+                let mut f = private_options()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&tmp)?;
                 f.write_all(&buf)?;
                 f.sync_all()?;
+                fs::rename(&tmp, &path)?;
+                File::open(dir)?.sync_all()
+            })();
+            if let Err(e) = rewritten {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
             }
-            fs::rename(&tmp, &path)?;
-            File::open(dir)?.sync_all()?;
             g.log = Some(OpenOptions::new().append(true).open(&path)?);
+            g.log_len = buf.len() as u64;
             g.dirty = false;
             g.dropped_since_rewrite = 0;
         }
@@ -391,7 +446,7 @@ mod tests {
         {
             let o = Outbox::open(Some(dir.path()), &sinks).unwrap();
             for n in 1..=5 {
-                assert_eq!(o.push(alert(n), None).unwrap(), n as u64);
+                assert_eq!(o.push(alert(n), None), n as u64);
             }
             o.sync().unwrap();
             o.ack(
@@ -431,7 +486,7 @@ mod tests {
         {
             let o = Outbox::open(Some(dir.path()), &sinks).unwrap();
             for n in 0..1500 {
-                o.push(alert(n), None).unwrap();
+                o.push(alert(n), None);
             }
             o.sync().unwrap();
             o.ack(
@@ -442,7 +497,7 @@ mod tests {
                 },
             )
             .unwrap();
-            o.push(alert(9999), None).unwrap();
+            o.push(alert(9999), None);
             o.sync().unwrap();
         }
         let log = fs::read_to_string(dir.path().join("outbox.log")).unwrap();
@@ -459,7 +514,7 @@ mod tests {
         let sinks = vec!["a".to_string()];
         {
             let o = Outbox::open(Some(dir.path()), &sinks).unwrap();
-            o.push(alert(1), None).unwrap();
+            o.push(alert(1), None);
             o.sync().unwrap();
         }
         let mut f = OpenOptions::new()
@@ -470,10 +525,69 @@ mod tests {
         drop(f);
         let o = Outbox::open(Some(dir.path()), &sinks).unwrap();
         assert_eq!(o.next_seq(), 2);
-        o.push(alert(2), None).unwrap();
+        o.push(alert(2), None);
         o.sync().unwrap();
         drop(o);
         let o = Outbox::open(Some(dir.path()), &sinks).unwrap();
         assert_eq!(o.next_seq(), 3);
+    }
+
+    /// Swaps the log file (a test's failing writer: `/dev/full`).
+    fn set_log(o: &Outbox, f: File) {
+        o.lock().log = Some(f);
+    }
+
+    #[test]
+    fn lines_wait_in_memory_while_the_disk_is_full_and_reach_the_sinks_once_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let sinks = vec!["a".to_string()];
+        let o = Outbox::open(Some(dir.path()), &sinks).unwrap();
+        o.push(alert(1), None);
+        o.sync().unwrap();
+        let rx = o.subscribe();
+        assert_eq!(*rx.borrow(), 2);
+        let real = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("outbox.log"))
+            .unwrap();
+        set_log(&o, OpenOptions::new().write(true).open("/dev/full").unwrap());
+        o.push(alert(2), None);
+        o.push(alert(3), None);
+        let e = o.sync().unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(28), "ENOSPC: {e}");
+        assert_eq!(o.pending(), 2);
+        assert!(o.get(2).is_none(), "not on disk: not deliverable");
+        assert_eq!(*rx.borrow(), 2, "sinks are not told of lines not on disk");
+        assert!(o.sync().is_err(), "still full");
+        o.push(alert(4), None);
+        // Space returns.
+        set_log(&o, real);
+        o.sync().unwrap();
+        assert_eq!(o.pending(), 0);
+        assert_eq!(*rx.borrow(), 5);
+        assert_eq!(o.get(3).unwrap().alert.count, 3);
+        drop(o);
+        let log = fs::read_to_string(dir.path().join("outbox.log")).unwrap();
+        let seqs: Vec<&str> = log.lines().map(|l| l.split('\t').next().unwrap()).collect();
+        assert_eq!(seqs, ["1", "2", "3", "4"], "each line once, in order");
+        let o = Outbox::open(Some(dir.path()), &sinks).unwrap();
+        assert_eq!(o.next_seq(), 5);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn state_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("outbox");
+        let o = Outbox::open(Some(&sub), &["a".to_string()]).unwrap();
+        o.push(alert(1), None);
+        o.sync().unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&sub), 0o700);
+        assert_eq!(mode(&sub.join("outbox.log")), 0o600);
+        for e in fs::read_dir(&sub).unwrap() {
+            assert_eq!(mode(&e.unwrap().path()), 0o600);
+        }
     }
 }

@@ -105,6 +105,7 @@ impl Follow {
                             position: serde_json::to_value(p).ok(),
                             data: Bytes::from(data),
                             received: Instant::now(),
+                            key: None,
                             reply: None,
                         };
                         if tx.send(Command::Batch(b)).is_err() {
@@ -134,6 +135,7 @@ impl Follow {
                             position: None,
                             data: Bytes::from(data),
                             received: Instant::now(),
+                            key: None,
                             reply: None,
                         };
                         let _ = tx.send(Command::Batch(b));

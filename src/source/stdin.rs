@@ -39,6 +39,7 @@ pub fn run(input: impl Read, tx: SyncSender<Command>, shared: Arc<Shared>) {
                 position: None,
                 data: Bytes::from(std::mem::take(&mut batch)),
                 received: Instant::now(),
+                key: None,
                 reply: None,
             };
             if tx.send(Command::Batch(b)).is_err() || shared.shutting_down() {
