@@ -806,6 +806,8 @@ impl Pipeline {
                         if let Err(e) = d.journal.append(&h, &b.data) {
                             self.journal_need = self.journal_need.max(b.data.len() as u64);
                             let cause = self.storage_error("journal", &e);
+                            // Stop intake before the client hears of it.
+                            self.set_fault("journal", cause.clone());
                             self.refuse_or_hold(b, &cause);
                             failed = Some(cause);
                             continue;
@@ -827,6 +829,7 @@ impl Pipeline {
                         };
                         if let Err(e) = d.journal.append(&h, b"") {
                             let cause = self.storage_error("journal", &e);
+                            self.set_fault("journal", cause.clone());
                             failed = Some(cause.clone());
                             refused = Some(cause);
                         }
@@ -863,6 +866,7 @@ impl Pipeline {
                         })
                         .sum();
                     self.journal_need = self.journal_need.max(size as u64);
+                    self.set_fault("journal", cause.clone());
                     for w in std::mem::take(&mut work) {
                         match w {
                             Work::Batch(b, _) => self.refuse_or_hold(b, &cause),
@@ -874,11 +878,6 @@ impl Pipeline {
                         }
                     }
                 }
-            }
-        }
-        if let Some(cause) = failed {
-            if self.fault.is_none() {
-                self.set_fault("journal", cause);
             }
         }
         let mut replies = Vec::new();
