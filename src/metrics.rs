@@ -111,6 +111,12 @@ pub struct Metrics {
     pub build_info: IntGaugeVec,
     /// hotspot_checkpoints_total{result}.
     pub checkpoints: IntCounterVec,
+    /// hotspot_storage_fault{store}: 1 while intake is stopped because the
+    /// journal or the outbox in `--state-dir` cannot be written.
+    pub storage_fault: IntGaugeVec,
+    /// hotspot_storage_errors_total{store}: failed writes to the journal,
+    /// the outbox or a checkpoint (each is retried).
+    pub storage_errors: IntCounterVec,
     /// hotspot_source_up{source}: 1 while a source is connected.
     pub source_up: IntGaugeVec,
     /// hotspot_source_gaps_total{source}: offset gaps a source found in
@@ -296,6 +302,20 @@ impl Metrics {
                 ),
                 &["result"]
             )),
+            storage_fault: reg!(IntGaugeVec::new(
+                opts(
+                    "hotspot_storage_fault",
+                    "1 while intake is stopped because the state directory cannot be written"
+                ),
+                &["store"]
+            )),
+            storage_errors: reg!(IntCounterVec::new(
+                opts(
+                    "hotspot_storage_errors_total",
+                    "Failed writes to the state directory, by store (each is retried)"
+                ),
+                &["store"]
+            )),
             source_up: reg!(IntGaugeVec::new(
                 opts(
                     "hotspot_source_up",
@@ -356,6 +376,12 @@ impl Metrics {
         // dashboard shows 0, not "no data", on a fresh process.
         for code in ["401", "413", "429", "503"] {
             m.intake_refused.with_label_values(&[code]);
+        }
+        for store in ["journal", "outbox", "checkpoint"] {
+            m.storage_errors.with_label_values(&[store]);
+        }
+        for store in ["journal", "outbox"] {
+            m.storage_fault.with_label_values(&[store]);
         }
         for result in ["ok", "error"] {
             m.rules_reloads.with_label_values(&[result]);

@@ -153,7 +153,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--state-dir needs a file --input (not stdin) and an --alerts file");
     }
     if let Some(d) = &args.state_dir {
-        std::fs::create_dir_all(d)
+        crate::checkpoint::create_private_dir(d)
             .with_context(|| format!("cannot create state directory {}", d.display()))?;
     }
     let saved: Option<ReplayCheckpoint> = match &ck_path {
@@ -256,6 +256,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut last_ck = reader.line_no();
     let every = args.checkpoint_every.max(1);
     let rules_version = rules.version.clone();
+    // A checkpoint that cannot be written (a full disk) does not stop the
+    // replay: the last good checkpoint stays, a resumed run starts from it
+    // and cuts the outputs back to it, so nothing is lost or doubled; the
+    // next chunk tries again. Failing outputs still end the replay.
+    let mut ck_failures = 0u64;
+    let mut ck_error: Option<String> = None;
     let mut save = |engine: &crate::engine::Engine,
                     line_no: u64,
                     offset: u64,
@@ -281,7 +287,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             dead_letters_len,
             engine: engine.export(),
         };
-        crate::checkpoint::write_atomic(p, &ck)
+        match crate::checkpoint::write_atomic(p, &ck) {
+            Ok(()) => {
+                if ck_error.take().is_some() {
+                    eprintln!("hotspot replay: checkpoints are written again ({})", p.display());
+                }
+            }
+            Err(e) => {
+                ck_failures += 1;
+                if ck_error.is_none() {
+                    eprintln!(
+                        "hotspot replay: cannot write checkpoint {}: {e}; the replay goes on and tries again at the next chunk",
+                        p.display()
+                    );
+                }
+                ck_error = Some(e.to_string());
+                last_ck = line_no - every; // due again at the next chunk
+            }
+        }
+        Ok(())
     };
     let started = Instant::now();
     let threads = if args.threads == 0 {
@@ -323,6 +347,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         // Done: the next run of the same command starts over.
         let _ = std::fs::remove_file(p);
+        if ck_failures > 0 {
+            eprintln!(
+                "hotspot replay: {ck_failures} checkpoint(s) could not be written{}; the output is complete",
+                ck_error.map(|e| format!(" (last: {e})")).unwrap_or_default()
+            );
+        }
     }
     let elapsed = started.elapsed().as_secs_f64();
     if let Some(b) = &bar {

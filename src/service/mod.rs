@@ -19,6 +19,7 @@
 
 pub mod api;
 pub mod config;
+pub mod idempotency;
 pub mod pipeline;
 mod server;
 pub mod state;
@@ -143,6 +144,7 @@ pub async fn run(
         dead_letter_queue,
         idle: settings.idle_timeout,
         checkpoint_every: settings.checkpoint_interval,
+        idempotency_horizon: settings.idempotency_horizon,
     };
     let pipeline = {
         let (outbox, shared) = (outbox.clone(), shared.clone());
@@ -253,8 +255,16 @@ pub async fn run(
                 let v = answer
                     .await
                     .map_err(|_| vec!["engine stopped".to_string()])?;
-                metrics.rules_reloads.with_label_values(&["ok"]).inc();
-                Ok(v)
+                match v {
+                    Ok(v) => {
+                        metrics.rules_reloads.with_label_values(&["ok"]).inc();
+                        Ok(v)
+                    }
+                    Err(e) => {
+                        metrics.rules_reloads.with_label_values(&["error"]).inc();
+                        Err(vec![e])
+                    }
+                }
             })
         })
     };

@@ -501,6 +501,7 @@ impl Reader {
             position: serde_json::to_value(FluvioPos { offset: next }).ok(),
             data: Bytes::from(p.data),
             received: p.since.unwrap_or_else(Instant::now),
+            key: None,
             reply: None,
         };
         self.tx.send(Command::Batch(b)).is_ok()
