@@ -2,7 +2,7 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `POST /v1/complaints` | JSON Lines intake (see `source::http`) |
+//! | `POST /v1/complaints` | JSON Lines intake (see `source::http`; its limits: size, time, bytes in flight) |
 //! | `GET /healthz` | 200 while the process runs |
 //! | `GET /readyz` | 200 once recovered and accepting; 503 starting, stopping, or a connected source (Fluvio) down |
 //! | `GET /metrics` | Prometheus text format |
@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use axum::Router;
+use axum::{Extension, Router};
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::state::Shared;
-use crate::source::http::{Intake, authorized, post_complaints};
+use crate::source::http::{BodyBudget, Intake, authorized, post_complaints};
 use crate::time::format_duration;
 
 /// What the handlers share.
@@ -41,6 +41,7 @@ pub fn router(api: Api) -> Router {
     let intake = Router::new()
         .route("/v1/complaints", post(post_complaints))
         .with_state(api.intake.clone())
+        .layer(Extension(BodyBudget::for_max_body(api.intake.max_body)))
         .layer(DefaultBodyLimit::disable());
     Router::new()
         .route("/", get(status_page))
