@@ -19,6 +19,10 @@
 //! checks each fast-path mapping against `unicode-normalization`, and a
 //! property test checks whole strings.
 
+// Every `unsafe` block says why it is sound (CI runs clippy with
+// `-D warnings`).
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 use unicode_normalization::UnicodeNormalization;
 
 /// What the fast path does with one character.
@@ -169,23 +173,31 @@ fn slow_path(text: &str, out: &mut String) {
     }
 }
 
-/// The byte loop. Returns `false` (with `out` partly written) on the first
-/// character it cannot handle.
+/// The byte loop. Returns `false` (with `out` empty) on the first character
+/// it cannot handle.
 ///
 /// The output is never longer than the input (ASCII stays one byte, a kept
-/// character keeps its bytes, a full-width form shrinks to one byte), so the
-/// loop writes into capacity reserved up front instead of pushing byte by
-/// byte.
+/// character keeps its bytes, a full-width form shrinks to one byte, a
+/// Kangxi radical and its ideograph are three bytes each), so the loop
+/// writes into capacity reserved up front instead of pushing byte by byte.
+///
+/// What it writes is valid UTF-8 whatever `text` holds: ASCII bytes, whole
+/// characters copied from `text` (a `str`, and the loop starts at 0 and
+/// moves by whole characters, so `b[i]` is always a lead byte and the bytes
+/// copied with it its continuation bytes), and the UTF-8 of a `char`.
 #[inline]
 fn fast_path(text: &str, out: &mut String) -> bool {
     let b = text.as_bytes();
     out.clear();
     out.reserve(b.len());
-    // SAFETY: `as_mut_vec` lets us write bytes; we only write complete UTF-8
-    // sequences copied from `text` (valid UTF-8) or ASCII bytes, and set the
-    // length to exactly what was written.
+    // SAFETY: the bytes this function writes are valid UTF-8 (see above),
+    // and they become part of `out` only through the `set_len` at the end;
+    // on a `return false` or a panic before it, `out` stays empty.
     let v = unsafe { out.as_mut_vec() };
-    let dst = v.spare_capacity_mut();
+    // Room for `b.len()` bytes, checked once here (`reserve` made it);
+    // every write below is a checked index into it, and the output never
+    // passes the input (`o <= i`), so none fails.
+    let dst = &mut v.spare_capacity_mut()[..b.len()];
     let mut o = 0;
     let mut i = 0;
     while i < b.len() {
@@ -242,8 +254,12 @@ fn fast_path(text: &str, out: &mut String) -> bool {
         }
         return false;
     }
-    // SAFETY: bytes 0..o were written above.
+    debug_assert!(o <= b.len());
+    // SAFETY: `out` was empty, and `dst[..o]`, its first `o` bytes, were
+    // written above (each write a checked index into the spare capacity,
+    // so `o` is within it); they are valid UTF-8 (see the doc comment).
     unsafe { v.set_len(o) };
+    debug_assert!(std::str::from_utf8(v).is_ok());
     true
 }
 
@@ -323,7 +339,48 @@ mod tests {
         }
     }
 
+    #[test]
+    fn fast_path_at_the_end_of_the_text() {
+        // The last character of each length, and the fast path's refusal
+        // (which leaves its output empty, whatever it held).
+        let cases: &[(&str, Option<&str>)] = &[
+            ("A", Some("a")),
+            ("彩铃", Some("彩铃")),
+            ("彩Ｇ", Some("彩g")),
+            ("彩⽹", Some("彩网")),
+            ("彩😡", Some("彩😡")),
+            ("😡", Some("😡")),
+            ("a𠀀", Some("a𠀀")),
+            ("a\u{3000}", Some("a ")),
+            ("彩é", None),
+            ("彩🈶", None),
+            ("彩\u{10FFFF}", None),
+            ("①", None),
+        ];
+        for (text, want) in cases {
+            let mut out = String::from("left over");
+            let fast = fast_path(text, &mut out);
+            assert_eq!(fast.then_some(out.as_str()), *want, "{text}");
+            if !fast {
+                assert!(out.is_empty(), "{text}");
+            }
+            assert_eq!(normalize(text), reference(text), "{text}");
+        }
+    }
+
     proptest::proptest! {
+        #[test]
+        fn fast_path_writes_valid_utf8_or_nothing(s in proptest::prelude::any::<String>()) {
+            let mut out = String::from("left over");
+            if fast_path(&s, &mut out) {
+                proptest::prop_assert!(std::str::from_utf8(out.as_bytes()).is_ok());
+                proptest::prop_assert!(out.len() <= s.len());
+                proptest::prop_assert_eq!(out, reference(&s));
+            } else {
+                proptest::prop_assert!(out.is_empty());
+            }
+        }
+
         #[test]
         fn equals_reference_on_mixed_text(s in "[a-zA-Z0-9 ，。：！（）ＡＢＣａｂｃ０１２３彩铃信号\u{3000}⽹\u{301}ｶﾞé…①、《》—“”]{0,40}") {
             proptest::prop_assert_eq!(normalize(&s), reference(&s));

@@ -18,6 +18,10 @@
 //! lone surrogate is accepted and decoded as U+FFFD, so one odd character
 //! never costs a complaint.
 
+// Every `unsafe` block says why it is sound (CI runs clippy with
+// `-D warnings`).
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 #[cfg(not(target_arch = "x86_64"))]
 use memchr::memchr2;
 
@@ -105,14 +109,37 @@ pub struct Piece {
     end: usize,
 }
 
+/// `&line[p.start..p.end]` without its checks: bounds, and a character
+/// boundary at each end, which cost a twentieth of the time to decode a
+/// line (five fields, two ends each).
+///
+/// # Safety
+///
+/// `p.start <= p.end <= line.len()`, and both are character boundaries of
+/// `line`.
+#[inline(always)]
+unsafe fn line_piece(line: &str, p: Piece) -> &str {
+    debug_assert!(p.start <= p.end && p.end <= line.len());
+    debug_assert!(line.is_char_boundary(p.start) && line.is_char_boundary(p.end));
+    // SAFETY: the caller's precondition is exactly `get_unchecked`'s.
+    unsafe { line.get_unchecked(p.start..p.end) }
+}
+
 /// A valid record as positions rather than borrowed strings, so that it
 /// can wait (the engine's pipeline holds a few records at once) without
 /// holding a borrow of its decoder; [`Decoder::record`] turns it into a
 /// [`Record`] while the decoder still holds this line's scratch text.
+///
+/// It holds its line as the `&str` the decoder validated, so that reading
+/// the record needs no second UTF-8 check and cannot be handed another
+/// line's bytes. Invariant (its fields are private, and only
+/// `Decoder::build` makes one): every piece of it that is not in the
+/// scratch buffer is a range of `line` between two character boundaries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RecordSpans {
+pub struct RecordSpans<'l> {
     /// Event time, epoch milliseconds.
     pub ts: i64,
+    line: &'l str,
     id: Piece,
     region: Piece,
     text: Piece,
@@ -122,9 +149,9 @@ pub struct RecordSpans {
 
 /// [`Decoded`] with the record as positions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DecodedSpans {
+pub enum DecodedSpans<'l> {
     Blank,
-    Record(RecordSpans),
+    Record(RecordSpans<'l>),
     Rejected(RejectInfo),
 }
 
@@ -181,18 +208,23 @@ fn specials_of(line: &[u8], out: &mut [u64]) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: AVX2 is present (checked just above).
+            // SAFETY: the CPU supports AVX2 (checked just above).
             return unsafe { specials_avx2(line, out) };
         }
     }
     specials_with(line, out, masks64)
 }
 
+/// [`specials_of`] with AVX2.
+///
+/// # Safety
+///
+/// The CPU must support AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn specials_avx2(line: &[u8], out: &mut [u64]) -> bool {
     specials_with(line, out, |b| {
-        // SAFETY: this function only runs where AVX2 is present.
+        // SAFETY: the CPU supports AVX2 (this function's precondition).
         unsafe { masks64_avx2(b) }
     })
 }
@@ -223,6 +255,10 @@ fn specials_with(line: &[u8], out: &mut [u64], masks: impl Fn(&[u8; 64]) -> (u64
 }
 
 /// (quote-or-backslash bits, any byte below 0x20) of 64 bytes, with AVX2.
+///
+/// # Safety
+///
+/// The CPU must support AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[inline]
@@ -231,30 +267,35 @@ unsafe fn masks64_avx2(b: &[u8; 64]) -> (u64, bool) {
         __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_max_epu8, _mm256_movemask_epi8,
         _mm256_or_si256, _mm256_set1_epi8, _mm256_testz_si256,
     };
-    // SAFETY: the caller runs with AVX2; each load reads 32 of the 64
-    // bytes of `b`.
-    unsafe {
-        let quote = _mm256_set1_epi8(b'"' as i8);
-        let backslash = _mm256_set1_epi8(b'\\' as i8);
-        let x1f = _mm256_set1_epi8(0x1f);
-        let lo = _mm256_loadu_si256(b.as_ptr() as *const __m256i);
-        let hi = _mm256_loadu_si256(b.as_ptr().add(32) as *const __m256i);
-        let sl = _mm256_or_si256(
-            _mm256_cmpeq_epi8(lo, quote),
-            _mm256_cmpeq_epi8(lo, backslash),
-        );
-        let sh = _mm256_or_si256(
-            _mm256_cmpeq_epi8(hi, quote),
-            _mm256_cmpeq_epi8(hi, backslash),
-        );
-        let m = (_mm256_movemask_epi8(sl) as u32 as u64)
-            | ((_mm256_movemask_epi8(sh) as u32 as u64) << 32);
-        // c <= 0x1f exactly when max(c, 0x1f) == 0x1f (unsigned).
-        let cl = _mm256_cmpeq_epi8(_mm256_max_epu8(lo, x1f), x1f);
-        let ch = _mm256_cmpeq_epi8(_mm256_max_epu8(hi, x1f), x1f);
-        let c = _mm256_or_si256(cl, ch);
-        (m, _mm256_testz_si256(c, c) == 0)
-    }
+    // The function enables AVX2, so its intrinsics are safe to call here
+    // but for the loads, which read through a pointer.
+    let quote = _mm256_set1_epi8(b'"' as i8);
+    let backslash = _mm256_set1_epi8(b'\\' as i8);
+    let x1f = _mm256_set1_epi8(0x1f);
+    let (lo_half, hi_half) = b.split_at(32);
+    // SAFETY: the CPU supports AVX2 (this function's precondition), and
+    // each unaligned load reads the 32 bytes of a 32-byte half of `b`.
+    let (lo, hi) = unsafe {
+        (
+            _mm256_loadu_si256(lo_half.as_ptr().cast::<__m256i>()),
+            _mm256_loadu_si256(hi_half.as_ptr().cast::<__m256i>()),
+        )
+    };
+    let sl = _mm256_or_si256(
+        _mm256_cmpeq_epi8(lo, quote),
+        _mm256_cmpeq_epi8(lo, backslash),
+    );
+    let sh = _mm256_or_si256(
+        _mm256_cmpeq_epi8(hi, quote),
+        _mm256_cmpeq_epi8(hi, backslash),
+    );
+    let m =
+        (_mm256_movemask_epi8(sl) as u32 as u64) | ((_mm256_movemask_epi8(sh) as u32 as u64) << 32);
+    // c <= 0x1f exactly when max(c, 0x1f) == 0x1f (unsigned).
+    let cl = _mm256_cmpeq_epi8(_mm256_max_epu8(lo, x1f), x1f);
+    let ch = _mm256_cmpeq_epi8(_mm256_max_epu8(hi, x1f), x1f);
+    let c = _mm256_or_si256(cl, ch);
+    (m, _mm256_testz_si256(c, c) == 0)
 }
 
 /// (quote-or-backslash bits, any byte below 0x20) of 64 bytes.
@@ -267,15 +308,15 @@ fn masks64(b: &[u8; 64]) -> (u64, bool) {
             _mm_or_si128, _mm_set1_epi8, _mm_setzero_si128,
         };
         let mut m = 0u64;
-        // SAFETY: SSE2 is part of x86-64; each load reads 16 of the 64
-        // bytes of `b`.
+        // SAFETY: SSE2 is part of x86-64 (the intrinsics need it), and each
+        // unaligned load reads the 16 bytes of one 16-byte block of `b`.
         unsafe {
             let quote = _mm_set1_epi8(b'"' as i8);
             let backslash = _mm_set1_epi8(b'\\' as i8);
             let x1f = _mm_set1_epi8(0x1f);
             let mut c = _mm_setzero_si128();
-            for k in 0..4 {
-                let v = _mm_loadu_si128(b.as_ptr().add(16 * k) as *const __m128i);
+            for (k, block) in b.chunks_exact(16).enumerate() {
+                let v = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
                 let sp = _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash));
                 m |= (_mm_movemask_epi8(sp) as u16 as u64) << (16 * k as u32);
                 // c <= 0x1f exactly when max(c, 0x1f) == 0x1f (unsigned).
@@ -305,7 +346,8 @@ fn masks64(b: &[u8; 64]) -> (u64, bool) {
 /// the same fields as the general scanner, which the tests check on every
 /// line they decode.
 #[inline]
-fn scan_plain(b: &[u8], specials: &[u64]) -> Option<[Field; 6]> {
+fn scan_plain(line: &str, specials: &[u64]) -> Option<[Field; 6]> {
+    let b = line.as_bytes();
     let n = b.len();
     // The byte at `i`, or 0 (never valid there) past the end.
     let at = |i: usize| -> u8 { b.get(i).copied().unwrap_or(0) };
@@ -365,6 +407,7 @@ fn scan_plain(b: &[u8], specials: &[u64]) -> Option<[Field; 6]> {
                 })
             } else {
                 let mut s = Scanner {
+                    line,
                     b,
                     i,
                     ctrl: false,
@@ -458,6 +501,8 @@ fn json_err(detail: &'static str, at: usize) -> RejectInfo {
 }
 
 struct Scanner<'a> {
+    /// The line, and the same as bytes (what the scanner mostly reads).
+    line: &'a str,
     b: &'a [u8],
     i: usize,
     /// Whether the line holds any byte below 0x20 at all; when it does not
@@ -763,120 +808,132 @@ fn find_quote(s: &[u8]) -> Option<usize> {
     }
 }
 
-/// Views bytes of an already validated line as `str`.
-///
-/// Every caller passes a piece of a line that [`Decoder::decode`] checked
-/// with `simdutf8` first, cut only next to ASCII bytes (quotes, backslashes,
-/// escape letters), which are always character boundaries; re-validating
-/// each field cost a tenth of the whole per-record time.
-#[inline]
-fn utf8(b: &[u8]) -> &str {
-    debug_assert!(std::str::from_utf8(b).is_ok());
-    // SAFETY: see above — `b` is valid UTF-8 by construction.
-    unsafe { std::str::from_utf8_unchecked(b) }
-}
-
 #[inline]
 fn has_control(s: &[u8]) -> bool {
     // Written so that it vectorises.
     s.iter().fold(false, |acc, &c| acc | (c < 0x20))
 }
 
-/// Decodes the escapes of a JSON string body (already validated) into `out`.
+/// Decodes the escapes of a JSON string body into `out`.
 ///
 /// Written for the app channel, which escapes every non-ASCII character:
 /// escapes come every six bytes there. So the loop writes bytes straight
-/// into `out`'s reserved buffer (no `push_str` per piece, which was a
+/// into `out`'s spare capacity (no `push_str` per piece, which was a
 /// `memcpy` call per character), decodes hex without a loop, and encodes
 /// each character's UTF-8 itself.
-fn unescape(raw: &[u8], out: &mut String) {
+///
+/// The scanner only hands it string bodies it accepted, whose every
+/// backslash starts a complete, valid escape. It is sound on any `str`
+/// all the same, at one test per escape: a backslash that does not start
+/// an escape is kept as it is, and a `\u` escape is decoded only when its
+/// four digits are ASCII (digits that are ASCII but not hex give some
+/// character, never a surrogate). So the output is always valid UTF-8:
+/// the runs between escapes are copied whole (an escape is all ASCII, so
+/// it starts and ends at character boundaries of `raw`), and every escape
+/// is written as the UTF-8 of one scalar value.
+fn unescape(raw: &str, out: &mut String) {
+    let raw = raw.as_bytes();
+    let n = raw.len();
     // The output is never longer than the input: `\uXXXX` (6 bytes) is at
     // most 3 bytes of UTF-8, a surrogate pair (12) is 4, a short escape (2)
-    // is 1, and plain bytes are copied.
-    out.reserve(raw.len());
-    // SAFETY: what is written is valid UTF-8: plain bytes come from the
-    // line, validated as UTF-8, in runs cut only at escapes (ASCII), and
-    // every escape is written as the UTF-8 of one `char`.
+    // is 1, and plain bytes (a kept backslash too) are copied.
+    out.reserve(n);
+    // SAFETY: the bytes this function adds to `out` are valid UTF-8 (see
+    // above), and they become part of it only through the `set_len` at the
+    // end; if anything panics before, `out` keeps its old, valid length.
     let v = unsafe { out.as_mut_vec() };
     let start = v.len();
-    // SAFETY: `reserve` made room for `raw.len()` bytes after `start`, and
-    // `o` never passes `start + i` (see above), so every write is in bounds.
-    let dst = unsafe { v.as_mut_ptr().add(start) };
+    // Room for `n` bytes, checked once here (`reserve` made it); every
+    // write below is a checked index into it, and `o <= i < n` holds at
+    // each one, so none fails.
+    let dst = &mut v.spare_capacity_mut()[..n];
     let mut o = 0usize;
     let mut i = 0usize;
-    let n = raw.len();
-    let put = |o: &mut usize, byte: u8| {
-        // SAFETY: `*o < raw.len()` here (see above): inside the reserve.
-        unsafe { *dst.add(*o) = byte };
-        *o += 1;
-    };
     while i < n {
         let c = raw[i];
         if c != b'\\' {
-            put(&mut o, c);
+            dst[o].write(c);
+            o += 1;
             i += 1;
             continue;
         }
-        // The scanner checked that an escape is complete: a letter, or `u`
-        // and four hex digits.
-        let e = raw[i + 1];
-        i += 2;
-        let cp = match e {
-            b'u' => {
-                let hi = hex4(&raw[i..i + 4]);
-                i += 4;
-                if !(0xD800..0xE000).contains(&hi) {
-                    hi
-                } else if hi < 0xDC00
-                    && raw.get(i) == Some(&b'\\')
-                    && raw.get(i + 1) == Some(&b'u')
-                    && i + 6 <= n
-                    && (0xDC00..0xE000).contains(&hex4(&raw[i + 2..i + 6]))
-                {
-                    // A high surrogate followed by a low one.
-                    let lo = hex4(&raw[i + 2..i + 6]);
-                    i += 6;
-                    0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
-                } else {
-                    0xFFFD
-                }
-            }
-            b'n' => 0x0A,
-            b't' => 0x09,
-            b'r' => 0x0D,
-            b'b' => 0x08,
-            b'f' => 0x0C,
-            other => other as u32, // '"', '\\', '/'
+        // The escape at `raw[i]`, as (character, bytes it takes).
+        let (cp, len) = match raw[i..] {
+            [_, b'u', a, b, c, d, ref after @ ..] => match hex_digits([a, b, c, d]) {
+                Some(hi) if !(0xD800..0xE000).contains(&hi) => (hi, 6),
+                // A high surrogate followed by a low one.
+                Some(hi) if hi < 0xDC00 => match *after {
+                    [b'\\', b'u', a, b, c, d, ..] => match hex_digits([a, b, c, d]) {
+                        Some(lo) if (0xDC00..0xE000).contains(&lo) => {
+                            (0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00), 12)
+                        }
+                        _ => (0xFFFD, 6),
+                    },
+                    _ => (0xFFFD, 6),
+                },
+                // A lone surrogate.
+                Some(_) => (0xFFFD, 6),
+                None => (u32::from(b'\\'), 1),
+            },
+            [_, e @ (b'"' | b'\\' | b'/'), ..] => (u32::from(e), 2),
+            [_, b'n', ..] => (0x0A, 2),
+            [_, b't', ..] => (0x09, 2),
+            [_, b'r', ..] => (0x0D, 2),
+            [_, b'b', ..] => (0x08, 2),
+            [_, b'f', ..] => (0x0C, 2),
+            // Not an escape (the scanner never lets one through): the
+            // backslash is kept, and what follows it read as text.
+            _ => (u32::from(b'\\'), 1),
         };
+        i += len;
         // `cp` is a scalar value: surrogates were replaced above.
+        debug_assert!(char::from_u32(cp).is_some());
         if cp < 0x80 {
-            put(&mut o, cp as u8);
+            dst[o].write(cp as u8);
+            o += 1;
         } else if cp < 0x800 {
-            put(&mut o, 0xC0 | (cp >> 6) as u8);
-            put(&mut o, 0x80 | (cp & 0x3F) as u8);
+            let d = &mut dst[o..o + 2];
+            d[0].write(0xC0 | (cp >> 6) as u8);
+            d[1].write(0x80 | (cp & 0x3F) as u8);
+            o += 2;
         } else if cp < 0x10000 {
-            put(&mut o, 0xE0 | (cp >> 12) as u8);
-            put(&mut o, 0x80 | ((cp >> 6) & 0x3F) as u8);
-            put(&mut o, 0x80 | (cp & 0x3F) as u8);
+            let d = &mut dst[o..o + 3];
+            d[0].write(0xE0 | (cp >> 12) as u8);
+            d[1].write(0x80 | ((cp >> 6) & 0x3F) as u8);
+            d[2].write(0x80 | (cp & 0x3F) as u8);
+            o += 3;
         } else {
-            put(&mut o, 0xF0 | (cp >> 18) as u8);
-            put(&mut o, 0x80 | ((cp >> 12) & 0x3F) as u8);
-            put(&mut o, 0x80 | ((cp >> 6) & 0x3F) as u8);
-            put(&mut o, 0x80 | (cp & 0x3F) as u8);
+            let d = &mut dst[o..o + 4];
+            d[0].write(0xF0 | (cp >> 18) as u8);
+            d[1].write(0x80 | ((cp >> 12) & 0x3F) as u8);
+            d[2].write(0x80 | ((cp >> 6) & 0x3F) as u8);
+            d[3].write(0x80 | (cp & 0x3F) as u8);
+            o += 4;
         }
     }
     debug_assert!(o <= n);
-    // SAFETY: `o` bytes were written after `start`, within the capacity.
+    // SAFETY: `dst[..o]`, the `o` bytes after `start`, were written above
+    // (each write a checked index into the spare capacity, so `start + o`
+    // is within it), and they are valid UTF-8 (see the doc comment).
     unsafe { v.set_len(start + o) };
     debug_assert!(std::str::from_utf8(&v[start..]).is_ok());
 }
 
-/// The value of four hex digits (already validated by the scanner), all
-/// four at once: '0'..='9' are 0x30..=0x39; 'A'..='F' and 'a'..='f' have
-/// bit 6 set and low nibbles 1..=6, so adding 9 for them gives 10..=15.
+/// The value of the four digits of a `\u` escape, or `None` when one is
+/// not ASCII. (The scanner has checked that they are hex; ASCII that is
+/// not hex gives some value below 0x10000.)
+#[inline(always)]
+fn hex_digits(digits: [u8; 4]) -> Option<u32> {
+    let x = u32::from_be_bytes(digits);
+    (x & 0x8080_8080 == 0).then(|| hex4(x))
+}
+
+/// The value of four hex digits, all four at once (`x` holds them, the
+/// first in the top byte): '0'..='9' are 0x30..=0x39; 'A'..='F' and
+/// 'a'..='f' have bit 6 set and low nibbles 1..=6, so adding 9 for them
+/// gives 10..=15.
 #[inline]
-fn hex4(h: &[u8]) -> u32 {
-    let x = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
+fn hex4(x: u32) -> u32 {
     // One nibble value per byte, the first digit in the top byte.
     let n = (x & 0x0f0f_0f0f) + 9 * ((x >> 6) & 0x0101_0101);
     // Pairs of nibbles into bytes, then the two bytes together.
@@ -935,26 +992,36 @@ impl Decoder {
         match self.decode_with(line, true) {
             DecodedSpans::Blank => Decoded::Blank,
             DecodedSpans::Rejected(r) => Decoded::Rejected(r),
-            DecodedSpans::Record(r) => Decoded::Record(self.record(line, &r)),
+            DecodedSpans::Record(r) => Decoded::Record(self.record(&r)),
         }
     }
 
     /// [`Decoder::decode`] giving the record as positions; read it with
     /// [`Decoder::record`] before this decoder decodes another line.
     #[inline]
-    pub fn decode_spans(&mut self, line: &[u8]) -> DecodedSpans {
+    pub fn decode_spans<'l>(&mut self, line: &'l [u8]) -> DecodedSpans<'l> {
         self.decode_with(line, true)
     }
 
-    /// The record `r` that [`Decoder::decode_spans`] made of `line` (the
-    /// last line this decoder decoded).
+    /// The record `r` that [`Decoder::decode_spans`] made of the last line
+    /// this decoder decoded.
+    ///
+    /// The unescaped strings of `r` are in this decoder's scratch buffer
+    /// until it decodes another line. Read after that, they are whatever
+    /// the buffer then holds, or this panics (a checked slice of a `str`
+    /// that falls outside it or inside a character); never worse.
     #[inline]
-    pub fn record<'a>(&'a self, line: &'a [u8], r: &RecordSpans) -> Record<'a> {
+    pub fn record<'a>(&'a self, r: &RecordSpans<'a>) -> Record<'a> {
+        let line = r.line;
         let get = |p: Piece| -> &'a str {
             if p.in_scratch {
+                // Checked: `r` may be read after the next line replaced
+                // the scratch text.
                 &self.scratch[p.start..p.end]
             } else {
-                utf8(&line[p.start..p.end])
+                // SAFETY: `p` is a piece of `r.line` between character
+                // boundaries (the invariant of `RecordSpans`).
+                unsafe { line_piece(line, p) }
             }
         };
         Record {
@@ -974,25 +1041,31 @@ impl Decoder {
         match self.decode_with(line, false) {
             DecodedSpans::Blank => Decoded::Blank,
             DecodedSpans::Rejected(r) => Decoded::Rejected(r),
-            DecodedSpans::Record(r) => Decoded::Record(self.record(line, &r)),
+            DecodedSpans::Record(r) => Decoded::Record(self.record(&r)),
         }
     }
 
-    fn decode_with(&mut self, line: &[u8], bitmap: bool) -> DecodedSpans {
-        if let Err(e) = simdutf8::compat::from_utf8(line) {
-            return DecodedSpans::Rejected(RejectInfo {
-                reason: Reject::InvalidUtf8,
-                detail: "invalid UTF-8",
-                at: e.valid_up_to(),
-            });
-        }
+    fn decode_with<'l>(&mut self, line: &'l [u8], bitmap: bool) -> DecodedSpans<'l> {
+        // From here on the line is a `str`: every piece of it the decoder
+        // hands out is a checked slice, with no unchecked UTF-8 view.
+        let text = match simdutf8::compat::from_utf8(line) {
+            Ok(text) => text,
+            Err(e) => {
+                return DecodedSpans::Rejected(RejectInfo {
+                    reason: Reject::InvalidUtf8,
+                    detail: "invalid UTF-8",
+                    at: e.valid_up_to(),
+                });
+            }
+        };
         let structure = Structure::scan(line, &mut self.specials);
         if bitmap && !structure.control {
-            if let Some(fields) = scan_plain(line, &self.specials) {
-                return self.build(line, fields);
+            if let Some(fields) = scan_plain(text, &self.specials) {
+                return self.build(text, fields);
             }
         }
         let mut s = Scanner {
+            line: text,
             b: line,
             i: 0,
             ctrl: structure.control,
@@ -1013,7 +1086,7 @@ impl Decoder {
             }
             Err(e) => return DecodedSpans::Rejected(e),
         };
-        self.build(line, fields)
+        self.build(text, fields)
     }
 
     /// Scans the whole line; `Ok(None)` when it is valid JSON but not an
@@ -1042,7 +1115,7 @@ impl Decoder {
                 let k = s.string()?;
                 let key = if k.escaped {
                     let mut name = String::new();
-                    unescape(&s.b[k.start..k.end], &mut name);
+                    unescape(&s.line[k.start..k.end], &mut name);
                     key_of(name.as_bytes())
                 } else {
                     key_of(&s.b[k.start..k.end])
@@ -1080,7 +1153,7 @@ impl Decoder {
         Ok(Some(f))
     }
 
-    fn build(&mut self, line: &[u8], f: [Field; 6]) -> DecodedSpans {
+    fn build<'l>(&mut self, line: &'l str, f: [Field; 6]) -> DecodedSpans<'l> {
         let missing = |detail| {
             DecodedSpans::Rejected(RejectInfo {
                 reason: Reject::MissingField,
@@ -1142,7 +1215,10 @@ impl Decoder {
             if p.in_scratch {
                 &scratch[p.start..p.end]
             } else {
-                utf8(&line[p.start..p.end])
+                // SAFETY: `p` is a span of `line` that a scanner found:
+                // from just after an opening quote to its closing quote,
+                // both ASCII, so both ends are character boundaries.
+                unsafe { line_piece(line, p) }
             }
         };
         let bad_ts = |detail| {
@@ -1167,6 +1243,7 @@ impl Decoder {
         };
         DecodedSpans::Record(RecordSpans {
             ts,
+            line,
             id,
             region,
             text,
@@ -1366,5 +1443,263 @@ mod tests {
             panic!()
         };
         assert_eq!(r.text.len(), text.len());
+    }
+
+    /// `unescape` of `raw` appended to `prefix`, checked: valid UTF-8 (read
+    /// back from the bytes, not trusted from the type), the prefix kept,
+    /// and no longer than the input.
+    fn unescaped(prefix: &str, raw: &str) -> String {
+        let mut out = String::from(prefix);
+        unescape(raw, &mut out);
+        assert!(std::str::from_utf8(out.as_bytes()).is_ok(), "{raw:?}");
+        assert!(out.starts_with(prefix));
+        assert!(out.len() - prefix.len() <= raw.len(), "{raw:?} -> {out:?}");
+        out[prefix.len()..].to_owned()
+    }
+
+    #[test]
+    fn unescape_at_the_ends_of_the_input() {
+        let cases: &[(&str, &str)] = &[
+            ("", ""),
+            (r"\n", "\n"),
+            (r#"\""#, "\""),
+            (r"\\", "\\"),
+            (r"a\/", "a/"),
+            (r"\tb", "\tb"),
+            (r"\u00e9", "é"),
+            (r"x\u00E9", "xé"),
+            (r"\u676d\u5dde", "杭州"),
+            (r"\u0000", "\0"),
+            (r"\uffff", "\u{FFFF}"),
+            // Surrogate pairs: whole, at the start and at the end.
+            (r"\ud83d\ude00", "😀"),
+            (r"a\ud83d\ude00", "a😀"),
+            (r"\ud83d\ude00b", "😀b"),
+            (r"\uDBFF\uDFFF", "\u{10FFFF}"),
+            (r"\ud800\udc00", "\u{10000}"),
+            // Lone surrogates become U+FFFD, one each.
+            (r"\ud83d", "\u{FFFD}"),
+            (r"a\ud83d", "a\u{FFFD}"),
+            (r"\ude00", "\u{FFFD}"),
+            (r"\ude00\ud83d", "\u{FFFD}\u{FFFD}"),
+            (r"\ud83d\u0041", "\u{FFFD}A"),
+            (r"\ud83d\ud83d\ude00", "\u{FFFD}😀"),
+            (r"\ude00\ude00", "\u{FFFD}\u{FFFD}"),
+            (r"\ud83d\n", "\u{FFFD}\n"),
+            (r"\ud83dx\ude00", "\u{FFFD}x\u{FFFD}"),
+            // A high surrogate whose low half is cut off by the end.
+            (r"\ud83d\ude0", "\u{FFFD}\\ude0"),
+            (r"\ud83d\u", "\u{FFFD}\\u"),
+            (r"\ud83d\", "\u{FFFD}\\"),
+            // Multi-byte text around escapes.
+            (r"杭\n州", "杭\n州"),
+            (r"😀\u0041😀", "😀A😀"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(unescaped("", raw), *want, "{raw}");
+            assert_eq!(unescaped("前缀", raw), *want, "{raw} after a prefix");
+        }
+    }
+
+    #[test]
+    fn unescape_keeps_what_is_not_an_escape() {
+        // The scanner refuses all of these; `unescape` must stay sound on
+        // them anyway: a backslash that starts no escape is kept.
+        let cases: &[(&str, &str)] = &[
+            (r"\", "\\"),
+            (r"ab\", "ab\\"),
+            (r"\x", "\\x"),
+            (r"\u", "\\u"),
+            (r"\u1", "\\u1"),
+            (r"\u12", "\\u12"),
+            (r"\u123", "\\u123"),
+            (r"a\u12", "a\\u12"),
+            (r"\杭", "\\杭"),
+            (r"\😀", "\\😀"),
+            (r"\u杭州", "\\u杭州"),
+            (r"\u00杭", "\\u00杭"),
+            (r"\u0é", "\\u0é"),
+            (r"\U0041", "\\U0041"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(unescaped("", raw), *want, "{raw}");
+        }
+        // Four ASCII digits that are not all hex give some character, never
+        // a surrogate or invalid UTF-8 (the scanner refuses them too).
+        for raw in [
+            r"\uGGGG",
+            r"\u12G4",
+            r"\u    ",
+            r"\u~~~~",
+            r"\u\\\\",
+            r"\ud83d\uzzzz",
+        ] {
+            unescaped("", raw);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn unescape_is_sound_on_any_text(raw in r#"(\\|u|[0-9a-fA-FdD]|"|/|n|x|é|杭|😀){0,40}"#) {
+            let out = unescaped("", &raw);
+            if !raw.contains('\\') {
+                proptest::prop_assert_eq!(out, raw);
+            }
+        }
+
+        #[test]
+        fn unescape_inverts_json_escaping(text in r"\PC{0,30}|[\x00-\x1f\x7f\\/]{0,10}") {
+            // serde_json's escapes (short forms, `\u00XX` for controls) ...
+            let json = serde_json::to_string(&text).unwrap();
+            proptest::prop_assert_eq!(unescaped("", &json[1..json.len() - 1]), text.clone());
+            // ... and the app channel's: every non-ASCII character as
+            // `\uXXXX`, surrogate pairs for the rest.
+            let mut app = String::new();
+            for unit in text.encode_utf16() {
+                if unit < 0x80 && unit != u16::from(b'\\') && unit != u16::from(b'"') {
+                    app.push(unit as u8 as char);
+                } else {
+                    app.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+            proptest::prop_assert_eq!(unescaped("", &app), text);
+        }
+
+        #[test]
+        fn hex4_is_the_value_of_four_hex_digits(v in 0u32..0x10000, upper in proptest::bool::ANY) {
+            let digits = if upper { format!("{v:04X}") } else { format!("{v:04x}") };
+            let b = digits.as_bytes();
+            proptest::prop_assert_eq!(hex4(u32::from_be_bytes([b[0], b[1], b[2], b[3]])), v);
+        }
+    }
+
+    #[test]
+    fn escapes_at_the_ends_of_fields_and_lines() {
+        let ok: &[(&str, &str)] = &[
+            (r#""a\\""#, "a\\"),
+            (r#""\"""#, "\""),
+            (r#""\\""#, "\\"),
+            (r#""\u00e9""#, "é"),
+            (r#""x\ud83d\ude00""#, "x😀"),
+            (r#""\ud83d""#, "\u{FFFD}"),
+            (r#""\ude00\ud83d""#, "\u{FFFD}\u{FFFD}"),
+            (r#""\ud83d\u0041""#, "\u{FFFD}A"),
+            (r#""\ud83d\ud83d\ude00""#, "\u{FFFD}😀"),
+            (r#""\n""#, "\n"),
+        ];
+        for (text, want) in ok {
+            // The field last on the line, and first.
+            for line in [
+                format!(r#"{{"id":"1","ts":1,"region":"r","text":{text}}}"#),
+                format!(r#"{{"text":{text},"id":"1","ts":1,"region":"r"}}"#),
+            ] {
+                let (mut d1, mut d2) = (Decoder::new(), Decoder::new());
+                let Decoded::Record(r) = d1.decode(line.as_bytes()) else {
+                    panic!("{line}")
+                };
+                assert_eq!(r.text, *want, "{line}");
+                assert_eq!(d2.decode_bytewise(line.as_bytes()), Decoded::Record(r));
+            }
+        }
+        let bad = [
+            r#"{"id":"1","ts":1,"region":"r","text":"a\"#,
+            r#"{"id":"1","ts":1,"region":"r","text":"a\""#,
+            r#"{"id":"1","ts":1,"region":"r","text":"a\u"#,
+            r#"{"id":"1","ts":1,"region":"r","text":"a\u12"#,
+            r#"{"id":"1","ts":1,"region":"r","text":"a\u12"}"#,
+            r#"{"id":"1","ts":1,"region":"r","text":"a\u123"}"#,
+            r#"{"id":"1","ts":1,"region":"r","text":"a\u12G4"}"#,
+            r#"{"id":"1","ts":1,"region":"r","text":"a\u杭州"}"#,
+            r#"{"id":"1","ts":1,"region":"r","text":"a\x"}"#,
+            r#"{"id":"1","ts":1,"region":"r","text":"a\杭"}"#,
+            r#"{"id":"1","ts":1,"region":"r","text":"a\U0041"}"#,
+            r#"{"id":"1","ts":1,"region":"r","text":"\ud83d\"}"#,
+            r#"{"id":"1","ts":1,"region":"r","text":"t","\u12":1}"#,
+            r#"{"id":"1","ts":1,"region":"r","text":"t","\x":1}"#,
+        ];
+        for line in bad {
+            assert_eq!(reason(line.as_bytes()), Some(Reject::InvalidJson), "{line}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Lines full of escapes, with a few bytes inserted, removed or
+        /// replaced (most often by the bytes escapes are made of): both
+        /// scanners agree, and every field of an accepted line is what
+        /// `serde_json` reads there. Run without `--release`, this also
+        /// checks the `debug_assert!`s behind the unchecked code.
+        #[test]
+        fn mutated_escapes_decode_like_serde_json(
+            edits in proptest::collection::vec(
+                (
+                    0usize..200,
+                    proptest::sample::select(
+                        b"\\\"u/ntbfr0123456789abcdefABCDEFdDxX{}[]:, \xe6\x9d\xad\xf0\x9f\x98\x80".to_vec(),
+                    ),
+                    0u8..3,
+                ),
+                1..5,
+            )
+        ) {
+            let mut line = br#"{"id":"\u0041\"1","ts":1,"region":"\u676d\u5dde","text":"a\\b\n\ud83d\ude00\u00e9\/\tz","caller":"\u0031"}"#.to_vec();
+            for (at, byte, op) in edits {
+                let at = at % (line.len() + 1);
+                match op {
+                    0 => line.insert(at, byte),
+                    1 if at < line.len() => {
+                        line.remove(at);
+                    }
+                    _ if at < line.len() => line[at] = byte,
+                    _ => {}
+                }
+            }
+            let (mut d1, mut d2) = (Decoder::new(), Decoder::new());
+            let decoded = d1.decode(&line);
+            proptest::prop_assert_eq!(decoded, d2.decode_bytewise(&line));
+            if let Decoded::Record(r) = decoded {
+                // serde_json refuses lone surrogates (which the decoder
+                // reads as U+FFFD); where it reads a line and a field, it
+                // must read what the decoder read.
+                let v: serde_json::Value = serde_json::from_slice(&line).unwrap_or_default();
+                for (name, got) in [("id", r.id), ("region", r.region), ("text", r.text)] {
+                    if let Some(want) = v.get(name).and_then(|x| x.as_str()) {
+                        proptest::prop_assert_eq!(got, want);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn escaped_keys_name_their_fields() {
+        let line =
+            r#"{"\u0069d":"1","t\u0073":1,"regio\u006e":"r","\u0074ext":"t\u00e9","caller":"c"}"#;
+        let mut d = Decoder::new();
+        let Decoded::Record(r) = d.decode(line.as_bytes()) else {
+            panic!()
+        };
+        assert_eq!((r.id, r.ts, r.region, r.text), ("1", 1, "r", "té"));
+        assert_eq!(
+            Decoder::new().decode_bytewise(line.as_bytes()),
+            Decoded::Record(r)
+        );
+    }
+
+    #[test]
+    fn spans_read_back_as_the_decoded_record() {
+        let lines = [
+            OK.to_owned(),
+            r#"{"id":"A\"1","ts":"2026-03-15T09:27:41+08:00","region":"\u676d\u5dde","text":"a\nb😀","caller":"\u0031","channel":"app"}"#.to_owned(),
+            format!(r#"{{"id":"{}","ts":1,"region":"r","text":"末尾\ud83d\ude00"}}"#, "长".repeat(40)),
+        ];
+        for line in &lines {
+            let mut reference = Decoder::new();
+            let want = reference.decode(line.as_bytes());
+            let mut d = Decoder::new();
+            let DecodedSpans::Record(spans) = d.decode_spans(line.as_bytes()) else {
+                panic!("{line}")
+            };
+            assert_eq!(Decoded::Record(d.record(&spans)), want, "{line}");
+        }
     }
 }

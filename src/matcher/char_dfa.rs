@@ -41,7 +41,13 @@
 //! gives up at the first [`SLOW`] character; the caller then normalises the
 //! text and calls [`CharDfa::scan`], which looks characters up as they are.
 
+// Every `unsafe` block says why it is sound (CI runs clippy with
+// `-D warnings`).
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 use std::collections::VecDeque;
+
+use code_points::CodePoints;
 
 /// The largest full DFA table built (bytes).
 pub const MAX_TABLE_BYTES: usize = 8 << 20;
@@ -463,49 +469,10 @@ impl<S: StateId> CharAutomaton<S> {
         // Two loops: with every state's row in the table (the full DFA)
         // there is no `s < dense` test per character, and the row is found
         // with a shift.
-        if self.dense == self.states() && self.stride.is_power_of_two() {
+        if self.dense == self.states() && self.stride == 1 << self.shift {
             self.scan_raw_full(text, seen, generation, found)
         } else {
             self.scan_raw_hybrid(text, seen, generation, found)
-        }
-    }
-
-    /// The code point at `b[*i]` (valid UTF-8), decoded by hand, and `*i`
-    /// moved past it. `str::chars` checks for cases valid UTF-8 never
-    /// holds.
-    #[inline(always)]
-    fn next_cp(b: &[u8], i: &mut usize) -> usize {
-        let b0 = b[*i] as usize;
-        if b0 < 0x80 {
-            *i += 1;
-            b0
-        } else if b0 < 0xE0 {
-            // SAFETY: in valid UTF-8 a lead byte C0..DF is followed by one
-            // continuation byte.
-            let b1 = unsafe { *b.get_unchecked(*i + 1) } as usize;
-            *i += 2;
-            ((b0 & 0x1F) << 6) | (b1 & 0x3F)
-        } else if b0 < 0xF0 {
-            // SAFETY: in valid UTF-8 a lead byte E0..EF is followed by two
-            // continuation bytes.
-            let (b1, b2) = unsafe { (*b.get_unchecked(*i + 1), *b.get_unchecked(*i + 2)) };
-            *i += 3;
-            ((b0 & 0x0F) << 12) | ((b1 as usize & 0x3F) << 6) | (b2 as usize & 0x3F)
-        } else {
-            // SAFETY: in valid UTF-8 a lead byte F0..F4 is followed by
-            // three continuation bytes.
-            let (b1, b2, b3) = unsafe {
-                (
-                    *b.get_unchecked(*i + 1),
-                    *b.get_unchecked(*i + 2),
-                    *b.get_unchecked(*i + 3),
-                )
-            };
-            *i += 4;
-            ((b0 & 0x07) << 18)
-                | ((b1 as usize & 0x3F) << 12)
-                | ((b2 as usize & 0x3F) << 6)
-                | (b3 as usize & 0x3F)
         }
     }
 
@@ -523,11 +490,13 @@ impl<S: StateId> CharAutomaton<S> {
     }
 
     /// The symbol of raw character `cp` after the fast path's fold, or
-    /// [`SLOW`].
+    /// [`SLOW`]; every other symbol is below `symbols`.
     #[inline(always)]
     fn raw_symbol(&self, cp: usize) -> u16 {
         if cp < FLAT {
-            // SAFETY: `cp < FLAT == flat.len()`.
+            debug_assert_eq!(self.flat.len(), FLAT);
+            // SAFETY: `cp < FLAT`, and `flat` holds `FLAT` entries (built
+            // so in `from_trie`, never changed after).
             unsafe { *self.flat.get_unchecked(cp) }
         } else {
             self.astral_symbol(cp)
@@ -550,20 +519,28 @@ impl<S: StateId> CharAutomaton<S> {
         generation: u32,
         found: &mut Vec<u32>,
     ) -> bool {
-        let b = text.as_bytes();
+        // What makes the unchecked load below sound, checked once per text
+        // (the caller has just tested the same, so this costs nothing):
+        // every state has a full row of `stride == 1 << shift` entries.
+        assert!(self.dense == self.states() && self.stride == 1 << self.shift);
         let trans = self.trans.as_slice();
+        debug_assert_eq!(trans.len(), self.dense * self.stride);
         let shift = self.shift;
-        debug_assert_eq!(self.flat.len(), FLAT);
         let mut row = 0usize;
-        let mut i = 0;
-        while i < b.len() {
-            let y = self.raw_symbol(Self::next_cp(b, &mut i));
+        for cp in CodePoints::new(text) {
+            let y = self.raw_symbol(cp);
             if y == SLOW {
                 return false;
             }
+            debug_assert!((y as usize) < self.symbols && self.symbols <= self.stride);
             debug_assert!(row + (y as usize) < trans.len());
-            // SAFETY: `row` is `state << shift` for a state below `dense`
-            // (every stored transition is), and `y < symbols <= stride`.
+            // SAFETY: `row` is `s << shift` = `s * stride` for a state `s`
+            // (0, or a transition's target with its output flag cleared),
+            // and every state is below `dense` (asserted above: `trans`
+            // holds a row for each, and `from_trie` stores only state
+            // numbers); `y` is not `SLOW`, so it is a symbol, below
+            // `symbols <= stride`. So `row + y < dense * stride ==
+            // trans.len()`.
             let flagged = unsafe { trans.get_unchecked(row + y as usize) }.get();
             let s = flagged & !S::FLAG;
             if flagged & S::FLAG != 0 {
@@ -584,11 +561,9 @@ impl<S: StateId> CharAutomaton<S> {
         generation: u32,
         found: &mut Vec<u32>,
     ) -> bool {
-        let b = text.as_bytes();
         let mut s = 0usize;
-        let mut i = 0;
-        while i < b.len() {
-            let y = self.raw_symbol(Self::next_cp(b, &mut i));
+        for cp in CodePoints::new(text) {
+            let y = self.raw_symbol(cp);
             if y == SLOW {
                 return false;
             }
@@ -637,6 +612,84 @@ impl<S: StateId> CharAutomaton<S> {
             self.emit(s, seen, generation, found);
         }
         s
+    }
+}
+
+/// The code points of a `str`, decoded by hand.
+///
+/// A module of its own so that the cursor's invariant is private to the
+/// code that relies on it.
+mod code_points {
+    /// The code points of a `str`, as `usize`, decoded by hand: `str::chars`
+    /// checks for cases that valid UTF-8 never holds, and builds a `char`.
+    ///
+    /// Invariant: `b` is the bytes of a `str` (valid UTF-8), and `i` is a
+    /// character boundary of it (`i <= b.len()`). `new` starts at 0 and
+    /// `next` only moves `i` past one whole character.
+    pub(super) struct CodePoints<'a> {
+        b: &'a [u8],
+        i: usize,
+    }
+
+    impl<'a> CodePoints<'a> {
+        #[inline(always)]
+        pub(super) fn new(s: &'a str) -> Self {
+            CodePoints {
+                b: s.as_bytes(),
+                i: 0,
+            }
+        }
+    }
+
+    impl Iterator for CodePoints<'_> {
+        type Item = usize;
+
+        #[inline(always)]
+        fn next(&mut self) -> Option<usize> {
+            let (b, i) = (self.b, self.i);
+            let b0 = *b.get(i)? as usize;
+            // `i` is a character boundary (the invariant) below `b.len()`:
+            // `b0` is the first byte of a whole character, whose length its
+            // value gives.
+            if b0 < 0x80 {
+                self.i = i + 1;
+                Some(b0)
+            } else if b0 < 0xE0 {
+                debug_assert!(i + 1 < b.len());
+                // SAFETY: `b` is valid UTF-8 and `b0` a lead byte at a
+                // character boundary (the invariant); below 0xE0 (and not
+                // ASCII) it starts a two-byte character, so `b[i + 1]` is in
+                // the slice.
+                let b1 = unsafe { *b.get_unchecked(i + 1) } as usize;
+                self.i = i + 2;
+                Some(((b0 & 0x1F) << 6) | (b1 & 0x3F))
+            } else if b0 < 0xF0 {
+                debug_assert!(i + 2 < b.len());
+                // SAFETY: as above; E0..=EF starts a three-byte character,
+                // so `b[i + 1]` and `b[i + 2]` are in the slice.
+                let (b1, b2) = unsafe { (*b.get_unchecked(i + 1), *b.get_unchecked(i + 2)) };
+                self.i = i + 3;
+                Some(((b0 & 0x0F) << 12) | ((b1 as usize & 0x3F) << 6) | (b2 as usize & 0x3F))
+            } else {
+                debug_assert!(i + 3 < b.len());
+                // SAFETY: as above; F0..=F4 starts a four-byte character, so
+                // `b[i + 1]`, `b[i + 2]` and `b[i + 3]` are in the slice.
+                let (b1, b2, b3) = unsafe {
+                    (
+                        *b.get_unchecked(i + 1),
+                        *b.get_unchecked(i + 2),
+                        *b.get_unchecked(i + 3),
+                    )
+                };
+                self.i = i + 4;
+                Some(
+                    ((b0 & 0x07) << 18)
+                        | ((b1 as usize & 0x3F) << 12)
+                        | ((b2 as usize & 0x3F) << 6)
+                        | (b3 as usize & 0x3F),
+                )
+            }
+        }
     }
 }
 
@@ -763,6 +816,75 @@ mod tests {
                 b.sort_unstable();
                 proptest::prop_assert_eq!(&a, &want);
                 proptest::prop_assert_eq!(&b, &want);
+            }
+        }
+    }
+
+    #[test]
+    fn code_points_are_the_chars_whatever_ends_the_text() {
+        // One-, two-, three- and four-byte characters, each last, first
+        // and alone, and the extremes of each length.
+        let texts = [
+            "",
+            "a",
+            "é",
+            "杭",
+            "😀",
+            "a😀",
+            "杭州😀",
+            "😀a",
+            "😀😀",
+            "aé",
+            "a杭",
+            "\0",
+            "\u{7F}",
+            "\u{80}",
+            "\u{7FF}",
+            "\u{800}",
+            "\u{FFFF}",
+            "\u{10000}",
+            "\u{10FFFF}",
+            "x\u{10FFFF}",
+            "𠀀字",
+            "字𠀀",
+        ];
+        for t in texts {
+            let want: Vec<usize> = t.chars().map(|c| c as usize).collect();
+            assert_eq!(CodePoints::new(t).collect::<Vec<_>>(), want, "{t:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn code_points_are_the_chars_of_any_text(t in proptest::prelude::any::<String>()) {
+            let want: Vec<usize> = t.chars().map(|c| c as usize).collect();
+            proptest::prop_assert_eq!(CodePoints::new(&t).collect::<Vec<_>>(), want);
+        }
+    }
+
+    #[test]
+    fn raw_scans_end_on_a_four_byte_character() {
+        let dfa = CharDfa::build(&["彩铃", "铃😡", "𠀀"]).unwrap();
+        let wide = WideCharAutomaton::build(&["彩铃", "铃😡", "𠀀"], 0).unwrap();
+        let cases: &[(&str, Option<&[u32]>)] = &[
+            ("彩铃😡", Some(&[0, 1])),
+            ("😡", Some(&[])),
+            ("彩铃𠀀", Some(&[0, 2])),
+            ("𠀀", Some(&[2])),
+            ("彩铃🈶", None),
+            ("🈶", None),
+            ("彩铃\u{10FFFF}", None),
+        ];
+        let mut seen = vec![0; 3];
+        for (g, (text, want)) in cases.iter().enumerate() {
+            for (kind, ok, mut out) in [("dfa", true, Vec::new()), ("hybrid", false, Vec::new())] {
+                let done = if ok {
+                    dfa.scan_raw(text, &mut seen, 2 * g as u32 + 1, &mut out)
+                } else {
+                    wide.scan_raw(text, &mut seen, 2 * g as u32 + 2, &mut out)
+                };
+                out.sort_unstable();
+                assert_eq!(done.then_some(out.as_slice()), *want, "{kind} on {text}");
             }
         }
     }

@@ -33,6 +33,10 @@
 //! pathological library the character automaton refuses (more than 65,534
 //! distinct keyword characters).
 
+// Every `unsafe` block says why it is sound (CI runs clippy with
+// `-D warnings`).
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 pub mod char_dfa;
 
 use aho_corasick::automaton::{Automaton, StateID};
