@@ -14,10 +14,10 @@
 
 use std::process::ExitCode;
 
-use hotspot::fluvio_client::{FluvioCluster, register_spu};
+use hotspot::fluvio_client::FluvioCluster;
+use hotspot::fluvio_client::blocking::register_spu;
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize, d: &str| args.get(i).cloned().unwrap_or_else(|| d.to_owned());
     let Ok(id) = arg(1, "5001").parse() else {
@@ -30,9 +30,7 @@ async fn main() -> ExitCode {
         id,
         &arg(2, "127.0.0.1:9010"),
         &arg(3, "127.0.0.1:9011"),
-    )
-    .await
-    {
+    ) {
         Ok(msg) => {
             println!("{msg}");
             ExitCode::SUCCESS

@@ -360,3 +360,116 @@ pub async fn read_partition(
     }
     Ok(out)
 }
+
+/// The same calls for tests, tools and examples that have no runtime of
+/// their own: each runs on a current-thread runtime of its own and
+/// connects first.
+///
+/// Why plain functions: a crate that awaits the `async fn`s above
+/// compiles their bodies, and the fluvio client's generic code under
+/// them, again for itself (an `async fn`'s body is instantiated where it
+/// is awaited). Calling these costs the caller nothing: they are compiled
+/// once, here. The Fluvio test binary and `examples/fluvio_local_spu.rs`
+/// took 166 s and 78 s of a `cargo test --release` build before they used
+/// them.
+pub mod blocking {
+    use std::future::Future;
+    use std::time::{Duration, Instant};
+
+    use fluvio::Offset;
+    use fluvio::metadata::topic::TopicSpec;
+    use futures_util::StreamExt;
+
+    use super::{FluvioCluster, ReadBack};
+
+    fn run<T>(f: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(f)
+    }
+
+    /// [`super::register_spu`].
+    #[inline(never)]
+    pub fn register_spu(
+        cluster: &FluvioCluster,
+        id: i32,
+        public: &str,
+        private: &str,
+    ) -> anyhow::Result<String> {
+        run(super::register_spu(cluster, id, public, private))
+    }
+
+    /// [`super::ensure_topic`].
+    #[inline(never)]
+    pub fn ensure_topic(
+        cluster: &FluvioCluster,
+        topic: &str,
+        partitions: u32,
+    ) -> anyhow::Result<bool> {
+        run(async {
+            let f = super::connect(cluster).await?;
+            super::ensure_topic(&f, topic, partitions).await
+        })
+    }
+
+    /// Deletes `topic` (an error if it does not exist).
+    #[inline(never)]
+    pub fn delete_topic(cluster: &FluvioCluster, topic: &str) -> anyhow::Result<()> {
+        run(async {
+            let f = super::connect(cluster).await?;
+            f.admin().await.delete::<TopicSpec>(topic.to_owned()).await
+        })
+    }
+
+    /// [`super::read_partition`].
+    #[inline(never)]
+    pub fn read_partition(
+        cluster: &FluvioCluster,
+        topic: &str,
+        partition: u32,
+        max_bytes: Option<usize>,
+    ) -> anyhow::Result<ReadBack> {
+        run(async {
+            let f = super::connect(cluster).await?;
+            super::read_partition(&f, topic, partition, max_bytes).await
+        })
+    }
+
+    /// The offsets that one plain consumer stream of `topic`/`partition`
+    /// delivers from the beginning, with no gap repair, until it reaches
+    /// `end`, stops, or is quiet for `quiet`, within `limit` in all: the
+    /// bare client's behaviour, for comparisons.
+    #[inline(never)]
+    pub fn bare_offsets(
+        cluster: &FluvioCluster,
+        topic: &str,
+        partition: u32,
+        max_bytes: usize,
+        end: i64,
+        quiet: Duration,
+        limit: Duration,
+    ) -> anyhow::Result<Vec<i64>> {
+        run(async {
+            let f = super::connect(cluster).await?;
+            let mut s = super::open(
+                &f,
+                topic,
+                partition,
+                Offset::beginning(),
+                Some(max_bytes),
+                true,
+            )
+            .await?;
+            let mut offsets = Vec::new();
+            let t0 = Instant::now();
+            while offsets.last().is_none_or(|&o| o + 1 < end) && t0.elapsed() < limit {
+                match tokio::time::timeout(quiet, s.next()).await {
+                    Ok(Some(Ok(r))) => offsets.push(r.offset()),
+                    _ => break,
+                }
+            }
+            Ok(offsets)
+        })
+    }
+}

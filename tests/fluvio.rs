@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hotspot::fluvio_client::{FluvioCluster, FluvioTls};
+use hotspot::fluvio_client::{FluvioCluster, FluvioTls, blocking};
 use own_cluster::{OwnCluster, fluvio_run};
 use support::*;
 
@@ -106,13 +106,6 @@ fn say(mut line: String) {
     let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// A topic name unique to this run and test.
 fn topic(test: &str) -> String {
     let t = std::time::SystemTime::now()
@@ -123,28 +116,19 @@ fn topic(test: &str) -> String {
     format!("hs-{test}-{}-{t}", std::process::id())
 }
 
+// The cluster calls go through `fluvio_client::blocking`: awaiting the
+// async ones here would compile them, and the fluvio client under them,
+// into this test binary again (minutes of `cargo test --release`).
+
 fn create_topic(c: &(impl AsCluster + ?Sized), name: &str, partitions: u32) {
-    rt().block_on(async {
-        let f = hotspot::fluvio_client::connect(&c.cluster()).await.unwrap();
-        assert!(
-            hotspot::fluvio_client::ensure_topic(&f, name, partitions)
-                .await
-                .unwrap(),
-            "topic {name} already existed"
-        );
-    });
+    assert!(
+        blocking::ensure_topic(&c.cluster(), name, partitions).unwrap(),
+        "topic {name} already existed"
+    );
 }
 
 fn delete_topic(c: &(impl AsCluster + ?Sized), name: &str) {
-    rt().block_on(async {
-        if let Ok(f) = hotspot::fluvio_client::connect(&c.cluster()).await {
-            let _ = f
-                .admin()
-                .await
-                .delete::<fluvio::metadata::topic::TopicSpec>(name.to_owned())
-                .await;
-        }
-    });
+    let _ = blocking::delete_topic(&c.cluster(), name);
 }
 
 /// Every record of a partition, in offset order (gaps repaired).
@@ -153,12 +137,7 @@ fn read_back(
     name: &str,
     partition: u32,
 ) -> hotspot::fluvio_client::ReadBack {
-    rt().block_on(async {
-        let f = hotspot::fluvio_client::connect(&c.cluster()).await.unwrap();
-        hotspot::fluvio_client::read_partition(&f, name, partition, None)
-            .await
-            .unwrap()
-    })
+    blocking::read_partition(&c.cluster(), name, partition, None).unwrap()
 }
 
 /// `hotspot publish`; returns its last stdout line.
@@ -519,38 +498,25 @@ fn a_backlog_far_larger_than_max_bytes_arrives_without_gaps_or_repeats() {
     let max_bytes = 16 << 10;
 
     // The bare client, for the record: how many gaps it leaves.
-    let raw = rt().block_on(async {
-        use futures_util::StreamExt;
-        let f = hotspot::fluvio_client::connect(&ep.cluster())
-            .await
-            .unwrap();
-        let mut s = hotspot::fluvio_client::open(
-            &f,
-            &t,
-            0,
-            fluvio::Offset::beginning(),
-            Some(max_bytes),
-            true,
-        )
-        .await
-        .unwrap();
-        let (mut next, mut gaps, mut missing, mut got) = (0i64, 0u64, 0i64, 0u64);
-        let t0 = Instant::now();
-        while next < 20_000 && t0.elapsed() < Duration::from_secs(20) {
-            match tokio::time::timeout(Duration::from_secs(3), s.next()).await {
-                Ok(Some(Ok(r))) => {
-                    if r.offset() > next {
-                        gaps += 1;
-                        missing += r.offset() - next;
-                    }
-                    next = r.offset() + 1;
-                    got += 1;
-                }
-                _ => break,
-            }
+    let offsets = blocking::bare_offsets(
+        &ep.cluster(),
+        &t,
+        0,
+        max_bytes,
+        20_000,
+        Duration::from_secs(3),
+        Duration::from_secs(20),
+    )
+    .unwrap();
+    let (mut next, mut gaps, mut missing) = (0i64, 0u64, 0i64);
+    for &o in &offsets {
+        if o > next {
+            gaps += 1;
+            missing += o - next;
         }
-        (gaps, missing, got)
-    });
+        next = o + 1;
+    }
+    let raw = (gaps, missing, offsets.len() as u64);
 
     let inst = Instance::new(
         tmp.path(),

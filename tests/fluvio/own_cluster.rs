@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hotspot::fluvio_client::{self, FluvioCluster, FluvioTls};
+use hotspot::fluvio_client::{FluvioCluster, FluvioTls, blocking};
 
 use crate::support::free_port;
 
@@ -244,19 +244,10 @@ impl OwnCluster {
         let sc_log = dir.path().join("sc.log");
         let mut sc = spawn(run, &sc_args, &sc_log);
         wait_port("fluvio-run sc", &sc_plain, &mut sc, &sc_log);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
         let plain = FluvioCluster::plain(sc_plain);
         let t0 = Instant::now();
         loop {
-            match rt.block_on(fluvio_client::register_spu(
-                &plain,
-                SPU_ID,
-                &spu_public,
-                &spu_private,
-            )) {
+            match blocking::register_spu(&plain, SPU_ID, &spu_public, &spu_private) {
                 Ok(_) => break,
                 Err(e) if t0.elapsed() > Duration::from_secs(30) => {
                     panic!("cannot register the SPU: {e:#}")
@@ -289,10 +280,7 @@ impl OwnCluster {
         // Ready when a topic can be created and its partition read.
         let t0 = Instant::now();
         loop {
-            let r = rt.block_on(async {
-                let f = fluvio_client::connect(&own.cluster).await?;
-                fluvio_client::ensure_topic(&f, "ready", 1).await
-            });
+            let r = blocking::ensure_topic(&own.cluster, "ready", 1);
             match r {
                 Ok(_) => break,
                 Err(e) if t0.elapsed() > Duration::from_secs(60) => {
