@@ -97,7 +97,7 @@ pub struct Metrics {
     pub sink_up: IntGaugeVec,
     /// hotspot_intake_queue_depth: batches waiting for the engine.
     pub intake_queue: IntGauge,
-    /// hotspot_intake_refused_total{code}: requests refused (413, 429, 503, 401).
+    /// hotspot_intake_refused_total{code}: requests refused (400, 401, 408, 413, 422, 429, 503).
     pub intake_refused: IntCounterVec,
     /// hotspot_keys: live (business, region) keys.
     pub keys: IntGauge,
@@ -374,7 +374,7 @@ impl Metrics {
         }
         // Series that otherwise appear only after their first event: a
         // dashboard shows 0, not "no data", on a fresh process.
-        for code in ["401", "413", "429", "503"] {
+        for code in ["400", "401", "408", "413", "422", "429", "503"] {
             m.intake_refused.with_label_values(&[code]);
         }
         for store in ["journal", "outbox", "checkpoint"] {

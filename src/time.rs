@@ -143,7 +143,7 @@ pub fn parse_rfc3339_cached(s: &str, cache: &mut DateCache) -> Option<i64> {
     let t: &[u8; 20] = b.get(..20)?.try_into().ok()?;
     let two = |i: usize| -> Option<i64> {
         let (h, l) = (t[i].wrapping_sub(b'0'), t[i + 1].wrapping_sub(b'0'));
-        (h < 10 && l < 10).then_some((h * 10 + l) as i64)
+        (h < 10 && l < 10).then(|| (h * 10 + l) as i64)
     };
     let head: [u8; 16] = t[..16].try_into().ok()?;
     let minutes = if cache.minute == Some(head) {

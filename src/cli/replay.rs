@@ -290,7 +290,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         match crate::checkpoint::write_atomic(p, &ck) {
             Ok(()) => {
                 if ck_error.take().is_some() {
-                    eprintln!("hotspot replay: checkpoints are written again ({})", p.display());
+                    eprintln!(
+                        "hotspot replay: checkpoints are written again ({})",
+                        p.display()
+                    );
                 }
             }
             Err(e) => {
@@ -350,7 +353,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if ck_failures > 0 {
             eprintln!(
                 "hotspot replay: {ck_failures} checkpoint(s) could not be written{}; the output is complete",
-                ck_error.map(|e| format!(" (last: {e})")).unwrap_or_default()
+                ck_error
+                    .map(|e| format!(" (last: {e})"))
+                    .unwrap_or_default()
             );
         }
     }

@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `POST /v1/complaints` | JSON Lines intake (see `source::http`; its limits: size, time, bytes in flight) |
 //! | `GET /healthz` | 200 while the process runs |
-//! | `GET /readyz` | 200 once recovered and accepting; 503 starting, stopping, or a connected source (Fluvio) down |
+//! | `GET /readyz` | 200 once recovered and accepting; 503 starting, stopping, the state directory not writable, or a connected source (Fluvio) down |
 //! | `GET /metrics` | Prometheus text format |
 //! | `GET /v1/alerts` | open alerts: firing objects plus `max_count`, `hot_window_end` |
 //! | `GET /v1/hotspots?limit=N` | the hottest keys now: distinct callers, threshold, ratio, trend |
@@ -15,11 +15,11 @@
 
 use std::sync::Arc;
 
-use axum::{Extension, Router};
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -69,13 +69,16 @@ fn json_response(code: StatusCode, v: serde_json::Value) -> Response {
 async fn readyz(State(api): State<Api>) -> Response {
     let s = &api.shared;
     let down = s.sources_down();
-    if s.ready() && !s.shutting_down() && down.is_empty() {
+    let fault = s.storage_fault();
+    if s.ready() && !s.shutting_down() && down.is_empty() && fault.is_none() {
         json_response(StatusCode::OK, json!({"ready": true}))
     } else {
         let why = if s.shutting_down() {
             "shutting down".to_owned()
         } else if !s.ready() {
             "starting (recovering state)".to_owned()
+        } else if let Some(f) = fault {
+            format!("intake stopped: {f}")
         } else {
             down.iter()
                 .map(|(n, r)| format!("source {n} is down: {r}"))

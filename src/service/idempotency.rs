@@ -126,6 +126,10 @@ impl Keys {
         self.order.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
     /// The keys, oldest first, for a checkpoint.
     pub fn export(&self) -> Vec<Seen> {
         self.order.iter().cloned().collect()
@@ -163,11 +167,20 @@ mod tests {
         k.insert(seen("a", 0, 1));
         k.insert(seen("b", 500, 2));
         assert!(matches!(k.check("a", Keys::body_hash(b"a")), Check::Replay(r) if r.accepted == 1));
-        assert!(matches!(k.check("a", Keys::body_hash(b"other")), Check::Conflict));
+        assert!(matches!(
+            k.check("a", Keys::body_hash(b"other")),
+            Check::Conflict
+        ));
         assert!(matches!(k.check("c", 0), Check::New));
         k.expire(1200);
-        assert!(matches!(k.check("a", Keys::body_hash(b"a")), Check::New), "expired");
-        assert!(matches!(k.check("b", Keys::body_hash(b"b")), Check::Replay(_)));
+        assert!(
+            matches!(k.check("a", Keys::body_hash(b"a")), Check::New),
+            "expired"
+        );
+        assert!(matches!(
+            k.check("b", Keys::body_hash(b"b")),
+            Check::Replay(_)
+        ));
         let saved = k.export();
         let mut r = Keys::new(1000);
         r.restore(saved);
