@@ -25,14 +25,23 @@ impl Tmpfs {
     fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
         std::fs::create_dir_all(dir).unwrap();
         let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
             .arg(dir)
             .status()
             .is_ok_and(|s| s.success());
         if ok {
             Some(Tmpfs(dir.to_owned()))
         } else if std::env::var("HOTSPOT_E2E").as_deref() == Ok("1") {
-            panic!("cannot mount a tmpfs at {} (HOTSPOT_E2E=1: run as root)", dir.display());
+            panic!(
+                "cannot mount a tmpfs at {} (HOTSPOT_E2E=1: run as root)",
+                dir.display()
+            );
         } else {
             eprintln!("SKIP: cannot mount a tmpfs (not root); the full-disk test did not run");
             None
@@ -56,7 +65,11 @@ impl Drop for Tmpfs {
 }
 
 fn replay(args: &[&str]) -> (bool, String) {
-    let out = Command::new(bin()).arg("replay").args(args).output().unwrap();
+    let out = Command::new(bin())
+        .arg("replay")
+        .args(args)
+        .output()
+        .unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -155,28 +168,33 @@ fn a_full_state_disk_answers_503_stops_intake_and_recovers_with_nothing_lost_or_
                 );
                 // A 503 came with Retry-After.
                 let (_, head) = http_head(hs.addr, body.as_bytes());
-                assert!(
-                    head.to_ascii_lowercase().contains("retry-after:"),
-                    "{head}"
-                );
+                assert!(head.to_ascii_lowercase().contains("retry-after:"), "{head}");
                 // Space returns; the service must notice by itself.
                 disk.resize("64m");
                 resized = true;
-                wait_until("/readyz after space returns", Duration::from_secs(20), || {
-                    get(hs.addr, "/readyz").0 == 200
-                });
+                wait_until(
+                    "/readyz after space returns",
+                    Duration::from_secs(20),
+                    || get(hs.addr, "/readyz").0 == 200,
+                );
             }
             assert!(t.elapsed() < Duration::from_secs(60), "stuck refusing");
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-    assert!(refused > 0, "the 256 KiB disk filled up (the test tested nothing)");
+    assert!(
+        refused > 0,
+        "the 256 KiB disk filled up (the test tested nothing)"
+    );
     wait_until("alerts file", Duration::from_secs(20), || {
         lines_of(&alerts).len() >= want.len()
     });
     assert_eq!(lines_of(&alerts), want, "every alert line once, in order");
     let stats = hs.json("/v1/stats");
-    assert_eq!(stats["stats"]["lines"], 20_000, "no line lost or counted twice");
+    assert_eq!(
+        stats["stats"]["lines"], 20_000,
+        "no line lost or counted twice"
+    );
     // And the state on disk is consistent: kill -9, restart, nothing
     // re-delivered or missing.
     std::thread::sleep(Duration::from_millis(1500));
@@ -193,7 +211,11 @@ fn a_full_state_disk_answers_503_stops_intake_and_recovers_with_nothing_lost_or_
             for e in std::fs::read_dir(&dir).unwrap() {
                 let e = e.unwrap();
                 let mode = e.metadata().unwrap().permissions().mode() & 0o777;
-                let want = if e.file_type().unwrap().is_dir() { 0o700 } else { 0o600 };
+                let want = if e.file_type().unwrap().is_dir() {
+                    0o700
+                } else {
+                    0o600
+                };
                 assert_eq!(mode, want, "{}", e.path().display());
             }
         }
@@ -251,7 +273,11 @@ fn replay_with_a_full_state_disk_finishes_with_the_right_output() {
         json_lines(p)
             .iter()
             .map(|a| {
-                let by = if a["state"] == "firing" { "triggered_by" } else { "resolved_by" };
+                let by = if a["state"] == "firing" {
+                    "triggered_by"
+                } else {
+                    "resolved_by"
+                };
                 format!("{} {} {} {}", a["state"], a["business"], a["region"], a[by])
             })
             .collect()
@@ -329,13 +355,21 @@ fn an_idempotency_key_is_processed_once_even_across_kill_9() {
     assert_eq!(code, 200);
     hs.kill9();
     let hs = Hotspot::start(&args, &tmp.path().join("log2"));
-    for (key, body) in [("batch-0001", &first), ("batch-0002", &second), ("batch-0003", &third)] {
+    for (key, body) in [
+        ("batch-0001", &first),
+        ("batch-0002", &second),
+        ("batch-0003", &third),
+    ] {
         let (code, a, replayed) = post_keyed(hs.addr, key, body.as_bytes());
         assert_eq!((code, replayed), (200, true), "{key} after kill -9: {a}");
     }
     let (_, a3, _) = post_keyed(hs.addr, "batch-0001", first.as_bytes());
     assert_eq!(a3, a1, "the first answer, after a restart too");
-    assert_eq!(hs.json("/v1/stats")["stats"]["lines"], 900, "nothing counted twice");
+    assert_eq!(
+        hs.json("/v1/stats")["stats"]["lines"],
+        900,
+        "nothing counted twice"
+    );
     let (code, _, _) = post_keyed(hs.addr, "not ascii é", first.as_bytes());
     assert_eq!(code, 400);
 }

@@ -181,7 +181,10 @@ impl Output for Collect<'_> {
     }
     fn reject(&mut self, line: u64, raw: &[u8], info: &RejectInfo) {
         let Some(r) = &mut self.rejects else { return };
-        r.metrics.rejects.with_label_values(&[info.reason.name()]).inc();
+        r.metrics
+            .rejects
+            .with_label_values(&[info.reason.name()])
+            .inc();
         let body_line = line - r.first + 1;
         if r.dead.is_some() || r.dead_queue.is_some() {
             let json = dead_letter_json(body_line, raw, info, Some(r.source));
@@ -694,8 +697,7 @@ impl Pipeline {
         self.shared.set_ready(true);
         let tick = Duration::from_millis(200);
         loop {
-            if self.fault.is_some() && self.storage_tried.elapsed() >= Duration::from_millis(500)
-            {
+            if self.fault.is_some() && self.storage_tried.elapsed() >= Duration::from_millis(500) {
                 self.storage_tried = Instant::now();
                 self.retry_storage();
             }
@@ -964,7 +966,10 @@ impl Pipeline {
         let logged = if changed || stale {
             Instant::now()
         } else {
-            self.fault.as_ref().map(|f| f.logged).unwrap_or_else(Instant::now)
+            self.fault
+                .as_ref()
+                .map(|f| f.logged)
+                .unwrap_or_else(Instant::now)
         };
         self.shared.set_storage_fault(Some(cause.clone()));
         self.fault = Some(Fault {
@@ -1027,7 +1032,10 @@ impl Pipeline {
                 m.storage_fault.with_label_values(&[store]).set(0);
             }
             self.shared.set_storage_fault(None);
-            tracing::info!(store = f.store, "state directory writable again: intake resumed");
+            tracing::info!(
+                store = f.store,
+                "state directory writable again: intake resumed"
+            );
             self.snapshot_due = true;
         }
     }

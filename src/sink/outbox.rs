@@ -550,7 +550,10 @@ mod tests {
             .append(true)
             .open(dir.path().join("outbox.log"))
             .unwrap();
-        set_log(&o, OpenOptions::new().write(true).open("/dev/full").unwrap());
+        set_log(
+            &o,
+            OpenOptions::new().write(true).open("/dev/full").unwrap(),
+        );
         o.push(alert(2), None);
         o.push(alert(3), None);
         let e = o.sync().unwrap_err();
