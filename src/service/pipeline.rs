@@ -83,6 +83,19 @@ pub struct Batch {
     pub reply: Option<oneshot::Sender<Answer>>,
 }
 
+impl Batch {
+    /// Its journal entry's header; `at` is when its key was first seen.
+    fn header(&self, at: Option<i64>) -> EntryHeader {
+        EntryHeader::Batch {
+            stream: self.stream.clone(),
+            source: self.source.clone(),
+            position: self.position.clone(),
+            key: self.key.clone(),
+            at,
+        }
+    }
+}
+
 /// What the engine says to a batch that waits for an answer.
 #[derive(Debug)]
 pub enum Answer {
@@ -798,14 +811,7 @@ impl Pipeline {
                     }
                     let at = b.key.as_ref().map(|_| now);
                     if let Some(d) = &mut self.durable {
-                        let h = EntryHeader::Batch {
-                            stream: b.stream.clone(),
-                            source: b.source.clone(),
-                            position: b.position.clone(),
-                            key: b.key.clone(),
-                            at,
-                        };
-                        if let Err(e) = d.journal.append(&h, &b.data) {
+                        if let Err(e) = d.journal.append(&b.header(at), &b.data) {
                             self.journal_need = self.journal_need.max(b.data.len() as u64);
                             let cause = self.storage_error("journal", &e);
                             // Stop intake before the client hears of it.
@@ -994,14 +1000,10 @@ impl Pipeline {
                 continue;
             };
             let start = d.journal.position();
-            let h = EntryHeader::Batch {
-                stream: b.stream.clone(),
-                source: b.source.clone(),
-                position: b.position.clone(),
-                key: None,
-                at: None,
-            };
-            let written = d.journal.append(&h, &b.data).and_then(|_| d.journal.sync());
+            let written = d
+                .journal
+                .append(&b.header(None), &b.data)
+                .and_then(|_| d.journal.sync());
             if let Err(e) = written {
                 let _ = d.journal.rollback(start);
                 self.journal_need = self.journal_need.max(b.data.len() as u64);
