@@ -30,6 +30,45 @@ impl AlertState {
     }
 }
 
+/// What a key is (CONTRACT 8): a (business, region) or a (business,
+/// province).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    Region,
+    Province,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Region => "region",
+            Scope::Province => "province",
+        }
+    }
+}
+
+/// Which rule opened an alert (CONTRACT 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Threshold,
+    Surge,
+    NewTopic,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Threshold => "threshold",
+            Kind::Surge => "surge",
+            Kind::NewTopic => "new_topic",
+        }
+    }
+
+    pub const ALL: [Kind; 3] = [Kind::Threshold, Kind::Surge, Kind::NewTopic];
+}
+
 /// One sample complaint of a firing alert; the text is masked and cut.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertSample {
@@ -38,7 +77,7 @@ pub struct AlertSample {
 }
 
 /// One alert line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Alert {
     /// `business:region:event-time-ms:triggering-record-id` — derived from
     /// the key and the triggering record only, so a replay or a resumed run
@@ -50,6 +89,16 @@ pub struct Alert {
     pub region: String,
     pub department: String,
     pub department_name: String,
+    /// Section 8 only (`None` with rules that use no section 8 key, so that
+    /// those lines stay byte for byte what sections 1-5 say): the key's
+    /// scope and the rule that opened the alert.
+    pub scope: Option<Scope>,
+    pub kind: Option<Kind>,
+    /// Surge firing lines: the distinct callers the key usually has in a
+    /// window at this time (already scaled by the stream's volume), and
+    /// the Poisson tail probability of the reported count under it.
+    pub baseline: Option<f64>,
+    pub p_value: Option<f64>,
     /// Firing: distinct callers of the reported window. Resolved: the most
     /// distinct callers of one window while the alert was open.
     pub count: u32,
@@ -83,6 +132,36 @@ pub struct Alert {
 /// The stable alert id (5.8).
 pub fn alert_id(business: &str, region: &str, event_ts: i64, record_id: &str) -> String {
     format!("{business}:{region}:{event_ts}:{record_id}")
+}
+
+/// The alert id of a section 8 key: a province key's id names its scope,
+/// so that a province and a city of one name (北京) never share an id; a
+/// region key's id is the section 5 one. One key has one open alert at a
+/// time and a record opens at most one alert per key, so the kind is not
+/// needed to tell ids apart.
+pub fn scoped_alert_id(
+    business: &str,
+    scope: Scope,
+    place: &str,
+    event_ts: i64,
+    record_id: &str,
+) -> String {
+    match scope {
+        Scope::Region => alert_id(business, place, event_ts, record_id),
+        Scope::Province => format!("{business}:province:{place}:{event_ts}:{record_id}"),
+    }
+}
+
+/// A baseline or probability as written: a fixed number of significant
+/// digits, so that the bytes read well and do not depend on the last bits
+/// of a float.
+pub fn round_sig(x: f64, digits: i32) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let mag = x.abs().log10().floor() as i32;
+    let scale = 10f64.powi(digits - 1 - mag);
+    (x * scale).round() / scale
 }
 
 impl Alert {
@@ -133,10 +212,22 @@ impl Serialize for Alert {
         m.serialize_entry("business", &self.business)?;
         m.serialize_entry("business_name", &self.business_name)?;
         m.serialize_entry("region", &self.region)?;
+        if let Some(scope) = self.scope {
+            m.serialize_entry("scope", scope.as_str())?;
+        }
+        if let Some(kind) = self.kind {
+            m.serialize_entry("kind", kind.as_str())?;
+        }
         m.serialize_entry("department", &self.department)?;
         m.serialize_entry("department_name", &self.department_name)?;
         m.serialize_entry("count", &self.count)?;
         m.serialize_entry("threshold", &self.threshold)?;
+        if let Some(b) = self.baseline {
+            m.serialize_entry("baseline", &b)?;
+        }
+        if let Some(p) = self.p_value {
+            m.serialize_entry("p_value", &p)?;
+        }
         m.serialize_entry("window_start", &format_cst(self.window_start))?;
         m.serialize_entry("window_end", &format_cst(self.window_end))?;
         if firing {
@@ -183,6 +274,14 @@ struct Wire {
     department: String,
     #[serde(default)]
     department_name: String,
+    #[serde(default)]
+    scope: Option<Scope>,
+    #[serde(default)]
+    kind: Option<Kind>,
+    #[serde(default)]
+    baseline: Option<f64>,
+    #[serde(default)]
+    p_value: Option<f64>,
     count: u32,
     threshold: u32,
     window_start: String,
@@ -222,6 +321,10 @@ impl<'de> Deserialize<'de> for Alert {
             region: w.region,
             department: w.department,
             department_name: w.department_name,
+            scope: w.scope,
+            kind: w.kind,
+            baseline: w.baseline,
+            p_value: w.p_value,
             count: w.count,
             threshold: w.threshold,
             triggered_by: w.triggered_by,
@@ -249,6 +352,10 @@ mod tests {
             region: "杭州".into(),
             department: "vas".into(),
             department_name: "数据业务部".into(),
+            scope: None,
+            kind: None,
+            baseline: None,
+            p_value: None,
             count: 8,
             threshold: 8,
             window_start: 1_773_536_400_000,

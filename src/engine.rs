@@ -14,10 +14,11 @@ use serde::{Deserialize, Serialize};
 use crate::alert::Alert;
 use crate::matcher::{Matcher, Matches};
 use crate::normalize::Normalizer;
-use crate::record::{Decoded, Decoder, Record, Reject, RejectInfo};
+use crate::record::{Decoded, Decoder, Reject, RejectInfo};
 use crate::rules::Rules;
+use crate::window::baseline::Volume;
 use crate::window::key::caller_id;
-use crate::window::store::KeyStoreState;
+use crate::window::store::{Counted, KeyStoreState};
 use crate::window::{Geometry, KeyStore, Resolver};
 
 /// Where the engine puts what it produces.
@@ -146,6 +147,9 @@ pub struct EngineState {
     /// Business id → accepted records that matched it.
     pub matched: std::collections::BTreeMap<String, u64>,
     pub keys: KeyStoreState,
+    /// The stream's volume (rules with a surge test only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<Volume>,
 }
 
 /// A sequential engine over one event-time stream.
@@ -159,6 +163,9 @@ pub struct Engine {
     stats: Stats,
     per_business: Vec<u64>,
     resolved: Vec<Alert>,
+    fired: Vec<Alert>,
+    /// The stream's volume, kept when a business has a surge test.
+    volume: Option<Volume>,
     config: EngineConfig,
     /// Remember the last record's region and businesses (live metrics).
     tracking: bool,
@@ -178,6 +185,7 @@ impl Engine {
 
     /// An engine sharing an already compiled matcher.
     pub fn with_matcher(rules: Arc<Rules>, matcher: Arc<Matcher>, config: EngineConfig) -> Self {
+        let has_surge = rules.has_surge();
         Engine {
             geo: Geometry::new(rules.window),
             scratch: Scratch::new(&matcher),
@@ -188,6 +196,8 @@ impl Engine {
             watermark: None,
             stats: Stats::default(),
             resolved: Vec::new(),
+            fired: Vec::new(),
+            volume: has_surge.then(Volume::default),
             config,
             tracking: false,
             last_region: String::new(),
@@ -223,6 +233,7 @@ impl Engine {
                 .zip(self.per_business.iter().copied())
                 .collect(),
             keys: self.keys.export(),
+            volume: self.volume.clone(),
         }
     }
 
@@ -241,6 +252,9 @@ impl Engine {
         let mut e = Engine::with_matcher(rules.clone(), matcher, config);
         e.watermark = saved.watermark;
         e.stats = saved.stats;
+        if e.volume.is_some() {
+            e.volume = Some(saved.volume.unwrap_or_default());
+        }
         for (b, bus) in rules.businesses.iter().enumerate() {
             e.per_business[b] = saved.matched.get(&bus.id).copied().unwrap_or(0);
         }
@@ -311,11 +325,6 @@ impl Engine {
         s
     }
 
-    /// Accepted records that matched each business (rules order).
-    pub fn matched_per_business(&self) -> &[u64] {
-        &self.per_business
-    }
-
     pub fn watermark(&self) -> Option<i64> {
         self.watermark
     }
@@ -350,6 +359,10 @@ impl Engine {
             return Outcome::Late;
         }
         self.stats.accepted += 1;
+        let scale = match &mut self.volume {
+            Some(v) => v.observe(rec.ts, self.watermark),
+            None => 1.0,
+        };
         self.matcher
             .find_text(rec.text, &mut scratch.normalizer, &mut scratch.matches);
         let matched = !scratch.matches.is_empty();
@@ -360,15 +373,29 @@ impl Engine {
             self.last_businesses
                 .extend(scratch.matches.businesses().map(|(b, _)| b));
         }
-        count_record(
-            &mut self.keys,
-            &mut self.stats,
-            &mut self.per_business,
-            &scratch.matches,
-            line_no,
-            &rec,
-            out,
-        );
+        if matched {
+            self.stats.matched_records += 1;
+            for (b, _) in scratch.matches.businesses() {
+                self.stats.matched += 1;
+                self.per_business[b] += 1;
+            }
+            let counted = Counted {
+                seq: line_no,
+                id: rec.id,
+                ts: rec.ts,
+                region: rec.region,
+                text: rec.text,
+                caller: rec.caller.map(caller_id),
+            };
+            self.fired.clear();
+            let matches = &scratch.matches;
+            self.keys
+                .count_record(|| matches.businesses(), &counted, scale, &mut self.fired);
+            for a in &self.fired {
+                self.stats.alerts_firing += 1;
+                out.alert(a);
+            }
+        }
         let advanced = self.watermark.is_none_or(|wm| rec.ts > wm);
         if advanced {
             self.watermark = Some(rec.ts);
@@ -399,34 +426,6 @@ impl Engine {
         for a in &self.resolved {
             self.stats.alerts_resolved += 1;
             out.alert(a);
-        }
-    }
-}
-
-/// Counts a matched record into every business it matched, writing the
-/// alerts it fires (businesses in rules order, 5.7).
-fn count_record(
-    keys: &mut KeyStore,
-    stats: &mut Stats,
-    per_business: &mut [u64],
-    matches: &Matches,
-    seq: u64,
-    rec: &Record<'_>,
-    out: &mut dyn Output,
-) {
-    if matches.is_empty() {
-        return;
-    }
-    stats.matched_records += 1;
-    let caller = rec.caller.map(caller_id);
-    for (b, templates) in matches.businesses() {
-        stats.matched += 1;
-        per_business[b] += 1;
-        if let Some(alert) = keys.count(
-            b, templates, seq, rec.id, rec.ts, rec.region, rec.text, caller,
-        ) {
-            stats.alerts_firing += 1;
-            out.alert(&alert);
         }
     }
 }

@@ -49,6 +49,7 @@ use crate::replay::ReplayOutputs;
 use crate::rules::Rules;
 use crate::sink::dead_letter_json;
 use crate::window::key::{SAMPLE_BYTES, caller_id, floor_char_boundary};
+use crate::window::store::Counted;
 use crate::window::{Geometry, KeyStore, Resolver};
 
 /// Bytes per chunk handed to a worker.
@@ -233,8 +234,9 @@ struct ShardWork {
     index: u64,
     first_line: u64,
     parsed: Arc<Parsed>,
-    /// Indices into `parsed.matched` of accepted records for this shard.
-    records: Vec<u32>,
+    /// Indices into `parsed.matched` of accepted records for this shard,
+    /// with the stream's volume scale each was accepted at.
+    records: Vec<(u32, f32)>,
     steps: Arc<Vec<Step>>,
 }
 
@@ -264,7 +266,7 @@ fn run_shard(
                 let mut alerts = Vec::new();
                 let (mut r, mut s) = (0usize, 0usize);
                 loop {
-                    let rseq = w.records.get(r).map(|&m| {
+                    let rseq = w.records.get(r).map(|&(m, _)| {
                         w.first_line + p.valid_line[p.matched[m as usize].valid as usize] as u64
                     });
                     let sseq = w.steps.get(s).map(|st| st.seq);
@@ -276,23 +278,28 @@ fn run_shard(
                         (None, None) => break,
                     };
                     if take_record {
-                        let m = &p.matched[w.records[r] as usize];
-                        let seq = rseq.unwrap_or(0);
+                        let (k, scale) = w.records[r];
+                        let m = &p.matched[k as usize];
                         let vi = m.valid as usize;
-                        for &(b, t0, t1) in &p.bus[m.bus.0 as usize..m.bus.1 as usize] {
-                            if let Some(a) = keys.count(
-                                b as usize,
-                                &p.templates[t0 as usize..t1 as usize],
-                                seq,
-                                p.str(p.id_at[vi]),
-                                p.ts[vi],
-                                p.str(m.region),
-                                p.str(m.text),
-                                m.caller,
-                            ) {
-                                alerts.push(a);
-                            }
-                        }
+                        let counted = Counted {
+                            seq: rseq.unwrap_or(0),
+                            id: p.str(p.id_at[vi]),
+                            ts: p.ts[vi],
+                            region: p.str(m.region),
+                            text: p.str(m.text),
+                            caller: m.caller,
+                        };
+                        let bus = &p.bus[m.bus.0 as usize..m.bus.1 as usize];
+                        keys.count_record(
+                            || {
+                                bus.iter().map(|&(b, t0, t1)| {
+                                    (b as usize, &p.templates[t0 as usize..t1 as usize])
+                                })
+                            },
+                            &counted,
+                            scale,
+                            &mut alerts,
+                        );
                         r += 1;
                     } else {
                         let st = w.steps[s];
@@ -344,11 +351,13 @@ fn collect(o: ShardOut, merging: &mut BTreeMap<u64, (usize, Vec<Alert>)>) {
 }
 
 /// The order of alert lines (5.7): input position, firings before
-/// resolutions, business in rules order, region.
+/// resolutions, region keys before province keys (section 8), business in
+/// rules order, region.
 fn output_order(a: &Alert, b: &Alert) -> std::cmp::Ordering {
-    (a.seq, !a.is_firing(), a.business_index, &a.region).cmp(&(
+    (a.seq, !a.is_firing(), a.scope, a.business_index, &a.region).cmp(&(
         b.seq,
         !b.is_firing(),
+        b.scope,
         b.business_index,
         &b.region,
     ))
@@ -495,6 +504,10 @@ pub fn replay_parallel(
         let mut next = 0u64;
         let mut line = 0u64;
         let mut wm: Option<i64> = None;
+        // The stream's volume, in input order, for surge tests.
+        let mut volume = rules
+            .has_surge()
+            .then(crate::window::baseline::Volume::default);
         let mut merging: BTreeMap<u64, (usize, Vec<Alert>)> = BTreeMap::new();
         let mut next_out = 0u64;
         let mut sent = 0u64;
@@ -550,6 +563,7 @@ pub fn replay_parallel(
                 }
                 // Watermark and lateness in input order.
                 let mut accepted = vec![false; p.ts.len()];
+                let mut scales = vec![1.0f32; if volume.is_some() { p.ts.len() } else { 0 }];
                 let mut steps = Vec::new();
                 for (i, &ts) in p.ts.iter().enumerate() {
                     if geo.is_late(ts, wm) {
@@ -558,6 +572,9 @@ pub fn replay_parallel(
                     }
                     stats.accepted += 1;
                     accepted[i] = true;
+                    if let Some(v) = &mut volume {
+                        scales[i] = v.observe(ts, wm);
+                    }
                     if wm.is_none_or(|w| ts > w) {
                         wm = Some(ts);
                         steps.push(Step {
@@ -567,7 +584,7 @@ pub fn replay_parallel(
                         });
                     }
                 }
-                let mut per_shard: Vec<Vec<u32>> = vec![Vec::new(); shards];
+                let mut per_shard: Vec<Vec<(u32, f32)>> = vec![Vec::new(); shards];
                 for (k, m) in p.matched.iter().enumerate() {
                     if !accepted[m.valid as usize] {
                         continue;
@@ -578,9 +595,16 @@ pub fn replay_parallel(
                     let shard = if shards == 1 {
                         0
                     } else {
-                        (xxhash_rust::xxh3::xxh3_64(region.as_bytes()) % shards as u64) as usize
+                        // A province's keys and all its regions' keys live
+                        // in one shard (section 8 roll-ups).
+                        let home = match rules.province_of(rules.region_of(region)) {
+                            Some(pr) => rules.provinces[pr].name.as_str(),
+                            None => region,
+                        };
+                        (xxhash_rust::xxh3::xxh3_64(home.as_bytes()) % shards as u64) as usize
                     };
-                    per_shard[shard].push(k as u32);
+                    let scale = scales.get(m.valid as usize).copied().unwrap_or(1.0);
+                    per_shard[shard].push((k as u32, scale));
                 }
                 bytes_done += p.bytes;
                 let index = p.index;

@@ -10,7 +10,10 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Business, Department, Rules, Template, WindowSpec};
+use super::{
+    Business, DEFAULT_P_VALUE, Department, Discovery, Province, RegionDef, Rules, Surge, Template,
+    WindowSpec,
+};
 use crate::normalize::normalize;
 use crate::time::parse_duration;
 
@@ -40,6 +43,33 @@ struct RawFile {
     business: Vec<Spanned<RawBusiness>>,
     #[serde(default)]
     template: Vec<Spanned<RawTemplate>>,
+    #[serde(default)]
+    region: Vec<Spanned<RawRegion>>,
+    #[serde(default)]
+    discovery: Option<Spanned<RawDiscovery>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegion {
+    id: Spanned<String>,
+    province: Spanned<String>,
+    subscribers: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSurge {
+    ratio: Spanned<f64>,
+    min: Spanned<i64>,
+    p_value: Option<Spanned<f64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDiscovery {
+    department: Spanned<String>,
+    min_callers: Spanned<i64>,
 }
 
 #[derive(Deserialize)]
@@ -66,6 +96,9 @@ struct RawBusiness {
     department: Spanned<String>,
     threshold: Spanned<i64>,
     description: Option<String>,
+    region_thresholds: Option<Spanned<std::collections::BTreeMap<String, Spanned<i64>>>>,
+    province_threshold: Option<Spanned<i64>>,
+    surge: Option<Spanned<RawSurge>>,
 }
 
 #[derive(Deserialize)]
@@ -266,12 +299,98 @@ pub fn load_str(text: &str, file: &str) -> Result<Rules, Vec<RulesError>> {
         });
     }
 
+    // Section 8: the region table, provinces in order of first mention.
+    let mut regions: Vec<RegionDef> = Vec::new();
+    let mut provinces: Vec<Province> = Vec::new();
+    let mut region_lookup: HashMap<String, usize> = HashMap::new();
+    for r in &raw.region {
+        let raw_r = r.get_ref();
+        let id = raw_r.id.get_ref();
+        let item = format!("region '{id}'");
+        if id.is_empty() {
+            errors.push(at(raw_r.id.span(), item, "id is empty".into()));
+            continue;
+        }
+        if region_lookup.contains_key(id) {
+            errors.push(at(raw_r.id.span(), item, "duplicate region id".into()));
+            continue;
+        }
+        let province = raw_r.province.get_ref();
+        if province.trim().is_empty() {
+            errors.push(at(
+                raw_r.province.span(),
+                item,
+                "province is empty: every region belongs to a province".into(),
+            ));
+            continue;
+        }
+        let subscribers = match &raw_r.subscribers {
+            Some(s) if *s.get_ref() < 1 => {
+                errors.push(at(
+                    s.span(),
+                    item,
+                    format!("subscribers must be at least 1 (got {})", s.get_ref()),
+                ));
+                continue;
+            }
+            Some(s) => Some(*s.get_ref() as u64),
+            None => None,
+        };
+        let p = match provinces.iter().position(|p| &p.name == province) {
+            Some(p) => p,
+            None => {
+                provinces.push(Province {
+                    name: province.clone(),
+                    regions: Vec::new(),
+                    hash: super::place_hash(province),
+                });
+                provinces.len() - 1
+            }
+        };
+        provinces[p].regions.push(regions.len());
+        region_lookup.insert(id.clone(), regions.len());
+        regions.push(RegionDef {
+            id: id.clone(),
+            province: p,
+            subscribers,
+        });
+    }
+    let discovery = raw.discovery.as_ref().and_then(|d| {
+        let d = d.get_ref();
+        let item = || "[discovery]".to_owned();
+        let department = dept_index.get(d.department.get_ref()).copied();
+        if department.is_none() {
+            errors.push(at(
+                d.department.span(),
+                item(),
+                format!("unknown department '{}'", d.department.get_ref()),
+            ));
+        }
+        let min = *d.min_callers.get_ref();
+        if min < 1 || min > u32::MAX as i64 {
+            errors.push(at(
+                d.min_callers.span(),
+                item(),
+                format!("min_callers must be at least 1 (got {min})"),
+            ));
+            return None;
+        }
+        Some(Discovery {
+            department: department?,
+            min_callers: min as u32,
+        })
+    });
+    let mut extended = !raw.region.is_empty() || raw.discovery.is_some();
+
     // Businesses.
     struct B {
         id: String,
         name: String,
         department: usize,
         threshold: u32,
+        region_thresholds: Vec<u32>,
+        province_threshold: Option<u32>,
+        surge: Option<Surge>,
     }
     let mut businesses: Vec<B> = Vec::new();
     let mut business_index = HashMap::new();
@@ -310,6 +429,102 @@ pub fn load_str(text: &str, file: &str) -> Result<Rules, Vec<RulesError>> {
             ok = false;
         }
         let _ = &raw_b.description;
+        // Section 8 keys.
+        let mut region_thresholds = Vec::new();
+        if let Some(o) = &raw_b.region_thresholds {
+            extended = true;
+            region_thresholds = vec![0u32; regions.len()];
+            for (name, t) in o.get_ref() {
+                let v = *t.get_ref();
+                match region_lookup.get(name) {
+                    None => {
+                        errors.push(at(
+                            t.span(),
+                            item.clone(),
+                            format!(
+                                "region_thresholds names region '{name}', which is not in the [[region]] table"
+                            ),
+                        ));
+                        ok = false;
+                    }
+                    Some(_) if v < 1 || v > u32::MAX as i64 => {
+                        errors.push(at(
+                            t.span(),
+                            item.clone(),
+                            format!("region_thresholds '{name}' must be at least 1 (got {v})"),
+                        ));
+                        ok = false;
+                    }
+                    Some(&r) => region_thresholds[r] = v as u32,
+                }
+            }
+        }
+        let mut province_threshold = None;
+        if let Some(p) = &raw_b.province_threshold {
+            extended = true;
+            let v = *p.get_ref();
+            if v < 1 || v > u32::MAX as i64 {
+                errors.push(at(
+                    p.span(),
+                    item.clone(),
+                    format!("province_threshold must be at least 1 (got {v})"),
+                ));
+                ok = false;
+            } else if provinces.is_empty() {
+                errors.push(at(
+                    p.span(),
+                    item.clone(),
+                    "province_threshold is set but no [[region]] names a province: add the region table".into(),
+                ));
+                ok = false;
+            } else {
+                province_threshold = Some(v as u32);
+            }
+        }
+        let mut surge = None;
+        if let Some(sg) = &raw_b.surge {
+            extended = true;
+            let sg = sg.get_ref();
+            let ratio = *sg.ratio.get_ref();
+            let min = *sg.min.get_ref();
+            let p_value = sg.p_value.as_ref().map(|p| *p.get_ref());
+            let mut good = true;
+            if !(ratio.is_finite() && ratio >= 1.0) {
+                errors.push(at(
+                    sg.ratio.span(),
+                    item.clone(),
+                    format!("surge ratio must be at least 1 (got {ratio})"),
+                ));
+                good = false;
+            }
+            if min < 1 || min > u32::MAX as i64 {
+                errors.push(at(
+                    sg.min.span(),
+                    item.clone(),
+                    format!("surge min must be at least 1 (got {min})"),
+                ));
+                good = false;
+            }
+            if let (Some(p), Some(raw_p)) = (p_value, &sg.p_value) {
+                if !(p > 0.0 && p < 1.0) {
+                    errors.push(at(
+                        raw_p.span(),
+                        item.clone(),
+                        format!("surge p_value must be between 0 and 1, exclusive (got {p})"),
+                    ));
+                    good = false;
+                }
+            }
+            if good {
+                surge = Some(Surge {
+                    ratio,
+                    min: min as u32,
+                    p_value: p_value.unwrap_or(DEFAULT_P_VALUE),
+                });
+            } else {
+                ok = false;
+            }
+        }
         if ok {
             business_index.insert(id.clone(), businesses.len());
             businesses.push(B {
@@ -317,6 +532,9 @@ pub fn load_str(text: &str, file: &str) -> Result<Rules, Vec<RulesError>> {
                 name: raw_b.name.clone().unwrap_or_else(|| id.clone()),
                 department: department.unwrap_or(0),
                 threshold: threshold as u32,
+                region_thresholds,
+                province_threshold,
+                surge,
             });
         }
     }
@@ -470,6 +688,9 @@ pub fn load_str(text: &str, file: &str) -> Result<Rules, Vec<RulesError>> {
             department: b.department,
             threshold: b.threshold,
             templates,
+            region_thresholds: b.region_thresholds,
+            province_threshold: b.province_threshold,
+            surge: b.surge,
         })
         .collect();
     Ok(Rules {
@@ -479,6 +700,11 @@ pub fn load_str(text: &str, file: &str) -> Result<Rules, Vec<RulesError>> {
         departments,
         businesses,
         templates,
+        regions,
+        provinces,
+        region_lookup,
+        discovery,
+        extended,
     })
 }
 

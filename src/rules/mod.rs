@@ -39,7 +39,7 @@ pub struct Department {
     pub name: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Business {
     pub id: String,
     pub name: String,
@@ -49,6 +49,83 @@ pub struct Business {
     pub threshold: u32,
     /// Indices into [`Rules::templates`], a contiguous ascending range.
     pub templates: std::ops::Range<usize>,
+    /// Section 8: per-region overrides of `threshold`, indexed like
+    /// [`Rules::regions`] (0 = no override). Empty when none is set.
+    pub region_thresholds: Vec<u32>,
+    /// Section 8: the threshold of the (business, province) keys.
+    pub province_threshold: Option<u32>,
+    /// Section 8: adaptive detection against a learned baseline.
+    pub surge: Option<Surge>,
+}
+
+impl Business {
+    /// The threshold of the (business, region) key of table region `r`
+    /// (`None`: a region not in the table).
+    #[inline]
+    pub fn threshold_in(&self, r: Option<usize>) -> u32 {
+        match r.and_then(|r| self.region_thresholds.get(r)) {
+            Some(&t) if t > 0 => t,
+            _ => self.threshold,
+        }
+    }
+
+    /// Whether this business counts province keys: it has a province
+    /// threshold or a surge test (province keys have a baseline too).
+    #[inline]
+    pub fn counts_provinces(&self) -> bool {
+        self.province_threshold.is_some() || self.surge.is_some()
+    }
+}
+
+/// The 64-bit hash of a region or province name that the key store
+/// indexes keys by (with the business).
+#[inline]
+pub fn place_hash(name: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(name.as_bytes())
+}
+
+/// `surge = { ratio, min, p_value }` (CONTRACT 8): a window is a surge when
+/// it has at least `min` distinct callers, at least `ratio` × baseline, and
+/// a Poisson tail probability under the baseline below `p_value`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Surge {
+    pub ratio: f64,
+    pub min: u32,
+    pub p_value: f64,
+}
+
+/// The default `p_value` of a surge test. A province has some thousands of
+/// (business, place) keys, each tested on every complaint; at 1e-6 the
+/// chance fluctuation of a key that is exactly at its baseline alerts about
+/// once a year per thousand keys, where 1e-3 (a usual "significant") would
+/// alert every day. See the README's "Surge" section.
+pub const DEFAULT_P_VALUE: f64 = 1e-6;
+
+/// One `[[region]]` entry: a city (the records' exact `region` string) and
+/// its province.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegionDef {
+    pub id: String,
+    /// Index into [`Rules::provinces`].
+    pub province: usize,
+    pub subscribers: Option<u64>,
+}
+
+/// A province: the regions of the table that name it, in table order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Province {
+    pub name: String,
+    pub regions: Vec<usize>,
+    /// The key store's hash of `name` (computed once).
+    pub hash: u64,
+}
+
+/// `[discovery]`: who receives new-topic alerts, and from how many callers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovery {
+    /// Index into [`Rules::departments`].
+    pub department: usize,
+    pub min_callers: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,12 +155,43 @@ pub struct Rules {
     pub businesses: Vec<Business>,
     /// Ordered by (business index, template id).
     pub templates: Vec<Template>,
+    /// Section 8 `[[region]]` table, in file order.
+    pub regions: Vec<RegionDef>,
+    /// Provinces in order of first mention in the region table.
+    pub provinces: Vec<Province>,
+    /// Region id → index into `regions`.
+    pub region_lookup: std::collections::HashMap<String, usize>,
+    pub discovery: Option<Discovery>,
+    /// Whether the file uses any section 8 key: alerts then carry `scope`
+    /// and `kind`. Without one, everything is exactly sections 1-5.
+    pub extended: bool,
 }
 
 impl Rules {
     /// The index of a business by id.
     pub fn business_index(&self, id: &str) -> Option<usize> {
         self.businesses.iter().position(|b| b.id == id)
+    }
+
+    /// The table index of a record's region, if the table has it.
+    #[inline]
+    pub fn region_of(&self, region: &str) -> Option<usize> {
+        if self.regions.is_empty() {
+            return None;
+        }
+        self.region_lookup.get(region).copied()
+    }
+
+    /// The province a record's region counts in, if any.
+    #[inline]
+    pub fn province_of(&self, region: Option<usize>) -> Option<usize> {
+        region.map(|r| self.regions[r].province)
+    }
+
+    /// Whether any business has a surge test (the engine then keeps the
+    /// stream's volume).
+    pub fn has_surge(&self) -> bool {
+        self.businesses.iter().any(|b| b.surge.is_some())
     }
 
     /// The department of business `b`.
@@ -121,6 +229,30 @@ impl Rules {
             "{}\u{1}{}\u{1}{}",
             bus.id, bus.threshold, self.departments[bus.department].id
         );
+        // Section 8 settings change what the keys of `b` count or when they
+        // alert; absent, the canonical form (and so every checkpoint made
+        // before section 8 existed) is unchanged.
+        if !bus.region_thresholds.is_empty()
+            || bus.province_threshold.is_some()
+            || bus.surge.is_some()
+        {
+            let overrides: Vec<(&str, u32)> = bus
+                .region_thresholds
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| **t > 0)
+                .map(|(r, t)| (self.regions[r].id.as_str(), *t))
+                .collect();
+            let provinces: Vec<(&str, &str)> = self
+                .regions
+                .iter()
+                .map(|r| (r.id.as_str(), self.provinces[r.province].name.as_str()))
+                .collect();
+            canon.push_str(&format!(
+                "\u{4}{overrides:?}\u{4}{:?}\u{4}{:?}\u{4}{provinces:?}",
+                bus.province_threshold, bus.surge
+            ));
+        }
         for t in &self.templates[bus.templates.clone()] {
             canon.push_str(&format!(
                 "\u{2}{}\u{3}{:?}\u{3}{:?}",

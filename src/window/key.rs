@@ -267,6 +267,9 @@ pub struct Added {
     pub hi: i64,
     /// The complaint's bin.
     pub bin: i64,
+    /// Whether its caller had not complained about this key within one
+    /// window length before (or is anonymous): what baselines learn.
+    pub fresh: bool,
 }
 
 /// Whether a complaint whose windows hold at most `max` distinct callers
@@ -565,10 +568,15 @@ impl KeyState {
         }
         self.ensure_windows(lo, hi);
         let (mut glo, mut ghi) = (lo, hi);
+        let mut fresh = true;
         if let Some(c) = caller {
             match self.callers.add(c, bin) {
-                None => ghi = glo - 1,
+                None => {
+                    ghi = glo - 1;
+                    fresh = false;
+                }
                 Some((prev, next)) => {
+                    fresh = prev.is_none_or(|p| bin - p >= g.n);
                     if let Some(p) = prev {
                         glo = glo.max(p.div_euclid(g.s) + 1);
                     }
@@ -589,7 +597,7 @@ impl KeyState {
         for t in templates {
             self.add_run(bin, t, 1);
         }
-        Some(Added { lo, hi, bin })
+        Some(Added { lo, hi, bin, fresh })
     }
 
     /// Keeps a complaint counted by [`KeyState::add`] (which returned

@@ -22,6 +22,7 @@
 //! events, so it is freed ([`store::KeyStore::sweep`]): memory follows the
 //! live windows and the number of active keys, never the input length.
 
+pub mod baseline;
 pub mod key;
 pub mod store;
 
