@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::Arc;
 
-use hotspot::alert::{Alert, AlertSample, AlertState, alert_id};
+use hotspot::alert::{Alert, AlertSample, AlertState, Kind, Scope, scoped_alert_id};
 use hotspot::engine::{Collect, Engine, EngineConfig};
 use hotspot::mask::mask_and_cut;
 use hotspot::normalize::normalize;
@@ -24,6 +24,28 @@ use hotspot::sink::JsonlWriter;
 use proptest::prelude::*;
 
 fn rules_text(size: &str, slide: &str, lateness: &str, t1: u32, t2: u32) -> String {
+    rules_text_s8(size, slide, lateness, t1, t2, None)
+}
+
+/// With `s8 = Some((override, province))`: section 8's region table
+/// (杭州 and 宁波 in 浙江; 温州 in no province), a per-region threshold for
+/// 宁波 in crbt, and province thresholds for both businesses.
+fn rules_text_s8(
+    size: &str,
+    slide: &str,
+    lateness: &str,
+    t1: u32,
+    t2: u32,
+    s8: Option<(u32, u32)>,
+) -> String {
+    let (regions, crbt8, data8) = match s8 {
+        None => (String::new(), String::new(), String::new()),
+        Some((o, p)) => (
+            "[[region]]\nid = \"杭州\"\nprovince = \"浙江\"\n[[region]]\nid = \"宁波\"\nprovince = \"浙江\"\nsubscribers = 900000\n".to_string(),
+            format!("region_thresholds = {{ \"宁波\" = {o} }}\nprovince_threshold = {p}\n"),
+            format!("province_threshold = {}\n", p + 1),
+        ),
+    };
     format!(
         r#"
 [window]
@@ -35,15 +57,18 @@ id = "vas"
 name = "数据业务部"
 [[department]]
 id = "net"
+{regions}
 [[business]]
 id = "crbt"
 name = "彩铃"
 department = "vas"
 threshold = {t1}
+{crbt8}
 [[business]]
 id = "data"
 department = "net"
 threshold = {t2}
+{data8}
 [[template]]
 id = "crbt.copy"
 business = "crbt"
@@ -99,6 +124,9 @@ impl Rec {
 /// templates, id, text).
 type Event = (u64, i64, String, Vec<usize>, String, String);
 
+/// A model key: scope (region keys first), business, place.
+type MKey = (Scope, usize, String);
+
 /// The plain model.
 struct Model<'r> {
     rules: &'r Rules,
@@ -106,9 +134,10 @@ struct Model<'r> {
     slide: i64,
     lateness: i64,
     wm: Option<i64>,
-    /// key -> accepted complaints (seq, ts, caller identity, templates, id, text)
-    events: BTreeMap<(usize, String), Vec<Event>>,
-    open: BTreeMap<(usize, String), (Alert, u32, i64)>,
+    /// key (scope, business, place) -> accepted complaints (seq, ts,
+    /// caller identity, templates, id, text)
+    events: BTreeMap<MKey, Vec<Event>>,
+    open: BTreeMap<MKey, (Alert, u32, i64)>,
     out: Vec<Alert>,
 }
 
@@ -140,7 +169,22 @@ impl<'r> Model<'r> {
         ks
     }
 
-    fn count(&self, key: &(usize, String), k: i64) -> u32 {
+    /// The threshold of a key, straight from section 8.
+    fn threshold(&self, key: &MKey) -> u32 {
+        let bus = &self.rules.businesses[key.1];
+        match key.0 {
+            Scope::Region => {
+                let r = self.rules.regions.iter().position(|r| r.id == key.2);
+                match r.and_then(|r| bus.region_thresholds.get(r)) {
+                    Some(&t) if t > 0 => t,
+                    _ => bus.threshold,
+                }
+            }
+            Scope::Province => bus.province_threshold.unwrap_or(u32::MAX),
+        }
+    }
+
+    fn count(&self, key: &MKey, k: i64) -> u32 {
         let (s, e) = (k * self.slide, k * self.slide + self.size);
         let mut callers: Vec<&String> = self.events[key]
             .iter()
@@ -175,8 +219,21 @@ impl<'r> Model<'r> {
             .caller
             .map(|c| format!("c:{c}"))
             .unwrap_or_else(|| format!("anon:{seq}"));
-        for (b, templates) in matched {
-            let key = (b, r.region.to_string());
+        // Region keys (businesses in rules order), then province keys.
+        let mut keys: Vec<(MKey, Vec<usize>)> = matched
+            .iter()
+            .map(|(&b, t)| ((Scope::Region, b, r.region.to_string()), t.clone()))
+            .collect();
+        if let Some(reg) = self.rules.regions.iter().find(|x| x.id == r.region) {
+            let province = self.rules.provinces[reg.province].name.clone();
+            for (&b, t) in &matched {
+                if self.rules.businesses[b].province_threshold.is_some() {
+                    keys.push(((Scope::Province, b, province.clone()), t.clone()));
+                }
+            }
+        }
+        for (key, templates) in keys {
+            let b = key.1;
             self.events.entry(key.clone()).or_default().push((
                 seq,
                 r.ts,
@@ -185,7 +242,7 @@ impl<'r> Model<'r> {
                 r.id.clone(),
                 r.text.to_string(),
             ));
-            let threshold = self.rules.businesses[b].threshold;
+            let threshold = self.threshold(&key);
             let counts: Vec<(i64, u32)> = self
                 .windows_containing(r.ts)
                 .into_iter()
@@ -240,16 +297,17 @@ impl<'r> Model<'r> {
                 .collect();
             let bus = &self.rules.businesses[b];
             let dept = &self.rules.departments[bus.department];
+            let extended = self.rules.extended;
             let alert = Alert {
-                alert_id: alert_id(&bus.id, r.region, r.ts, &r.id),
+                alert_id: scoped_alert_id(&bus.id, key.0, &key.2, r.ts, &r.id),
                 state: AlertState::Firing,
                 business: bus.id.clone(),
                 business_name: bus.name.clone(),
-                region: r.region.to_string(),
+                region: key.2.clone(),
                 department: dept.id.clone(),
                 department_name: dept.name.clone(),
-                scope: None,
-                kind: None,
+                scope: extended.then_some(key.0),
+                kind: extended.then_some(Kind::Threshold),
                 baseline: None,
                 p_value: None,
                 count: c,
@@ -274,10 +332,10 @@ impl<'r> Model<'r> {
         // events is at or above the threshold.
         let wm = self.wm.unwrap_or(0);
         let limit = wm - self.lateness;
-        let keys: Vec<(usize, String)> = self.open.keys().cloned().collect();
+        let keys: Vec<MKey> = self.open.keys().cloned().collect();
         let mut resolved = Vec::new();
         for key in keys {
-            let threshold = self.rules.businesses[key.0].threshold;
+            let threshold = self.threshold(&key);
             let first = (limit - self.size).div_euclid(self.slide) + 1;
             let last = wm.div_euclid(self.slide);
             let hot = (first..=last)
@@ -376,6 +434,31 @@ proptest! {
     #[test]
     fn engine_equals_the_plain_model(recs in recs(), (size, slide, late, t1, t2) in geometry()) {
         let rules = Arc::new(load_str(&rules_text(size, slide, late, t1, t2), "model.toml").unwrap());
+        let mut engine = Engine::new(rules.clone(), EngineConfig::default()).unwrap();
+        let mut out = Collect::default();
+        let mut model = Model::new(&rules);
+        for (i, r) in recs.iter().enumerate() {
+            engine.process_line(i as u64 + 1, r.line().as_bytes(), &mut out);
+            model.feed(i as u64 + 1, r);
+        }
+        engine.finish(&mut out);
+        model.finish();
+        let got: Vec<String> = out.alerts.iter().map(Alert::to_json).collect();
+        let want: Vec<String> = model.out.iter().map(Alert::to_json).collect();
+        prop_assert_eq!(got, want);
+    }
+
+    /// Section 8: per-region thresholds and province roll-ups against the
+    /// same model, keys per (scope, business, place).
+    #[test]
+    fn section8_engine_equals_the_plain_model(
+        recs in recs(),
+        (size, slide, late, t1, t2) in geometry(),
+        o in 1u32..5,
+        p in 2u32..7,
+    ) {
+        let rules = Arc::new(load_str(&rules_text_s8(size, slide, late, t1, t2, Some((o, p))), "model8.toml").unwrap());
+        prop_assert!(rules.extended);
         let mut engine = Engine::new(rules.clone(), EngineConfig::default()).unwrap();
         let mut out = Collect::default();
         let mut model = Model::new(&rules);
@@ -509,8 +592,9 @@ proptest! {
         chunk in 64usize..2000,
         bom in any::<bool>(),
         reads in proptest::collection::vec(1usize..700, 1..6),
+        s8 in proptest::option::of((1u32..5, 2u32..7)),
     ) {
-        let rules = Arc::new(load_str(&rules_text(size, slide, late, t1, t2), "model.toml").unwrap());
+        let rules = Arc::new(load_str(&rules_text_s8(size, slide, late, t1, t2, s8), "model.toml").unwrap());
         // A byte-order mark is skipped by both; the parallel reader also
         // gets short reads, so buffers are recycled with a line carried
         // over at every size.

@@ -208,7 +208,13 @@ impl Baseline {
     /// Learns one fresh complaint at `ts`.
     #[inline]
     pub fn learn(&mut self, ts: i64, scale: f32) {
-        self.sums[hour_of(ts)] += 1.0 / scale;
+        self.learn_weight(ts, 1.0 / scale);
+    }
+
+    /// Learns `w` fresh complaints at `ts` (already divided by the scale).
+    #[inline]
+    pub fn learn_weight(&mut self, ts: i64, w: f32) {
+        self.sums[hour_of(ts)] += w;
     }
 
     /// The expected distinct callers of a window of `size_ms` at `ts`, on

@@ -152,6 +152,11 @@ struct Slot {
     /// Index into [`KeyStore::baselines`] (keys of businesses with a surge
     /// test), or [`NO_BASELINE`].
     baseline: u32,
+    /// Fresh complaints not learned yet, as (bin, weight), in input order:
+    /// a baseline learns a complaint only once it is a window old, so that
+    /// the window under test is never part of its own baseline, and the
+    /// ramp of an outage that opens an alert is dropped with it.
+    pending: Vec<(i64, f32)>,
     state: KeyState,
     /// Boxed: an open alert is rare and large (the whole firing line), and
     /// inline it spread the slots that every count touches over more cache
@@ -259,6 +264,9 @@ pub struct KeyEntry {
     pub scope: Option<Scope>,
     pub state: KeyState,
     pub alert: Option<OpenAlertState>,
+    /// Fresh complaints its baseline has not learned yet (bin, weight).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<(i64, f32)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -433,6 +441,7 @@ impl KeyStore {
             hash,
             threshold,
             baseline,
+            pending: Vec::new(),
             state: KeyState::default(),
             alert: None,
             used: true,
@@ -599,6 +608,21 @@ impl KeyStore {
         if self.swept != i64::MIN {
             slot.state.trim(&geo, self.swept, &mut self.pool);
         }
+        // Complaints a window old are learned now, before this one is
+        // tested against the baseline.
+        if !slot.pending.is_empty() {
+            if let Some(wm) = self.wm {
+                let before = geo.bin_of(wm) - geo.n;
+                let done = slot.pending.iter().take_while(|p| p.0 < before).count();
+                if done > 0 {
+                    let bl = &mut self.baselines[slot.baseline as usize];
+                    for &(bin, w) in &slot.pending[..done] {
+                        bl.learn_weight(bin * geo.bin, w);
+                    }
+                    slot.pending.drain(..done);
+                }
+            }
+        }
         let added = slot.state.add(
             &geo,
             geo.bin_of(ts),
@@ -619,9 +643,14 @@ impl KeyStore {
         if keeps_sample(max, sample_floor) {
             slot.state.keep_sample(added, seq, id, text, &mut self.pool);
         }
-        // Baselines learn fresh complaints of keys without an open alert.
+        // Baselines learn fresh complaints of keys without an open alert
+        // (a window later, see `Slot::pending`).
         if added.fresh && open_level.is_none() && slot.baseline != NO_BASELINE {
-            self.baselines[slot.baseline as usize].learn(ts, scale);
+            let w = 1.0 / scale;
+            match slot.pending.last_mut() {
+                Some(last) if last.0 == added.bin => last.1 += w,
+                _ => slot.pending.push((added.bin, w)),
+            }
         }
         self.schedule(i);
         let slot = &mut self.slots[i as usize];
@@ -726,6 +755,8 @@ impl KeyStore {
         };
         self.generation += 1;
         let hot_end = geo.end(last_hot.unwrap_or(w));
+        // What led up to the alert is not normal traffic.
+        slot.pending.clear();
         slot.alert = Some(Box::new(OpenAlert {
             firing: alert.clone(),
             hot_end,
@@ -838,6 +869,15 @@ impl KeyStore {
 
     fn free_slot(&mut self, i: u32) {
         let slot = &mut self.slots[i as usize];
+        // A key freed has nothing live: whatever it has not learned yet is
+        // learned now (in input order, as a later count would).
+        if !slot.pending.is_empty() {
+            let bl = &mut self.baselines[slot.baseline as usize];
+            for &(bin, w) in &slot.pending {
+                bl.learn_weight(bin * self.geo.bin, w);
+            }
+            slot.pending.clear();
+        }
         slot.used = false;
         slot.scheduled = false;
         slot.generation = slot.generation.wrapping_add(1);
@@ -993,6 +1033,7 @@ impl KeyStore {
                         Scope::Province => Some(Scope::Province),
                     },
                     state: s.state.clone(),
+                    pending: s.pending.clone(),
                     alert: s.alert.as_ref().map(|a| OpenAlertState {
                         firing: a.firing.to_json(),
                         hot_end: a.hot_end,
@@ -1075,6 +1116,9 @@ impl KeyStore {
                     };
                     let slot = &mut store.slots[i as usize];
                     slot.state = entry.state;
+                    if slot.baseline != NO_BASELINE {
+                        slot.pending = entry.pending;
+                    }
                     if let Some(mut open) = open {
                         open.firing.business_index = b;
                         store.generation += 1;

@@ -1,0 +1,250 @@
+//! Section 8 surges end to end through the library: a baseline learned
+//! from days of traffic, a burst far above it that no fixed threshold sees,
+//! a surge day that must stay quiet, the same bytes on every thread count,
+//! and baselines that survive a checkpoint round trip.
+
+use std::sync::Arc;
+
+use hotspot::alert::{Alert, Kind, Scope};
+use hotspot::engine::{Collect, Engine, EngineConfig, EngineState};
+use hotspot::parallel::{Layout, replay_parallel};
+use hotspot::replay::{ReplayOutputs, replay};
+use hotspot::rules::{Rules, load_str};
+use hotspot::sink::JsonlWriter;
+
+const RULES: &str = r#"
+[window]
+size = "30m"
+slide = "1m"
+allowed_lateness = "5m"
+[[department]]
+id = "vas"
+[[region]]
+id = "杭州"
+province = "浙江"
+subscribers = 12000000
+[[region]]
+id = "舟山"
+province = "浙江"
+subscribers = 1200000
+[[business]]
+id = "crbt"
+department = "vas"
+threshold = 40
+province_threshold = 60
+surge = { ratio = 3.0, min = 6 }
+[[template]]
+id = "crbt.copy"
+business = "crbt"
+all_of = [["彩铃"], ["复制"]]
+"#;
+
+/// 2026-03-10T00:00+08:00.
+const T0: i64 = 1_773_072_000_000;
+const MIN: i64 = 60_000;
+const DAY: i64 = 1440 * MIN;
+
+fn line(id: &str, ts: i64, region: &str, text: &str, caller: &str) -> String {
+    format!(r#"{{"id":"{id}","ts":{ts},"region":"{region}","text":"{text}","caller":"{caller}"}}"#)
+}
+
+/// `days` of background, then (optionally) a burst in 舟山 and a surge day.
+/// Background: every minute one unmatched complaint somewhere, and a crbt
+/// complaint in 杭州 every 7 minutes and in 舟山 every 97 minutes (daytime
+/// only), each from a new caller. `surge_day`: that day, everything three
+/// times. `burst`: at day 4 10:00, nine 舟山 callers within 18 minutes.
+fn traffic(days: i64, surge_day: Option<i64>, burst: bool) -> String {
+    let mut out = String::new();
+    let mut n = 0u64;
+    let mut push = |out: &mut String, ts: i64, region: &str, text: &str| {
+        n += 1;
+        out.push_str(&line(&format!("W{n}"), ts, region, text, &format!("c{n}")));
+        out.push('\n');
+    };
+    for m in 0..days * 1440 {
+        let ts = T0 + m * MIN;
+        let day = m / 1440;
+        let hour = (m % 1440) / 60;
+        let times = if Some(day) == surge_day { 3 } else { 1 };
+        for k in 0..times {
+            let t = ts + k * 1000;
+            push(&mut out, t, "宁波", "表扬营业员服务好");
+            if m % 7 == 0 && (8..22).contains(&hour) {
+                push(&mut out, t + 10, "杭州", "彩铃复制失败");
+            }
+            if m % 97 == 0 && (8..22).contains(&hour) {
+                push(&mut out, t + 20, "舟山", "彩铃复制失败");
+            }
+        }
+        if burst && day == 4 && m % 1440 == 600 {
+            for j in 0..9 {
+                push(
+                    &mut out,
+                    ts + j * 2 * MIN + 30,
+                    "舟山",
+                    "彩铃复制失败，无法设置",
+                );
+            }
+        }
+    }
+    out
+}
+
+fn rules() -> Arc<Rules> {
+    Arc::new(load_str(RULES, "surge.toml").unwrap())
+}
+
+fn run(input: &str) -> Vec<Alert> {
+    let mut e = Engine::new(rules(), EngineConfig::default()).unwrap();
+    let mut out = Collect::default();
+    for (i, l) in input.lines().enumerate() {
+        e.process_line(i as u64 + 1, l.as_bytes(), &mut out);
+    }
+    e.finish(&mut out);
+    out.alerts
+}
+
+#[test]
+fn a_small_city_burst_is_a_surge_and_a_surge_day_is_not() {
+    // Quiet: four days of background, then a day at three times the volume.
+    let quiet = run(&traffic(6, Some(5), false));
+    let firing: Vec<&Alert> = quiet.iter().filter(|a| a.is_firing()).collect();
+    assert!(firing.is_empty(), "no fault, no alert: {firing:#?}");
+
+    // A burst of nine callers in 舟山 (usually one every 97 minutes).
+    let alerts = run(&traffic(5, None, true));
+    let firing: Vec<&Alert> = alerts.iter().filter(|a| a.is_firing()).collect();
+    assert!(!firing.is_empty(), "the burst is found");
+    let city = firing
+        .iter()
+        .find(|a| a.scope == Some(Scope::Region))
+        .expect("a city surge");
+    assert_eq!(city.region, "舟山");
+    assert_eq!(city.kind, Some(Kind::Surge));
+    assert!(city.count >= 6 && city.count < 40, "{city:?}");
+    let baseline = city.baseline.expect("surge lines carry the baseline");
+    assert!(
+        baseline < 2.0,
+        "舟山 usually has under one caller a window: {baseline}"
+    );
+    assert!(city.p_value.is_some_and(|p| p < 1e-6));
+    assert_eq!(city.threshold, 6, "a quiet key's surge level is `min`");
+    // Found within minutes: the sixth caller arrives ten minutes in.
+    let burst_start = T0 + 4 * DAY + 600 * MIN;
+    assert!(city.event_ts - burst_start <= 12 * MIN);
+    let json = city.to_json();
+    assert!(
+        json.contains(r#""scope":"region","kind":"surge""#) && json.contains(r#""baseline":"#),
+        "{json}"
+    );
+    // Every line of a section 8 file carries scope and kind; the resolved
+    // line keeps the firing line's id.
+    for a in &alerts {
+        assert!(a.scope.is_some() && a.kind.is_some());
+    }
+    assert!(
+        alerts
+            .iter()
+            .any(|a| !a.is_firing() && a.alert_id == city.alert_id)
+    );
+}
+
+fn replay_bytes(input: &str, threads: usize) -> Vec<u8> {
+    let buf = Shared::default();
+    let mut w = JsonlWriter::new(Box::new(buf.clone()));
+    let mut outs = ReplayOutputs {
+        alerts: &mut w,
+        dead_letters: None,
+    };
+    if threads <= 1 {
+        replay(
+            rules(),
+            input.as_bytes(),
+            &mut outs,
+            EngineConfig::default(),
+            None,
+        )
+        .unwrap();
+    } else {
+        let layout = Layout {
+            workers: threads,
+            shards: threads.div_ceil(2),
+            chunk_bytes: 64 << 10,
+        };
+        replay_parallel(
+            rules(),
+            input.as_bytes(),
+            &mut outs,
+            EngineConfig::default(),
+            layout,
+            None,
+        )
+        .unwrap();
+    }
+    drop(w);
+    buf.take()
+}
+
+#[test]
+fn surge_replay_is_byte_identical_for_every_thread_count() {
+    let input = traffic(5, Some(3), true);
+    let one = replay_bytes(&input, 1);
+    assert!(!one.is_empty());
+    for threads in [2, 3, 4, 8] {
+        assert!(one == replay_bytes(&input, threads), "{threads} threads");
+    }
+}
+
+#[test]
+fn baselines_survive_a_checkpoint_round_trip() {
+    let input = traffic(5, None, true);
+    let lines: Vec<&str> = input.lines().collect();
+    let whole = run(&input);
+    // Stop on day 3, save through JSON, restore and go on.
+    let cut = lines.len() * 3 / 5;
+    let mut e = Engine::new(rules(), EngineConfig::default()).unwrap();
+    let mut out = Collect::default();
+    for (i, l) in lines[..cut].iter().enumerate() {
+        e.process_line(i as u64 + 1, l.as_bytes(), &mut out);
+    }
+    let saved = serde_json::to_string(&e.export()).unwrap();
+    assert!(saved.contains("\"baselines\"") && saved.contains("\"volume\""));
+    let state: EngineState = serde_json::from_str(&saved).unwrap();
+    let r = rules();
+    let matcher = Arc::new(hotspot::matcher::Matcher::new(&r).unwrap());
+    let mut e = Engine::restore(
+        r,
+        matcher,
+        EngineConfig::default(),
+        state,
+        cut as u64,
+        &mut out,
+    );
+    for (i, l) in lines[cut..].iter().enumerate() {
+        e.process_line((cut + i) as u64 + 1, l.as_bytes(), &mut out);
+    }
+    e.finish(&mut out);
+    let a: Vec<String> = whole.iter().map(Alert::to_json).collect();
+    let b: Vec<String> = out.alerts.iter().map(Alert::to_json).collect();
+    assert!(a.iter().any(|l| l.contains("\"surge\"")));
+    assert_eq!(a, b);
+}
+
+#[derive(Clone, Default)]
+struct Shared(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Shared {
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut self.0.lock().unwrap())
+    }
+}
+
+impl std::io::Write for Shared {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
