@@ -11,11 +11,47 @@ use support::*;
 
 #[test]
 fn kill_9_at_random_points_then_resume_equals_an_uninterrupted_run() {
+    kill_9_then_resume(None, "2", "400000");
+}
+
+/// The same with section 8 rules: the fixture library with a region table,
+/// province thresholds and surge tests, over three days so that baselines
+/// are learned and surges fire; learned state is part of the checkpoint.
+#[test]
+fn kill_9_during_a_section8_replay_then_resume_equals_an_uninterrupted_run() {
+    let text = std::fs::read_to_string(root().join("fixtures/rules.toml")).unwrap();
+    let mut s8 = String::new();
+    for line in text.lines() {
+        if line.starts_with("threshold = ") {
+            s8.push_str("province_threshold = 60\nsurge = { ratio = 3.0, min = 6 }\n");
+        }
+        s8.push_str(line);
+        s8.push('\n');
+    }
+    for (i, city) in [
+        "杭州", "宁波", "温州", "嘉兴", "湖州", "绍兴", "金华", "衢州", "舟山", "台州", "丽水",
+    ]
+    .iter()
+    .enumerate()
+    {
+        s8.push_str(&format!(
+            "[[region]]\nid = \"{city}\"\nprovince = \"浙江\"\nsubscribers = {}\n",
+            (12 - i) * 500_000
+        ));
+    }
+    kill_9_then_resume(Some(s8), "3", "300000");
+}
+
+fn kill_9_then_resume(rules: Option<String>, days: &str, events: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let traffic = tmp.path().join("traffic.jsonl");
+    let rules_path = tmp.path().join("rules.toml");
+    if let Some(r) = &rules {
+        std::fs::write(&rules_path, r).unwrap();
+    }
     let st = Command::new(bin())
         .args([
-            "gen", "--seed", "11", "--events", "400000", "--days", "2", "--dirty", "0.01", "-q",
+            "gen", "--seed", "11", "--events", events, "--days", days, "--dirty", "0.01", "-q",
             "--out",
         ])
         .arg(&traffic)
@@ -26,8 +62,11 @@ fn kill_9_at_random_points_then_resume_equals_an_uninterrupted_run() {
     assert!(st.success());
     let run = |alerts: &str, dead: &str, state: Option<&str>| {
         let mut c = Command::new(bin());
-        c.args(["replay", "--quiet", "--input"])
-            .arg(&traffic)
+        c.args(["replay", "--quiet", "--input"]).arg(&traffic);
+        if rules.is_some() {
+            c.arg("--rules").arg(&rules_path);
+        }
+        c
             .arg("--alerts")
             .arg(tmp.path().join(alerts))
             .arg("--dead-letter")
@@ -47,6 +86,13 @@ fn kill_9_at_random_points_then_resume_equals_an_uninterrupted_run() {
     );
     let reference = std::fs::read(tmp.path().join("ref.alerts")).unwrap();
     assert!(reference.len() > 1000, "the data makes alerts");
+    if rules.is_some() {
+        let text = String::from_utf8_lossy(&reference);
+        assert!(
+            text.contains(r#""kind":"surge""#) && text.contains(r#""scope":"province""#),
+            "section 8 rules make surge and province alerts"
+        );
+    }
 
     // A small deterministic generator of kill delays.
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
