@@ -202,6 +202,12 @@ impl Volume {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Baseline {
     pub sums: [f32; HOURS],
+    /// Hours of each hour of the day this key did not learn from because
+    /// it had an open alert: they are not part of its exposure either, so
+    /// that a key alerting for long does not end up with a baseline that
+    /// is too low (and alert more).
+    #[serde(default)]
+    pub excluded: [f32; HOURS],
 }
 
 impl Baseline {
@@ -217,13 +223,25 @@ impl Baseline {
         self.sums[hour_of(ts)] += w;
     }
 
+    /// Takes `[from, to)` out of this key's exposure (an alert was open).
+    pub fn exclude(&mut self, from: i64, to: i64) {
+        let mut t = from;
+        while t < to {
+            let next = ((t + CST_OFFSET_MS).div_euclid(HOUR_MS) + 1) * HOUR_MS - CST_OFFSET_MS;
+            let end = next.min(to);
+            self.excluded[hour_of(t)] += ((end - t) as f64 / HOUR_MS as f64) as f32;
+            t = end;
+        }
+    }
+
     /// The expected distinct callers of a window of `size_ms` at `ts`, on
     /// a stream that started at `start`, at volume `scale`.
     pub fn expected(&self, start: i64, ts: i64, size_ms: i64, scale: f32) -> f64 {
-        let total_hours = (ts - start).max(1) as f64 / HOUR_MS as f64;
+        let excluded: f64 = self.excluded.iter().map(|&x| x as f64).sum();
+        let total_hours = ((ts - start).max(1) as f64 / HOUR_MS as f64 - excluded).max(1.0);
         let all: f64 = self.sums.iter().map(|&x| x as f64).sum::<f64>() / total_hours;
         let h = hour_of(ts);
-        let e = exposure(start, ts, h);
+        let e = (exposure(start, ts, h) - self.excluded[h] as f64).max(0.0);
         let rate = (self.sums[h] as f64 + PRIOR_HOURS * all) / (e + PRIOR_HOURS);
         (rate * size_ms as f64 / HOUR_MS as f64 * scale as f64).max(LAMBDA_FLOOR)
     }

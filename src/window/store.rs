@@ -798,6 +798,10 @@ impl KeyStore {
         due.dedup();
         for i in due {
             if let Some(open) = self.slots[i as usize].alert.take() {
+                let b = self.slots[i as usize].baseline;
+                if b != NO_BASELINE {
+                    self.baselines[b as usize].exclude(open.firing.window_start, open.hot_end);
+                }
                 out.push(resolved(*open, wm, by, false, None));
                 if self.slots[i as usize].state.is_empty() {
                     self.free_slot(i);
