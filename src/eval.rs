@@ -570,7 +570,7 @@ mod tests {
         assert_eq!(f.per_day, 1.5);
         assert_eq!(f.by_trap.get("surge_day"), Some(&1));
         assert_eq!(f.by_trap.get("test_orders"), Some(&1));
-        assert_eq!(f.by_trap.get("none"), Some(&4));
+        assert_eq!(f.by_trap.get("none"), Some(&3));
         assert_eq!(f.by_kind.get("threshold"), Some(&5));
         let table = table(&[r.clone(), r]);
         assert!(table.contains("big_city"), "{table}");

@@ -24,6 +24,11 @@
 //! 5. [`truth`] collects the counts, incidents, traps and a bound on what
 //!    the background alone may do.
 //!
+//! [`field`] is the other scenario (`--scenario field`): days of background
+//! with a learning period, incidents a fixed threshold catches or misses,
+//! and rules of its own calibrated on the biggest city; it shares the
+//! driver (step 3) and the planner's machinery.
+//!
 //! Determinism: one seed gives byte-identical output. All randomness comes
 //! from ChaCha8 streams of the seed (background, dirty lines, plan, volume
 //! noise, sampling — separate streams, so `--dirty` adds lines without
