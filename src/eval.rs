@@ -427,9 +427,9 @@ fn opt(x: Option<f64>) -> String {
 pub fn table(reports: &[Report]) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
-    let Some(first) = reports.first() else {
+    if reports.is_empty() {
         return s;
-    };
+    }
     if reports.len() > 1 {
         for (i, r) in reports.iter().enumerate() {
             let _ = writeln!(s, "[{}] {}", i + 1, r.alerts);
@@ -490,7 +490,34 @@ pub fn table(reports: &[Report]) -> String {
     line(&mut s, "learning period", &|f| f.learning.to_string());
     line(&mut s, "by kind", &|f| join(&f.by_kind));
     line(&mut s, "by trap hit", &|f| join(&f.by_trap));
-    let _ = first;
+    // Each false alert, with the trap it hit (at most 50 a file).
+    for (i, r) in reports.iter().enumerate() {
+        let tag = if reports.len() > 1 {
+            format!("[{}] ", i + 1)
+        } else {
+            String::new()
+        };
+        for f in r.false_alerts.list.iter().take(50) {
+            let _ = writeln!(
+                s,
+                "  {tag}{} {} {} {} ({}, {}) trap: {}",
+                f.event_ts,
+                f.business.as_deref().unwrap_or("-"),
+                f.region,
+                f.scope,
+                f.kind,
+                f.period,
+                f.trap.as_deref().unwrap_or("none")
+            );
+        }
+        if r.false_alerts.list.len() > 50 {
+            let _ = writeln!(
+                s,
+                "  {tag}... {} more (--json lists them all)",
+                r.false_alerts.list.len() - 50
+            );
+        }
+    }
     s
 }
 
