@@ -30,7 +30,7 @@
 //! * `big_city` — an outage in 杭州, 宁波 or 温州: threshold × 1.2-1.6
 //!   distinct callers inside one window, then latecomers.
 //! * `small_city` — the share of customers a big-city outage affects, in
-//!   a small city (衢州 to 石嘴山): 6-15 callers over 30-60 minutes,
+//!   a small city (衢州, 银川, 丽水 or 舟山): 6-15 callers over 30-60 minutes,
 //!   below the fixed threshold (with the key's busiest usual traffic).
 //! * `province_wide` — a platform failing over every city of a province,
 //!   spread by city size inside one window: every city below its

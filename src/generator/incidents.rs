@@ -589,8 +589,8 @@ impl Planner<'_> {
                 6..8 => 1,
                 _ => 2,
             },
-            // Small cities (衢州 to 石嘴山: a tenth of 杭州 or less).
-            Kind::SmallCity => self.rng.random_range(8..14),
+            // Small cities, a tenth of 杭州 (衢州, 银川, 丽水, 舟山).
+            Kind::SmallCity => self.rng.random_range(8..12),
             // The mid-size cities (宁波 to 湖州).
             Kind::Ramp => self.rng.random_range(1..8),
             _ => self.region_any(),
