@@ -28,6 +28,7 @@ pub mod alert;
 pub mod checkpoint;
 pub mod cli;
 pub mod engine;
+pub mod eval;
 #[cfg(feature = "fluvio")]
 pub mod fluvio_client;
 pub mod fluvio_settings;

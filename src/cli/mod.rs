@@ -4,6 +4,7 @@
 //! to see what it does.
 
 pub mod check_rules;
+pub mod eval;
 pub mod generate;
 #[cfg(feature = "fluvio")]
 pub mod publish;
@@ -39,6 +40,8 @@ pub enum Command {
     CheckRules(check_rules::Args),
     /// Generate realistic complaint traffic with ground truth.
     Gen(generate::Args),
+    /// Measure detection quality: alerts against a field scenario's truth.
+    Eval(eval::Args),
     /// Send a JSON Lines file (or stdin) to a Fluvio topic, keyed by region.
     #[cfg(feature = "fluvio")]
     Publish(publish::Args),
@@ -53,6 +56,7 @@ pub fn main() -> ExitCode {
         Some(Command::Run(args)) => run::run(*args),
         Some(Command::CheckRules(args)) => check_rules::run(args),
         Some(Command::Gen(args)) => generate::run(args),
+        Some(Command::Eval(args)) => eval::run(args),
         #[cfg(feature = "fluvio")]
         Some(Command::Publish(args)) => publish::run(args),
     };

@@ -44,8 +44,9 @@ use rand::seq::SliceRandom;
 
 use super::callers::{Caller, new_caller};
 use super::channel::Channel;
+use super::field::Calibration;
 use super::line::{TsFmt, pick_ts_fmt};
-use super::regions::{REGIONS, RegionPicker};
+use super::regions::{PROVINCES, REGIONS, RegionPicker, cities_of};
 use super::text::{Frame, Place, Since, TextCtx, compose};
 use super::truth::Item;
 use super::world::{Checker, TopicKind, World};
@@ -67,6 +68,20 @@ pub enum Kind {
     RecoveredCallbacks,
     LateBatch,
     SurgeDay,
+    /// Field scenario: an outage in one of the three biggest cities, sized
+    /// to reach the fixed threshold.
+    BigCity,
+    /// Field scenario: an outage of the same share of customers in a small
+    /// city: a tenth of the complaints, below the fixed threshold.
+    SmallCity,
+    /// Field scenario: a platform failing over a whole province, below
+    /// every city's threshold, above the province's.
+    ProvinceWide,
+    /// Field scenario: complaints rising over two hours in a mid-size city,
+    /// peaking below the fixed threshold.
+    Ramp,
+    /// Field scenario: an outage between 00:30 and 05:30, few complaints.
+    Night,
 }
 
 impl Kind {
@@ -97,6 +112,11 @@ impl Kind {
             Kind::RecoveredCallbacks => "recovered_callbacks",
             Kind::LateBatch => "late_batch",
             Kind::SurgeDay => "surge_day",
+            Kind::BigCity => "big_city",
+            Kind::SmallCity => "small_city",
+            Kind::ProvinceWide => "province_wide",
+            Kind::Ramp => "slow_rise",
+            Kind::Night => "night",
         }
     }
 
@@ -108,6 +128,11 @@ impl Kind {
                 | Kind::SlowRise
                 | Kind::LateWebOutage
                 | Kind::ExactThreshold
+                | Kind::BigCity
+                | Kind::SmallCity
+                | Kind::ProvinceWide
+                | Kind::Ramp
+                | Kind::Night
         )
     }
 
@@ -141,6 +166,20 @@ impl Kind {
             Kind::RecoveredCallbacks => &["signal", "broadband", "data", "iptv", "crbt"],
             Kind::LateBatch => &["broadband", "signal", "data", "call"],
             Kind::SurgeDay => &[],
+            Kind::BigCity => &["signal", "data", "call", "broadband", "lte", "nr"],
+            Kind::SmallCity => &["signal", "broadband", "data", "call", "iptv", "lte"],
+            Kind::ProvinceWide => &[
+                "crbt",
+                "app",
+                "recharge",
+                "sms",
+                "mms",
+                "video",
+                "newspaper",
+                "music",
+            ],
+            Kind::Ramp => &["broadband", "data", "iptv", "signal", "call"],
+            Kind::Night => &["broadband", "signal", "data", "iptv", "call"],
         }
     }
 
@@ -160,7 +199,16 @@ impl Kind {
                 "newspaper.missing",
                 "weather.missing",
             ],
-            Kind::SlowRise => &["broadband.down", "broadband.slow", "data.slow", "iptv.lag"],
+            Kind::SlowRise | Kind::Ramp => {
+                &["broadband.down", "broadband.slow", "data.slow", "iptv.lag"]
+            }
+            Kind::BigCity | Kind::SmallCity | Kind::Night => &[
+                "signal.cell_fault",
+                "signal.no_service",
+                "broadband.down",
+                "data.no_internet",
+            ],
+            Kind::ProvinceWide => &["crbt.copy_fail", "crbt.sync_fail", "mms.recv"],
             Kind::LateWebOutage => &["broadband.down", "broadband.onu", "iptv.black"],
             Kind::ExactThreshold => &["newspaper.missing", "weather.missing", "mms.recv"],
             Kind::Consultation => &[
@@ -186,7 +234,14 @@ impl Kind {
     fn prefers_place(self) -> bool {
         matches!(
             self,
-            Kind::CellOutage | Kind::LateWebOutage | Kind::LateBatch | Kind::SlowRise
+            Kind::CellOutage
+                | Kind::LateWebOutage
+                | Kind::LateBatch
+                | Kind::SlowRise
+                | Kind::BigCity
+                | Kind::SmallCity
+                | Kind::Ramp
+                | Kind::Night
         )
     }
 }
@@ -283,6 +338,8 @@ struct Burst<'v> {
 
 struct Planner<'a> {
     s: Setup<'a>,
+    /// The field scenario's background model, when planning one.
+    cal: Option<&'a Calibration>,
     rng: rand_chacha::ChaCha8Rng,
     geo: WindowSpec,
     picker: RegionPicker,
@@ -300,6 +357,7 @@ pub fn plan(setup: Setup<'_>, rng: rand_chacha::ChaCha8Rng) -> Plan {
     let geo = setup.rules.window;
     let mut p = Planner {
         s: setup,
+        cal: None,
         rng,
         geo,
         picker: RegionPicker::default(),
@@ -368,7 +426,13 @@ impl Planner<'_> {
         // `net` department.
         if matches!(
             kind,
-            Kind::CellOutage | Kind::LateWebOutage | Kind::LateBatch | Kind::RecoveredCallbacks
+            Kind::CellOutage
+                | Kind::LateWebOutage
+                | Kind::LateBatch
+                | Kind::RecoveredCallbacks
+                | Kind::BigCity
+                | Kind::SmallCity
+                | Kind::Night
         ) {
             let net = |b: &usize| rules.departments[rules.businesses[*b].department].id == "net";
             if rest.iter().any(net) {
@@ -520,6 +584,15 @@ impl Planner<'_> {
         let region = match kind {
             Kind::ExactThreshold => self.region_small(),
             Kind::TestOrders if self.rng.random_bool(0.6) => 0,
+            Kind::BigCity => match self.rng.random_range(0..10u32) {
+                0..6 => 0,
+                6..8 => 1,
+                _ => 2,
+            },
+            // Small cities, a tenth of 杭州 (衢州, 银川, 丽水, 舟山).
+            Kind::SmallCity => self.rng.random_range(8..12),
+            // The mid-size cities (宁波 to 湖州).
+            Kind::Ramp => self.rng.random_range(1..8),
             _ => self.region_any(),
         };
         let place = (kind.prefers_place() || self.s.world.topics[topics[0]].place)
@@ -648,6 +721,25 @@ impl Planner<'_> {
                 bursts.push(burst);
             }
             Kind::SurgeDay => return false,
+            Kind::BigCity | Kind::SmallCity | Kind::ProvinceWide | Kind::Ramp | Kind::Night => {
+                let Some(cal) = self.cal else { return false };
+                let Some(field) = self.field_bursts(kind, day, b, region, cal) else {
+                    return false;
+                };
+                for (r, calls, since, topic_set) in field {
+                    let p = if kind == Kind::ProvinceWide {
+                        None
+                    } else {
+                        place
+                    };
+                    let ts: Vec<usize> = if topic_set {
+                        topics.clone()
+                    } else {
+                        vec![topics[0]]
+                    };
+                    bursts.push(mk(r, calls, since, p, &ts));
+                }
+            }
         }
         // Keys must be free around every burst.
         let margin = self.margin();
@@ -851,7 +943,232 @@ fn note(kind: Kind, late_by: Option<i64>) -> String {
             late_by.unwrap_or(0) / MIN
         ),
         Kind::SurgeDay => String::new(),
+        Kind::BigCity => "an outage in a big city: a burst inside one window reaching the fixed threshold, then latecomers".into(),
+        Kind::SmallCity => "the same share of customers affected in a small city: a tenth of the complaints, below the fixed threshold".into(),
+        Kind::ProvinceWide => "a platform failing over a whole province: every city below its threshold, the province well above its usual".into(),
+        Kind::Ramp => "complaints rising over two hours in a mid-size city, peaking below the fixed threshold".into(),
+        Kind::Night => "an outage at night (00:30-05:30): few complaints, far above the night's usual".into(),
     }
+}
+
+/// The most of `times` (sorted) inside any half-open span of `size`.
+pub fn max_in_window(times: &[i64], size: i64) -> usize {
+    let mut best = 0;
+    let mut lo = 0;
+    for hi in 0..times.len() {
+        while times[hi] - times[lo] >= size {
+            lo += 1;
+        }
+        best = best.max(hi + 1 - lo);
+    }
+    best
+}
+
+/// A field burst: its region, its calls, since when, and whether it uses
+/// every topic of the business (else only the main one).
+type FieldBurst = (usize, Vec<Call>, Since, bool);
+
+/// Plans the field scenario: on each of `incident_days` one incident of
+/// every field kind, then one of each trap kind (repeat caller, marketing
+/// consultation, test orders).
+pub fn plan_field(setup: Setup<'_>, cal: &Calibration, rng: rand_chacha::ChaCha8Rng) -> Plan {
+    let geo = setup.rules.window;
+    let mut p = Planner {
+        s: setup,
+        cal: Some(cal),
+        rng,
+        geo,
+        picker: RegionPicker::default(),
+        plan: Plan::default(),
+        reserved: Vec::new(),
+        phones: Default::default(),
+        groups: 0,
+        text: String::new(),
+    };
+    for d in p.s.days.clone() {
+        for kind in Kind::FIELD {
+            if !p.place(kind, d) {
+                p.plan.skipped.push(format!(
+                    "{} on {}: no suitable business, template or time",
+                    kind.name(),
+                    &format_cst(d)[..10]
+                ));
+            }
+        }
+    }
+    p.plan.records.sort_by_key(|r| (r.ts, r.item));
+    p.plan
+}
+
+impl Kind {
+    /// What the field scenario plans on each incident day, in order.
+    pub const FIELD: [Kind; 8] = [
+        Kind::BigCity,
+        Kind::SmallCity,
+        Kind::ProvinceWide,
+        Kind::Ramp,
+        Kind::Night,
+        Kind::RepeatCaller,
+        Kind::Consultation,
+        Kind::TestOrders,
+    ];
+}
+
+impl Planner<'_> {
+    /// The calls of a field incident of `kind` in business `b`, sized from
+    /// the background model; `None` when `b` cannot hold one.
+    fn field_bursts(
+        &mut self,
+        kind: Kind,
+        day: i64,
+        b: usize,
+        region: usize,
+        cal: &Calibration,
+    ) -> Option<Vec<FieldBurst>> {
+        let t = self.threshold(b) as f64;
+        let size = self.geo.size_ms;
+        // What a city's key may receive on top of its busiest usual window
+        // and stay below the threshold.
+        let room = |r: usize| {
+            let lam = cal.lambda[b][r];
+            (t - lam - 2.0 * lam.sqrt() - 2.0).floor()
+        };
+        let since_of = |ts: i64| {
+            let local = (ts + CST_OFFSET_MS).rem_euclid(24 * HOUR);
+            Since::At((local / HOUR) as u32, (local % HOUR / MIN) as u32)
+        };
+        match kind {
+            Kind::BigCity => {
+                let t = t as usize;
+                let anchor = self.time_in(day, 8, 20);
+                let core = self.core(anchor);
+                let k = t + self.extra(t, 0.2, 0.6);
+                let times = self.uniform(core, k);
+                let mut calls = self.calls(&times, 0, 0.15);
+                let tail = self.uniform((core.1, core.1 + size), k / 4);
+                calls.extend(self.calls(&tail, k, 0.0));
+                Some(vec![(region, calls, since_of(core.0), true)])
+            }
+            Kind::SmallCity => {
+                // The share of customers a big-city outage of this business
+                // affects (its callers, latecomers included, are 1.5-2
+                // thresholds in 杭州), applied to this city's customers.
+                let big = t * self.rng.random_range(1.5..2.0);
+                let share = big / REGIONS[0].subscribers() as f64;
+                let n = (share * REGIONS[region].subscribers() as f64).round();
+                let hi = room(region).min(15.0);
+                if hi < 6.0 {
+                    return None;
+                }
+                let n = n.clamp(6.0, hi) as usize;
+                let start = self.time_in(day, 8, 20);
+                let span = self.rng.random_range(30 * MIN..60 * MIN);
+                let times = self.uniform((start, start + span), n);
+                let calls = self.calls(&times, 0, 0.1);
+                Some(vec![(region, calls, since_of(start), true)])
+            }
+            Kind::ProvinceWide => {
+                let p = if self.rng.random_bool(0.75) { 0 } else { 1 };
+                let cities = cities_of(PROVINCES[p]);
+                let (pt, lp) = (
+                    cal.province_threshold[b][p] as f64,
+                    cal.province_lambda[b][p],
+                );
+                let want = ((pt - lp).max(4.0) * self.rng.random_range(1.3..1.6)).ceil();
+                let total_w: f64 = cities.iter().map(|&c| REGIONS[c].weight).sum();
+                // The most the province may receive with every city below
+                // its threshold.
+                let cap = cities
+                    .iter()
+                    .map(|&c| room(c) / (REGIONS[c].weight / total_w))
+                    .fold(f64::INFINITY, f64::min)
+                    .floor();
+                let n = want.min(cap);
+                if n < ((pt - lp).max(4.0) * 1.15).ceil() || n <= t {
+                    return None;
+                }
+                let alloc = largest_remainder(
+                    n as usize,
+                    &cities
+                        .iter()
+                        .map(|&c| REGIONS[c].weight)
+                        .collect::<Vec<_>>(),
+                );
+                let anchor = self.time_in(day, 9, 18);
+                let core = self.core(anchor);
+                let mut out = Vec::new();
+                for (&c, &k) in cities.iter().zip(&alloc) {
+                    if k == 0 {
+                        continue;
+                    }
+                    if k as f64 > room(c) {
+                        return None;
+                    }
+                    let times = self.uniform(core, k);
+                    let calls = self.calls(&times, 0, 0.1);
+                    out.push((c, calls, since_of(core.0), false));
+                }
+                Some(out)
+            }
+            Kind::Ramp => {
+                let room = room(region);
+                let k = (room * self.rng.random_range(0.75..1.0)).floor();
+                if k < 6.0 {
+                    return None;
+                }
+                // Density rising linearly over two hours: the last half hour
+                // holds 7/16 of the calls.
+                let total = (k * 16.0 / 7.0).round() as usize;
+                let start = self.time_in(day, 8, 18);
+                let ramp = 120 * MIN;
+                let mut times: Vec<i64> = (0..total)
+                    .map(|_| start + (ramp as f64 * self.rng.random::<f64>().sqrt()) as i64)
+                    .collect();
+                times.sort_unstable();
+                if max_in_window(&times, size) as f64 > room {
+                    return None;
+                }
+                let calls = self.calls(&times, 0, 0.05);
+                Some(vec![(region, calls, since_of(start), true)])
+            }
+            Kind::Night => {
+                let room = room(region).min(14.0);
+                if room < 8.0 {
+                    return None;
+                }
+                let n = self.rng.random_range(8..=room as usize);
+                let start = day + 30 * MIN + self.rng.random_range(0..3 * HOUR);
+                let span = self.rng.random_range(30 * MIN..45 * MIN);
+                let times = self.uniform((start, start + span), n);
+                let calls = self.calls(&times, 0, 0.1);
+                Some(vec![(region, calls, since_of(start), true)])
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Splits `n` in proportion to `weights`, exactly (largest remainders,
+/// ties to the earlier).
+pub fn largest_remainder(n: usize, weights: &[f64]) -> Vec<usize> {
+    let total: f64 = weights.iter().sum();
+    let exact: Vec<f64> = weights.iter().map(|w| n as f64 * w / total).collect();
+    let mut out: Vec<usize> = exact.iter().map(|e| e.floor() as usize).collect();
+    let mut left = n - out.iter().sum::<usize>();
+    let mut order: Vec<usize> = (0..weights.len()).collect();
+    order.sort_by(|&a, &b| {
+        (exact[b] - exact[b].floor())
+            .total_cmp(&(exact[a] - exact[a].floor()))
+            .then(a.cmp(&b))
+    });
+    for i in order {
+        if left == 0 {
+            break;
+        }
+        out[i] += 1;
+        left -= 1;
+    }
+    out
 }
 
 #[cfg(test)]

@@ -24,6 +24,11 @@
 //! 5. [`truth`] collects the counts, incidents, traps and a bound on what
 //!    the background alone may do.
 //!
+//! [`field`] is the other scenario (`--scenario field`): days of background
+//! with a learning period, incidents a fixed threshold catches or misses,
+//! and rules of its own calibrated on the biggest city; it shares the
+//! driver (step 3) and the planner's machinery.
+//!
 //! Determinism: one seed gives byte-identical output. All randomness comes
 //! from ChaCha8 streams of the seed (background, dirty lines, plan, volume
 //! noise, sampling — separate streams, so `--dirty` adds lines without
@@ -35,6 +40,7 @@ pub mod bank;
 pub mod callers;
 pub mod channel;
 pub mod dirty;
+pub mod field;
 pub mod incidents;
 pub mod line;
 pub mod regions;
@@ -97,7 +103,7 @@ pub fn format_date(day: i64) -> String {
 }
 
 /// Local midnight of a day number, epoch ms.
-fn midnight(day: i64) -> i64 {
+pub(crate) fn midnight(day: i64) -> i64 {
     day * 86_400_000 - CST_OFFSET_MS
 }
 
@@ -109,7 +115,7 @@ const HOURLY: [f64; 24] = [
 ];
 
 /// The load curve at minute `m` of the day, interpolated between hours.
-fn curve(m: usize) -> f64 {
+pub(crate) fn curve(m: usize) -> f64 {
     let h = m / 60;
     let f = (m % 60) as f64 / 60.0;
     // Each hour's value sits at its middle.
@@ -496,7 +502,6 @@ pub fn generate(
         })
         .map(|(m, factor)| curve(m) * factor * noise.random_range(0.85..1.15))
         .collect();
-    let weight_sum: f64 = weights.iter().sum();
 
     // Incidents and traps on ordinary days (on every day when all are surge
     // days).
@@ -521,15 +526,95 @@ pub fn generate(
     let injected = plan.records.len() as u64;
     let background_total = cfg.events.saturating_sub(injected);
     let dirty_total = (cfg.dirty.max(0.0) * cfg.events as f64).round() as u64;
+    let Driven {
+        mut counts,
+        item_late,
+        per_day,
+    } = drive(
+        cfg,
+        rules,
+        &world,
+        &matcher,
+        out,
+        progress,
+        &weights,
+        &plan,
+        background_total,
+        dirty_total,
+    )?;
+    counts.injected = injected;
+    let mut items = plan.items;
+    for (item, late) in items.iter_mut().zip(&item_late) {
+        item.late_dropped = *late;
+    }
+    let background = background_bound(rules, &world, &matcher, cfg, &days, &weights, &per_day);
+    let (incidents, traps): (Vec<_>, Vec<_>) = items.into_iter().partition(|i| i.expect_alert);
+    Ok(Truth {
+        generator: format!("hotspot gen {}", env!("CARGO_PKG_VERSION")),
+        args: truth::Args {
+            seed: cfg.seed,
+            events: cfg.events,
+            days: cfg.days,
+            start: format_date(cfg.start_day),
+            surge_day: surge.map(format_date),
+            dirty: cfg.dirty,
+            rules: cfg.rules_name.clone(),
+        },
+        rules_version: rules.version.clone(),
+        window: truth::Window {
+            size: format_duration(geo.size_ms),
+            slide: format_duration(geo.slide_ms),
+            allowed_lateness: format_duration(geo.allowed_lateness_ms),
+        },
+        counts,
+        background_may_alert: background.may_alert,
+        background,
+        incidents,
+        traps,
+        skipped: plan.skipped,
+    })
+}
 
+/// What [`drive`] returns.
+pub(crate) struct Driven {
+    pub(crate) counts: Counts,
+    /// Late-dropped records per item of the plan.
+    pub(crate) item_late: Vec<u64>,
+    /// Valid records per day.
+    pub(crate) per_day: Vec<u64>,
+}
+
+/// Writes the traffic: per-minute background volume following `weights`
+/// (1440 a day from `cfg.start_day`), the plan's records and `dirty_total`
+/// bad lines, in arrival order.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn drive(
+    cfg: &Config,
+    rules: &Rules,
+    world: &World,
+    matcher: &Matcher,
+    out: impl Write,
+    progress: Option<Progress<'_>>,
+    weights: &[f64],
+    plan: &Plan,
+    background_total: u64,
+    dirty_total: u64,
+) -> io::Result<Driven> {
+    let weight_sum: f64 = weights.iter().sum();
+
+    let stream = |n: u64| {
+        let mut r = ChaCha8Rng::seed_from_u64(cfg.seed);
+        r.set_stream(n);
+        r
+    };
     let mut d = Driver {
         rules,
-        world: &world,
-        checker: Checker::new(&matcher),
+        world,
+        checker: Checker::new(matcher),
         out: io::BufWriter::with_capacity(1 << 20, out),
         rng: stream(0),
         dirty_rng: stream(1),
-        delays: Delays::new(geo.allowed_lateness_ms, cfg.seed),
+        delays: Delays::new(rules.window.allowed_lateness_ms, cfg.seed),
         picker: RegionPicker::default(),
         recent: RecentCallers::new(REGIONS.len()),
         heap: BinaryHeap::new(),
@@ -549,7 +634,7 @@ pub fn generate(
     };
     let mut volume = Allocator::new(background_total, weight_sum);
     let mut dirt = Allocator::new(dirty_total, weight_sum);
-    let mut per_day = vec![0u64; days.len()];
+    let mut per_day = vec![0u64; weights.len() / 1440];
     let mut offsets: Vec<i64> = Vec::new();
     let mut next_injected = 0;
     let start = midnight(cfg.start_day);
@@ -606,36 +691,10 @@ pub fn generate(
 
     let mut counts = std::mem::take(&mut d.counts);
     counts.accepted = counts.records - counts.late_dropped;
-    counts.injected = injected;
-    let mut items = plan.items;
-    for (item, late) in items.iter_mut().zip(&d.item_late) {
-        item.late_dropped = *late;
-    }
-    let background = background_bound(rules, &world, &matcher, cfg, &days, &weights, &per_day);
-    let (incidents, traps): (Vec<_>, Vec<_>) = items.into_iter().partition(|i| i.expect_alert);
-    Ok(Truth {
-        generator: format!("hotspot gen {}", env!("CARGO_PKG_VERSION")),
-        args: truth::Args {
-            seed: cfg.seed,
-            events: cfg.events,
-            days: cfg.days,
-            start: format_date(cfg.start_day),
-            surge_day: surge.map(format_date),
-            dirty: cfg.dirty,
-            rules: cfg.rules_name.clone(),
-        },
-        rules_version: rules.version.clone(),
-        window: truth::Window {
-            size: format_duration(geo.size_ms),
-            slide: format_duration(geo.slide_ms),
-            allowed_lateness: format_duration(geo.allowed_lateness_ms),
-        },
+    Ok(Driven {
         counts,
-        background_may_alert: background.may_alert,
-        background,
-        incidents,
-        traps,
-        skipped: plan.skipped,
+        item_late: d.item_late,
+        per_day,
     })
 }
 

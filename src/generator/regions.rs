@@ -19,6 +19,8 @@ pub struct Region {
     pub name: &'static str,
     /// Relative share of all complaints.
     pub weight: f64,
+    /// The province the city belongs to.
+    pub province: &'static str,
     /// The first four digits of local ID-card numbers.
     pub area: &'static str,
     pub counties: &'static [&'static str],
@@ -29,6 +31,7 @@ pub const REGIONS: [Region; 16] = [
     Region {
         name: "杭州",
         weight: 17.0,
+        province: "浙江",
         area: "3301",
         counties: &[
             "西湖区",
@@ -49,6 +52,7 @@ pub const REGIONS: [Region; 16] = [
     Region {
         name: "宁波",
         weight: 12.5,
+        province: "浙江",
         area: "3302",
         counties: &[
             "海曙区",
@@ -66,6 +70,7 @@ pub const REGIONS: [Region; 16] = [
     Region {
         name: "温州",
         weight: 11.5,
+        province: "浙江",
         area: "3303",
         counties: &[
             "鹿城区",
@@ -85,6 +90,7 @@ pub const REGIONS: [Region; 16] = [
     Region {
         name: "金华",
         weight: 8.0,
+        province: "浙江",
         area: "3307",
         counties: &[
             "婺城区",
@@ -101,6 +107,7 @@ pub const REGIONS: [Region; 16] = [
     Region {
         name: "台州",
         weight: 8.0,
+        province: "浙江",
         area: "3310",
         counties: &[
             "椒江区",
@@ -117,12 +124,14 @@ pub const REGIONS: [Region; 16] = [
     Region {
         name: "绍兴",
         weight: 7.0,
+        province: "浙江",
         area: "3306",
         counties: &["越城区", "柯桥区", "上虞区", "诸暨市", "嵊州市", "新昌县"],
     },
     Region {
         name: "嘉兴",
         weight: 6.0,
+        province: "浙江",
         area: "3304",
         counties: &[
             "南湖区",
@@ -137,24 +146,28 @@ pub const REGIONS: [Region; 16] = [
     Region {
         name: "湖州",
         weight: 5.5,
+        province: "浙江",
         area: "3305",
         counties: &["吴兴区", "南浔区", "德清县", "长兴县", "安吉县"],
     },
     Region {
         name: "衢州",
         weight: 3.0,
+        province: "浙江",
         area: "3308",
         counties: &["柯城区", "衢江区", "江山市", "常山县", "开化县", "龙游县"],
     },
     Region {
         name: "银川",
         weight: 3.0,
+        province: "宁夏",
         area: "6401",
         counties: &["兴庆区", "金凤区", "西夏区", "永宁县", "贺兰县", "灵武市"],
     },
     Region {
         name: "丽水",
         weight: 2.8,
+        province: "浙江",
         area: "3311",
         counties: &[
             "莲都区",
@@ -171,34 +184,61 @@ pub const REGIONS: [Region; 16] = [
     Region {
         name: "舟山",
         weight: 1.6,
+        province: "浙江",
         area: "3309",
         counties: &["定海区", "普陀区", "岱山县", "嵊泗县"],
     },
     Region {
         name: "吴忠",
         weight: 1.2,
+        province: "宁夏",
         area: "6403",
         counties: &["利通区", "红寺堡区", "青铜峡市", "盐池县", "同心县"],
     },
     Region {
         name: "石嘴山",
         weight: 1.0,
+        province: "宁夏",
         area: "6402",
         counties: &["大武口区", "惠农区", "平罗县"],
     },
     Region {
         name: "中卫",
         weight: 0.8,
+        province: "宁夏",
         area: "6405",
         counties: &["沙坡头区", "中宁县", "海原县"],
     },
     Region {
         name: "固原",
         weight: 0.8,
+        province: "宁夏",
         area: "6404",
         counties: &["原州区", "西吉县", "隆德县", "泾源县", "彭阳县"],
     },
 ];
+
+/// Customers per unit of [`Region::weight`]: complaints follow the
+/// customer base, so a city's subscribers are its weight times this
+/// (杭州 about 13 million, 固原 about 620 thousand).
+pub const SUBSCRIBERS_PER_WEIGHT: f64 = 770_000.0;
+
+impl Region {
+    /// The city's customer base, rounded to ten thousand.
+    pub fn subscribers(&self) -> u64 {
+        ((self.weight * SUBSCRIBERS_PER_WEIGHT / 10_000.0).round() as u64) * 10_000
+    }
+}
+
+/// The provinces of [`REGIONS`], biggest first.
+pub const PROVINCES: [&str; 2] = ["浙江", "宁夏"];
+
+/// The indices of the cities of `province`, largest first.
+pub fn cities_of(province: &str) -> Vec<usize> {
+    (0..REGIONS.len())
+        .filter(|&r| REGIONS[r].province == province)
+        .collect()
+}
 
 /// Residential compounds, roads and landmarks, combined with a county.
 pub const PLACES: &[&str] = &[
