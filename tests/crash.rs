@@ -66,8 +66,7 @@ fn kill_9_then_resume(rules: Option<String>, days: &str, events: &str) {
         if rules.is_some() {
             c.arg("--rules").arg(&rules_path);
         }
-        c
-            .arg("--alerts")
+        c.arg("--alerts")
             .arg(tmp.path().join(alerts))
             .arg("--dead-letter")
             .arg(tmp.path().join(dead));

@@ -21,7 +21,11 @@
 //! the biggest province (浙江). Rules are written from the embedded library
 //! with those thresholds: `--plain-rules-out` without any section 8 key,
 //! `--rules-out` with a `[[region]]` table (province, subscribers) and per
-//! business `province_threshold` and `surge = { ratio = 3.0, min = 6 }`.
+//! business `surge = { ratio = 2.0, min = 5, p_value = 3e-6 }`, with the
+//! fixed thresholds turned into a backstop that holds on 3.15 (calibrated
+//! at three times the volume): `province_threshold`, and
+//! `region_thresholds` for the cities whose own backstop is higher than
+//! the business's threshold.
 //!
 //! **Incidents** (one of each kind on every day after the learning period
 //! but the surge day), sized from the customers affected: a city's
@@ -83,8 +87,14 @@ pub const DEFAULT_DAYS: u32 = 12;
 /// The first day when `--start` is not given: 3.15 is then day 8.
 pub const DEFAULT_START: &str = "2026-03-07";
 /// The surge detector's settings written into the section 8 rules.
-pub const SURGE_RATIO: f64 = 3.0;
-pub const SURGE_MIN: u32 = 6;
+pub const SURGE_RATIO: f64 = 2.0;
+pub const SURGE_MIN: u32 = 5;
+pub const SURGE_P_VALUE: &str = "3e-6";
+/// With section 8, the fixed thresholds are a backstop that must hold on
+/// the 3.15 day: an operator sets them for three times an ordinary day's
+/// volume (a round figure, not the generator's own factor), and leaves the
+/// sensitive detection to the volume-scaled surge test.
+pub const BACKSTOP_FACTOR: f64 = 3.0;
 
 /// The background model the incidents are sized from.
 #[derive(Debug, Clone)]
@@ -160,9 +170,25 @@ pub fn rules_text(cal: &Calibration, base: &Rules, section8: bool, header: &str)
             if let (Some(b), true) = (current, t.starts_with("threshold =")) {
                 out.push_str(&format!("threshold = {}\n", cal.threshold[b]));
                 if section8 {
+                    // Cities whose 3.15 busiest window would reach the
+                    // threshold get a backstop of their own.
+                    let overrides: Vec<String> = REGIONS
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(r, region)| {
+                            let t = calibrated(cal.lambda[b][r] * BACKSTOP_FACTOR);
+                            (t > cal.threshold[b]).then(|| format!("\"{}\" = {t}", region.name))
+                        })
+                        .collect();
+                    if !overrides.is_empty() {
+                        out.push_str(&format!(
+                            "region_thresholds = {{ {} }}\n",
+                            overrides.join(", ")
+                        ));
+                    }
                     out.push_str(&format!(
-                        "province_threshold = {}\nsurge = {{ ratio = {SURGE_RATIO:.1}, min = {SURGE_MIN} }}\n",
-                        cal.province_threshold[b][0]
+                        "province_threshold = {}\nsurge = {{ ratio = {SURGE_RATIO:.1}, min = {SURGE_MIN}, p_value = {SURGE_P_VALUE} }}\n",
+                        calibrated(cal.province_lambda[b][0] * BACKSTOP_FACTOR)
                     ));
                 }
                 continue;
@@ -703,7 +729,10 @@ mod tests {
         let plain = rules::load_str(&oa.plain_rules, "p.toml").unwrap();
         assert!(!oa.plain_rules.contains("province_threshold"));
         assert!(oa.rules.contains("[[region]]"));
-        assert!(oa.rules.contains("surge = { ratio = 3.0, min = 6 }"));
+        assert!(
+            oa.rules
+                .contains("surge = { ratio = 2.0, min = 5, p_value = 3e-6 }")
+        );
         // The section 8 file without its section 8 keys is the plain one.
         let body = |s: &str| s.split_once("\n\n").unwrap().1.to_owned();
         let full = body(&oa.rules);
@@ -711,7 +740,11 @@ mod tests {
         let cut = full[..pos].rfind("\n\n").unwrap();
         let s8: String = full[..cut + 1]
             .lines()
-            .filter(|l| !l.starts_with("province_threshold") && !l.starts_with("surge ="))
+            .filter(|l| {
+                !l.starts_with("province_threshold")
+                    && !l.starts_with("surge =")
+                    && !l.starts_with("region_thresholds")
+            })
             .map(|l| format!("{l}\n"))
             .collect();
         assert_eq!(s8, body(&oa.plain_rules));

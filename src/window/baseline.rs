@@ -12,16 +12,18 @@
 //!   Standard Time), how many *fresh* complaints it gets: complaints whose
 //!   caller had not complained about the key within the window length
 //!   before, so that a window's distinct callers are (about) the fresh
-//!   complaints in it. `rate_h = (sum_h + K·rate_all) / (E_h + K)`, where
-//!   `E_h` is how many hours `h` the stream has covered so far, `rate_all`
-//!   the key's rate over all hours, and `K` = [`PRIOR_HOURS`] pseudo-hours
-//!   that pull a thin hour towards the key's daily mean (a robust floor: an
-//!   hour seen twice does not make a baseline of zero).
+//!   complaints in it. `rate_h = (sum_h + K·rate_nb) / (E_h + K)`, where
+//!   `E_h` is how many hours `h` the stream has covered so far (less the
+//!   hours the key spent alerting), `rate_nb` the key's rate in the two
+//!   neighbouring hours, and `K` = [`PRIOR_HOURS`] pseudo-hours that pull a
+//!   thin hour towards its neighbours (a robust floor: an hour seen twice
+//!   does not make a baseline of zero, and the night stays the night).
 //! * **Scaled by the stream's volume.** On the 3.15 consumer-rights day
 //!   every key gets two or three times its usual traffic with no fault.
 //!   [`Volume`] keeps the whole stream's accepted records per minute for the
 //!   last two hours and its usual volume by hour of day; `scale` = observed
-//!   / expected over those two hours, at least 1. Every fresh complaint is
+//!   / expected over the last half hour or the last two hours, whichever is
+//!   larger, and at least 1. Every fresh complaint is
 //!   learned as `1/scale` of one, so a surge day does not inflate next
 //!   week's baselines either, and the expected count of a window is
 //!   `λ = rate_h · size · scale`.
@@ -66,7 +68,7 @@ const RING_MINUTES: usize = 120;
 
 /// Below this many expected records in the ring, the scale is 1: too
 /// little traffic to tell a surge day from noise.
-const MIN_EXPECTED: f64 = 50.0;
+const MIN_EXPECTED: f64 = 30.0;
 
 /// The scale never goes beyond this (a broken feed, not a surge day).
 const MAX_SCALE: f64 = 20.0;
@@ -160,35 +162,33 @@ impl Volume {
         self.scale as f32
     }
 
-    /// Observed over expected records in the two hours before `minute`.
+    /// Observed over expected records before `minute`: the larger of the
+    /// ratios over the last half hour and the last two hours (each only
+    /// once it has [`MIN_EXPECTED`] records to go by), so that the scale
+    /// catches up with a surge day within half an hour, and the two-hour
+    /// figure steadies it at night.
     fn compute_scale(&self, start: i64, minute: i64) -> f64 {
         let now = minute * 60_000;
         if now - start < LEARNING_MS || self.head == i64::MIN {
             return 1.0;
         }
-        let mut observed = 0u64;
-        let mut expected = 0.0;
-        let mut by_hour = [0u32; HOURS];
+        let mut scale = 1.0f64;
+        let (mut observed, mut expected) = (0u64, 0.0f64);
         for k in 1..=RING_MINUTES as i64 {
             let m = minute - k;
             if m <= self.head && m > self.head - RING_MINUTES as i64 {
                 observed += self.ring[m.rem_euclid(RING_MINUTES as i64) as usize] as u64;
             }
-            by_hour[hour_of(m * 60_000)] += 1;
-        }
-        for (h, &minutes) in by_hour.iter().enumerate() {
-            if minutes == 0 {
-                continue;
-            }
+            let h = hour_of(m * 60_000);
             let e = exposure(start, now, h);
             if e > 0.0 {
-                expected += self.hours[h] / e * minutes as f64 / 60.0;
+                expected += self.hours[h] / e / 60.0;
+            }
+            if (k == 30 || k == RING_MINUTES as i64) && expected >= MIN_EXPECTED {
+                scale = scale.max(observed as f64 / expected);
             }
         }
-        if expected < MIN_EXPECTED {
-            return 1.0;
-        }
-        (observed as f64 / expected).clamp(1.0, MAX_SCALE)
+        scale.min(MAX_SCALE)
     }
 
     /// The stream's first record's time.
@@ -237,12 +237,23 @@ impl Baseline {
     /// The expected distinct callers of a window of `size_ms` at `ts`, on
     /// a stream that started at `start`, at volume `scale`.
     pub fn expected(&self, start: i64, ts: i64, size_ms: i64, scale: f32) -> f64 {
-        let excluded: f64 = self.excluded.iter().map(|&x| x as f64).sum();
-        let total_hours = ((ts - start).max(1) as f64 / HOUR_MS as f64 - excluded).max(1.0);
-        let all: f64 = self.sums.iter().map(|&x| x as f64).sum::<f64>() / total_hours;
         let h = hour_of(ts);
-        let e = (exposure(start, ts, h) - self.excluded[h] as f64).max(0.0);
-        let rate = (self.sums[h] as f64 + PRIOR_HOURS * all) / (e + PRIOR_HOURS);
+        let rate = |h: usize| -> (f64, f64) {
+            let e = (exposure(start, ts, h) - self.excluded[h] as f64).max(0.0);
+            (self.sums[h] as f64, e)
+        };
+        let (s, e) = rate(h);
+        // The prior: the two neighbouring hours, which follow the same
+        // daily curve (an all-day mean would lift the night to a third of
+        // the day's level and hide night outages).
+        let (s1, e1) = rate((h + HOURS - 1) % HOURS);
+        let (s2, e2) = rate((h + 1) % HOURS);
+        let prior = if e1 + e2 > 0.0 {
+            (s1 + s2) / (e1 + e2)
+        } else {
+            0.0
+        };
+        let rate = (s + PRIOR_HOURS * prior) / (e + PRIOR_HOURS);
         (rate * size_ms as f64 / HOUR_MS as f64 * scale as f64).max(LAMBDA_FLOOR)
     }
 }
@@ -380,10 +391,10 @@ mod tests {
             }
         }
         let now = start + 3 * DAY_MS + 9 * HOUR_MS;
-        // E_9 = 3 (3 days), all-day mean 18/81 per hour, rate
-        // (18 + 2·18/81)/(3 + 2) per hour, half of it per half hour.
+        // E_9 = 3 (3 days), the neighbouring hours 8 and 10 empty: rate
+        // (18 + 2·0)/(3 + 2) per hour, half of it per half hour.
         let lam = b.expected(start, now, 30 * 60_000, 1.0);
-        let want = (18.0 + 2.0 * 18.0 / 81.0) / 5.0 / 2.0;
+        let want = 18.0 / 5.0 / 2.0;
         assert!((lam - want).abs() < 1e-6, "{lam} vs {want}");
         // Doubled by the volume scale.
         assert!((b.expected(start, now, 30 * 60_000, 2.0) - 2.0 * lam).abs() < 1e-9);
