@@ -247,7 +247,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .thread_name("hotspot-io")
         .build()?;
-    rt.block_on(service::run(settings, None, None))?;
+    rt.block_on(service::run(settings))?;
     rt.shutdown_timeout(std::time::Duration::from_millis(500));
     Ok(ExitCode::SUCCESS)
 }

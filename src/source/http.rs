@@ -27,7 +27,6 @@
 //! in one piece is not copied at all) and handed to the engine as it is.
 
 use std::sync::Arc;
-use std::sync::mpsc::{SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
 use axum::Extension;
@@ -38,9 +37,11 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
+use super::{NotTaken, Submit};
+use crate::metrics::Metrics;
 use crate::service::idempotency::valid_key;
-use crate::service::pipeline::{Answer, Batch, Command, MAIN};
-use crate::service::state::Shared;
+use crate::service::pipeline::{Answer, Batch, MAIN};
+use crate::service::state::Lifecycle;
 
 /// The longest a request body may take to arrive, from the end of its
 /// headers to its last byte (`408` beyond). 16 MiB in 30 s is 4.5 Mbit/s.
@@ -56,11 +57,35 @@ pub(crate) const MIN_BODY_BUDGET: usize = 64 << 20;
 /// What the intake handler needs.
 #[derive(Clone)]
 pub struct Intake {
-    pub shared: Arc<Shared>,
-    pub tx: SyncSender<Command>,
+    /// Hands a body to the engine thread.
+    pub submit: Submit,
+    pub metrics: Arc<Metrics>,
+    /// Whether intake is open.
+    pub gate: IntakeGate,
     pub token: Option<Arc<str>>,
     /// Largest accepted body, bytes (413 beyond).
     pub max_body: usize,
+}
+
+/// A read-only view of the service's lifecycle: whether it takes
+/// complaints now (ready, not shutting down, the state directory writable).
+#[derive(Clone)]
+pub struct IntakeGate(Arc<Lifecycle>);
+
+impl IntakeGate {
+    pub fn new(lifecycle: Arc<Lifecycle>) -> IntakeGate {
+        IntakeGate(lifecycle)
+    }
+
+    /// Starting (still recovering) or shutting down.
+    fn closed(&self) -> bool {
+        self.0.shutting_down() || !self.0.ready()
+    }
+
+    /// Why the state directory cannot be written, while it cannot.
+    fn storage_fault(&self) -> Option<String> {
+        self.0.storage_fault()
+    }
 }
 
 /// The bytes of request bodies in flight (being read, queued for the
@@ -153,9 +178,8 @@ fn json_error(code: StatusCode, msg: &str) -> Response {
 /// A refusal, counted; `retry` adds `Retry-After: 1`, `close` asks the
 /// client to close the connection (its body was not read, or not all of
 /// it).
-fn refuse(shared: &Shared, code: StatusCode, msg: &str, retry: bool, close: bool) -> Response {
-    shared
-        .metrics
+fn refuse(metrics: &Metrics, code: StatusCode, msg: &str, retry: bool, close: bool) -> Response {
+    metrics
         .intake_refused
         .with_label_values(&[code.as_str()])
         .inc();
@@ -226,28 +250,28 @@ pub async fn post_complaints(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    let shared = &*intake.shared;
+    let metrics = &*intake.metrics;
     if !authorized(&intake.token, &headers) {
         return refuse(
-            shared,
+            metrics,
             StatusCode::UNAUTHORIZED,
             "missing or wrong bearer token",
             false,
             false,
         );
     }
-    if shared.shutting_down() || !shared.ready() {
+    if intake.gate.closed() {
         return refuse(
-            shared,
+            metrics,
             StatusCode::SERVICE_UNAVAILABLE,
             "not accepting complaints (starting or shutting down)",
             true,
             false,
         );
     }
-    if let Some(why) = shared.storage_fault() {
+    if let Some(why) = intake.gate.storage_fault() {
         return refuse(
-            shared,
+            metrics,
             StatusCode::SERVICE_UNAVAILABLE,
             &format!("not accepting complaints: {why}"),
             true,
@@ -259,7 +283,7 @@ pub async fn post_complaints(
         Some(Ok(k)) if valid_key(k) => Some(k.to_owned()),
         Some(_) => {
             return refuse(
-                shared,
+                metrics,
                 StatusCode::BAD_REQUEST,
                 "Idempotency-Key must be 1 to 255 visible ASCII characters",
                 false,
@@ -271,7 +295,7 @@ pub async fn post_complaints(
     let declared = content_length(&headers);
     if declared.is_some_and(|n| n > intake.max_body as u64) {
         return refuse(
-            shared,
+            metrics,
             StatusCode::PAYLOAD_TOO_LARGE,
             &too_large,
             false,
@@ -285,7 +309,7 @@ pub async fn post_complaints(
             Some(p) => Some(p),
             None => {
                 return refuse(
-                    shared,
+                    metrics,
                     StatusCode::TOO_MANY_REQUESTS,
                     "too many request bodies in flight; retry later",
                     true,
@@ -301,7 +325,7 @@ pub async fn post_complaints(
         Ok(Ok(b)) => b,
         Ok(Err(BodyError::TooLarge)) => {
             return refuse(
-                shared,
+                metrics,
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &too_large,
                 false,
@@ -310,7 +334,7 @@ pub async fn post_complaints(
         }
         Ok(Err(BodyError::Read(e))) => {
             return refuse(
-                shared,
+                metrics,
                 StatusCode::BAD_REQUEST,
                 &format!("cannot read the body: {e}"),
                 false,
@@ -319,7 +343,7 @@ pub async fn post_complaints(
         }
         Err(_) => {
             return refuse(
-                shared,
+                metrics,
                 StatusCode::REQUEST_TIMEOUT,
                 &format!(
                     "the body did not arrive within {} s",
@@ -343,20 +367,20 @@ pub async fn post_complaints(
         key,
         reply: Some(reply),
     };
-    match intake.tx.try_send(Command::Batch(batch)) {
+    match intake.submit.try_send(batch) {
         Ok(()) => {}
-        Err(TrySendError::Full(_)) => {
+        Err(NotTaken::Full) => {
             return refuse(
-                shared,
+                metrics,
                 StatusCode::TOO_MANY_REQUESTS,
                 "intake queue is full; retry later",
                 true,
                 false,
             );
         }
-        Err(TrySendError::Disconnected(_)) => {
+        Err(NotTaken::Stopped) => {
             return refuse(
-                shared,
+                metrics,
                 StatusCode::SERVICE_UNAVAILABLE,
                 "engine stopped",
                 false,
@@ -364,7 +388,7 @@ pub async fn post_complaints(
             );
         }
     }
-    shared.metrics.intake_queue.inc();
+    metrics.intake_queue.inc();
     let answered = tokio::time::timeout(Duration::from_secs(60), answer).await;
     // The batch has been processed (or given up on): its bytes are free.
     drop(permit);
@@ -385,14 +409,14 @@ pub async fn post_complaints(
             r
         }
         Ok(Ok(Answer::KeyConflict)) => refuse(
-            shared,
+            metrics,
             StatusCode::UNPROCESSABLE_ENTITY,
             "this Idempotency-Key was used with another body",
             false,
             false,
         ),
         Ok(Ok(Answer::Refused(why))) => refuse(
-            shared,
+            metrics,
             StatusCode::SERVICE_UNAVAILABLE,
             &format!("not journaled, not processed: {why}"),
             true,
