@@ -803,6 +803,7 @@ fn a_full_queue_answers_429_and_never_drops() {
             gate: hotspot::source::http::IntakeGate::new(shared.lifecycle().clone()),
             token: None,
             max_body: 1 << 20,
+            body_timeout: Duration::from_secs(30),
         };
         let app = axum::Router::new()
             .route(

@@ -110,7 +110,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         tls: tls.resolve(&args.endpoint)?,
     };
     cluster.tls.check_build()?;
-    let batch_size = parse_size(&args.batch_size).context("--batch-size")?;
+    let batch_size =
+        parse_size(&args.batch_size).map_err(|e| anyhow::anyhow!("--batch-size: {e}"))?;
     let linger = Duration::from_millis(
         parse_duration(&args.linger)
             .map_err(|e| anyhow::anyhow!("--linger {:?}: {e}", args.linger))? as u64,

@@ -69,8 +69,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     if let Some(p) = &settings.alerts {
         names.push(format!("file:{}", p.display()));
     }
-    for (d, u) in &settings.webhooks {
-        names.push(format!("webhook:{d}:{u}"));
+    for w in &settings.webhooks {
+        names.push(format!("webhook:{}:{}", w.department, w.url));
     }
     if let Some(am) = &settings.alertmanager {
         names.push(format!("alertmanager:{}", am.trim_end_matches('/')));
@@ -95,8 +95,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         outbox.set_cursor(idx, cursor);
         targets.push(Target::File(t));
     }
-    for (d, u) in &settings.webhooks {
-        targets.push(Target::Webhook(WebhookTarget::new(d, u, client.clone())));
+    for w in &settings.webhooks {
+        targets.push(Target::Webhook(WebhookTarget::new(
+            &w.department,
+            &w.url,
+            client.clone(),
+        )));
     }
     if let Some(am) = &settings.alertmanager {
         targets.push(Target::Alertmanager(AlertmanagerTarget::new(
@@ -275,7 +279,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             gate: IntakeGate::new(shared.lifecycle().clone()),
             token,
             max_body: settings.max_body,
+            body_timeout: settings.body_timeout,
         },
+        body_budget: settings.body_budget,
         reload: reload.clone(),
         sinks: Arc::new(sink_names),
         outbox: outbox.clone(),
@@ -287,7 +293,16 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(%addr, rules = %rules.version, businesses = rules.businesses.len(), templates = rules.templates.len(), durable, "hotspot is listening");
     shared.metrics.source_up.with_label_values(&["http"]).set(1);
     let (http_stop_tx, http_stop_rx) = watch::channel(false);
-    let server = tokio::spawn(server::serve(listener, api::router(api), http_stop_rx));
+    let limits = server::Limits {
+        header_timeout: settings.header_timeout,
+        max_connections: settings.max_connections,
+    };
+    let server = tokio::spawn(server::serve(
+        listener,
+        api::router(api),
+        limits,
+        http_stop_rx,
+    ));
 
     // Wait for a signal.
     drop(source_ctx);

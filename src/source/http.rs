@@ -14,13 +14,14 @@
 //!   answered `413` at once, without reading the body; a body without a
 //!   declared length is cut off with `413` when it passes the limit;
 //! * the bodies being read, queued or processed share a budget of bytes
-//!   ([`BodyBudget`], the larger of 64 MiB and `--max-body`). A request
-//!   reserves its declared length (the size limit when it declares none)
-//!   before reading; when the budget has no room for it within
-//!   [`BUDGET_WAIT`], the answer is `429` with `Retry-After` and the body is
-//!   never read. A client that sends `Expect: 100-continue` learns this
-//!   before it sends the body;
-//! * the whole body must arrive within [`BODY_TIMEOUT`], else `408`.
+//!   ([`BodyBudget`], the larger of `--body-budget`, default 64 MiB, and
+//!   `--max-body`). A request reserves its declared length (the size limit
+//!   when it declares none) before reading; when the budget has no room for
+//!   it within [`BUDGET_WAIT`], the answer is `429` with `Retry-After` and
+//!   the body is never read. A client that sends `Expect: 100-continue`
+//!   learns this before it sends the body;
+//! * the whole body must arrive within `--body-timeout` (default 30 s),
+//!   else `408`.
 //!
 //! Every refusal is counted in `hotspot_intake_refused_total{code}`. The
 //! body is read into one buffer of its declared size (a body that arrives
@@ -43,16 +44,9 @@ use crate::service::idempotency::valid_key;
 use crate::service::pipeline::{Answer, Batch, MAIN};
 use crate::service::state::Lifecycle;
 
-/// The longest a request body may take to arrive, from the end of its
-/// headers to its last byte (`408` beyond). 16 MiB in 30 s is 4.5 Mbit/s.
-pub(crate) const BODY_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// How long a request waits for room in the [`BodyBudget`] before it is
 /// answered `429`.
 pub(crate) const BUDGET_WAIT: Duration = Duration::from_secs(2);
-
-/// The smallest [`BodyBudget`]: four bodies of the default 16 MiB limit.
-pub(crate) const MIN_BODY_BUDGET: usize = 64 << 20;
 
 /// What the intake handler needs.
 #[derive(Clone)]
@@ -65,6 +59,10 @@ pub struct Intake {
     pub token: Option<Arc<str>>,
     /// Largest accepted body, bytes (413 beyond).
     pub max_body: usize,
+    /// The longest a request body may take to arrive, from the end of its
+    /// headers to its last byte (`408` beyond). 16 MiB in the default 30 s
+    /// is 4.5 Mbit/s.
+    pub body_timeout: Duration,
 }
 
 /// A read-only view of the service's lifecycle: whether it takes
@@ -111,11 +109,10 @@ impl BodyBudget {
         }
     }
 
-    /// The service's budget for a size limit: the larger of
-    /// [`MIN_BODY_BUDGET`] and `max_body`, so that one body of the largest
-    /// size always fits.
-    pub fn for_max_body(max_body: usize) -> BodyBudget {
-        BodyBudget::new(max_body.max(MIN_BODY_BUDGET))
+    /// The service's budget: `budget` bytes, but at least `max_body`, so
+    /// that one body of the largest size always fits.
+    pub fn for_limits(budget: usize, max_body: usize) -> BodyBudget {
+        BodyBudget::new(budget.max(max_body))
     }
 
     fn kib(&self, bytes: usize) -> u32 {
@@ -319,8 +316,11 @@ pub async fn post_complaints(
         },
         None => None,
     };
-    let body = match tokio::time::timeout(BODY_TIMEOUT, read_body(body, intake.max_body, declared))
-        .await
+    let body = match tokio::time::timeout(
+        intake.body_timeout,
+        read_body(body, intake.max_body, declared),
+    )
+    .await
     {
         Ok(Ok(b)) => b,
         Ok(Err(BodyError::TooLarge)) => {
@@ -346,8 +346,8 @@ pub async fn post_complaints(
                 metrics,
                 StatusCode::REQUEST_TIMEOUT,
                 &format!(
-                    "the body did not arrive within {} s",
-                    BODY_TIMEOUT.as_secs()
+                    "the body did not arrive within {}",
+                    crate::time::format_duration(intake.body_timeout.as_millis() as i64)
                 ),
                 false,
                 true,
