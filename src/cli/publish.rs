@@ -86,7 +86,7 @@ struct KeyOf<'a> {
 }
 
 /// The record key of a line: its `region`, or empty.
-pub fn key_of(line: &[u8]) -> Vec<u8> {
+pub(crate) fn key_of(line: &[u8]) -> Vec<u8> {
     match serde_json::from_slice::<KeyOf<'_>>(line) {
         Ok(KeyOf { region: Some(r) }) => r.as_bytes().to_vec(),
         _ => Vec::new(),
@@ -161,7 +161,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// What a publish run did.
 #[derive(Debug, Default)]
-pub struct Published {
+pub(crate) struct Published {
     pub records: u64,
     pub bytes: u64,
     pub elapsed: Duration,

@@ -224,7 +224,7 @@ impl Args {
 
 /// Sets up `tracing` (RUST_LOG, default `info`, with the fluvio client's
 /// chatty connection messages at `warn`), human or JSON, on stderr.
-pub fn init_logging(json: bool) {
+pub(crate) fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(
             "info,fluvio=warn,fluvio_socket=warn,fluvio_future=warn,fluvio_protocol=warn",

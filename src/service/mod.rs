@@ -17,9 +17,9 @@
 //! then the sinks get `drain` time to deliver what is pending; the process
 //! exits 0 well inside 10 s. SIGHUP reloads the rules.
 
-pub mod api;
-pub mod config;
-pub mod idempotency;
+pub(crate) mod api;
+pub(crate) mod config;
+pub(crate) mod idempotency;
 pub mod pipeline;
 mod server;
 pub mod state;

@@ -95,7 +95,7 @@ impl Lifecycle {
         self.ready.store(r, Ordering::SeqCst);
     }
 
-    pub fn shutting_down(&self) -> bool {
+    pub(crate) fn shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::SeqCst)
     }
 
@@ -105,21 +105,21 @@ impl Lifecycle {
 
     /// Why the state directory cannot be written, while it cannot: intake
     /// answers 503 and `/readyz` names the cause.
-    pub fn storage_fault(&self) -> Option<String> {
+    pub(crate) fn storage_fault(&self) -> Option<String> {
         self.storage_fault
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
 
-    pub fn set_storage_fault(&self, fault: Option<String>) {
+    pub(crate) fn set_storage_fault(&self, fault: Option<String>) {
         *self.storage_fault.lock().unwrap_or_else(|e| e.into_inner()) = fault;
     }
 }
 
 /// The health of the connected sources (Fluvio partitions), for `/readyz`,
 /// the status page and the `hotspot_source_up` gauges.
-pub struct SourceHealthBook {
+pub(crate) struct SourceHealthBook {
     metrics: Arc<Metrics>,
     sources: Mutex<BTreeMap<String, SourceHealth>>,
 }
@@ -134,7 +134,7 @@ impl SourceHealthBook {
 
     /// Records a connected source's state (and its `hotspot_source_up`
     /// gauge). A change is logged once, not on every retry.
-    pub fn set_source(&self, name: &str, up: bool, reason: &str) {
+    pub(crate) fn set_source(&self, name: &str, up: bool, reason: &str) {
         self.metrics
             .source_up
             .with_label_values(&[name])
@@ -156,7 +156,7 @@ impl SourceHealthBook {
     }
 
     /// Forgets a source (one that was replaced by finer-grained ones).
-    pub fn remove_source(&self, name: &str) {
+    pub(crate) fn remove_source(&self, name: &str) {
         let mut g = self.sources.lock().unwrap_or_else(|e| e.into_inner());
         g.remove(name);
         let _ = self.metrics.source_up.remove_label_values(&[name]);
@@ -171,7 +171,7 @@ impl SourceHealthBook {
     }
 
     /// The sources that are down, with their reasons.
-    pub fn sources_down(&self) -> Vec<(String, String)> {
+    pub(crate) fn sources_down(&self) -> Vec<(String, String)> {
         self.sources
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -224,17 +224,17 @@ impl Shared {
     }
 
     /// The connected sources' health book, for the sources that report to it.
-    pub fn source_health(&self) -> &Arc<SourceHealthBook> {
+    pub(crate) fn source_health(&self) -> &Arc<SourceHealthBook> {
         &self.health
     }
 
     /// Why the state directory cannot be written, while it cannot: intake
     /// answers 503 and `/readyz` names the cause.
-    pub fn storage_fault(&self) -> Option<String> {
+    pub(crate) fn storage_fault(&self) -> Option<String> {
         self.lifecycle.storage_fault()
     }
 
-    pub fn set_storage_fault(&self, fault: Option<String>) {
+    pub(crate) fn set_storage_fault(&self, fault: Option<String>) {
         self.lifecycle.set_storage_fault(fault);
     }
 
@@ -257,7 +257,7 @@ impl Shared {
         self.lifecycle.set_ready(r);
     }
 
-    pub fn shutting_down(&self) -> bool {
+    pub(crate) fn shutting_down(&self) -> bool {
         self.lifecycle.shutting_down()
     }
 
@@ -271,7 +271,7 @@ impl Shared {
     }
 
     /// The sources that are down, with their reasons.
-    pub fn sources_down(&self) -> Vec<(String, String)> {
+    pub(crate) fn sources_down(&self) -> Vec<(String, String)> {
         self.health.sources_down()
     }
 }

@@ -111,7 +111,7 @@ impl BodyBudget {
 
     /// The service's budget: `budget` bytes, but at least `max_body`, so
     /// that one body of the largest size always fits.
-    pub fn for_limits(budget: usize, max_body: usize) -> BodyBudget {
+    pub(crate) fn for_limits(budget: usize, max_body: usize) -> BodyBudget {
         BodyBudget::new(budget.max(max_body))
     }
 
@@ -149,7 +149,7 @@ pub(crate) fn bearer_token(value: &str) -> Option<&str> {
 }
 
 /// Checks `Authorization: Bearer <token>` when a token is configured.
-pub fn authorized(token: &Option<Arc<str>>, headers: &HeaderMap) -> bool {
+pub(crate) fn authorized(token: &Option<Arc<str>>, headers: &HeaderMap) -> bool {
     let Some(t) = token else { return true };
     let Some(given) = headers
         .get(header::AUTHORIZATION)

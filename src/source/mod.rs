@@ -17,12 +17,12 @@
 //! source also reports its connection's health.
 
 #[cfg(feature = "fluvio")]
-pub mod fluvio;
-pub mod follow;
+pub(crate) mod fluvio;
+pub(crate) mod follow;
 pub mod http;
-pub mod lines;
-pub mod offsets;
-pub mod stdin;
+pub(crate) mod lines;
+pub(crate) mod offsets;
+pub(crate) mod stdin;
 
 pub use lines::LineReader;
 
@@ -35,7 +35,7 @@ use crate::service::state::{Lifecycle, Shared};
 
 /// What a live source works with.
 #[derive(Clone)]
-pub struct SourceContext {
+pub(crate) struct SourceContext {
     /// Hands batches to the engine thread.
     pub submit: Submit,
     pub metrics: Arc<Metrics>,
@@ -82,7 +82,7 @@ impl Submit {
     }
 
     /// Queues `b` if there is room now.
-    pub fn try_send(&self, b: Batch) -> Result<(), NotTaken> {
+    pub(crate) fn try_send(&self, b: Batch) -> Result<(), NotTaken> {
         self.0.try_send(Command::Batch(b)).map_err(|e| match e {
             TrySendError::Full(_) => NotTaken::Full,
             TrySendError::Disconnected(_) => NotTaken::Stopped,
@@ -92,7 +92,7 @@ impl Submit {
 
 /// A read-only view of whether the service is shutting down.
 #[derive(Clone)]
-pub struct Shutdown(Arc<Lifecycle>);
+pub(crate) struct Shutdown(Arc<Lifecycle>);
 
 impl Shutdown {
     pub fn new(lifecycle: Arc<Lifecycle>) -> Shutdown {
@@ -100,7 +100,7 @@ impl Shutdown {
     }
 
     /// Whether shutdown has begun: a source stops reading.
-    pub fn requested(&self) -> bool {
+    pub(crate) fn requested(&self) -> bool {
         self.0.shutting_down()
     }
 }
