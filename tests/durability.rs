@@ -149,7 +149,12 @@ fn a_full_state_disk_answers_503_stops_intake_and_recovers_with_nothing_lost_or_
             assert!(text.contains("cannot write"), "503 names the cause: {text}");
             refused += 1;
             if !resized {
-                // The disk is full: intake is stopped, and says why.
+                // The disk is full: intake is stopped, and says why. No
+                // race here: the engine sets the fault (gauge, log,
+                // /readyz) before it answers a refused batch (a53d25a fixed
+                // a 503 that came before the fault, with /readyz still
+                // 200), and on this 256 KiB disk nothing clears it: the
+                // recovery probe needs the failed entry plus 1 MiB free.
                 let (rc, ready) = get(hs.addr, "/readyz");
                 assert_eq!(rc, 503, "{ready}");
                 assert!(ready.contains("intake stopped"), "{ready}");
