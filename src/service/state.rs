@@ -120,6 +120,7 @@ impl Lifecycle {
 /// The health of the connected sources (Fluvio partitions), for `/readyz`,
 /// the status page and the `hotspot_source_up` gauges.
 pub(crate) struct SourceHealthBook {
+    #[cfg_attr(not(feature = "fluvio"), allow(dead_code))] // only the Fluvio source reports
     metrics: Arc<Metrics>,
     sources: Mutex<BTreeMap<String, SourceHealth>>,
 }
@@ -134,6 +135,7 @@ impl SourceHealthBook {
 
     /// Records a connected source's state (and its `hotspot_source_up`
     /// gauge). A change is logged once, not on every retry.
+    #[cfg_attr(not(feature = "fluvio"), allow(dead_code))] // only the Fluvio source reports
     pub(crate) fn set_source(&self, name: &str, up: bool, reason: &str) {
         self.metrics
             .source_up
@@ -156,6 +158,7 @@ impl SourceHealthBook {
     }
 
     /// Forgets a source (one that was replaced by finer-grained ones).
+    #[cfg_attr(not(feature = "fluvio"), allow(dead_code))] // only the Fluvio source reports
     pub(crate) fn remove_source(&self, name: &str) {
         let mut g = self.sources.lock().unwrap_or_else(|e| e.into_inner());
         g.remove(name);
@@ -224,6 +227,7 @@ impl Shared {
     }
 
     /// The connected sources' health book, for the sources that report to it.
+    #[cfg_attr(not(feature = "fluvio"), allow(dead_code))] // only the Fluvio source reports
     pub(crate) fn source_health(&self) -> &Arc<SourceHealthBook> {
         &self.health
     }

@@ -21,6 +21,7 @@ pub(crate) mod fluvio;
 pub(crate) mod follow;
 pub mod http;
 pub(crate) mod lines;
+#[cfg(feature = "fluvio")]
 pub(crate) mod offsets;
 pub(crate) mod stdin;
 
