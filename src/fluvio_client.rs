@@ -24,18 +24,18 @@ pub use crate::fluvio_settings::{FluvioCluster, FluvioTls};
 use crate::source::offsets::{OffsetTracker, Verdict};
 
 /// A consumer stream of one partition.
-pub type RecordStream =
+pub(crate) type RecordStream =
     Pin<Box<dyn Stream<Item = Result<Record, fluvio::dataplane::link::ErrorCode>> + Send>>;
 
 /// How long connecting (and each metadata call) may take.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The fetch size when none is configured (about the client's default).
-pub const DEFAULT_MAX_BYTES: usize = 1 << 20;
+pub(crate) const DEFAULT_MAX_BYTES: usize = 1 << 20;
 
 /// Fetch sizes are doubled up to this when a producer batch does not fit
 /// (see [`crate::source::offsets`]).
-pub const MAX_BYTES_CAP: usize = 256 << 20;
+pub(crate) const MAX_BYTES_CAP: usize = 256 << 20;
 
 /// The next, larger fetch size after a fresh stream missed records; None
 /// at the cap.
@@ -153,7 +153,7 @@ pub async fn register_spu(
 }
 
 /// The number of partitions of `topic`, or `None` if it does not exist.
-pub async fn partition_count(fluvio: &Fluvio, topic: &str) -> anyhow::Result<Option<u32>> {
+pub(crate) async fn partition_count(fluvio: &Fluvio, topic: &str) -> anyhow::Result<Option<u32>> {
     let admin = fluvio.admin().await;
     let list = tokio::time::timeout(
         CONNECT_TIMEOUT,
@@ -231,7 +231,7 @@ pub async fn open(
 
 /// The offset after the last record of `topic`/`partition` (`None` when it
 /// holds no record).
-pub async fn end_offset(
+pub(crate) async fn end_offset(
     fluvio: &Fluvio,
     topic: &str,
     partition: u32,
@@ -259,7 +259,7 @@ pub async fn end_offset(
 
 /// The offset of the first record still in `topic`/`partition` (`None`
 /// when it holds none).
-pub async fn start_offset(
+pub(crate) async fn start_offset(
     fluvio: &Fluvio,
     topic: &str,
     partition: u32,

@@ -299,7 +299,7 @@ pub fn parse_partitions(s: &str) -> anyhow::Result<Vec<u32>> {
     for part in s.split(',') {
         let part = part.trim();
         let n: u32 = part.parse().with_context(|| {
-            format!("--partitions {s:?}: {part:?} is not a partition number (expected e.g. 0,2)")
+            format!("{s:?}: {part:?} is not a partition number (expected e.g. 0,2)")
         })?;
         v.push(n);
     }

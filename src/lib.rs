@@ -25,15 +25,15 @@
 //! publish` share.
 
 pub mod alert;
-pub mod checkpoint;
+pub(crate) mod checkpoint;
 pub mod cli;
 pub mod engine;
 pub mod eval;
 #[cfg(feature = "fluvio")]
 pub mod fluvio_client;
-pub mod fluvio_settings;
+pub(crate) mod fluvio_settings;
 pub mod generator;
-pub mod journal;
+pub(crate) mod journal;
 pub mod mask;
 pub mod matcher;
 pub mod metrics;
@@ -41,7 +41,7 @@ pub mod normalize;
 pub mod parallel;
 pub mod record;
 pub mod replay;
-pub mod retry;
+pub(crate) mod retry;
 pub mod rules;
 pub mod service;
 pub mod sink;

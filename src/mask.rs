@@ -279,7 +279,7 @@ pub fn mask(text: &str) -> Cow<'_, str> {
 /// Appends `text`, masked and then cut to at most `max_chars` characters,
 /// to `out`: what [`mask_and_cut`] returns, without allocating when `out`
 /// has room. This is how an alert sample is kept.
-pub fn mask_cut_into(text: &str, max_chars: usize, out: &mut String) {
+pub(crate) fn mask_cut_into(text: &str, max_chars: usize, out: &mut String) {
     let start = out.len();
     mask_into(text, out);
     // Fewer bytes than `max_chars` are fewer characters too; else count the

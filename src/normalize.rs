@@ -98,7 +98,7 @@ fn classify3(cp: u32) -> Fast {
 /// 🙏) and CJK Extension B. None of these decomposes or composes with
 /// anything; a test checks every code point of the ranges.
 #[inline]
-pub fn keeps_astral(cp: u32) -> bool {
+pub(crate) fn keeps_astral(cp: u32) -> bool {
     matches!(
         cp,
         0x1F300..=0x1F5FF // Miscellaneous Symbols and Pictographs
@@ -116,7 +116,7 @@ pub fn keeps_astral(cp: u32) -> bool {
 /// matched without being copied ([`crate::matcher::Matcher::find_text`]);
 /// it must stay exactly the per-character mapping of the fast path below
 /// (a test checks every code point).
-pub fn fast_fold(cp: u32) -> Option<u32> {
+pub(crate) fn fast_fold(cp: u32) -> Option<u32> {
     if cp < 0x80 {
         return Some((cp as u8).to_ascii_lowercase() as u32);
     }

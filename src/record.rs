@@ -27,7 +27,7 @@ use memchr::memchr2;
 
 /// The deepest nesting of arrays and objects accepted on one line (the top
 /// object counts as 1). Deeper lines are `invalid_json`.
-pub const MAX_DEPTH: usize = 128;
+pub(crate) const MAX_DEPTH: usize = 128;
 
 /// Why a line was rejected, in the order the checks run (CONTRACT 5.10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -45,7 +45,7 @@ pub enum Reject {
 
 impl Reject {
     /// Every reason, in check order.
-    pub const ALL: [Reject; 4] = [
+    pub(crate) const ALL: [Reject; 4] = [
         Reject::InvalidUtf8,
         Reject::InvalidJson,
         Reject::MissingField,
@@ -103,7 +103,7 @@ pub enum Decoded<'a> {
 /// Where the text of one field of a decoded record is: a range of the line,
 /// or of the decoder's scratch buffer when the JSON string held escapes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Piece {
+pub(crate) struct Piece {
     in_scratch: bool,
     start: usize,
     end: usize,
@@ -149,7 +149,7 @@ pub struct RecordSpans<'l> {
 
 /// [`Decoded`] with the record as positions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DecodedSpans<'l> {
+pub(crate) enum DecodedSpans<'l> {
     Blank,
     Record(RecordSpans<'l>),
     Rejected(RejectInfo),
@@ -998,8 +998,9 @@ impl Decoder {
 
     /// [`Decoder::decode`] giving the record as positions; read it with
     /// [`Decoder::record`] before this decoder decodes another line.
+    #[cfg(test)]
     #[inline]
-    pub fn decode_spans<'l>(&mut self, line: &'l [u8]) -> DecodedSpans<'l> {
+    pub(crate) fn decode_spans<'l>(&mut self, line: &'l [u8]) -> DecodedSpans<'l> {
         self.decode_with(line, true)
     }
 

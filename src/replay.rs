@@ -44,7 +44,7 @@ impl Output for Writers<'_, '_> {
 }
 
 /// Progress callbacks: bytes consumed so far.
-pub type Progress<'p> = &'p mut dyn FnMut(u64);
+pub(crate) type Progress<'p> = &'p mut dyn FnMut(u64);
 
 /// Replays `input` with `rules`; returns the run's counts. I/O errors on
 /// the input or an output end the replay with that error.
@@ -61,12 +61,12 @@ pub fn replay(
 
 /// Called between chunks with the engine, the lines done, the input offset
 /// after them and the outputs; returns an error to stop.
-pub type Checkpointer<'c> =
+pub(crate) type Checkpointer<'c> =
     &'c mut dyn FnMut(&Engine, u64, u64, &mut ReplayOutputs<'_>) -> io::Result<()>;
 
 /// Replays from wherever `engine` and `reader` stand (a fresh start or a
 /// checkpoint), calling `checkpoint` between chunks.
-pub fn replay_from<R: Read>(
+pub(crate) fn replay_from<R: Read>(
     mut engine: Engine,
     mut reader: LineReader<R>,
     outs: &mut ReplayOutputs<'_>,
@@ -107,7 +107,7 @@ pub fn replay_from<R: Read>(
 /// to continue after a crash as if it had never happened (5.8: the same
 /// alert ids, the same bytes).
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub struct ReplayCheckpoint {
+pub(crate) struct ReplayCheckpoint {
     pub version: u32,
     /// The input file, as given.
     pub input: String,

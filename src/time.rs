@@ -16,15 +16,15 @@
 use std::fmt::Write as _;
 
 /// China Standard Time, the offset every written timestamp uses (5.13).
-pub const CST_OFFSET_MS: i64 = 8 * 3_600_000;
+pub(crate) const CST_OFFSET_MS: i64 = 8 * 3_600_000;
 
 /// `0000-01-01T00:00:00+08:00` in epoch milliseconds.
-pub const MIN_MS: i64 = days_from_civil(0, 1, 1) * 86_400_000 - CST_OFFSET_MS;
+pub(crate) const MIN_MS: i64 = days_from_civil(0, 1, 1) * 86_400_000 - CST_OFFSET_MS;
 /// `9999-12-31T23:59:59.999+08:00` in epoch milliseconds.
-pub const MAX_MS: i64 = days_from_civil(10_000, 1, 1) * 86_400_000 - CST_OFFSET_MS - 1;
+pub(crate) const MAX_MS: i64 = days_from_civil(10_000, 1, 1) * 86_400_000 - CST_OFFSET_MS - 1;
 
 /// Wall clock, epoch milliseconds.
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::SystemTime::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -104,7 +104,7 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
 /// the date, hour and minute, and one of six bytes the `+hh:mm` offset.
 /// Only valid pieces are remembered, so the cache never changes a result.
 #[derive(Debug, Clone, Default)]
-pub struct DateCache {
+pub(crate) struct DateCache {
     /// `YYYY-MM-DD` of the last valid date, once there is one.
     date: Option<[u8; 10]>,
     days: i64,
@@ -136,7 +136,7 @@ fn parse_date(b: &[u8]) -> Option<i64> {
 /// [`parse_rfc3339`], remembering the date in `cache` (same results for
 /// any cache contents).
 #[inline]
-pub fn parse_rfc3339_cached(s: &str, cache: &mut DateCache) -> Option<i64> {
+pub(crate) fn parse_rfc3339_cached(s: &str, cache: &mut DateCache) -> Option<i64> {
     let b = s.as_bytes();
     // `YYYY-MM-DDTHH:MM:SS` at 0..19, all in the first 20 bytes: one
     // fixed-size array, so no check below costs a bounds test.
@@ -229,7 +229,7 @@ pub fn parse_rfc3339_cached(s: &str, cache: &mut DateCache) -> Option<i64> {
 
 /// Appends `ms` as RFC 3339 in `+08:00`, with milliseconds only when they are
 /// not zero (5.13): `2026-03-15T09:27:41+08:00`, `2026-03-15T09:27:41.239+08:00`.
-pub fn write_cst(out: &mut String, ms: i64) {
+pub(crate) fn write_cst(out: &mut String, ms: i64) {
     let local = ms.clamp(MIN_MS, MAX_MS) + CST_OFFSET_MS;
     let days = local.div_euclid(86_400_000);
     let in_day = local.rem_euclid(86_400_000);
@@ -253,7 +253,7 @@ pub fn write_cst(out: &mut String, ms: i64) {
 }
 
 /// `ms` as RFC 3339 in `+08:00` (see [`write_cst`]).
-pub fn format_cst(ms: i64) -> String {
+pub(crate) fn format_cst(ms: i64) -> String {
     let mut s = String::with_capacity(29);
     write_cst(&mut s, ms);
     s
@@ -262,7 +262,7 @@ pub fn format_cst(ms: i64) -> String {
 /// An error in a duration such as `30m`, `1h30m`, `500ms`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid duration {text:?}: {why} (write it like 30m, 90s, 1h30m or 500ms)")]
-pub struct DurationError {
+pub(crate) struct DurationError {
     text: String,
     why: &'static str,
 }
@@ -270,7 +270,7 @@ pub struct DurationError {
 /// Parses a duration written as one or more `<integer><unit>` parts, units
 /// `ms`, `s`, `m`, `h`, `d` (`30m`, `90s`, `1h30m`, `500ms`), into
 /// milliseconds.
-pub fn parse_duration(text: &str) -> Result<i64, DurationError> {
+pub(crate) fn parse_duration(text: &str) -> Result<i64, DurationError> {
     let err = |why| DurationError {
         text: text.to_owned(),
         why,
@@ -316,7 +316,7 @@ pub fn parse_duration(text: &str) -> Result<i64, DurationError> {
 }
 
 /// Writes milliseconds back in the same notation (`1h30m`, `500ms`, `0s`).
-pub fn format_duration(ms: i64) -> String {
+pub(crate) fn format_duration(ms: i64) -> String {
     if ms == 0 {
         return "0s".into();
     }

@@ -43,7 +43,7 @@ impl Tmpfs {
                 dir.display()
             );
         } else {
-            eprintln!("SKIP: cannot mount a tmpfs (not root); the full-disk test did not run");
+            skip("cannot mount a tmpfs (not root); the full-disk test did not run");
             None
         }
     }
@@ -149,7 +149,12 @@ fn a_full_state_disk_answers_503_stops_intake_and_recovers_with_nothing_lost_or_
             assert!(text.contains("cannot write"), "503 names the cause: {text}");
             refused += 1;
             if !resized {
-                // The disk is full: intake is stopped, and says why.
+                // The disk is full: intake is stopped, and says why. No
+                // race here: the engine sets the fault (gauge, log,
+                // /readyz) before it answers a refused batch (a53d25a fixed
+                // a 503 that came before the fault, with /readyz still
+                // 200), and on this 256 KiB disk nothing clears it: the
+                // recovery probe needs the failed entry plus 1 MiB free.
                 let (rc, ready) = get(hs.addr, "/readyz");
                 assert_eq!(rc, 503, "{ready}");
                 assert!(ready.contains("intake stopped"), "{ready}");
@@ -158,10 +163,13 @@ fn a_full_state_disk_answers_503_stops_intake_and_recovers_with_nothing_lost_or_
                 let faults = metric(&m, "hotspot_storage_fault{store=\"journal\"}").unwrap_or(0.0)
                     + metric(&m, "hotspot_storage_fault{store=\"outbox\"}").unwrap_or(0.0);
                 assert_eq!(faults, 1.0, "one store at fault:\n{m}");
-                assert!(
-                    metric(&m, "hotspot_storage_errors_total{store=\"journal\"}").unwrap_or(0.0)
-                        >= 1.0
-                );
+                // Whichever write met the full disk first: the journal's
+                // (a 503 for that batch) or the outbox's (200, then intake
+                // stopped).
+                let errors = metric(&m, "hotspot_storage_errors_total{store=\"journal\"}")
+                    .unwrap_or(0.0)
+                    + metric(&m, "hotspot_storage_errors_total{store=\"outbox\"}").unwrap_or(0.0);
+                assert!(errors >= 1.0, "a failed write is counted:\n{m}");
                 assert!(
                     hs.log_text().contains("\"level\":\"ERROR\""),
                     "an ERROR is logged"

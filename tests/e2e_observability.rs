@@ -59,13 +59,9 @@ fn missing(test: &str, what: &str) {
              prometheus-alertmanager, the venv in target/e2e-venv)"
         );
     }
-    // Straight to the process's stderr: the test harness captures
-    // `eprintln!` of passing tests, and a skip must be seen.
-    use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIP: {test}: {what} (set HOTSPOT_E2E=1 to make this a failure)"
-    );
+    skip(&format!(
+        "{test}: {what} (set HOTSPOT_E2E=1 to make this a failure)"
+    ));
 }
 
 /// Finds prometheus, alertmanager (Debian names it prometheus-alertmanager),

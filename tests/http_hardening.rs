@@ -13,10 +13,12 @@ use std::time::{Duration, Instant};
 
 use support::{Hotspot, get, http};
 
-/// hyper's header read timeout in the service (`service::server`), and the
-/// body timeout (`source::http`); the tests allow a margin on top.
+/// hyper's header read timeout in the service (`--header-timeout`, default
+/// 10 s); the tests allow a margin on top.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The body timeout the 408 test sets (`--body-timeout`; the default 30 s
+/// is `service::config`'s to test).
+const BODY_TIMEOUT: Duration = Duration::from_secs(3);
 const MARGIN: Duration = Duration::from_secs(10);
 
 fn start(args: &[&str]) -> (tempfile::TempDir, Hotspot) {
@@ -195,17 +197,53 @@ fn idle_connections_are_closed_and_their_number_is_bounded() {
 
 #[test]
 fn a_body_that_does_not_arrive_in_time_gets_408() {
-    let (_tmp, hs) = start(&[]);
+    let (_tmp, hs) = start(&["--body-timeout", "3s"]);
     let mut s = connect(hs.addr);
     s.write_all(b"POST /v1/complaints HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{\"id\":")
         .unwrap();
+    let t = Instant::now();
     let head = read_head(&mut s, BODY_TIMEOUT + MARGIN);
     assert_eq!(status(&head), 408, "got {head:?}");
+    assert!(
+        t.elapsed() >= BODY_TIMEOUT - Duration::from_millis(500),
+        "408 after {:?}, before the body timeout",
+        t.elapsed()
+    );
     assert!(closed_within(&mut s, MARGIN));
     assert_eq!(
         metric(hs.addr, "hotspot_intake_refused_total{code=\"408\"}"),
         1.0
     );
+}
+
+#[test]
+fn the_header_timeout_and_the_connection_limit_are_settings() {
+    let (_tmp, hs) = start(&["--header-timeout", "2s", "--max-connections", "8"]);
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", hs.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let before = fds();
+    let mut idle: Vec<TcpStream> = (0..20).map(|_| connect(hs.addr)).collect();
+    let t = Instant::now();
+    let mut most = 0;
+    while t.elapsed() < Duration::from_millis(1500) {
+        most = most.max(fds());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(most >= before + 6, "accepted only {}", most - before);
+    assert!(most <= before + 8 + 1, "holds {} at once", most - before);
+    // 20 connections, 8 at a time, each closed 2 s after it is accepted.
+    for s in &mut idle {
+        let left = (3 * Duration::from_secs(2) + MARGIN).saturating_sub(t.elapsed());
+        assert!(
+            closed_within(s, left.max(Duration::from_millis(1))),
+            "an idle connection is still open after {:?}",
+            t.elapsed()
+        );
+    }
+    assert_eq!(get(hs.addr, "/healthz").0, 200);
 }
 
 /// Sends a POST head with `Expect: 100-continue` and returns the interim

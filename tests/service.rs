@@ -792,16 +792,18 @@ fn a_full_queue_answers_429_and_never_drops() {
         let metrics = Arc::new(hotspot::metrics::Metrics::new());
         let shared = Arc::new(hotspot::service::state::Shared::new(
             rules,
-            metrics,
+            metrics.clone(),
             Arc::new(hotspot::metrics::LatencyBook::new()),
         ));
         shared.set_ready(true);
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let intake = hotspot::source::http::Intake {
-            shared: shared.clone(),
-            tx,
+            submit: hotspot::source::Submit::new(tx),
+            metrics,
+            gate: hotspot::source::http::IntakeGate::new(shared.lifecycle().clone()),
             token: None,
             max_body: 1 << 20,
+            body_timeout: Duration::from_secs(30),
         };
         let app = axum::Router::new()
             .route(

@@ -13,12 +13,11 @@
 
 mod support;
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Hotspot, get, root, wait_until};
+use support::{Hotspot, get, root, skip, wait_until};
 
 fn chromium() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("HOTSPOT_CHROMIUM") {
@@ -165,12 +164,9 @@ fn status_page_renders_in_headless_chromium() {
                 "HOTSPOT_E2E=1 but no chromium on PATH (apt-get install chromium fonts-noto-cjk)"
             );
         }
-        // Straight to the stderr handle, past the test harness's capture, so
-        // the skip shows in a plain `cargo test` run.
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIP: status_page_renders_in_headless_chromium: no chromium on PATH \
-             (apt-get install chromium fonts-noto-cjk; HOTSPOT_E2E=1 makes this a failure)"
+        skip(
+            "status_page_renders_in_headless_chromium: no chromium on PATH \
+             (apt-get install chromium fonts-noto-cjk; HOTSPOT_E2E=1 makes this a failure)",
         );
         return;
     };

@@ -49,7 +49,10 @@ pub enum Command {
 
 /// Runs the command line; the process exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let result = match cli.command {
         None => replay::demo(),
         Some(Command::Replay(args)) => replay::run(args),
@@ -67,6 +70,26 @@ pub fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// A command line clap refused. A value that its parser rejected (a
+/// duration, a size, an address …) is an error like any other, exit status
+/// 1 and one line naming the flag; help, version and usage errors are
+/// clap's own.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::ValueValidation {
+        e.exit();
+    }
+    let flag = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(a)) => a.split(' ').next().unwrap_or(a).to_owned(),
+        _ => String::new(),
+    };
+    let why = std::error::Error::source(&e)
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| e.to_string());
+    eprintln!("hotspot: error: {flag}: {}", one_line(&why));
+    ExitCode::from(1)
 }
 
 /// Folds a message onto one line.

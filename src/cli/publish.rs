@@ -86,7 +86,7 @@ struct KeyOf<'a> {
 }
 
 /// The record key of a line: its `region`, or empty.
-pub fn key_of(line: &[u8]) -> Vec<u8> {
+pub(crate) fn key_of(line: &[u8]) -> Vec<u8> {
     match serde_json::from_slice::<KeyOf<'_>>(line) {
         Ok(KeyOf { region: Some(r) }) => r.as_bytes().to_vec(),
         _ => Vec::new(),
@@ -110,7 +110,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         tls: tls.resolve(&args.endpoint)?,
     };
     cluster.tls.check_build()?;
-    let batch_size = parse_size(&args.batch_size).context("--batch-size")?;
+    let batch_size =
+        parse_size(&args.batch_size).map_err(|e| anyhow::anyhow!("--batch-size: {e}"))?;
     let linger = Duration::from_millis(
         parse_duration(&args.linger)
             .map_err(|e| anyhow::anyhow!("--linger {:?}: {e}", args.linger))? as u64,
@@ -160,7 +161,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// What a publish run did.
 #[derive(Debug, Default)]
-pub struct Published {
+pub(crate) struct Published {
     pub records: u64,
     pub bytes: u64,
     pub elapsed: Duration,

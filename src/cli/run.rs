@@ -1,12 +1,35 @@
 //! `hotspot run`: the live service (see [`crate::service`]). Settings come
 //! from `--config FILE` and these flags; flags win.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use crate::fluvio_settings::parse_partitions;
-use crate::service::config::{parse_size, parse_webhook};
+use crate::fluvio_settings::{StartAt, parse_partitions};
+use crate::service::config::{
+    FileConfig, LogFormat, OptionalDuration, Webhook, parse_duration_value, parse_listen,
+    parse_optional_duration, parse_size, parse_webhook, set,
+};
 use crate::service::{self, Settings};
+
+/// The partitions of `--partitions 0,2`.
+#[derive(Debug, Clone)]
+pub struct PartitionList(pub Vec<u32>);
+
+fn partition_list(s: &str) -> Result<PartitionList, String> {
+    parse_partitions(s)
+        .map(PartitionList)
+        .map_err(|e| format!("{e:#}"))
+}
+
+fn log_format(s: &str) -> Result<LogFormat, String> {
+    s.parse()
+}
+
+fn start_at(s: &str) -> Result<StartAt, String> {
+    s.parse::<StartAt>().map_err(|e| format!("{e:#}"))
+}
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -17,20 +40,20 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub rules: Option<PathBuf>,
     /// Address to listen on (default 127.0.0.1:8080: loopback only).
-    #[arg(long, value_name = "ADDR")]
-    pub listen: Option<String>,
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
+    pub listen: Option<SocketAddr>,
     /// Append alert lines to this file.
     #[arg(long, value_name = "FILE")]
     pub alerts: Option<PathBuf>,
     /// POST a department's alerts to a URL (repeatable; department `*` gets all).
-    #[arg(long, value_name = "DEPARTMENT=URL")]
-    pub webhook: Vec<String>,
+    #[arg(long, value_name = "DEPARTMENT=URL", value_parser = parse_webhook)]
+    pub webhook: Vec<Webhook>,
     /// Alertmanager base URL, e.g. http://127.0.0.1:9093.
     #[arg(long, value_name = "URL")]
     pub alertmanager: Option<String>,
     /// How often open alerts are re-sent to Alertmanager (default 60s).
-    #[arg(long, value_name = "DURATION")]
-    pub alertmanager_resend: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_value)]
+    pub alertmanager_resend: Option<Duration>,
     /// Directory for the journal, checkpoints and the outbox: nothing is
     /// lost or delivered twice across restarts.
     #[arg(long, value_name = "DIR")]
@@ -46,36 +69,50 @@ pub struct Args {
     pub follow: Vec<PathBuf>,
     /// With no record for this long, the watermark moves on with the wall
     /// clock (default 5m; `off` disables).
-    #[arg(long, value_name = "DURATION")]
-    pub idle_timeout: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = parse_optional_duration)]
+    pub idle_timeout: Option<OptionalDuration>,
     /// How often state is checkpointed with --state-dir (default 5s).
-    #[arg(long, value_name = "DURATION")]
-    pub checkpoint_interval: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_value)]
+    pub checkpoint_interval: Option<Duration>,
     /// How long an `Idempotency-Key` of POST /v1/complaints is remembered
     /// (default 24h; journaled, so it survives restarts).
-    #[arg(long, value_name = "DURATION")]
-    pub idempotency_horizon: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_value)]
+    pub idempotency_horizon: Option<Duration>,
     /// Bearer token required by POST endpoints.
     #[arg(long, env = "HOTSPOT_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Log format: human or json (level from RUST_LOG, default info).
-    #[arg(long, value_name = "FORMAT")]
-    pub log_format: Option<String>,
+    #[arg(long, value_name = "FORMAT", value_parser = log_format)]
+    pub log_format: Option<LogFormat>,
     /// The most (business, region) keys held at once.
     #[arg(long)]
     pub max_keys: Option<usize>,
     /// Largest accepted request body (default 16MiB).
-    #[arg(long, value_name = "SIZE")]
-    pub max_body: Option<String>,
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_body: Option<usize>,
+    /// Bytes of request bodies being read or processed at once, the larger
+    /// of this and --max-body (default 64MiB); beyond it intake answers 429.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub body_budget: Option<usize>,
+    /// How long a request body may take to arrive (default 30s; 408 beyond).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_value)]
+    pub body_timeout: Option<Duration>,
+    /// How long a request's head may take to arrive, also the idle
+    /// keep-alive timeout (default 10s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_value)]
+    pub header_timeout: Option<Duration>,
+    /// HTTP connections served at once; more wait (default 512).
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
     /// Batches waiting for the engine before intake answers 429.
     #[arg(long)]
     pub queue: Option<usize>,
     /// First wait after a failed delivery (default 200ms).
-    #[arg(long, value_name = "DURATION")]
-    pub retry_initial: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_value)]
+    pub retry_initial: Option<Duration>,
     /// Longest wait between delivery attempts (default 30s).
-    #[arg(long, value_name = "DURATION")]
-    pub retry_max: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_value)]
+    pub retry_max: Option<Duration>,
     /// Fluvio SC endpoint, e.g. 127.0.0.1:9003.
     #[arg(long, value_name = "HOST:PORT")]
     pub fluvio_endpoint: Option<String>,
@@ -83,8 +120,8 @@ pub struct Args {
     #[arg(long, value_name = "TOPIC")]
     pub fluvio_topic: Option<String>,
     /// The topic's partitions this instance owns, e.g. 0,2 (default: all).
-    #[arg(long, value_name = "LIST")]
-    pub partitions: Option<String>,
+    #[arg(long, value_name = "LIST", value_parser = partition_list)]
+    pub partitions: Option<PartitionList>,
     /// Produce alert lines to this Fluvio topic (key = alert_id).
     #[arg(long, value_name = "TOPIC")]
     pub fluvio_alerts_topic: Option<String>,
@@ -93,11 +130,11 @@ pub struct Args {
     pub fluvio_dead_letter_topic: Option<String>,
     /// Where a partition with no saved position starts: beginning or end
     /// (default beginning).
-    #[arg(long, value_name = "WHERE")]
-    pub fluvio_start: Option<String>,
+    #[arg(long, value_name = "WHERE", value_parser = start_at)]
+    pub fluvio_start: Option<StartAt>,
     /// Largest fetch the Fluvio consumer asks for (e.g. 1MiB).
-    #[arg(long, value_name = "SIZE")]
-    pub fluvio_max_bytes: Option<String>,
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub fluvio_max_bytes: Option<usize>,
     /// TLS to the Fluvio cluster.
     #[arg(long)]
     pub fluvio_tls: bool,
@@ -118,112 +155,76 @@ pub struct Args {
 impl Args {
     /// The settings: defaults, then the config file, then flags.
     pub fn settings(&self) -> anyhow::Result<Settings> {
-        let mut s = match &self.config {
-            Some(p) => Settings::from_file(p)?,
-            None => Settings::default(),
-        };
-        if let Some(r) = &self.rules {
-            s.rules = Some(r.clone());
+        let mut s = Settings::default();
+        if let Some(p) = &self.config {
+            FileConfig::read(p)?.apply(&mut s);
         }
-        if let Some(l) = &self.listen {
-            s.listen = l.parse().map_err(|_| {
-                anyhow::anyhow!("--listen {l:?} is not an address like 127.0.0.1:8080")
-            })?;
-        }
-        if let Some(a) = &self.alerts {
-            s.alerts = Some(a.clone());
-        }
-        for w in &self.webhook {
-            s.webhooks.push(parse_webhook(w)?);
-        }
-        if let Some(a) = &self.alertmanager {
-            s.alertmanager = Some(a.clone());
-        }
-        if let Some(r) = &self.alertmanager_resend {
-            s.set_resend(r)?;
-        }
-        if let Some(d) = &self.state_dir {
-            s.state_dir = Some(d.clone());
-        }
-        if let Some(d) = &self.dead_letter {
-            s.dead_letter = Some(d.clone());
-        }
+        self.apply(&mut s);
+        s.fluvio.check()?;
+        Ok(s)
+    }
+
+    /// Sets what the flags give.
+    fn apply(&self, s: &mut Settings) {
+        set(&mut s.rules, self.rules.clone().map(Some));
+        set(&mut s.listen, self.listen);
+        set(&mut s.alerts, self.alerts.clone().map(Some));
+        s.webhooks.extend(self.webhook.iter().cloned());
+        set(&mut s.alertmanager, self.alertmanager.clone().map(Some));
+        set(&mut s.alertmanager_resend, self.alertmanager_resend);
+        set(&mut s.state_dir, self.state_dir.clone().map(Some));
+        set(&mut s.dead_letter, self.dead_letter.clone().map(Some));
         s.stdin |= self.stdin;
         s.follow.extend(self.follow.iter().cloned());
-        if let Some(t) = &self.idle_timeout {
-            s.set_idle_timeout(t)?;
-        }
-        if let Some(t) = &self.checkpoint_interval {
-            s.set_checkpoint_interval(t)?;
-        }
-        if let Some(t) = &self.idempotency_horizon {
-            s.set_idempotency_horizon(t)?;
-        }
-        if let Some(t) = &self.token {
-            s.token = Some(t.clone());
-        }
-        match self.log_format.as_deref() {
-            None => {}
-            Some("human") => s.log_json = false,
-            Some("json") => s.log_json = true,
-            Some(o) => anyhow::bail!("--log-format {o:?}: expected human or json"),
-        }
-        if let Some(m) = self.max_keys {
-            s.max_keys = m;
-        }
-        if let Some(b) = &self.max_body {
-            s.max_body = parse_size(b)?;
-        }
-        if let Some(q) = self.queue {
-            s.queue = q.max(1);
-        }
-        s.set_retry(self.retry_initial.as_deref(), self.retry_max.as_deref())?;
+        set(&mut s.idle_timeout, self.idle_timeout.map(|d| d.0));
+        set(&mut s.checkpoint_interval, self.checkpoint_interval);
+        set(&mut s.idempotency_horizon, self.idempotency_horizon);
+        set(&mut s.token, self.token.clone().map(Some));
+        set(
+            &mut s.log_json,
+            self.log_format.map(|f| f == LogFormat::Json),
+        );
+        set(&mut s.max_keys, self.max_keys);
+        set(&mut s.max_body, self.max_body);
+        set(&mut s.body_budget, self.body_budget);
+        set(&mut s.body_timeout, self.body_timeout);
+        set(&mut s.header_timeout, self.header_timeout);
+        set(
+            &mut s.max_connections,
+            self.max_connections.map(|n| n.max(1)),
+        );
+        set(&mut s.queue, self.queue.map(|q| q.max(1)));
+        set(&mut s.retry.initial, self.retry_initial);
+        set(&mut s.retry.max, self.retry_max);
         let f = &mut s.fluvio;
-        if let Some(e) = &self.fluvio_endpoint {
-            f.endpoint = Some(e.clone());
-        }
-        if let Some(t) = &self.fluvio_topic {
-            f.topic = Some(t.clone());
-        }
-        if let Some(p) = &self.partitions {
-            f.partitions = Some(parse_partitions(p)?);
-        }
-        if let Some(t) = &self.fluvio_alerts_topic {
-            f.alerts_topic = Some(t.clone());
-        }
-        if let Some(t) = &self.fluvio_dead_letter_topic {
-            f.dead_letter_topic = Some(t.clone());
-        }
-        if let Some(st) = &self.fluvio_start {
-            f.start = st
-                .parse()
-                .map_err(|e| anyhow::anyhow!("--fluvio-start: {e}"))?;
-        }
-        if let Some(m) = &self.fluvio_max_bytes {
-            f.max_bytes = Some(parse_size(m)?);
-        }
+        set(&mut f.endpoint, self.fluvio_endpoint.clone().map(Some));
+        set(&mut f.topic, self.fluvio_topic.clone().map(Some));
+        set(
+            &mut f.partitions,
+            self.partitions.clone().map(|p| Some(p.0)),
+        );
+        set(
+            &mut f.alerts_topic,
+            self.fluvio_alerts_topic.clone().map(Some),
+        );
+        set(
+            &mut f.dead_letter_topic,
+            self.fluvio_dead_letter_topic.clone().map(Some),
+        );
+        set(&mut f.start, self.fluvio_start);
+        set(&mut f.max_bytes, self.fluvio_max_bytes.map(Some));
         let t = &mut f.tls;
         t.on |= self.fluvio_tls;
-        if let Some(d) = &self.fluvio_tls_domain {
-            t.domain = Some(d.clone());
-        }
-        for (to, from) in [
-            (&mut t.ca_cert, &self.fluvio_tls_ca_cert),
-            (&mut t.cert, &self.fluvio_tls_cert),
-            (&mut t.key, &self.fluvio_tls_key),
-        ] {
-            if let Some(p) = from {
-                *to = Some(p.clone());
-            }
-        }
-        f.check()?;
-        Ok(s)
+        set(&mut t.domain, self.fluvio_tls_domain.clone().map(Some));
+        set(&mut t.ca_cert, self.fluvio_tls_ca_cert.clone().map(Some));
+        set(&mut t.cert, self.fluvio_tls_cert.clone().map(Some));
+        set(&mut t.key, self.fluvio_tls_key.clone().map(Some));
     }
 }
 
 /// Sets up `tracing` (RUST_LOG, default `info`, with the fluvio client's
 /// chatty connection messages at `warn`), human or JSON, on stderr.
-pub fn init_logging(json: bool) {
+pub(crate) fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(
             "info,fluvio=warn,fluvio_socket=warn,fluvio_future=warn,fluvio_protocol=warn",
@@ -247,7 +248,99 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .thread_name("hotspot-io")
         .build()?;
-    rt.block_on(service::run(settings, None, None))?;
+    rt.block_on(service::run(settings))?;
     rt.shutdown_timeout(std::time::Duration::from_millis(500));
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    fn args(argv: &[&str]) -> Result<super::Args, clap::Error> {
+        let cli = Cli::try_parse_from([&["hotspot", "run"], argv].concat())?;
+        match cli.command {
+            Some(Command::Run(a)) => Ok(*a),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("hotspot.toml");
+        std::fs::write(
+            &p,
+            "listen = \"127.0.0.1:9999\"\nidle_timeout = \"1m\"\nbody_timeout = \"5s\"\nlog_format = \"json\"\n\n[[webhook]]\ndepartment = \"net\"\nurl = \"http://127.0.0.1:1/net\"\n",
+        )
+        .unwrap();
+        let a = args(&[
+            "--config",
+            p.to_str().unwrap(),
+            "--idle-timeout",
+            "off",
+            "--header-timeout",
+            "3s",
+            "--log-format",
+            "human",
+            "--webhook",
+            "vas=http://127.0.0.1:1/vas",
+            "--partitions",
+            "2,0,2",
+            "--fluvio-topic",
+            "complaints",
+            "--fluvio-endpoint",
+            "127.0.0.1:9003",
+            "--max-connections",
+            "8",
+        ])
+        .unwrap();
+        let s = a.settings().unwrap();
+        assert_eq!(s.listen.port(), 9999, "from the file");
+        assert_eq!(s.idle_timeout, None, "the flag wins");
+        assert_eq!(s.body_timeout, Duration::from_secs(5), "from the file");
+        assert_eq!(s.header_timeout, Duration::from_secs(3), "from the flag");
+        assert!(!s.log_json, "the flag wins");
+        assert_eq!(s.max_connections, 8);
+        assert_eq!(s.body_budget, 64 << 20, "the default");
+        let deps: Vec<&str> = s.webhooks.iter().map(|w| w.department.as_str()).collect();
+        assert_eq!(deps, ["net", "vas"], "the flags add to the file's");
+        assert_eq!(s.fluvio.partitions, Some(vec![0, 2]));
+    }
+
+    #[test]
+    fn a_bad_flag_value_is_refused_by_its_parser() {
+        for (flag, value, want) in [
+            ("--max-body", "16 parsecs", "invalid size"),
+            (
+                "--listen",
+                "localhost",
+                "is not an address like 127.0.0.1:8080",
+            ),
+            ("--idle-timeout", "5 minutes", "invalid duration"),
+            ("--body-timeout", "soon", "invalid duration"),
+            ("--webhook", "vas", "expected DEPARTMENT=URL"),
+            ("--webhook", "vas=ftp://x", "http:// or https://"),
+            ("--log-format", "xml", "expected \"human\" or \"json\""),
+            ("--partitions", "0,x", "is not a partition number"),
+            (
+                "--fluvio-start",
+                "middle",
+                "expected \"beginning\" or \"end\"",
+            ),
+        ] {
+            let e = args(&[flag, value]).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{flag} {value}"
+            );
+            let why = std::error::Error::source(&e).unwrap().to_string();
+            assert!(why.contains(want), "{flag} {value}: {why}");
+        }
+    }
 }

@@ -59,13 +59,13 @@ pub const MAX_TABLE_BYTES: usize = 8 << 20;
 /// MiB in 23.5 ms, 256 KiB in 18.1 ms (`HOTSPOT_HYBRID_BYTES=... cargo
 /// bench --bench micro -- ^match`): past the cache, a full row's miss
 /// costs more than the failure links it saves.
-pub const HYBRID_TABLE_BYTES: usize = 1 << 20;
+pub(crate) const HYBRID_TABLE_BYTES: usize = 1 << 20;
 
 /// Code points below this are mapped through the flat symbol table.
 const FLAT: usize = 0x1_0000;
 
 /// The flat table's mark for a character the fast path cannot normalise.
-pub const SLOW: u16 = u16::MAX;
+pub(crate) const SLOW: u16 = u16::MAX;
 
 /// A state number: u16 for full DFAs of ordinary libraries (half the cache
 /// footprint), u32 for the hybrid of large ones.
@@ -74,7 +74,7 @@ pub const SLOW: u16 = u16::MAX;
 /// step learns whether patterns end here from the load it makes anyway
 /// (a separate "has output?" table would be one more dependent load per
 /// character, and a cache miss on large libraries).
-pub trait StateId: Copy + Default + std::fmt::Debug + 'static {
+pub(crate) trait StateId: Copy + Default + std::fmt::Debug + 'static {
     /// The output mark; state numbers stay below it.
     const FLAG: usize;
     /// The most states this type numbers.
@@ -104,13 +104,13 @@ state_id!(u16, 1 << 15);
 state_id!(u32, 1 << 31);
 
 /// A full character DFA (ordinary libraries).
-pub type CharDfa = CharAutomaton<u16>;
+pub(crate) type CharDfa = CharAutomaton<u16>;
 
 /// A hybrid character automaton (large libraries).
-pub type WideCharAutomaton = CharAutomaton<u32>;
+pub(crate) type WideCharAutomaton = CharAutomaton<u32>;
 
 #[derive(Debug)]
-pub struct CharAutomaton<S: StateId> {
+pub(crate) struct CharAutomaton<S: StateId> {
     /// Raw code point (< [`FLAT`]) → symbol of its fast-path fold; 0 = in
     /// no keyword; [`SLOW`] = needs full normalisation.
     flat: Vec<u16>,
@@ -422,12 +422,12 @@ impl<S: StateId> CharAutomaton<S> {
 
     /// Number of symbols (distinct keyword characters, plus one for all
     /// others).
-    pub fn symbols(&self) -> usize {
+    pub(crate) fn symbols(&self) -> usize {
         self.symbols
     }
 
     /// Number of states with a full row.
-    pub fn dense_states(&self) -> usize {
+    pub(crate) fn dense_states(&self) -> usize {
         self.dense
     }
 
@@ -459,7 +459,7 @@ impl<S: StateId> CharAutomaton<S> {
     /// raw text; `false` (with `found` partly filled) when `text` holds a
     /// character that needs full normalisation.
     #[inline]
-    pub fn scan_raw(
+    pub(crate) fn scan_raw(
         &self,
         text: &str,
         seen: &mut [u32],

@@ -101,6 +101,8 @@ enum Kind {
     /// The full DFA if it fits, else the hybrid.
     Auto,
     Hybrid(usize),
+    /// The `aho-corasick` crate's NFA, for the tests to compare with.
+    #[cfg_attr(not(test), allow(dead_code))]
     Nfa,
 }
 
@@ -189,7 +191,8 @@ impl Matcher {
 
     /// Like [`Matcher::new`], always with the crate's NFA (tests compare
     /// the kinds with it).
-    pub fn with_nfa(rules: &Rules) -> Result<Self, BuildError> {
+    #[cfg(test)]
+    pub(crate) fn with_nfa(rules: &Rules) -> Result<Self, BuildError> {
         Self::build(rules, Kind::Nfa)
     }
 
@@ -372,7 +375,7 @@ impl Matcher {
     /// normalisation; the result is left in `m`. Text that the normaliser's
     /// fast path covers (nearly all) is matched in place, without being
     /// normalised into a copy first; other text goes through `normalizer`.
-    pub fn find_text(&self, text: &str, normalizer: &mut Normalizer, m: &mut Matches) {
+    pub(crate) fn find_text(&self, text: &str, normalizer: &mut Normalizer, m: &mut Matches) {
         let done = match &self.automaton {
             Automaton_::Chars(a) => self.find_raw(a, text, m),
             Automaton_::WideChars(a) => self.find_raw(a, text, m),

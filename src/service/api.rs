@@ -35,13 +35,18 @@ pub struct Api {
     pub reload: Arc<dyn Fn() -> tokio::task::JoinHandle<Result<String, Vec<String>>> + Send + Sync>,
     pub sinks: Arc<Vec<(String, usize)>>,
     pub outbox: Arc<crate::sink::outbox::Outbox>,
+    /// Bytes of request bodies in flight at once (at least `max_body`).
+    pub body_budget: usize,
 }
 
 pub fn router(api: Api) -> Router {
     let intake = Router::new()
         .route("/v1/complaints", post(post_complaints))
         .with_state(api.intake.clone())
-        .layer(Extension(BodyBudget::for_max_body(api.intake.max_body)))
+        .layer(Extension(BodyBudget::for_limits(
+            api.body_budget,
+            api.intake.max_body,
+        )))
         .layer(DefaultBodyLimit::disable());
     Router::new()
         .route("/", get(status_page))

@@ -2,40 +2,60 @@
 //! setting, command-line flags override it, and defaults fill the rest.
 //! Relative paths in a config file are relative to the file's directory.
 //! `fixtures/hotspot.toml` is a complete, commented example.
+//!
+//! Every value is parsed once, where it is read: the config file's by
+//! serde (`deserialize_with` the parsers below), the flags' by clap value
+//! parsers (`cli::run`) with the same parsers. Both layers hold typed,
+//! optional values, applied over [`Settings::default`] in order: the file,
+//! then the flags.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
-use serde::Deserialize;
+use anyhow::Context;
+use serde::{Deserialize, Deserializer};
 
-use crate::fluvio_settings::{FluvioSettings, FluvioTlsOptions};
+use crate::fluvio_settings::{FluvioSettings, FluvioTlsOptions, StartAt};
 use crate::retry::RetryPolicy;
 use crate::time::parse_duration;
 
-/// The config file.
+/// The config file, parsed: every value typed, `None` where the file does
+/// not set it.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub rules: Option<PathBuf>,
-    pub listen: Option<String>,
+    #[serde(default, deserialize_with = "de::addr")]
+    pub listen: Option<SocketAddr>,
     pub alerts: Option<PathBuf>,
     pub dead_letter: Option<PathBuf>,
     pub state_dir: Option<PathBuf>,
-    pub idle_timeout: Option<String>,
-    pub checkpoint_interval: Option<String>,
-    pub idempotency_horizon: Option<String>,
+    #[serde(default, deserialize_with = "de::optional_duration")]
+    pub idle_timeout: Option<OptionalDuration>,
+    #[serde(default, deserialize_with = "de::duration")]
+    pub checkpoint_interval: Option<Duration>,
+    #[serde(default, deserialize_with = "de::duration")]
+    pub idempotency_horizon: Option<Duration>,
     pub max_keys: Option<usize>,
     pub token: Option<String>,
-    pub log_format: Option<String>,
+    #[serde(default, deserialize_with = "de::parsed")]
+    pub log_format: Option<LogFormat>,
     pub stdin: Option<bool>,
     #[serde(default)]
     pub follow: Vec<PathBuf>,
-    pub max_body: Option<String>,
+    #[serde(default, deserialize_with = "de::size")]
+    pub max_body: Option<usize>,
+    #[serde(default, deserialize_with = "de::size")]
+    pub body_budget: Option<usize>,
+    #[serde(default, deserialize_with = "de::duration")]
+    pub body_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "de::duration")]
+    pub header_timeout: Option<Duration>,
+    pub max_connections: Option<usize>,
     pub queue: Option<usize>,
     #[serde(default)]
-    pub webhook: Vec<WebhookConfig>,
+    pub webhook: Vec<Webhook>,
     pub alertmanager: Option<AlertmanagerConfig>,
     pub delivery: Option<DeliveryConfig>,
     pub fluvio: Option<FluvioConfig>,
@@ -67,11 +87,24 @@ pub struct FluvioConfig {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     /// Where a partition without a saved position starts: `beginning` or `end`.
-    pub start: Option<String>,
+    #[serde(default, deserialize_with = "de::parsed")]
+    pub start: Option<StartAt>,
     /// Largest fetch the consumer asks for, e.g. `1MiB`.
-    pub max_bytes: Option<String>,
+    #[serde(default, deserialize_with = "de::size")]
+    pub max_bytes: Option<usize>,
 }
 
+/// A department's webhook: `[[webhook]]` in the file, `--webhook
+/// DEPARTMENT=URL` on the command line.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "WebhookConfig")]
+pub struct Webhook {
+    /// A department, or `*` for every alert.
+    pub department: String,
+    pub url: String,
+}
+
+/// A `[[webhook]]` table as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
@@ -79,20 +112,69 @@ pub struct WebhookConfig {
     pub url: String,
 }
 
+impl TryFrom<WebhookConfig> for Webhook {
+    type Error = String;
+    fn try_from(w: WebhookConfig) -> Result<Webhook, String> {
+        Webhook::new(&w.department, &w.url).map_err(|e| format!("[[webhook]]: {e}"))
+    }
+}
+
+impl Webhook {
+    fn new(department: &str, url: &str) -> Result<Webhook, String> {
+        let (d, u) = (department.trim(), url.trim());
+        if d.is_empty() || !(u.starts_with("http://") || u.starts_with("https://")) {
+            return Err(format!(
+                "\"{department}={url}\": expected DEPARTMENT=URL with an http:// or https:// URL"
+            ));
+        }
+        Ok(Webhook {
+            department: d.to_owned(),
+            url: u.to_owned(),
+        })
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertmanagerConfig {
     pub url: String,
-    pub resend: Option<String>,
+    #[serde(default, deserialize_with = "de::duration")]
+    pub resend: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryConfig {
-    pub retry_initial: Option<String>,
-    pub retry_max: Option<String>,
-    pub timeout: Option<String>,
-    pub drain: Option<String>,
+    #[serde(default, deserialize_with = "de::duration")]
+    pub retry_initial: Option<Duration>,
+    #[serde(default, deserialize_with = "de::duration")]
+    pub retry_max: Option<Duration>,
+    #[serde(default, deserialize_with = "de::duration")]
+    pub timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "de::duration")]
+    pub drain: Option<Duration>,
+}
+
+/// A duration that `off` (or zero) turns off: `--idle-timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionalDuration(pub Option<Duration>);
+
+/// The log format on standard error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<LogFormat, String> {
+        match s {
+            "human" => Ok(LogFormat::Human),
+            "json" => Ok(LogFormat::Json),
+            o => Err(format!("{o:?}: expected \"human\" or \"json\"")),
+        }
+    }
 }
 
 /// Everything the service runs with.
@@ -114,10 +196,20 @@ pub struct Settings {
     pub log_json: bool,
     pub stdin: bool,
     pub follow: Vec<PathBuf>,
+    /// Largest accepted request body, bytes (413 beyond).
     pub max_body: usize,
+    /// Bytes of request bodies in flight at once (the larger of this and
+    /// `max_body`); a request without room is answered 429.
+    pub body_budget: usize,
+    /// How long a request body may take to arrive (408 beyond).
+    pub body_timeout: Duration,
+    /// How long a request's head may take to arrive, which is also the
+    /// idle keep-alive timeout.
+    pub header_timeout: Duration,
+    /// HTTP connections served at once.
+    pub max_connections: usize,
     pub queue: usize,
-    /// (department or `*`, URL)
-    pub webhooks: Vec<(String, String)>,
+    pub webhooks: Vec<Webhook>,
     pub alertmanager: Option<String>,
     pub alertmanager_resend: Duration,
     pub retry: RetryPolicy,
@@ -143,6 +235,10 @@ impl Default for Settings {
             stdin: false,
             follow: Vec::new(),
             max_body: 16 << 20,
+            body_budget: 64 << 20,
+            body_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
+            max_connections: 512,
             queue: 256,
             webhooks: Vec::new(),
             alertmanager: None,
@@ -155,11 +251,11 @@ impl Default for Settings {
 }
 
 /// Parses `10MiB`, `512KiB`, `1MB`, `65536`.
-pub fn parse_size(s: &str) -> anyhow::Result<usize> {
+pub fn parse_size(s: &str) -> Result<usize, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);
-    let n: usize = n.parse().with_context(|| format!("invalid size {s:?}"))?;
+    let n: usize = n.parse().map_err(|e| format!("invalid size {s:?}: {e}"))?;
     let scale = match unit.trim() {
         "" | "B" => 1,
         "KB" => 1000,
@@ -168,122 +264,196 @@ pub fn parse_size(s: &str) -> anyhow::Result<usize> {
         "MiB" => 1 << 20,
         "GB" => 1_000_000_000,
         "GiB" => 1 << 30,
-        u => bail!("invalid size {s:?}: unknown unit {u:?} (use B, KiB, MiB, GiB, KB, MB, GB)"),
+        u => {
+            return Err(format!(
+                "invalid size {s:?}: unknown unit {u:?} (use B, KiB, MiB, GiB, KB, MB, GB)"
+            ));
+        }
     };
     n.checked_mul(scale)
-        .with_context(|| format!("size {s:?} is too large"))
+        .ok_or_else(|| format!("size {s:?} is too large"))
 }
 
-fn duration(s: &str, what: &str) -> anyhow::Result<Duration> {
-    let ms = parse_duration(s).with_context(|| what.to_string())?;
+/// Parses a duration such as `30s`, `5m`, `1h30m`, `500ms`.
+pub fn parse_duration_value(s: &str) -> Result<Duration, String> {
+    let ms = parse_duration(s).map_err(|e| e.to_string())?;
     Ok(Duration::from_millis(ms as u64))
 }
 
-/// `0s` (or `off`) turns a duration setting off.
-fn optional_duration(s: &str, what: &str) -> anyhow::Result<Option<Duration>> {
+/// A duration, or `off` (or zero) for none.
+pub fn parse_optional_duration(s: &str) -> Result<OptionalDuration, String> {
     if s.trim() == "off" {
-        return Ok(None);
+        return Ok(OptionalDuration(None));
     }
-    let d = duration(s, what)?;
-    Ok((!d.is_zero()).then_some(d))
+    let d = parse_duration_value(s)?;
+    Ok(OptionalDuration((!d.is_zero()).then_some(d)))
+}
+
+/// Parses a listening address such as `127.0.0.1:8080`.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    s.parse()
+        .map_err(|_| format!("{s:?} is not an address like 127.0.0.1:8080"))
 }
 
 /// Parses `DEPARTMENT=URL`.
-pub fn parse_webhook(s: &str) -> anyhow::Result<(String, String)> {
+pub fn parse_webhook(s: &str) -> Result<Webhook, String> {
     let (d, u) = s
         .split_once('=')
-        .with_context(|| format!("--webhook {s:?}: expected DEPARTMENT=URL"))?;
-    if d.trim().is_empty() || !(u.starts_with("http://") || u.starts_with("https://")) {
-        bail!("--webhook {s:?}: expected DEPARTMENT=URL with an http:// or https:// URL");
-    }
-    Ok((d.trim().to_owned(), u.trim().to_owned()))
+        .ok_or_else(|| format!("{s:?}: expected DEPARTMENT=URL"))?;
+    Webhook::new(d, u)
 }
 
-impl Settings {
-    /// Applies a config file over the defaults.
-    pub fn from_file(path: &Path) -> anyhow::Result<Settings> {
+/// serde `deserialize_with` functions: each reads a string and parses it
+/// with the parser the flags use, so both give the same values and errors.
+mod de {
+    use super::*;
+
+    fn with<'de, D, T>(
+        d: D,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+    {
+        let s = String::deserialize(d)?;
+        parse(&s).map(Some).map_err(serde::de::Error::custom)
+    }
+
+    pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        with(d, parse_duration_value)
+    }
+
+    pub fn optional_duration<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<OptionalDuration>, D::Error> {
+        with(d, parse_optional_duration)
+    }
+
+    pub fn size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+        with(d, parse_size)
+    }
+
+    pub fn addr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+        with(d, parse_listen)
+    }
+
+    pub fn parsed<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        with(d, |s| s.parse::<T>().map_err(|e| e.to_string()))
+    }
+}
+
+/// Where a config file's error is: `FILE:LINE: ` and, for a value that
+/// does not parse, the key (`delivery.retry_max: `).
+fn locate(path: &Path, text: &str, e: &toml::de::Error) -> String {
+    let Some(span) = e.span() else {
+        return format!("{}: {}", path.display(), e.message().trim());
+    };
+    let at = span.start.min(text.len());
+    let line_no = 1 + text[..at].matches('\n').count();
+    let msg = e.message().trim();
+    let line = text.lines().nth(line_no - 1).unwrap_or("");
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim())
+        .filter(|k| !k.is_empty() && !k.starts_with('[') && !msg.starts_with("unknown field"));
+    match key {
+        Some(k) => {
+            let table = text[..at]
+                .lines()
+                .rev()
+                .map(str::trim)
+                .find(|l| l.starts_with('['))
+                .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim());
+            match table {
+                Some(t) => format!("{}:{line_no}: {t}.{k}: {msg}", path.display()),
+                None => format!("{}:{line_no}: {k}: {msg}", path.display()),
+            }
+        }
+        None => format!("{}:{line_no}: {msg}", path.display()),
+    }
+}
+
+impl FileConfig {
+    /// Reads and parses a config file; relative paths are made relative to
+    /// its directory.
+    pub fn read(path: &Path) -> anyhow::Result<FileConfig> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config {}", path.display()))?;
-        let file: FileConfig = toml::from_str(&text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| 1 + text[..s.start.min(text.len())].matches('\n').count())
-                .unwrap_or(0);
-            anyhow::anyhow!("{}:{line}: {}", path.display(), e.message().trim())
-        })?;
+        let mut file: FileConfig =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}", locate(path, &text, &e)))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let rel = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
-        let ctx = |what: &str| format!("{}: {what}", path.display());
-        let mut s = Settings {
-            rules: file.rules.map(rel),
-            ..Settings::default()
+        let rel = |p: &mut PathBuf| {
+            if !p.is_absolute() {
+                *p = base.join(&*p);
+            }
         };
-        if let Some(l) = file.listen {
-            s.listen = l.parse().with_context(|| {
-                ctx(&format!(
-                    "listen {l:?} is not an address like 127.0.0.1:8080"
-                ))
-            })?;
+        for p in [
+            &mut file.rules,
+            &mut file.alerts,
+            &mut file.dead_letter,
+            &mut file.state_dir,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            rel(p);
         }
-        s.alerts = file.alerts.map(rel);
-        s.dead_letter = file.dead_letter.map(rel);
-        s.state_dir = file.state_dir.map(rel);
-        if let Some(t) = file.idle_timeout {
-            s.idle_timeout = optional_duration(&t, &ctx("idle_timeout"))?;
+        file.follow.iter_mut().for_each(rel);
+        if let Some(f) = &mut file.fluvio {
+            for p in [&mut f.tls_ca_cert, &mut f.tls_cert, &mut f.tls_key]
+                .into_iter()
+                .flatten()
+            {
+                rel(p);
+            }
         }
-        if let Some(t) = file.checkpoint_interval {
-            s.checkpoint_interval = duration(&t, &ctx("checkpoint_interval"))?;
-        }
-        if let Some(t) = file.idempotency_horizon {
-            s.idempotency_horizon = duration(&t, &ctx("idempotency_horizon"))?;
-        }
-        if let Some(m) = file.max_keys {
-            s.max_keys = m;
-        }
-        s.token = file.token;
-        match file.log_format.as_deref() {
-            None | Some("human") => {}
-            Some("json") => s.log_json = true,
-            Some(o) => bail!(
-                "{}: log_format {o:?}: expected \"human\" or \"json\"",
-                path.display()
-            ),
-        }
-        s.stdin = file.stdin.unwrap_or(false);
-        s.follow = file.follow.into_iter().map(rel).collect();
-        if let Some(b) = file.max_body {
-            s.max_body = parse_size(&b).with_context(|| ctx("max_body"))?;
-        }
-        if let Some(q) = file.queue {
-            s.queue = q.max(1);
-        }
-        for w in file.webhook {
-            s.webhooks.push(
-                parse_webhook(&format!("{}={}", w.department, w.url))
-                    .with_context(|| ctx("[[webhook]]"))?,
-            );
-        }
-        if let Some(am) = file.alertmanager {
+        Ok(file)
+    }
+
+    /// Sets what the file gives.
+    pub fn apply(self, s: &mut Settings) {
+        set(&mut s.rules, self.rules.map(Some));
+        set(&mut s.listen, self.listen);
+        set(&mut s.alerts, self.alerts.map(Some));
+        set(&mut s.dead_letter, self.dead_letter.map(Some));
+        set(&mut s.state_dir, self.state_dir.map(Some));
+        set(&mut s.idle_timeout, self.idle_timeout.map(|d| d.0));
+        set(&mut s.checkpoint_interval, self.checkpoint_interval);
+        set(&mut s.idempotency_horizon, self.idempotency_horizon);
+        set(&mut s.max_keys, self.max_keys);
+        set(&mut s.token, self.token.map(Some));
+        set(
+            &mut s.log_json,
+            self.log_format.map(|f| f == LogFormat::Json),
+        );
+        set(&mut s.stdin, self.stdin);
+        s.follow.extend(self.follow);
+        set(&mut s.max_body, self.max_body);
+        set(&mut s.body_budget, self.body_budget);
+        set(&mut s.body_timeout, self.body_timeout);
+        set(&mut s.header_timeout, self.header_timeout);
+        set(
+            &mut s.max_connections,
+            self.max_connections.map(|n| n.max(1)),
+        );
+        set(&mut s.queue, self.queue.map(|q| q.max(1)));
+        s.webhooks.extend(self.webhook);
+        if let Some(am) = self.alertmanager {
             s.alertmanager = Some(am.url);
-            if let Some(r) = am.resend {
-                s.alertmanager_resend = duration(&r, &ctx("alertmanager.resend"))?;
-            }
+            set(&mut s.alertmanager_resend, am.resend);
         }
-        if let Some(d) = file.delivery {
-            if let Some(v) = d.retry_initial {
-                s.retry.initial = duration(&v, &ctx("delivery.retry_initial"))?;
-            }
-            if let Some(v) = d.retry_max {
-                s.retry.max = duration(&v, &ctx("delivery.retry_max"))?;
-            }
-            if let Some(v) = d.timeout {
-                s.retry.timeout = duration(&v, &ctx("delivery.timeout"))?;
-            }
-            if let Some(v) = d.drain {
-                s.drain = duration(&v, &ctx("delivery.drain"))?;
-            }
+        if let Some(d) = self.delivery {
+            set(&mut s.retry.initial, d.retry_initial);
+            set(&mut s.retry.max, d.retry_max);
+            set(&mut s.retry.timeout, d.timeout);
+            set(&mut s.drain, d.drain);
         }
-        if let Some(f) = file.fluvio {
+        if let Some(f) = self.fluvio {
             let fl = &mut s.fluvio;
             fl.endpoint = f.endpoint;
             fl.topic = f.topic;
@@ -297,49 +467,29 @@ impl Settings {
             fl.tls = FluvioTlsOptions {
                 on: f.tls.unwrap_or(false),
                 domain: f.tls_domain,
-                ca_cert: f.tls_ca_cert.map(rel),
-                cert: f.tls_cert.map(rel),
-                key: f.tls_key.map(rel),
+                ca_cert: f.tls_ca_cert,
+                cert: f.tls_cert,
+                key: f.tls_key,
             };
-            if let Some(st) = f.start {
-                fl.start = st.parse().with_context(|| ctx("fluvio.start"))?;
-            }
-            if let Some(m) = f.max_bytes {
-                fl.max_bytes = Some(parse_size(&m).with_context(|| ctx("fluvio.max_bytes"))?);
-            }
+            set(&mut fl.start, f.start);
+            set(&mut fl.max_bytes, f.max_bytes.map(Some));
         }
+    }
+}
+
+/// Overwrites `to` with a value that was given.
+pub fn set<T>(to: &mut T, given: Option<T>) {
+    if let Some(v) = given {
+        *to = v;
+    }
+}
+
+impl Settings {
+    /// Applies a config file over the defaults.
+    pub fn from_file(path: &Path) -> anyhow::Result<Settings> {
+        let mut s = Settings::default();
+        FileConfig::read(path)?.apply(&mut s);
         Ok(s)
-    }
-
-    /// Applies the `idle_timeout`-style duration flags.
-    pub fn set_idle_timeout(&mut self, s: &str) -> anyhow::Result<()> {
-        self.idle_timeout = optional_duration(s, "--idle-timeout")?;
-        Ok(())
-    }
-
-    pub fn set_checkpoint_interval(&mut self, s: &str) -> anyhow::Result<()> {
-        self.checkpoint_interval = duration(s, "--checkpoint-interval")?;
-        Ok(())
-    }
-
-    pub fn set_idempotency_horizon(&mut self, s: &str) -> anyhow::Result<()> {
-        self.idempotency_horizon = duration(s, "--idempotency-horizon")?;
-        Ok(())
-    }
-
-    pub fn set_retry(&mut self, initial: Option<&str>, max: Option<&str>) -> anyhow::Result<()> {
-        if let Some(i) = initial {
-            self.retry.initial = duration(i, "--retry-initial")?;
-        }
-        if let Some(m) = max {
-            self.retry.max = duration(m, "--retry-max")?;
-        }
-        Ok(())
-    }
-
-    pub fn set_resend(&mut self, s: &str) -> anyhow::Result<()> {
-        self.alertmanager_resend = duration(s, "--alertmanager-resend")?;
-        Ok(())
     }
 }
 
@@ -356,7 +506,10 @@ mod tests {
         assert!(parse_size("16 parsecs").is_err());
         assert_eq!(
             parse_webhook("vas=http://127.0.0.1:9/x").unwrap(),
-            ("vas".into(), "http://127.0.0.1:9/x".into())
+            Webhook {
+                department: "vas".into(),
+                url: "http://127.0.0.1:9/x".into()
+            }
         );
         assert!(parse_webhook("vas").is_err());
         assert!(parse_webhook("vas=ftp://x").is_err());
@@ -385,6 +538,83 @@ mod tests {
             e.contains("hotspot.toml:2") && e.contains("unknown field"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn intake_limits_default_and_come_from_the_file() {
+        let d = Settings::default();
+        assert_eq!(d.max_body, 16 << 20);
+        assert_eq!(d.body_budget, 64 << 20);
+        assert_eq!(d.body_timeout, Duration::from_secs(30));
+        assert_eq!(d.header_timeout, Duration::from_secs(10));
+        assert_eq!(d.max_connections, 512);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("hotspot.toml");
+        std::fs::write(
+            &p,
+            "body_budget = \"128MiB\"\nbody_timeout = \"5s\"\nheader_timeout = \"2s\"\nmax_connections = 0\n",
+        )
+        .unwrap();
+        let s = Settings::from_file(&p).unwrap();
+        assert_eq!(s.body_budget, 128 << 20);
+        assert_eq!(s.body_timeout, Duration::from_secs(5));
+        assert_eq!(s.header_timeout, Duration::from_secs(2));
+        assert_eq!(s.max_connections, 1, "at least one connection");
+    }
+
+    #[test]
+    fn a_value_that_does_not_parse_is_located_by_file_line_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("hotspot.toml");
+        for (text, want) in [
+            (
+                "listen = \"127.0.0.1:8080\"\nidle_timeout = \"5 minutes\"\n",
+                "hotspot.toml:2: idle_timeout: invalid duration \"5 minutes\"",
+            ),
+            (
+                "queue = 1\n\n[delivery]\nretry_initial = \"1s\"\nretry_max = \"x\"\n",
+                "hotspot.toml:5: delivery.retry_max: invalid duration \"x\"",
+            ),
+            (
+                "max_body = \"16 parsecs\"\n",
+                "hotspot.toml:1: max_body: invalid size \"16 parsecs\"",
+            ),
+            (
+                "listen = \"localhost\"\n",
+                "hotspot.toml:1: listen: \"localhost\" is not an address like 127.0.0.1:8080",
+            ),
+            (
+                "log_format = \"xml\"\n",
+                "hotspot.toml:1: log_format: \"xml\": expected \"human\" or \"json\"",
+            ),
+            (
+                "[fluvio]\nstart = \"middle\"\n",
+                "hotspot.toml:2: fluvio.start: start \"middle\": expected",
+            ),
+            (
+                "[[webhook]]\ndepartment = \"vas\"\nurl = \"ftp://x\"\n",
+                "expected DEPARTMENT=URL with an http:// or https:// URL",
+            ),
+        ] {
+            std::fs::write(&p, text).unwrap();
+            let e = Settings::from_file(&p).unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+        // Flags and the file share the parsers.
+        assert_eq!(
+            parse_optional_duration("off").unwrap(),
+            OptionalDuration(None)
+        );
+        assert_eq!(
+            parse_optional_duration("0s").unwrap(),
+            OptionalDuration(None)
+        );
+        assert_eq!(
+            parse_optional_duration("90s").unwrap(),
+            OptionalDuration(Some(Duration::from_secs(90)))
+        );
+        assert!(parse_listen("127.0.0.1").is_err());
+        assert_eq!("json".parse::<LogFormat>(), Ok(LogFormat::Json));
     }
 
     #[test]

@@ -17,9 +17,9 @@
 //! then the sinks get `drain` time to deliver what is pending; the process
 //! exits 0 well inside 10 s. SIGHUP reloads the rules.
 
-pub mod api;
-pub mod config;
-pub mod idempotency;
+pub(crate) mod api;
+pub(crate) mod config;
+pub(crate) mod idempotency;
 pub mod pipeline;
 mod server;
 pub mod state;
@@ -45,17 +45,12 @@ use crate::sink::deliver::{Runner, Target};
 use crate::sink::file::FileTarget;
 use crate::sink::outbox::Outbox;
 use crate::sink::webhook::WebhookTarget;
+use crate::source::SourceContext;
 use crate::source::follow::{Follow, FollowPos, source_name};
-use crate::source::http::Intake;
+use crate::source::http::{Intake, IntakeGate};
 
-/// Runs the service until SIGTERM/SIGINT (or until `stop` fires, for
-/// embedding and tests). The bound address is sent on `bound` once
-/// listening.
-pub async fn run(
-    settings: Settings,
-    bound: Option<oneshot::Sender<std::net::SocketAddr>>,
-    stop: Option<watch::Receiver<bool>>,
-) -> anyhow::Result<()> {
+/// Runs the service until SIGTERM or SIGINT.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let (rules, rules_text) = rules::load(settings.rules.as_deref())?;
     let rules = Arc::new(rules);
     let metrics = Arc::new(Metrics::new());
@@ -74,8 +69,8 @@ pub async fn run(
     if let Some(p) = &settings.alerts {
         names.push(format!("file:{}", p.display()));
     }
-    for (d, u) in &settings.webhooks {
-        names.push(format!("webhook:{d}:{u}"));
+    for w in &settings.webhooks {
+        names.push(format!("webhook:{}:{}", w.department, w.url));
     }
     if let Some(am) = &settings.alertmanager {
         names.push(format!("alertmanager:{}", am.trim_end_matches('/')));
@@ -100,8 +95,12 @@ pub async fn run(
         outbox.set_cursor(idx, cursor);
         targets.push(Target::File(t));
     }
-    for (d, u) in &settings.webhooks {
-        targets.push(Target::Webhook(WebhookTarget::new(d, u, client.clone())));
+    for w in &settings.webhooks {
+        targets.push(Target::Webhook(WebhookTarget::new(
+            &w.department,
+            &w.url,
+            client.clone(),
+        )));
     }
     if let Some(am) = &settings.alertmanager {
         targets.push(Target::Alertmanager(AlertmanagerTarget::new(
@@ -123,7 +122,7 @@ pub async fn run(
     #[cfg(feature = "fluvio")]
     let dead_letter_queue = match (&fluvio_cluster, &settings.fluvio.dead_letter_topic) {
         (Some(c), Some(t)) => Some(
-            crate::sink::fluvio::spawn_dead_letters(c, t, shared.clone())
+            crate::sink::fluvio::spawn_dead_letters(c, t, metrics.clone())
                 .context("cannot start the dead-letter producer")?,
         ),
         _ => None,
@@ -184,11 +183,12 @@ pub async fn run(
         runners.push(tokio::spawn(r.run(drain_rx.clone())));
     }
     // Sources.
+    let source_ctx = SourceContext::new(tx.clone(), &shared);
     if settings.stdin {
-        let (tx, shared) = (tx.clone(), shared.clone());
+        let ctx = source_ctx.clone();
         std::thread::Builder::new()
             .name("stdin".into())
-            .spawn(move || crate::source::stdin::run(std::io::stdin().lock(), tx, shared))?;
+            .spawn(move || crate::source::stdin::run(std::io::stdin().lock(), ctx))?;
     }
     for path in &settings.follow {
         let start = positions
@@ -199,10 +199,10 @@ pub async fn run(
             start,
             poll: Duration::from_millis(100),
         };
-        let (tx, shared) = (tx.clone(), shared.clone());
+        let ctx = source_ctx.clone();
         std::thread::Builder::new()
             .name("follow".into())
-            .spawn(move || f.run(tx, shared))?;
+            .spawn(move || f.run(ctx))?;
     }
 
     #[cfg(feature = "fluvio")]
@@ -215,7 +215,7 @@ pub async fn run(
             max_bytes: settings.fluvio.max_bytes,
             positions: positions.clone(),
         };
-        src.spawn(tx.clone(), shared.clone())?;
+        src.spawn(source_ctx.clone(), shared.source_health().clone())?;
     }
 
     // Reloads.
@@ -274,11 +274,14 @@ pub async fn run(
     let api = api::Api {
         shared: shared.clone(),
         intake: Intake {
-            shared: shared.clone(),
-            tx: tx.clone(),
+            submit: source_ctx.submit.clone(),
+            metrics: metrics.clone(),
+            gate: IntakeGate::new(shared.lifecycle().clone()),
             token,
             max_body: settings.max_body,
+            body_timeout: settings.body_timeout,
         },
+        body_budget: settings.body_budget,
         reload: reload.clone(),
         sinks: Arc::new(sink_names),
         outbox: outbox.clone(),
@@ -289,14 +292,21 @@ pub async fn run(
     let addr = listener.local_addr()?;
     tracing::info!(%addr, rules = %rules.version, businesses = rules.businesses.len(), templates = rules.templates.len(), durable, "hotspot is listening");
     shared.metrics.source_up.with_label_values(&["http"]).set(1);
-    if let Some(b) = bound {
-        let _ = b.send(addr);
-    }
     let (http_stop_tx, http_stop_rx) = watch::channel(false);
-    let server = tokio::spawn(server::serve(listener, api::router(api), http_stop_rx));
+    let limits = server::Limits {
+        header_timeout: settings.header_timeout,
+        max_connections: settings.max_connections,
+    };
+    let server = tokio::spawn(server::serve(
+        listener,
+        api::router(api),
+        limits,
+        http_stop_rx,
+    ));
 
     // Wait for a signal.
-    wait_for_stop(stop, reload).await;
+    drop(source_ctx);
+    wait_for_stop(reload).await;
     let t0 = Instant::now();
     tracing::info!("shutting down: intake stopped, draining");
     shared.begin_shutdown();
@@ -340,7 +350,6 @@ pub async fn run(
 }
 
 async fn wait_for_stop(
-    stop: Option<watch::Receiver<bool>>,
     reload: Arc<dyn Fn() -> tokio::task::JoinHandle<Result<String, Vec<String>>> + Send + Sync>,
 ) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -352,7 +361,6 @@ async fn wait_for_stop(
         tracing::error!("cannot install signal handlers");
         return;
     };
-    let mut stop = stop;
     loop {
         tokio::select! {
             _ = term.recv() => return,
@@ -361,12 +369,6 @@ async fn wait_for_stop(
                 tracing::info!("SIGHUP: reloading rules");
                 drop(reload());
             }
-            _ = async {
-                match &mut stop {
-                    Some(s) => { let _ = s.wait_for(|v| *v).await; }
-                    None => std::future::pending::<()>().await,
-                }
-            } => return,
         }
     }
 }

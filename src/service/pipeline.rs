@@ -53,7 +53,7 @@ use crate::sink::outbox::Outbox;
 use crate::sink::{DeadLetterQueue, JsonlWriter, dead_letter_json};
 
 /// The stream of HTTP, stdin and followed files.
-pub const MAIN: &str = "main";
+pub(crate) const MAIN: &str = "main";
 
 /// Work for the engine thread.
 pub enum Command {
@@ -112,7 +112,7 @@ pub enum Answer {
 }
 
 /// Rejects listed in an answer at most; `rejected` counts them all.
-pub const MAX_LISTED_REJECTS: usize = 1000;
+pub(crate) const MAX_LISTED_REJECTS: usize = 1000;
 
 /// The answer to an HTTP batch.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
@@ -139,7 +139,7 @@ pub struct LineReject {
 
 /// What is saved in `checkpoint.json`.
 #[derive(Debug, Default, Serialize, Deserialize)]
-pub struct Checkpoint {
+pub(crate) struct Checkpoint {
     pub version: u32,
     /// The journal position the state covers (entries from here are re-run).
     pub journal: JournalPos,
@@ -254,7 +254,7 @@ struct Durable {
     checkpoint_path: PathBuf,
 }
 
-pub struct Pipeline {
+pub(crate) struct Pipeline {
     rules: Arc<Rules>,
     rules_text: String,
     matcher: Arc<Matcher>,
@@ -298,7 +298,7 @@ pub struct Pipeline {
 }
 
 /// Settings the pipeline needs.
-pub struct PipelineConfig {
+pub(crate) struct PipelineConfig {
     pub rules: Arc<Rules>,
     pub rules_text: String,
     pub engine: EngineConfig,
@@ -479,7 +479,7 @@ impl Pipeline {
     }
 
     /// The latest known position of every source (for sources that resume).
-    pub fn positions(&self) -> BTreeMap<String, serde_json::Value> {
+    pub(crate) fn positions(&self) -> BTreeMap<String, serde_json::Value> {
         self.positions.clone()
     }
 

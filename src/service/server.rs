@@ -2,13 +2,14 @@
 //! listener and serves the API router on each with hyper, within bounds
 //! that slow, idle or numerous clients cannot push past:
 //!
-//! * **header timeout** ([`HEADER_TIMEOUT`]): a request's head (request line
-//!   and headers) must be complete within this time of the connection
-//!   opening or of the previous answer on it, else the connection is
-//!   closed. This ends slowloris clients and idle keep-alive connections
-//!   alike;
-//! * **connections** ([`MAX_CONNECTIONS`]): at most this many are served at
-//!   once; further ones wait in the listen backlog until one closes;
+//! * **header timeout** (`--header-timeout`, default 10 s): a request's head
+//!   (request line and headers) must be complete within this time of the
+//!   connection opening or of the previous answer on it, else the
+//!   connection is closed. This ends slowloris clients and idle keep-alive
+//!   connections alike;
+//! * **connections** (`--max-connections`, default 512): at most this many
+//!   are served at once; further ones wait in the listen backlog until one
+//!   closes;
 //! * **read buffer** ([`MAX_BUF`]) per connection, which also caps a
 //!   request's head;
 //! * the body's own limits (size, arrival time, bytes in flight) are the
@@ -28,13 +29,16 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
-/// The longest a client may take to send a request's head, counted from
-/// the connection's start or from the previous answer on a keep-alive
-/// connection (so it is the idle keep-alive timeout too).
-pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Connections served at once.
-pub(crate) const MAX_CONNECTIONS: usize = 512;
+/// The connection limits (see the module doc).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// The longest a client may take to send a request's head, counted
+    /// from the connection's start or from the previous answer on a
+    /// keep-alive connection (so it is the idle keep-alive timeout too).
+    pub header_timeout: Duration,
+    /// Connections served at once (at least 1).
+    pub max_connections: usize,
+}
 
 /// A connection's largest read buffer, bytes (also the largest request
 /// head).
@@ -42,8 +46,16 @@ pub(crate) const MAX_BUF: usize = 64 << 10;
 
 /// Serves `app` on `listener` until `stop` turns true, then lets the
 /// connections finish (see the module doc).
-pub(crate) async fn serve(listener: TcpListener, app: Router, mut stop: watch::Receiver<bool>) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+) {
+    let max_connections = limits
+        .max_connections
+        .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+    let slots = Arc::new(Semaphore::new(max_connections));
     loop {
         let slot = tokio::select! {
             s = slots.clone().acquire_owned() => match s {
@@ -75,7 +87,7 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, mut stop: watch::R
             let _slot = slot;
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
+                .header_read_timeout(limits.header_timeout)
                 .max_buf_size(MAX_BUF)
                 .serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
@@ -93,7 +105,9 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, mut stop: watch::R
     }
     drop(listener);
     // Every connection task holds a slot until it ends.
-    let _ = slots.acquire_many(MAX_CONNECTIONS as u32).await;
+    let _ = slots
+        .acquire_many(u32::try_from(max_connections).unwrap_or(u32::MAX))
+        .await;
 }
 
 /// Resolves once `stop` is true (or its sender is gone).

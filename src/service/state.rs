@@ -74,70 +74,19 @@ pub struct SourceHealth {
     pub since: String,
 }
 
-/// Shared by everything in the service.
-pub struct Shared {
-    snapshot: RwLock<Arc<Snapshot>>,
-    pub metrics: Arc<Metrics>,
-    pub latency: Arc<LatencyBook>,
+/// The service's lifecycle: whether it is ready (recovered), shutting down,
+/// or has stopped intake because the state directory cannot be written.
+/// The engine thread and `service::run` change it; sources read it through
+/// narrow views (`crate::source::Shutdown`, `crate::source::http::IntakeGate`).
+#[derive(Default)]
+pub struct Lifecycle {
     ready: AtomicBool,
     shutting_down: AtomicBool,
-    pub started: SystemTime,
-    sources: Mutex<BTreeMap<String, SourceHealth>>,
     /// Why intake is stopped: the state directory cannot be written.
     storage_fault: Mutex<Option<String>>,
 }
 
-impl Shared {
-    pub fn new(rules: Arc<Rules>, metrics: Arc<Metrics>, latency: Arc<LatencyBook>) -> Self {
-        metrics
-            .rules_info
-            .with_label_values(&[&rules.version, &rules.source])
-            .set(1);
-        Shared {
-            snapshot: RwLock::new(Arc::new(Snapshot {
-                watermark: None,
-                watermarks: BTreeMap::new(),
-                stats: Stats::default(),
-                open_alerts: Vec::new(),
-                hotspots: Vec::new(),
-                rules,
-                keys: 0,
-                updated: SystemTime::now(),
-            })),
-            metrics,
-            latency,
-            ready: AtomicBool::new(false),
-            shutting_down: AtomicBool::new(false),
-            started: SystemTime::now(),
-            sources: Mutex::new(BTreeMap::new()),
-            storage_fault: Mutex::new(None),
-        }
-    }
-
-    /// Why the state directory cannot be written, while it cannot: intake
-    /// answers 503 and `/readyz` names the cause.
-    pub fn storage_fault(&self) -> Option<String> {
-        self.storage_fault
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    pub fn set_storage_fault(&self, fault: Option<String>) {
-        *self.storage_fault.lock().unwrap_or_else(|e| e.into_inner()) = fault;
-    }
-
-    pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.snapshot
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    pub fn publish(&self, s: Snapshot) {
-        *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(s);
-    }
-
+impl Lifecycle {
     pub fn ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
     }
@@ -146,7 +95,7 @@ impl Shared {
         self.ready.store(r, Ordering::SeqCst);
     }
 
-    pub fn shutting_down(&self) -> bool {
+    pub(crate) fn shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::SeqCst)
     }
 
@@ -154,9 +103,40 @@ impl Shared {
         self.shutting_down.store(true, Ordering::SeqCst);
     }
 
+    /// Why the state directory cannot be written, while it cannot: intake
+    /// answers 503 and `/readyz` names the cause.
+    pub(crate) fn storage_fault(&self) -> Option<String> {
+        self.storage_fault
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_storage_fault(&self, fault: Option<String>) {
+        *self.storage_fault.lock().unwrap_or_else(|e| e.into_inner()) = fault;
+    }
+}
+
+/// The health of the connected sources (Fluvio partitions), for `/readyz`,
+/// the status page and the `hotspot_source_up` gauges.
+pub(crate) struct SourceHealthBook {
+    #[cfg_attr(not(feature = "fluvio"), allow(dead_code))] // only the Fluvio source reports
+    metrics: Arc<Metrics>,
+    sources: Mutex<BTreeMap<String, SourceHealth>>,
+}
+
+impl SourceHealthBook {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        SourceHealthBook {
+            metrics,
+            sources: Mutex::new(BTreeMap::new()),
+        }
+    }
+
     /// Records a connected source's state (and its `hotspot_source_up`
     /// gauge). A change is logged once, not on every retry.
-    pub fn set_source(&self, name: &str, up: bool, reason: &str) {
+    #[cfg_attr(not(feature = "fluvio"), allow(dead_code))] // only the Fluvio source reports
+    pub(crate) fn set_source(&self, name: &str, up: bool, reason: &str) {
         self.metrics
             .source_up
             .with_label_values(&[name])
@@ -178,7 +158,8 @@ impl Shared {
     }
 
     /// Forgets a source (one that was replaced by finer-grained ones).
-    pub fn remove_source(&self, name: &str) {
+    #[cfg_attr(not(feature = "fluvio"), allow(dead_code))] // only the Fluvio source reports
+    pub(crate) fn remove_source(&self, name: &str) {
         let mut g = self.sources.lock().unwrap_or_else(|e| e.into_inner());
         g.remove(name);
         let _ = self.metrics.source_up.remove_label_values(&[name]);
@@ -193,7 +174,7 @@ impl Shared {
     }
 
     /// The sources that are down, with their reasons.
-    pub fn sources_down(&self) -> Vec<(String, String)> {
+    pub(crate) fn sources_down(&self) -> Vec<(String, String)> {
         self.sources
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -201,5 +182,100 @@ impl Shared {
             .filter(|(_, h)| !h.up)
             .map(|(n, h)| (n.clone(), h.reason.clone()))
             .collect()
+    }
+}
+
+/// Shared by the engine thread, the HTTP API and the status page. Sources
+/// get narrow handles instead ([`crate::source::SourceContext`]).
+pub struct Shared {
+    snapshot: RwLock<Arc<Snapshot>>,
+    pub metrics: Arc<Metrics>,
+    pub latency: Arc<LatencyBook>,
+    lifecycle: Arc<Lifecycle>,
+    health: Arc<SourceHealthBook>,
+    pub started: SystemTime,
+}
+
+impl Shared {
+    pub fn new(rules: Arc<Rules>, metrics: Arc<Metrics>, latency: Arc<LatencyBook>) -> Self {
+        metrics
+            .rules_info
+            .with_label_values(&[&rules.version, &rules.source])
+            .set(1);
+        Shared {
+            snapshot: RwLock::new(Arc::new(Snapshot {
+                watermark: None,
+                watermarks: BTreeMap::new(),
+                stats: Stats::default(),
+                open_alerts: Vec::new(),
+                hotspots: Vec::new(),
+                rules,
+                keys: 0,
+                updated: SystemTime::now(),
+            })),
+            health: Arc::new(SourceHealthBook::new(metrics.clone())),
+            metrics,
+            latency,
+            lifecycle: Arc::new(Lifecycle::default()),
+            started: SystemTime::now(),
+        }
+    }
+
+    /// The lifecycle flags, for the sources' views of them.
+    pub fn lifecycle(&self) -> &Arc<Lifecycle> {
+        &self.lifecycle
+    }
+
+    /// The connected sources' health book, for the sources that report to it.
+    #[cfg_attr(not(feature = "fluvio"), allow(dead_code))] // only the Fluvio source reports
+    pub(crate) fn source_health(&self) -> &Arc<SourceHealthBook> {
+        &self.health
+    }
+
+    /// Why the state directory cannot be written, while it cannot: intake
+    /// answers 503 and `/readyz` names the cause.
+    pub(crate) fn storage_fault(&self) -> Option<String> {
+        self.lifecycle.storage_fault()
+    }
+
+    pub(crate) fn set_storage_fault(&self, fault: Option<String>) {
+        self.lifecycle.set_storage_fault(fault);
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn publish(&self, s: Snapshot) {
+        *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(s);
+    }
+
+    pub fn ready(&self) -> bool {
+        self.lifecycle.ready()
+    }
+
+    pub fn set_ready(&self, r: bool) {
+        self.lifecycle.set_ready(r);
+    }
+
+    pub(crate) fn shutting_down(&self) -> bool {
+        self.lifecycle.shutting_down()
+    }
+
+    pub fn begin_shutdown(&self) {
+        self.lifecycle.begin_shutdown();
+    }
+
+    /// Every registered source and its health.
+    pub fn sources(&self) -> BTreeMap<String, SourceHealth> {
+        self.health.sources()
+    }
+
+    /// The sources that are down, with their reasons.
+    pub(crate) fn sources_down(&self) -> Vec<(String, String)> {
+        self.health.sources_down()
     }
 }

@@ -51,8 +51,8 @@ use serde::Deserialize;
 use super::DeadLetterQueue;
 use super::outbox::Item;
 use crate::fluvio_client::{self, FluvioCluster};
+use crate::metrics::Metrics;
 use crate::retry::RetryPolicy;
-use crate::service::state::Shared;
 
 /// Records per partition read back to find lines already delivered.
 pub const TAIL: u32 = 1000;
@@ -345,14 +345,14 @@ const DEAD_LETTER_QUEUE: usize = 100_000;
 pub fn spawn_dead_letters(
     cluster: &FluvioCluster,
     topic: &str,
-    shared: Arc<Shared>,
+    metrics: Arc<Metrics>,
 ) -> std::io::Result<(String, DeadLetterQueue)> {
     let (tx, rx) = sync_channel(DEAD_LETTER_QUEUE);
     let name = format!("fluvio:{topic}");
     let (cluster, topic2, name2) = (cluster.clone(), topic.to_owned(), name.clone());
     std::thread::Builder::new()
         .name("fluvio-dead-letters".into())
-        .spawn(move || dead_letters(&cluster, &topic2, &name2, rx, &shared))?;
+        .spawn(move || dead_letters(&cluster, &topic2, &name2, rx, &metrics))?;
     Ok((name, tx))
 }
 
@@ -361,7 +361,7 @@ fn dead_letters(
     topic: &str,
     name: &str,
     rx: Receiver<(String, String)>,
-    shared: &Shared,
+    m: &Metrics,
 ) {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -373,7 +373,6 @@ fn dead_letters(
             return;
         }
     };
-    let m = &shared.metrics;
     let up = m.sink_up.with_label_values(&[name]);
     let delivered = m.sink_delivered.with_label_values(&[name]);
     let failures = m.sink_failures.with_label_values(&[name]);

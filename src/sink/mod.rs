@@ -10,14 +10,14 @@
 //!   `fluvio` feature).
 
 pub mod alertmanager;
-pub mod dead_letter;
-pub mod deliver;
-pub mod file;
+pub(crate) mod dead_letter;
+pub(crate) mod deliver;
+pub(crate) mod file;
 #[cfg(feature = "fluvio")]
-pub mod fluvio;
-pub mod jsonl;
-pub mod outbox;
-pub mod webhook;
+pub(crate) mod fluvio;
+pub(crate) mod jsonl;
+pub(crate) mod outbox;
+pub(crate) mod webhook;
 
 pub use dead_letter::{DeadLetter, dead_letter_json};
 

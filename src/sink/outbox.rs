@@ -218,11 +218,6 @@ impl Outbox {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether lines are kept on disk.
-    pub fn durable(&self) -> bool {
-        self.dir.is_some()
-    }
-
     /// The sequence number the next line will get.
     pub fn next_seq(&self) -> u64 {
         self.lock().next
@@ -324,11 +319,6 @@ impl Outbox {
     /// number not yet deliverable).
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.tx.subscribe()
-    }
-
-    /// The index of a sink by name.
-    pub fn sink_index(&self, name: &str) -> Option<usize> {
-        self.lock().sinks.iter().position(|s| s.name == name)
     }
 
     /// Whether a sink's cursor was read from disk at start.

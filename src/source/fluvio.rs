@@ -28,7 +28,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -37,11 +36,12 @@ use futures_util::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
 
 use super::offsets::{OffsetTracker, Verdict};
+use super::{Shutdown, SourceContext};
 use crate::fluvio_client::{self, FluvioCluster, RecordStream};
 use crate::fluvio_settings::StartAt;
 use crate::retry::RetryPolicy;
-use crate::service::pipeline::{Batch, Command};
-use crate::service::state::Shared;
+use crate::service::pipeline::Batch;
+use crate::service::state::SourceHealthBook;
 
 /// Where a partition is read up to: the next offset to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,18 +90,19 @@ const BACKOFF: RetryPolicy = RetryPolicy {
 
 impl FluvioSource {
     /// Starts the readers (finding the topic's partitions first, if none
-    /// were given, in a thread of its own that retries until it can).
-    pub fn spawn(self, tx: SyncSender<Command>, shared: Arc<Shared>) -> std::io::Result<()> {
+    /// were given, in a thread of its own that retries until it can). Each
+    /// partition's connection state goes to `health` (`/readyz`).
+    pub fn spawn(self, ctx: SourceContext, health: Arc<SourceHealthBook>) -> std::io::Result<()> {
         std::thread::Builder::new()
             .name("fluvio-source".into())
-            .spawn(move || self.supervise(tx, shared))?;
+            .spawn(move || self.supervise(ctx, health))?;
         Ok(())
     }
 
-    fn supervise(self, tx: SyncSender<Command>, shared: Arc<Shared>) {
+    fn supervise(self, ctx: SourceContext, health: Arc<SourceHealthBook>) {
         let partitions = match &self.partitions {
             Some(p) => p.clone(),
-            None => match self.discover(&shared) {
+            None => match self.discover(&health, &ctx.shutdown) {
                 Some(p) => p,
                 None => return,
             },
@@ -117,7 +118,7 @@ impl FluvioSource {
             if let Some(n) = next {
                 tracing::info!(source = %name, offset = n, "resuming at the saved offset");
             }
-            shared.set_source(&name, false, "connecting");
+            health.set_source(&name, false, "connecting");
             let r = Reader {
                 cluster: self.cluster.clone(),
                 topic: self.topic.clone(),
@@ -127,8 +128,8 @@ impl FluvioSource {
                 fetch: self.max_bytes.unwrap_or(fluvio_client::DEFAULT_MAX_BYTES),
                 tracker: OffsetTracker::new(next),
                 name: name.clone(),
-                tx: tx.clone(),
-                shared: shared.clone(),
+                ctx: ctx.clone(),
+                health: health.clone(),
                 attempt: 0,
                 was_up: false,
             };
@@ -137,20 +138,20 @@ impl FluvioSource {
                 .spawn(move || r.run())
             {
                 tracing::error!(source = %name, error = %e, "cannot start a reader thread");
-                shared.set_source(&name, false, &format!("cannot start a reader thread: {e}"));
+                health.set_source(&name, false, &format!("cannot start a reader thread: {e}"));
             }
         }
     }
 
     /// Every partition of the topic, retrying until the cluster answers and
     /// the topic exists; None at shutdown.
-    fn discover(&self, shared: &Shared) -> Option<Vec<u32>> {
+    fn discover(&self, health: &SourceHealthBook, shutdown: &Shutdown) -> Option<Vec<u32>> {
         let name = format!("fluvio:{}", self.topic);
-        shared.set_source(&name, false, "connecting");
-        let rt = runtime(&name, shared)?;
+        health.set_source(&name, false, "connecting");
+        let rt = runtime(&name, health)?;
         let mut attempt = 0;
         loop {
-            if shared.shutting_down() {
+            if shutdown.requested() {
                 return None;
             }
             let found = rt.block_on(async {
@@ -159,7 +160,7 @@ impl FluvioSource {
             });
             let why = match found {
                 Ok(Some(n)) if n > 0 => {
-                    shared.remove_source(&name);
+                    health.remove_source(&name);
                     return Some((0..n).collect());
                 }
                 Ok(_) => format!("topic {:?} does not exist", self.topic),
@@ -168,8 +169,8 @@ impl FluvioSource {
             if attempt == 0 || attempt % 20 == 0 {
                 tracing::warn!(source = %name, error = %why, "cannot list the topic's partitions; retrying");
             }
-            shared.set_source(&name, false, &why);
-            if !sleep_unless_stopping(BACKOFF.backoff(attempt), shared) {
+            health.set_source(&name, false, &why);
+            if !sleep_unless_stopping(BACKOFF.backoff(attempt), shutdown) {
                 return None;
             }
             attempt += 1;
@@ -177,7 +178,7 @@ impl FluvioSource {
     }
 }
 
-fn runtime(name: &str, shared: &Shared) -> Option<tokio::runtime::Runtime> {
+fn runtime(name: &str, health: &SourceHealthBook) -> Option<tokio::runtime::Runtime> {
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -185,22 +186,22 @@ fn runtime(name: &str, shared: &Shared) -> Option<tokio::runtime::Runtime> {
         Ok(rt) => Some(rt),
         Err(e) => {
             tracing::error!(source = %name, error = %e, "cannot start a runtime for the source");
-            shared.set_source(name, false, &format!("cannot start a runtime: {e}"));
+            health.set_source(name, false, &format!("cannot start a runtime: {e}"));
             None
         }
     }
 }
 
 /// Sleeps `d` in short steps; false if shutdown began.
-fn sleep_unless_stopping(d: Duration, shared: &Shared) -> bool {
+fn sleep_unless_stopping(d: Duration, shutdown: &Shutdown) -> bool {
     let until = Instant::now() + d;
     while Instant::now() < until {
-        if shared.shutting_down() {
+        if shutdown.requested() {
             return false;
         }
         std::thread::sleep(TICK.min(until.saturating_duration_since(Instant::now())));
     }
-    !shared.shutting_down()
+    !shutdown.requested()
 }
 
 /// What a stream's pump asks for.
@@ -234,8 +235,8 @@ struct Reader {
     fetch: usize,
     tracker: OffsetTracker,
     name: String,
-    tx: SyncSender<Command>,
-    shared: Arc<Shared>,
+    ctx: SourceContext,
+    health: Arc<SourceHealthBook>,
     /// Failed sessions in a row.
     attempt: u32,
     /// Whether a stream was ever open (reconnects are counted after that).
@@ -244,11 +245,11 @@ struct Reader {
 
 impl Reader {
     fn run(mut self) {
-        let Some(rt) = runtime(&self.name, &self.shared) else {
+        let Some(rt) = runtime(&self.name, &self.health) else {
             return;
         };
         loop {
-            if self.shared.shutting_down() {
+            if self.ctx.shutdown.requested() {
                 break;
             }
             match rt.block_on(self.session()) {
@@ -258,10 +259,10 @@ impl Reader {
                     if self.attempt == 0 || self.attempt % 20 == 0 {
                         tracing::warn!(source = %self.name, error = %why, next_offset = ?self.tracker.next(), attempt = self.attempt + 1, "Fluvio source disconnected; reconnecting");
                     }
-                    self.shared.set_source(&self.name, false, &why);
+                    self.health.set_source(&self.name, false, &why);
                     let wait = BACKOFF.backoff(self.attempt);
                     self.attempt += 1;
-                    if !sleep_unless_stopping(wait, &self.shared) {
+                    if !sleep_unless_stopping(wait, &self.ctx.shutdown) {
                         break;
                     }
                 }
@@ -306,7 +307,7 @@ impl Reader {
             .await?;
             self.tracker.reopened();
             if self.was_up && self.attempt > 0 {
-                self.shared
+                self.ctx
                     .metrics
                     .source_reconnects
                     .with_label_values(&[&self.name])
@@ -315,7 +316,7 @@ impl Reader {
             }
             self.was_up = true;
             self.attempt = 0;
-            self.shared.set_source(&self.name, true, "");
+            self.health.set_source(&self.name, true, "");
             match self.pump(&fluvio, &mut stream).await? {
                 Next::Reopen { larger: false } => {}
                 Next::Reopen { larger: true } => match fluvio_client::larger(self.fetch) {
@@ -351,12 +352,12 @@ impl Reader {
 
     /// Reads one stream: batches records to the engine, checks offsets.
     async fn pump(&mut self, fluvio: &Fluvio, stream: &mut RecordStream) -> anyhow::Result<Next> {
-        let m = self.shared.metrics.clone();
+        let m = self.ctx.metrics.clone();
         let mut pending = Pending::default();
         let mut quiet_since = Instant::now();
         let mut probe_after = PROBE_FIRST;
         loop {
-            if self.shared.shutting_down() {
+            if self.ctx.shutdown.requested() {
                 self.send(std::mem::take(&mut pending));
                 return Ok(Next::Stop);
             }
@@ -504,6 +505,6 @@ impl Reader {
             key: None,
             reply: None,
         };
-        self.tx.send(Command::Batch(b)).is_ok()
+        self.ctx.submit.send(b).is_ok()
     }
 }

@@ -10,15 +10,13 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::service::pipeline::{Batch, Command, MAIN};
-use crate::service::state::Shared;
+use super::SourceContext;
+use crate::service::pipeline::{Batch, MAIN};
 
 /// Where a followed file is read up to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,14 +40,14 @@ const MAX_BATCH: usize = 1 << 20;
 
 impl Follow {
     /// Follows until shutdown.
-    pub fn run(self, tx: SyncSender<Command>, shared: Arc<Shared>) {
+    pub fn run(self, ctx: SourceContext) {
         let name = source_name(&self.path);
-        let up = shared.metrics.source_up.with_label_values(&[&name]);
+        let up = ctx.metrics.source_up.with_label_values(&[&name]);
         let mut pos = self.start;
         let mut buf: Vec<u8> = Vec::with_capacity(MAX_BATCH);
         let mut chunk = vec![0u8; 256 << 10];
         'reopen: loop {
-            if shared.shutting_down() {
+            if ctx.shutdown.requested() {
                 break;
             }
             let mut file = match File::open(&self.path) {
@@ -81,7 +79,7 @@ impl Follow {
             }
             buf.clear();
             loop {
-                if shared.shutting_down() {
+                if ctx.shutdown.requested() {
                     break 'reopen;
                 }
                 let n = match file.read(&mut chunk) {
@@ -108,7 +106,7 @@ impl Follow {
                             key: None,
                             reply: None,
                         };
-                        if tx.send(Command::Batch(b)).is_err() {
+                        if ctx.submit.send(b).is_err() {
                             break 'reopen;
                         }
                     }
@@ -138,7 +136,7 @@ impl Follow {
                             key: None,
                             reply: None,
                         };
-                        let _ = tx.send(Command::Batch(b));
+                        let _ = ctx.submit.send(b);
                     }
                     tracing::info!(path = %self.path.display(), "the followed file was rotated; opening the new one");
                     pos = None;

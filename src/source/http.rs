@@ -14,20 +14,20 @@
 //!   answered `413` at once, without reading the body; a body without a
 //!   declared length is cut off with `413` when it passes the limit;
 //! * the bodies being read, queued or processed share a budget of bytes
-//!   ([`BodyBudget`], the larger of 64 MiB and `--max-body`). A request
-//!   reserves its declared length (the size limit when it declares none)
-//!   before reading; when the budget has no room for it within
-//!   [`BUDGET_WAIT`], the answer is `429` with `Retry-After` and the body is
-//!   never read. A client that sends `Expect: 100-continue` learns this
-//!   before it sends the body;
-//! * the whole body must arrive within [`BODY_TIMEOUT`], else `408`.
+//!   ([`BodyBudget`], the larger of `--body-budget`, default 64 MiB, and
+//!   `--max-body`). A request reserves its declared length (the size limit
+//!   when it declares none) before reading; when the budget has no room for
+//!   it within [`BUDGET_WAIT`], the answer is `429` with `Retry-After` and
+//!   the body is never read. A client that sends `Expect: 100-continue`
+//!   learns this before it sends the body;
+//! * the whole body must arrive within `--body-timeout` (default 30 s),
+//!   else `408`.
 //!
 //! Every refusal is counted in `hotspot_intake_refused_total{code}`. The
 //! body is read into one buffer of its declared size (a body that arrives
 //! in one piece is not copied at all) and handed to the engine as it is.
 
 use std::sync::Arc;
-use std::sync::mpsc::{SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
 use axum::Extension;
@@ -38,29 +38,52 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
+use super::{NotTaken, Submit};
+use crate::metrics::Metrics;
 use crate::service::idempotency::valid_key;
-use crate::service::pipeline::{Answer, Batch, Command, MAIN};
-use crate::service::state::Shared;
-
-/// The longest a request body may take to arrive, from the end of its
-/// headers to its last byte (`408` beyond). 16 MiB in 30 s is 4.5 Mbit/s.
-pub(crate) const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::service::pipeline::{Answer, Batch, MAIN};
+use crate::service::state::Lifecycle;
 
 /// How long a request waits for room in the [`BodyBudget`] before it is
 /// answered `429`.
 pub(crate) const BUDGET_WAIT: Duration = Duration::from_secs(2);
 
-/// The smallest [`BodyBudget`]: four bodies of the default 16 MiB limit.
-pub(crate) const MIN_BODY_BUDGET: usize = 64 << 20;
-
 /// What the intake handler needs.
 #[derive(Clone)]
 pub struct Intake {
-    pub shared: Arc<Shared>,
-    pub tx: SyncSender<Command>,
+    /// Hands a body to the engine thread.
+    pub submit: Submit,
+    pub metrics: Arc<Metrics>,
+    /// Whether intake is open.
+    pub gate: IntakeGate,
     pub token: Option<Arc<str>>,
     /// Largest accepted body, bytes (413 beyond).
     pub max_body: usize,
+    /// The longest a request body may take to arrive, from the end of its
+    /// headers to its last byte (`408` beyond). 16 MiB in the default 30 s
+    /// is 4.5 Mbit/s.
+    pub body_timeout: Duration,
+}
+
+/// A read-only view of the service's lifecycle: whether it takes
+/// complaints now (ready, not shutting down, the state directory writable).
+#[derive(Clone)]
+pub struct IntakeGate(Arc<Lifecycle>);
+
+impl IntakeGate {
+    pub fn new(lifecycle: Arc<Lifecycle>) -> IntakeGate {
+        IntakeGate(lifecycle)
+    }
+
+    /// Starting (still recovering) or shutting down.
+    fn closed(&self) -> bool {
+        self.0.shutting_down() || !self.0.ready()
+    }
+
+    /// Why the state directory cannot be written, while it cannot.
+    fn storage_fault(&self) -> Option<String> {
+        self.0.storage_fault()
+    }
 }
 
 /// The bytes of request bodies in flight (being read, queued for the
@@ -86,11 +109,10 @@ impl BodyBudget {
         }
     }
 
-    /// The service's budget for a size limit: the larger of
-    /// [`MIN_BODY_BUDGET`] and `max_body`, so that one body of the largest
-    /// size always fits.
-    pub fn for_max_body(max_body: usize) -> BodyBudget {
-        BodyBudget::new(max_body.max(MIN_BODY_BUDGET))
+    /// The service's budget: `budget` bytes, but at least `max_body`, so
+    /// that one body of the largest size always fits.
+    pub(crate) fn for_limits(budget: usize, max_body: usize) -> BodyBudget {
+        BodyBudget::new(budget.max(max_body))
     }
 
     fn kib(&self, bytes: usize) -> u32 {
@@ -127,7 +149,7 @@ pub(crate) fn bearer_token(value: &str) -> Option<&str> {
 }
 
 /// Checks `Authorization: Bearer <token>` when a token is configured.
-pub fn authorized(token: &Option<Arc<str>>, headers: &HeaderMap) -> bool {
+pub(crate) fn authorized(token: &Option<Arc<str>>, headers: &HeaderMap) -> bool {
     let Some(t) = token else { return true };
     let Some(given) = headers
         .get(header::AUTHORIZATION)
@@ -153,9 +175,8 @@ fn json_error(code: StatusCode, msg: &str) -> Response {
 /// A refusal, counted; `retry` adds `Retry-After: 1`, `close` asks the
 /// client to close the connection (its body was not read, or not all of
 /// it).
-fn refuse(shared: &Shared, code: StatusCode, msg: &str, retry: bool, close: bool) -> Response {
-    shared
-        .metrics
+fn refuse(metrics: &Metrics, code: StatusCode, msg: &str, retry: bool, close: bool) -> Response {
+    metrics
         .intake_refused
         .with_label_values(&[code.as_str()])
         .inc();
@@ -226,28 +247,28 @@ pub async fn post_complaints(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    let shared = &*intake.shared;
+    let metrics = &*intake.metrics;
     if !authorized(&intake.token, &headers) {
         return refuse(
-            shared,
+            metrics,
             StatusCode::UNAUTHORIZED,
             "missing or wrong bearer token",
             false,
             false,
         );
     }
-    if shared.shutting_down() || !shared.ready() {
+    if intake.gate.closed() {
         return refuse(
-            shared,
+            metrics,
             StatusCode::SERVICE_UNAVAILABLE,
             "not accepting complaints (starting or shutting down)",
             true,
             false,
         );
     }
-    if let Some(why) = shared.storage_fault() {
+    if let Some(why) = intake.gate.storage_fault() {
         return refuse(
-            shared,
+            metrics,
             StatusCode::SERVICE_UNAVAILABLE,
             &format!("not accepting complaints: {why}"),
             true,
@@ -259,7 +280,7 @@ pub async fn post_complaints(
         Some(Ok(k)) if valid_key(k) => Some(k.to_owned()),
         Some(_) => {
             return refuse(
-                shared,
+                metrics,
                 StatusCode::BAD_REQUEST,
                 "Idempotency-Key must be 1 to 255 visible ASCII characters",
                 false,
@@ -271,7 +292,7 @@ pub async fn post_complaints(
     let declared = content_length(&headers);
     if declared.is_some_and(|n| n > intake.max_body as u64) {
         return refuse(
-            shared,
+            metrics,
             StatusCode::PAYLOAD_TOO_LARGE,
             &too_large,
             false,
@@ -285,7 +306,7 @@ pub async fn post_complaints(
             Some(p) => Some(p),
             None => {
                 return refuse(
-                    shared,
+                    metrics,
                     StatusCode::TOO_MANY_REQUESTS,
                     "too many request bodies in flight; retry later",
                     true,
@@ -295,13 +316,16 @@ pub async fn post_complaints(
         },
         None => None,
     };
-    let body = match tokio::time::timeout(BODY_TIMEOUT, read_body(body, intake.max_body, declared))
-        .await
+    let body = match tokio::time::timeout(
+        intake.body_timeout,
+        read_body(body, intake.max_body, declared),
+    )
+    .await
     {
         Ok(Ok(b)) => b,
         Ok(Err(BodyError::TooLarge)) => {
             return refuse(
-                shared,
+                metrics,
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &too_large,
                 false,
@@ -310,7 +334,7 @@ pub async fn post_complaints(
         }
         Ok(Err(BodyError::Read(e))) => {
             return refuse(
-                shared,
+                metrics,
                 StatusCode::BAD_REQUEST,
                 &format!("cannot read the body: {e}"),
                 false,
@@ -319,11 +343,11 @@ pub async fn post_complaints(
         }
         Err(_) => {
             return refuse(
-                shared,
+                metrics,
                 StatusCode::REQUEST_TIMEOUT,
                 &format!(
-                    "the body did not arrive within {} s",
-                    BODY_TIMEOUT.as_secs()
+                    "the body did not arrive within {}",
+                    crate::time::format_duration(intake.body_timeout.as_millis() as i64)
                 ),
                 false,
                 true,
@@ -343,20 +367,20 @@ pub async fn post_complaints(
         key,
         reply: Some(reply),
     };
-    match intake.tx.try_send(Command::Batch(batch)) {
+    match intake.submit.try_send(batch) {
         Ok(()) => {}
-        Err(TrySendError::Full(_)) => {
+        Err(NotTaken::Full) => {
             return refuse(
-                shared,
+                metrics,
                 StatusCode::TOO_MANY_REQUESTS,
                 "intake queue is full; retry later",
                 true,
                 false,
             );
         }
-        Err(TrySendError::Disconnected(_)) => {
+        Err(NotTaken::Stopped) => {
             return refuse(
-                shared,
+                metrics,
                 StatusCode::SERVICE_UNAVAILABLE,
                 "engine stopped",
                 false,
@@ -364,7 +388,7 @@ pub async fn post_complaints(
             );
         }
     }
-    shared.metrics.intake_queue.inc();
+    metrics.intake_queue.inc();
     let answered = tokio::time::timeout(Duration::from_secs(60), answer).await;
     // The batch has been processed (or given up on): its bytes are free.
     drop(permit);
@@ -385,14 +409,14 @@ pub async fn post_complaints(
             r
         }
         Ok(Ok(Answer::KeyConflict)) => refuse(
-            shared,
+            metrics,
             StatusCode::UNPROCESSABLE_ENTITY,
             "this Idempotency-Key was used with another body",
             false,
             false,
         ),
         Ok(Ok(Answer::Refused(why))) => refuse(
-            shared,
+            metrics,
             StatusCode::SERVICE_UNAVAILABLE,
             &format!("not journaled, not processed: {why}"),
             true,

@@ -5,19 +5,16 @@
 //! sources); the idle watermark resolves what is left open.
 
 use std::io::Read;
-use std::sync::Arc;
-use std::sync::mpsc::SyncSender;
 use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::LineReader;
-use crate::service::pipeline::{Batch, Command, MAIN};
-use crate::service::state::Shared;
+use super::{LineReader, SourceContext};
+use crate::service::pipeline::{Batch, MAIN};
 
 /// Reads `input` to its end, sending batches of complete lines.
-pub fn run(input: impl Read, tx: SyncSender<Command>, shared: Arc<Shared>) {
-    let up = shared.metrics.source_up.with_label_values(&["stdin"]);
+pub fn run(input: impl Read, ctx: SourceContext) {
+    let up = ctx.metrics.source_up.with_label_values(&["stdin"]);
     up.set(1);
     let mut reader = LineReader::with_capacity(input, 64 << 10);
     let mut batch: Vec<u8> = Vec::with_capacity(64 << 10);
@@ -42,7 +39,7 @@ pub fn run(input: impl Read, tx: SyncSender<Command>, shared: Arc<Shared>) {
                 key: None,
                 reply: None,
             };
-            if tx.send(Command::Batch(b)).is_err() || shared.shutting_down() {
+            if ctx.submit.send(b).is_err() || ctx.shutdown.requested() {
                 break;
             }
         }

@@ -11,6 +11,15 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Prints `SKIP: {what}` on the process's stderr as one write of the
+/// whole line: past the test harness's capture (which keeps `eprintln!` of
+/// a passing test to itself), and in one piece, so that it cannot
+/// interleave with other tests' output.
+pub fn skip(what: &str) {
+    let line = format!("SKIP: {what}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_hotspot")
 }
