@@ -309,7 +309,7 @@ mod tests {
             page.contains("<tr class=\"alert\"><td>杭州</td><td class=\"scope\">城市 region</td><td class=\"kind\">阈值 threshold</td>"),
             "{page}"
         );
-        assert!(page.contains("<td class=\"threshold\">23</td>"), "{page}");
+        assert!(page.contains("<td class=\"threshold\">30</td>"), "{page}");
         let heat = &page[page.find("<table id=\"heat\"").unwrap()..];
         let heat = &heat[..heat.find("</table>").unwrap()];
         assert!(
