@@ -18,6 +18,8 @@
 //! Without the tools (or the Python venv) a test prints a `SKIP:` line and
 //! returns; with `HOTSPOT_E2E=1` (as `.ci/run` sets it) it fails instead.
 
+#[path = "support/section8.rs"]
+mod section8;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -716,12 +718,15 @@ const TOKEN: &str = "e2e-token";
 
 impl FullHotspot {
     fn start(tmp: &Path) -> FullHotspot {
+        Self::start_with(tmp, &root().join("fixtures/rules.toml"))
+    }
+
+    fn start_with(tmp: &Path, rules: &Path) -> FullHotspot {
         let hooks = Receiver::start();
         let fake_am = Receiver::start();
         let alerts_file = tmp.join("alerts.jsonl");
         let follow = tmp.join("follow.jsonl");
         std::fs::write(&follow, "").unwrap();
-        let rules = root().join("fixtures/rules.toml");
         let hook = format!("*={}", hooks.url("/hook"));
         let am_url = fake_am.url("");
         let state = tmp.join("state");
@@ -817,7 +822,11 @@ fn prometheus_scrapes_hotspot_and_every_dashboard_query_and_rule_works() {
         serde_json::from_str(&std::fs::read_to_string(dashboards().join("hotspot.json")).unwrap())
             .unwrap();
 
-    let full = FullHotspot::start(tmp.path());
+    // Section 8 rules (the fixture library plus a region table, a province
+    // threshold and a surge test on 彩铃): the kind/scope series and the
+    // province panels have data; everything else reads as with plain rules.
+    let rules = section8::write_rules(tmp.path(), 40, false);
+    let full = FullHotspot::start_with(tmp.path(), &rules);
     let hs = &full.hs;
 
     // Prometheus scraping it every second, with the rules loaded.
@@ -971,6 +980,20 @@ fn prometheus_scrapes_hotspot_and_every_dashboard_query_and_rule_works() {
         value("sum(hotspot_alerts_total)"),
         alert_lines as f64,
         "alert lines counted"
+    );
+    assert_eq!(
+        value("sum(hotspot_alerts_total{kind=~\"threshold|surge\", scope=~\"region|province\"})"),
+        alert_lines as f64,
+        "every alert line has a kind and a scope"
+    );
+    assert!(
+        value("sum(hotspot_alerts_total{scope=\"province\", state=\"firing\"})") >= 1.0,
+        "the fixture day's 彩铃 incident opens a 浙江 province alert"
+    );
+    assert_eq!(
+        value("sum(hotspot_alerts_total{scope=\"province\", state=\"firing\"})"),
+        value("sum(hotspot_alerts_total{scope=\"province\", state=\"resolved\"})"),
+        "and it resolves"
     );
     assert!(value("max(hotspot_key_ratio)") > 0.0);
     assert!(value("sum(hotspot_checkpoints_total{result=\"ok\"})") >= 1.0);
