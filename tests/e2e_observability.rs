@@ -302,10 +302,25 @@ fn expected_summary(line: &Value) -> String {
     };
     let (region, name) = (s(line, "region"), s(line, "business_name"));
     let (count, threshold) = (&line["count"], &line["threshold"]);
-    if line["state"] == "firing" {
-        format!("{region} {name} 批量投诉：{span} {count} 位客户 (阈值 {threshold})")
+    // Section 8: a province says 全省, a surge 投诉突增 and its baseline.
+    let place = if line["scope"] == "province" {
+        format!("{region}全省")
     } else {
-        format!("{region} {name} 批量投诉已恢复：最多 {count} 位客户 (阈值 {threshold})")
+        region.to_owned()
+    };
+    let (what, against) = if line["kind"] == "surge" {
+        let against = match line["baseline"].as_f64() {
+            Some(b) => format!("基线 {b}, 突增线 {threshold}"),
+            None => format!("突增线 {threshold}"),
+        };
+        ("投诉突增", against)
+    } else {
+        ("批量投诉", format!("阈值 {threshold}"))
+    };
+    if line["state"] == "firing" {
+        format!("{place} {name} {what}：{span} {count} 位客户 ({against})")
+    } else {
+        format!("{place} {name} {what}已恢复：最多 {count} 位客户 ({against})")
     }
 }
 
@@ -402,8 +417,20 @@ fn alertmanager_routes_each_department_its_batch_complaints_firing_and_resolved(
         &tools,
         &r.join("fixtures/rules.toml"),
         &r.join("fixtures/traffic.jsonl"),
-        8,
+        Some(8),
     );
+}
+
+/// Section 8 rules on the fixture day: province and city alerts of one
+/// business are separate Alertmanager alerts, told apart by `scope`, with
+/// `kind` labels and the summaries saying 全省.
+#[test]
+fn alertmanager_gets_scope_and_kind_labels_of_section_8_alerts() {
+    let test = "alertmanager_gets_scope_and_kind_labels_of_section_8_alerts";
+    let Some(tools) = tools(test) else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = section8::write_rules(tmp.path(), 40, false);
+    alertmanager_case(&tools, &rules, &root().join("fixtures/traffic.jsonl"), None);
 }
 
 /// The 3.15 day of the conformance data: 20 alerts, several open at once.
@@ -417,13 +444,13 @@ fn alertmanager_routes_the_conformance_day() {
         &tools,
         &c.join("rules.toml"),
         &c.join("traffic.jsonl"),
-        support::expected_firing().len(),
+        Some(support::expected_firing().len()),
     );
 }
 
 /// Alertmanager with `dashboards/alertmanager.yml`, hotspot sending it
 /// `traffic`: each department's receiver gets exactly its alerts.
-fn alertmanager_case(tools: &Tools, rules: &Path, traffic: &Path, firing_expected: usize) {
+fn alertmanager_case(tools: &Tools, rules: &Path, traffic: &Path, firing_expected: Option<usize>) {
     let tmp = tempfile::tempdir().unwrap();
     let depts = departments(rules);
 
@@ -576,7 +603,16 @@ fn alertmanager_case(tools: &Tools, rules: &Path, traffic: &Path, firing_expecte
     // Exactly each department's alerts, with labels and summaries.
     let firing_lines = file.iter().filter(|a| a["state"] == "firing").count();
     let resolved_lines = file.len() - firing_lines;
-    assert_eq!(firing_lines, firing_expected, "firing alerts of the day");
+    if let Some(n) = firing_expected {
+        assert_eq!(firing_lines, n, "firing alerts of the day");
+    } else {
+        // Section 8 rules: a province alert among them.
+        assert!(
+            file.iter()
+                .any(|a| a["scope"] == "province" && a["state"] == "firing"),
+            "a province alert fires"
+        );
+    }
     assert!(resolved_lines > 0, "some alerts resolve during the day");
     let by_id: BTreeMap<(String, String), &Value> = file
         .iter()
@@ -618,6 +654,19 @@ fn alertmanager_case(tools: &Tools, rules: &Path, traffic: &Path, firing_expecte
             assert_eq!(l["business"], line["business"], "{a}");
             assert_eq!(l["region"], line["region"], "{a}");
             assert_eq!(l["severity"], "warning", "{a}");
+            // Section 8 labels exactly when the line has them.
+            assert_eq!(l["scope"], line["scope"], "{a}");
+            assert_eq!(l["kind"], line["kind"], "{a}");
+            if let Some(b) = line["baseline"].as_f64() {
+                let got: f64 = a["annotations"]["baseline"]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert_eq!(got, b, "{a}");
+            } else {
+                assert!(a["annotations"].get("baseline").is_none(), "{a}");
+            }
             let summary = a["annotations"]["summary"].as_str().unwrap();
             assert_eq!(summary, expected_summary(line), "{a}");
             assert!(summary.contains("批量投诉"), "a Chinese summary: {summary}");
