@@ -182,7 +182,10 @@ impl Alert {
     }
 
     /// A one-line Chinese summary for people:
-    /// `杭州 彩铃 批量投诉：30分钟内 12 位客户 (阈值 8)`.
+    /// `杭州 彩铃 批量投诉：30分钟内 12 位客户 (阈值 8)`. Section 8 alerts
+    /// say what they are: a province key is `浙江全省`, a surge is
+    /// `杭州 彩铃 投诉突增：30分钟内 12 位客户 (基线 2.5, 突增线 10)`, a new
+    /// topic `杭州 新话题 …`. Alerts of plain rules keep the text above.
     pub fn summary(&self) -> String {
         let minutes = (self.window_end - self.window_start) / 60_000;
         let span = if minutes > 0 && (self.window_end - self.window_start) % 60_000 == 0 {
@@ -190,14 +193,36 @@ impl Alert {
         } else {
             format!("{}秒内", (self.window_end - self.window_start) / 1000)
         };
+        let place = match self.scope {
+            Some(Scope::Province) => format!("{}全省", self.region),
+            _ => self.region.clone(),
+        };
+        let what = match self.kind {
+            Some(Kind::Surge) => "投诉突增",
+            Some(Kind::NewTopic) => "新话题",
+            _ => "批量投诉",
+        };
+        let name = if self.business_name.is_empty() {
+            self.business.as_str()
+        } else {
+            self.business_name.as_str()
+        };
+        let name_sep = if name.is_empty() { "" } else { " " };
+        // What the count is measured against.
+        let against = match (self.kind, self.baseline) {
+            (Some(Kind::Surge), Some(b)) => format!("基线 {b}, 突增线 {}", self.threshold),
+            (Some(Kind::Surge), None) => format!("突增线 {}", self.threshold),
+            (Some(Kind::NewTopic), _) => format!("最少 {}", self.threshold),
+            _ => format!("阈值 {}", self.threshold),
+        };
         match self.state {
             AlertState::Firing => format!(
-                "{} {} 批量投诉：{} {} 位客户 (阈值 {})",
-                self.region, self.business_name, span, self.count, self.threshold
+                "{place}{name_sep}{name} {what}：{span} {} 位客户 ({against})",
+                self.count
             ),
             AlertState::Resolved => format!(
-                "{} {} 批量投诉已恢复：最多 {} 位客户 (阈值 {})",
-                self.region, self.business_name, self.count, self.threshold
+                "{place}{name_sep}{name} {what}已恢复：最多 {} 位客户 ({against})",
+                self.count
             ),
         }
     }
@@ -406,6 +431,68 @@ mod tests {
         assert_eq!(
             firing().summary(),
             "杭州 彩铃 批量投诉：30分钟内 8 位客户 (阈值 8)"
+        );
+        assert_eq!(
+            a.summary(),
+            "杭州 彩铃 批量投诉已恢复：最多 12 位客户 (阈值 8)"
+        );
+    }
+
+    #[test]
+    fn section_8_summaries_say_province_and_surge() {
+        // Section 8 rules, a plain threshold alert of a city: as before.
+        let city = Alert {
+            scope: Some(Scope::Region),
+            kind: Some(Kind::Threshold),
+            ..firing()
+        };
+        assert_eq!(city.summary(), firing().summary());
+        let province = Alert {
+            region: "浙江".into(),
+            scope: Some(Scope::Province),
+            kind: Some(Kind::Threshold),
+            count: 41,
+            threshold: 40,
+            ..firing()
+        };
+        assert_eq!(
+            province.summary(),
+            "浙江全省 彩铃 批量投诉：30分钟内 41 位客户 (阈值 40)"
+        );
+        let surge = Alert {
+            scope: Some(Scope::Region),
+            kind: Some(Kind::Surge),
+            baseline: Some(2.35),
+            p_value: Some(1.2e-7),
+            count: 12,
+            threshold: 10,
+            ..firing()
+        };
+        assert_eq!(
+            surge.summary(),
+            "杭州 彩铃 投诉突增：30分钟内 12 位客户 (基线 2.35, 突增线 10)"
+        );
+        let resolved = Alert {
+            state: AlertState::Resolved,
+            baseline: None,
+            p_value: None,
+            ..surge.clone()
+        };
+        assert_eq!(
+            resolved.summary(),
+            "杭州 彩铃 投诉突增已恢复：最多 12 位客户 (突增线 10)"
+        );
+        let province_surge = Alert {
+            region: "浙江".into(),
+            scope: Some(Scope::Province),
+            ..surge
+        };
+        assert!(
+            province_surge
+                .summary()
+                .starts_with("浙江全省 彩铃 投诉突增：30分钟内 12 位客户"),
+            "{}",
+            province_surge.summary()
         );
     }
 }

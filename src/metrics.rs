@@ -71,9 +71,12 @@ pub struct Metrics {
     pub key_threshold: IntGaugeVec,
     /// hotspot_key_ratio{business, region}: distinct callers / threshold.
     pub key_ratio: GaugeVec,
-    /// hotspot_alerts_firing{department}.
+    /// hotspot_alerts_firing{department, kind, scope}: open alerts. `kind`
+    /// is `threshold`, `surge` or `new_topic`, `scope` `region` or
+    /// `province` (CONTRACT 8); rules without section 8 keys have only
+    /// `threshold`/`region`, so `sum by (department)` reads as before.
     pub alerts_firing: IntGaugeVec,
-    /// hotspot_alerts_total{department, state}.
+    /// hotspot_alerts_total{department, state, kind, scope}.
     pub alerts_total: IntCounterVec,
     /// hotspot_delivery_latency_seconds{sink}: from receipt of the record
     /// that caused an alert to its delivery by a sink.
@@ -199,16 +202,16 @@ impl Metrics {
             alerts_firing: reg!(IntGaugeVec::new(
                 opts(
                     "hotspot_alerts_firing",
-                    "Open batch-complaint alerts by department"
+                    "Open batch-complaint alerts by department, kind and scope"
                 ),
-                &["department"]
+                &["department", "kind", "scope"]
             )),
             alerts_total: reg!(IntCounterVec::new(
                 opts(
                     "hotspot_alerts_total",
-                    "Alert lines by department and state"
+                    "Alert lines by department, state, kind and scope"
                 ),
-                &["department", "state"]
+                &["department", "state", "kind", "scope"]
             )),
             delivery_latency: reg!(HistogramVec::new(
                 HistogramOpts::new(
@@ -408,6 +411,39 @@ impl Metrics {
             None => return "other",
         };
         r.values[i].get().map_or("other", |v| v)
+    }
+
+    /// The `kind` and `scope` label values of an alert: `threshold` and
+    /// `region` for alerts of rules without section 8 keys (whose lines
+    /// carry neither).
+    pub fn alert_labels(a: &crate::alert::Alert) -> (&'static str, &'static str) {
+        (
+            a.kind.unwrap_or(crate::alert::Kind::Threshold).as_str(),
+            a.scope.unwrap_or(crate::alert::Scope::Region).as_str(),
+        )
+    }
+
+    /// The (kind, scope) pairs the rules can open alerts of: the series
+    /// that start at 0 on a fresh process (at most 5 per department).
+    pub fn alert_classes(rules: &crate::rules::Rules) -> Vec<(&'static str, &'static str)> {
+        let mut v = vec![("threshold", "region")];
+        if rules
+            .businesses
+            .iter()
+            .any(|b| b.province_threshold.is_some())
+        {
+            v.push(("threshold", "province"));
+        }
+        if rules.has_surge() {
+            v.push(("surge", "region"));
+            if !rules.provinces.is_empty() {
+                v.push(("surge", "province"));
+            }
+        }
+        if rules.discovery.is_some() {
+            v.push(("new_topic", "region"));
+        }
+        v
     }
 
     /// The text exposition of every metric.

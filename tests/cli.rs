@@ -342,3 +342,96 @@ fn run_and_replay_refuse_rules_that_detect_nothing() {
         assert!(err.contains(&want), "{name}: want {want:?} in {err}");
     }
 }
+
+#[path = "support/section8.rs"]
+mod section8;
+
+#[test]
+fn check_rules_shows_section_8_settings_and_warns_about_discovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = section8::write_rules(dir.path(), 40, true);
+    let (code, out, err) = hotspot(&["check-rules", "-v", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    for want in [
+        "section 8    16 regions in 2 provinces; businesses with region overrides 1, province threshold 1, surge 1; discovery set",
+        "regions by province:",
+        "    浙江 (11 regions): 杭州 (12000000 subscribers), 宁波 (9500000 subscribers),",
+        "衢州 (2300000 subscribers), 舟山\n",
+        "    宁夏 (5 regions): 银川 (2600000 subscribers), 中卫, 固原, 吴忠, 石嘴山\n",
+        "  crbt 彩铃 (department vas, threshold 23)\n    province threshold: 40\n    surge: ratio 4, min 30, p_value 1e-7\n",
+        "  broadband 家庭宽带 (department net, threshold 38)\n    region thresholds: 衢州=12, 舟山=9\n",
+        "discovery: department net, min_callers 8",
+        "warning: [discovery] is accepted but new-topic detection is not implemented",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in\n{out}");
+    }
+    // Without -v: the one-line section 8 summary and the warning, no table.
+    let (code, out, _) = hotspot(&["check-rules", path.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("section 8    16 regions in 2 provinces"),
+        "{out}"
+    );
+    assert!(
+        out.contains("new-topic detection is not implemented"),
+        "{out}"
+    );
+    assert!(!out.contains("regions by province"), "{out}");
+    // Without [discovery]: no warning.
+    let path = section8::write_rules(dir.path(), 40, false);
+    let (_, out, _) = hotspot(&["check-rules", "-v", path.to_str().unwrap()]);
+    assert!(!out.contains("not implemented"), "{out}");
+    assert!(out.contains("discovery off"), "{out}");
+    // Plain rules: nothing of section 8.
+    let (_, out, _) = hotspot(&["check-rules", "-v", &fixtures("rules.toml")]);
+    assert!(!out.contains("section 8"), "{out}");
+    assert!(!out.contains("province"), "{out}");
+}
+
+#[test]
+fn check_rules_refuses_bad_section_8_rules_with_file_line_and_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = "[[department]]\nid = \"vas\"\n\n";
+    let template = "\n[[template]]\nid = \"t\"\nbusiness = \"crbt\"\nall_of = [[\"彩铃\"]]\n";
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "override",
+            "[[region]]\nid = \"杭州\"\nprovince = \"浙江\"\n\n[[business]]\nid = \"crbt\"\ndepartment = \"vas\"\nthreshold = 8\nregion_thresholds = { \"衢州\" = 4 }\n",
+            ":12: business 'crbt': region_thresholds names region '衢州', which is not in the [[region]] table",
+        ),
+        (
+            "ratio",
+            "[[business]]\nid = \"crbt\"\ndepartment = \"vas\"\nthreshold = 8\nsurge = { ratio = 0.5, min = 6 }\n",
+            ":8: business 'crbt': surge ratio must be at least 1 (got 0.5)",
+        ),
+        (
+            "min",
+            "[[business]]\nid = \"crbt\"\ndepartment = \"vas\"\nthreshold = 8\nsurge = { ratio = 4.0, min = 0 }\n",
+            ":8: business 'crbt': surge min must be at least 1 (got 0)",
+        ),
+        (
+            "province",
+            "[[business]]\nid = \"crbt\"\ndepartment = \"vas\"\nthreshold = 8\nprovince_threshold = 40\n",
+            ":8: business 'crbt': province_threshold is set but no [[region]] names a province",
+        ),
+    ];
+    for (name, tail, want) in cases {
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, format!("{head}{tail}{template}")).unwrap();
+        let (code, out, err) = hotspot(&["check-rules", "-v", path.to_str().unwrap()]);
+        assert_eq!(code, 1, "{name}: {out}");
+        let want = format!("{}{want}", path.display());
+        assert!(out.contains(&want), "{name}: missing {want:?} in {out}");
+        assert!(err.contains(" error"), "{name}: {err}");
+        // The same rules stop replay with one line naming them.
+        let (code, _, err) = hotspot(&[
+            "replay",
+            "--rules",
+            path.to_str().unwrap(),
+            "--input",
+            "/dev/null",
+        ]);
+        assert_ne!(code, 0, "{name}");
+        assert!(err.contains(&want), "{name}: replay said {err}");
+    }
+}

@@ -18,6 +18,8 @@
 //! Without the tools (or the Python venv) a test prints a `SKIP:` line and
 //! returns; with `HOTSPOT_E2E=1` (as `.ci/run` sets it) it fails instead.
 
+#[path = "support/section8.rs"]
+mod section8;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -296,10 +298,25 @@ fn expected_summary(line: &Value) -> String {
     };
     let (region, name) = (s(line, "region"), s(line, "business_name"));
     let (count, threshold) = (&line["count"], &line["threshold"]);
-    if line["state"] == "firing" {
-        format!("{region} {name} 批量投诉：{span} {count} 位客户 (阈值 {threshold})")
+    // Section 8: a province says 全省, a surge 投诉突增 and its baseline.
+    let place = if line["scope"] == "province" {
+        format!("{region}全省")
     } else {
-        format!("{region} {name} 批量投诉已恢复：最多 {count} 位客户 (阈值 {threshold})")
+        region.to_owned()
+    };
+    let (what, against) = if line["kind"] == "surge" {
+        let against = match line["baseline"].as_f64() {
+            Some(b) => format!("基线 {b}, 突增线 {threshold}"),
+            None => format!("突增线 {threshold}"),
+        };
+        ("投诉突增", against)
+    } else {
+        ("批量投诉", format!("阈值 {threshold}"))
+    };
+    if line["state"] == "firing" {
+        format!("{place} {name} {what}：{span} {count} 位客户 ({against})")
+    } else {
+        format!("{place} {name} {what}已恢复：最多 {count} 位客户 ({against})")
     }
 }
 
@@ -396,8 +413,20 @@ fn alertmanager_routes_each_department_its_batch_complaints_firing_and_resolved(
         &tools,
         &r.join("fixtures/rules.toml"),
         &r.join("fixtures/traffic.jsonl"),
-        8,
+        Some(8),
     );
+}
+
+/// Section 8 rules on the fixture day: province and city alerts of one
+/// business are separate Alertmanager alerts, told apart by `scope`, with
+/// `kind` labels and the summaries saying 全省.
+#[test]
+fn alertmanager_gets_scope_and_kind_labels_of_section_8_alerts() {
+    let test = "alertmanager_gets_scope_and_kind_labels_of_section_8_alerts";
+    let Some(tools) = tools(test) else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = section8::write_rules(tmp.path(), 40, false);
+    alertmanager_case(&tools, &rules, &root().join("fixtures/traffic.jsonl"), None);
 }
 
 /// The 3.15 day of the conformance data: 20 alerts, several open at once.
@@ -411,13 +440,13 @@ fn alertmanager_routes_the_conformance_day() {
         &tools,
         &c.join("rules.toml"),
         &c.join("traffic.jsonl"),
-        support::expected_firing().len(),
+        Some(support::expected_firing().len()),
     );
 }
 
 /// Alertmanager with `dashboards/alertmanager.yml`, hotspot sending it
 /// `traffic`: each department's receiver gets exactly its alerts.
-fn alertmanager_case(tools: &Tools, rules: &Path, traffic: &Path, firing_expected: usize) {
+fn alertmanager_case(tools: &Tools, rules: &Path, traffic: &Path, firing_expected: Option<usize>) {
     let tmp = tempfile::tempdir().unwrap();
     let depts = departments(rules);
 
@@ -570,7 +599,16 @@ fn alertmanager_case(tools: &Tools, rules: &Path, traffic: &Path, firing_expecte
     // Exactly each department's alerts, with labels and summaries.
     let firing_lines = file.iter().filter(|a| a["state"] == "firing").count();
     let resolved_lines = file.len() - firing_lines;
-    assert_eq!(firing_lines, firing_expected, "firing alerts of the day");
+    if let Some(n) = firing_expected {
+        assert_eq!(firing_lines, n, "firing alerts of the day");
+    } else {
+        // Section 8 rules: a province alert among them.
+        assert!(
+            file.iter()
+                .any(|a| a["scope"] == "province" && a["state"] == "firing"),
+            "a province alert fires"
+        );
+    }
     assert!(resolved_lines > 0, "some alerts resolve during the day");
     let by_id: BTreeMap<(String, String), &Value> = file
         .iter()
@@ -612,6 +650,19 @@ fn alertmanager_case(tools: &Tools, rules: &Path, traffic: &Path, firing_expecte
             assert_eq!(l["business"], line["business"], "{a}");
             assert_eq!(l["region"], line["region"], "{a}");
             assert_eq!(l["severity"], "warning", "{a}");
+            // Section 8 labels exactly when the line has them.
+            assert_eq!(l["scope"], line["scope"], "{a}");
+            assert_eq!(l["kind"], line["kind"], "{a}");
+            if let Some(b) = line["baseline"].as_f64() {
+                let got: f64 = a["annotations"]["baseline"]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert_eq!(got, b, "{a}");
+            } else {
+                assert!(a["annotations"].get("baseline").is_none(), "{a}");
+            }
             let summary = a["annotations"]["summary"].as_str().unwrap();
             assert_eq!(summary, expected_summary(line), "{a}");
             assert!(summary.contains("批量投诉"), "a Chinese summary: {summary}");
@@ -712,12 +763,15 @@ const TOKEN: &str = "e2e-token";
 
 impl FullHotspot {
     fn start(tmp: &Path) -> FullHotspot {
+        Self::start_with(tmp, &root().join("fixtures/rules.toml"))
+    }
+
+    fn start_with(tmp: &Path, rules: &Path) -> FullHotspot {
         let hooks = Receiver::start();
         let fake_am = Receiver::start();
         let alerts_file = tmp.join("alerts.jsonl");
         let follow = tmp.join("follow.jsonl");
         std::fs::write(&follow, "").unwrap();
-        let rules = root().join("fixtures/rules.toml");
         let hook = format!("*={}", hooks.url("/hook"));
         let am_url = fake_am.url("");
         let state = tmp.join("state");
@@ -813,7 +867,11 @@ fn prometheus_scrapes_hotspot_and_every_dashboard_query_and_rule_works() {
         serde_json::from_str(&std::fs::read_to_string(dashboards().join("hotspot.json")).unwrap())
             .unwrap();
 
-    let full = FullHotspot::start(tmp.path());
+    // Section 8 rules (the fixture library plus a region table, a province
+    // threshold and a surge test on 彩铃): the kind/scope series and the
+    // province panels have data; everything else reads as with plain rules.
+    let rules = section8::write_rules(tmp.path(), 40, false);
+    let full = FullHotspot::start_with(tmp.path(), &rules);
     let hs = &full.hs;
 
     // Prometheus scraping it every second, with the rules loaded.
@@ -967,6 +1025,20 @@ fn prometheus_scrapes_hotspot_and_every_dashboard_query_and_rule_works() {
         value("sum(hotspot_alerts_total)"),
         alert_lines as f64,
         "alert lines counted"
+    );
+    assert_eq!(
+        value("sum(hotspot_alerts_total{kind=~\"threshold|surge\", scope=~\"region|province\"})"),
+        alert_lines as f64,
+        "every alert line has a kind and a scope"
+    );
+    assert!(
+        value("sum(hotspot_alerts_total{scope=\"province\", state=\"firing\"})") >= 1.0,
+        "the fixture day's 彩铃 incident opens a 浙江 province alert"
+    );
+    assert_eq!(
+        value("sum(hotspot_alerts_total{scope=\"province\", state=\"firing\"})"),
+        value("sum(hotspot_alerts_total{scope=\"province\", state=\"resolved\"})"),
+        "and it resolves"
     );
     assert!(value("max(hotspot_key_ratio)") > 0.0);
     assert!(value("sum(hotspot_checkpoints_total{result=\"ok\"})") >= 1.0);

@@ -840,3 +840,144 @@ fn a_full_queue_answers_429_and_never_drops() {
     });
     let _ = BTreeMap::<u8, u8>::new();
 }
+
+#[path = "support/section8.rs"]
+mod section8;
+
+#[test]
+fn section_8_rules_are_served_counted_by_kind_and_bad_ones_refused_on_reload() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = section8::write_rules(tmp.path(), 40, true);
+    let good = std::fs::read_to_string(&rules).unwrap();
+    let hs = Hotspot::start(
+        &["--rules", rules.to_str().unwrap(), "--idle-timeout", "off"],
+        &tmp.path().join("log"),
+    );
+    // GET /v1/rules: the region table, the provinces, each business's
+    // section 8 settings, and [discovery] marked as not implemented.
+    let r = hs.json("/v1/rules");
+    let version = r["version"].as_str().unwrap().to_owned();
+    assert_eq!(r["regions"].as_array().unwrap().len(), 16);
+    assert_eq!(
+        r["regions"][0],
+        serde_json::json!({"id": "杭州", "province": "浙江", "subscribers": 12_000_000})
+    );
+    assert_eq!(r["provinces"][1]["name"], "宁夏");
+    assert_eq!(
+        r["provinces"][1]["regions"],
+        serde_json::json!(["银川", "中卫", "固原", "吴忠", "石嘴山"])
+    );
+    assert_eq!(r["discovery"]["department"], "net");
+    assert_eq!(r["discovery"]["implemented"], false);
+    let b = |id: &str| {
+        r["businesses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(b("crbt")["province_threshold"], 40);
+    assert_eq!(
+        b("crbt")["surge"],
+        serde_json::json!({"ratio": 4.0, "min": 30, "p_value": 1e-7})
+    );
+    assert_eq!(
+        b("broadband")["region_thresholds"],
+        serde_json::json!({"舟山": 9, "衢州": 12})
+    );
+    assert_eq!(b("signal")["province_threshold"], Value::Null);
+
+    // Metrics: the alert series of every kind/scope these rules can open
+    // start at 0; the old `sum by (department)` still reads.
+    let m = get(hs.addr, "/metrics").1;
+    for want in [
+        "hotspot_alerts_firing{department=\"vas\",kind=\"threshold\",scope=\"region\"} 0",
+        "hotspot_alerts_firing{department=\"vas\",kind=\"threshold\",scope=\"province\"} 0",
+        "hotspot_alerts_firing{department=\"vas\",kind=\"surge\",scope=\"province\"} 0",
+    ] {
+        assert!(m.contains(want), "missing {want}");
+    }
+
+    // The fixture day's 彩铃 incident: a 浙江 province alert opens too.
+    let traffic = std::fs::read_to_string(root().join("fixtures/traffic.jsonl")).unwrap();
+    let lines: Vec<&str> = traffic.lines().filter(|l| !l.trim().is_empty()).collect();
+    let cut = lines
+        .iter()
+        .position(|l| l.contains("10:46:"))
+        .expect("traffic reaches 10:46");
+    for chunk in lines[..cut].chunks(1000) {
+        hs.post_lines((chunk.join("\n") + "\n").as_bytes());
+    }
+    let mut open = Value::Null;
+    wait_until("a province alert", Duration::from_secs(10), || {
+        open = hs.json("/v1/alerts");
+        open.as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["scope"] == "province" && a["region"] == "浙江")
+    });
+    let province = open
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["scope"] == "province")
+        .unwrap();
+    assert_eq!(province["business"], "crbt");
+    assert_eq!(province["threshold"], 40);
+    let kind = province["kind"].as_str().unwrap().to_owned();
+    let m = get(hs.addr, "/metrics").1;
+    let want = format!(
+        "hotspot_alerts_total{{department=\"vas\",kind=\"{kind}\",scope=\"province\",state=\"firing\"}} 1"
+    );
+    assert!(m.contains(&want), "missing {want}");
+    assert!(
+        m.contains("hotspot_alerts_firing{department=\"vas\",kind=\"threshold\",scope=\"region\"}"),
+        "city alerts keep the plain labels"
+    );
+    assert!(
+        get(hs.addr, "/")
+            .1
+            .contains("浙江</td><td class=\"scope\">全省 province</td>")
+    );
+
+    // Bad section 8 rules: refused by POST /-/reload and by SIGHUP, with
+    // the file, line and item; the rules in force stay.
+    let bad_ratio = good.replace("ratio = 4.0, min = 30", "ratio = 0.5, min = 30");
+    assert_ne!(bad_ratio, good);
+    std::fs::write(&rules, &bad_ratio).unwrap();
+    let (code, body) = post(hs.addr, "/-/reload", b"");
+    assert_eq!(code, 422, "{body}");
+    assert!(
+        body.contains("business 'crbt': surge ratio must be at least 1 (got 0.5)"),
+        "{body}"
+    );
+    assert!(body.contains("rules.s8.toml:"), "{body}");
+    assert_eq!(hs.json("/v1/rules")["version"], version.as_str());
+
+    let bad_override = good.replace("\"舟山\" = 9", "\"上海\" = 9");
+    assert_ne!(bad_override, good);
+    std::fs::write(&rules, &bad_override).unwrap();
+    unsafe_kill(hs.pid(), "HUP");
+    wait_until("SIGHUP reload refused", Duration::from_secs(10), || {
+        hs.log_text()
+            .contains("region_thresholds names region '上海', which is not in the [[region]] table")
+    });
+    let r = hs.json("/v1/rules");
+    assert_eq!(r["version"], version.as_str());
+    assert_eq!(r["regions"].as_array().unwrap().len(), 16);
+    assert!(
+        get(hs.addr, "/metrics")
+            .1
+            .contains("hotspot_rules_reloads_total{result=\"error\"} 2")
+    );
+    // The open alerts are untouched.
+    assert!(
+        hs.json("/v1/alerts")
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["scope"] == "province")
+    );
+}

@@ -340,3 +340,108 @@ fn status_page_renders_in_headless_chromium() {
     assert!(bytes.len() > 20_000, "screenshot suspiciously small");
     println!("status page screenshot: {}", png.display());
 }
+
+#[path = "support/section8.rs"]
+mod section8;
+
+/// Section 8 rules (a region table and a 彩铃 province threshold): the
+/// browser shows the 浙江 province alert with its scope (全省) and kind
+/// (阈值), the city alerts as before, and the province heat table.
+#[test]
+fn status_page_shows_province_alerts_with_scope_and_kind() {
+    let Some(browser) = chromium() else {
+        if std::env::var("HOTSPOT_E2E").as_deref() == Ok("1") {
+            panic!(
+                "HOTSPOT_E2E=1 but no chromium on PATH (apt-get install chromium fonts-noto-cjk)"
+            );
+        }
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIP: status_page_shows_province_alerts_with_scope_and_kind: no chromium on PATH \
+             (apt-get install chromium fonts-noto-cjk; HOTSPOT_E2E=1 makes this a failure)"
+        );
+        return;
+    };
+    // As above: the fixture day up to the last firing before the first
+    // resolution; with these rules the 浙江 彩铃 province alert is open too.
+    let expected = std::fs::read_to_string(root().join("fixtures/expected.alerts.jsonl")).unwrap();
+    let trigger = expected
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .take_while(|v| v["state"] == "firing")
+        .last()
+        .unwrap()["triggered_by"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let traffic = std::fs::read_to_string(root().join("fixtures/traffic.jsonl")).unwrap();
+    let lines: Vec<&str> = traffic.lines().filter(|l| !l.trim().is_empty()).collect();
+    let cut = lines
+        .iter()
+        .position(|l| l.contains(&format!("\"{trigger}\"")))
+        .expect("trigger line in traffic");
+
+    let dir = tempfile::tempdir().unwrap();
+    let rules = section8::write_rules(dir.path(), 40, false);
+    let hs = Hotspot::start(
+        &["--rules", rules.to_str().unwrap(), "--idle-timeout", "off"],
+        &dir.path().join("hotspot.log"),
+    );
+    for chunk in lines[..=cut].chunks(500) {
+        hs.post_lines((chunk.join("\n") + "\n").as_bytes());
+    }
+    let mut alerts = serde_json::Value::Null;
+    wait_until("the province alert", Duration::from_secs(10), || {
+        alerts = hs.json("/v1/alerts");
+        alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["scope"] == "province")
+    });
+    let alerts = alerts.as_array().unwrap();
+    let url = format!("http://{}/", hs.addr);
+    let dom = run_chromium(&browser, &["--dump-dom".into()], &url);
+    std::fs::write(artefacts().join("status-page.section8.dom.html"), &dom).unwrap();
+
+    let table = between(&dom, "<table id=\"alerts\"", "</table>").expect("#alerts table");
+    let rows: Vec<&str> = table
+        .split("<tr class=\"alert\">")
+        .skip(1)
+        .map(|r| r.split("</tr>").next().unwrap())
+        .collect();
+    assert_eq!(rows.len(), alerts.len(), "one row per open alert");
+    for a in alerts {
+        let (scope, kind) = match (a["scope"].as_str(), a["kind"].as_str()) {
+            (Some("province"), Some("threshold")) => ("全省 province", "阈值 threshold"),
+            (Some("region"), Some("threshold")) => ("城市 region", "阈值 threshold"),
+            (Some("region"), Some("surge")) => ("城市 region", "突增 surge"),
+            (Some("province"), Some("surge")) => ("全省 province", "突增 surge"),
+            other => panic!("unexpected scope/kind {other:?} in {a}"),
+        };
+        let start = format!(
+            "<td>{}</td><td class=\"scope\">{scope}</td><td class=\"kind\">{kind}</td>",
+            a["region"].as_str().unwrap()
+        );
+        assert!(
+            rows.iter().any(|r| r.starts_with(&start)),
+            "no row starting {start} in {table}"
+        );
+    }
+    let province = alerts.iter().find(|a| a["scope"] == "province").unwrap();
+    assert_eq!(province["region"], "浙江");
+    assert!(
+        rows.iter().any(
+            |r| r.starts_with("<td>浙江</td>") && r.contains("<td class=\"threshold\">40</td>")
+        ),
+        "{table}"
+    );
+
+    // The province heat table: 浙江 (全省), its 彩铃 cell firing.
+    let heat = between(&dom, "<table id=\"heat-province\"", "</table>").expect("#heat-province");
+    assert!(heat.contains("<th>浙江 全省</th>"), "{heat}");
+    assert!(heat.contains("<td class=\"cell firing\""), "{heat}");
+    // City columns stay in the city table only.
+    let city = between(&dom, "<table id=\"heat\"", "</table>").expect("#heat");
+    assert!(!city.contains("浙江"), "{city}");
+}

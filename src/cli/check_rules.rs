@@ -14,7 +14,9 @@ use crate::time::format_duration;
 pub struct Args {
     /// The rules file (TOML).
     pub file: PathBuf,
-    /// List every business with its templates.
+    /// List every business with its templates, and the section 8 settings
+    /// (region table by province, overrides, province thresholds, surge,
+    /// discovery).
     #[arg(long, short)]
     pub verbose: bool,
 }
@@ -98,12 +100,51 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             w.size_ms / w.slide_ms
         );
     }
+    if rules.discovery.is_some() {
+        println!(
+            "  warning: [discovery] is accepted but new-topic detection is not implemented in this version: no new_topic alert will be raised"
+        );
+    }
+    if rules.extended {
+        let overrides = rules
+            .businesses
+            .iter()
+            .filter(|b| b.region_thresholds.iter().any(|&t| t > 0))
+            .count();
+        let province = rules
+            .businesses
+            .iter()
+            .filter(|b| b.province_threshold.is_some())
+            .count();
+        let surge = rules
+            .businesses
+            .iter()
+            .filter(|b| b.surge.is_some())
+            .count();
+        println!(
+            "  section 8    {} regions in {} provinces; businesses with region overrides {}, province threshold {}, surge {}; discovery {}",
+            rules.regions.len(),
+            rules.provinces.len(),
+            overrides,
+            province,
+            surge,
+            if rules.discovery.is_some() {
+                "set"
+            } else {
+                "off"
+            }
+        );
+    }
     if args.verbose {
+        print_section8(&rules);
         for b in &rules.businesses {
             println!(
                 "  {} {} (department {}, threshold {})",
                 b.id, b.name, rules.departments[b.department].id, b.threshold
             );
+            for line in business_section8(&rules, b) {
+                println!("    {line}");
+            }
             for t in &rules.templates[b.templates.clone()] {
                 println!(
                     "    {} {}: all_of {:?} none_of {:?}",
@@ -113,4 +154,62 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The region table by province (with subscribers) and `[discovery]`.
+fn print_section8(rules: &rules::Rules) {
+    if !rules.provinces.is_empty() {
+        println!("  regions by province:");
+        for p in &rules.provinces {
+            let cities: Vec<String> = p
+                .regions
+                .iter()
+                .map(|&r| {
+                    let def = &rules.regions[r];
+                    match def.subscribers {
+                        Some(n) => format!("{} ({} subscribers)", def.id, n),
+                        None => def.id.clone(),
+                    }
+                })
+                .collect();
+            println!(
+                "    {} ({} regions): {}",
+                p.name,
+                p.regions.len(),
+                cities.join(", ")
+            );
+        }
+    }
+    if let Some(d) = &rules.discovery {
+        println!(
+            "  discovery: department {}, min_callers {} (not implemented yet: no new_topic alerts)",
+            rules.departments[d.department].id, d.min_callers
+        );
+    }
+}
+
+/// A business's section 8 settings, one line each (none for a plain
+/// business).
+fn business_section8(rules: &rules::Rules, b: &rules::Business) -> Vec<String> {
+    let mut out = Vec::new();
+    let overrides: Vec<String> = b
+        .region_thresholds
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| **t > 0)
+        .map(|(r, t)| format!("{}={}", rules.regions[r].id, t))
+        .collect();
+    if !overrides.is_empty() {
+        out.push(format!("region thresholds: {}", overrides.join(", ")));
+    }
+    if let Some(t) = b.province_threshold {
+        out.push(format!("province threshold: {t}"));
+    }
+    if let Some(s) = &b.surge {
+        out.push(format!(
+            "surge: ratio {}, min {}, p_value {:e}",
+            s.ratio, s.min, s.p_value
+        ));
+    }
+    out
 }

@@ -8,6 +8,12 @@
 //! `region` (they will be rejected by the consumer anyway) get the empty key,
 //! so they too land in one fixed partition. Blank lines are not sent.
 //!
+//! With `--rules FILE` whose `[[region]]` table names provinces (CONTRACT
+//! 8), the key of a line whose region is in the table is its **province**:
+//! a (business, province) key counts every city of the province, so all of
+//! them must share a partition too. A region not in the table counts in no
+//! province and keeps its own name as the key.
+//!
 //! The producer batches and lingers for throughput; acknowledgements are
 //! collected as it goes (an error stops the run with exit status 1), and
 //! the run ends with a flush, so exit 0 means every record is in the topic.
@@ -74,6 +80,10 @@ pub struct Args {
     /// Client key (PEM).
     #[arg(long, alias = "fluvio-tls-key", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
+    /// The rules the consumers run: with a `[[region]]` table, records are
+    /// keyed by province (regions not in the table: by region).
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
     /// No progress lines.
     #[arg(long, short)]
     pub quiet: bool,
@@ -89,6 +99,21 @@ struct KeyOf<'a> {
 pub(crate) fn key_of(line: &[u8]) -> Vec<u8> {
     match serde_json::from_slice::<KeyOf<'_>>(line) {
         Ok(KeyOf { region: Some(r) }) => r.as_bytes().to_vec(),
+        _ => Vec::new(),
+    }
+}
+
+/// The record key of a line under `rules`: the province of its region when
+/// the rules' region table has the region, else [`key_of`].
+pub fn key_in(line: &[u8], rules: &crate::rules::Rules) -> Vec<u8> {
+    if rules.provinces.is_empty() {
+        return key_of(line);
+    }
+    match serde_json::from_slice::<KeyOf<'_>>(line) {
+        Ok(KeyOf { region: Some(r) }) => match rules.province_of(rules.region_of(&r)) {
+            Some(p) => rules.provinces[p].name.as_bytes().to_vec(),
+            None => r.as_bytes().to_vec(),
+        },
         _ => Vec::new(),
     }
 }
@@ -122,6 +147,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.compression
         )
     })?;
+    let rules = match &args.rules {
+        Some(p) => Some(crate::cli::replay::load_rules(Some(p))?),
+        None => None,
+    };
+    if let Some(r) = &rules {
+        if !r.provinces.is_empty() && !args.quiet {
+            eprintln!(
+                "keying records by province ({} provinces, {} regions in the table; other regions by region)",
+                r.provinces.len(),
+                r.regions.len()
+            );
+        }
+    }
     let input: Box<dyn Read> = if args.input.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
@@ -135,6 +173,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()?;
     let r = rt.block_on(publish(
         &args,
+        rules.as_deref(),
         &cluster,
         input,
         batch_size,
@@ -177,8 +216,10 @@ async fn wait_all(outs: Vec<ProduceOutput>, parts: &mut BTreeMap<u32, u64>) -> a
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn publish(
     args: &Args,
+    rules: Option<&crate::rules::Rules>,
     cluster: &FluvioCluster,
     input: Box<dyn Read>,
     batch_size: usize,
@@ -241,7 +282,10 @@ async fn publish(
         for line in lines.drain(..) {
             out.bytes += line.len() as u64;
             out.records += 1;
-            let key = key_of(&line);
+            let key = match rules {
+                Some(r) => key_in(&line, r),
+                None => key_of(&line),
+            };
             current.push(
                 producer
                     .send(key, line)
@@ -290,5 +334,29 @@ mod tests {
         assert!(key_of(br#"{"region":5}"#).is_empty());
         assert!(key_of(b"not json").is_empty());
         assert!(key_of(br#"{"id":"1"}"#).is_empty());
+    }
+
+    #[test]
+    fn with_provinces_the_key_is_the_province() {
+        let rules = crate::rules::load_str(
+            "[[department]]\nid = \"vas\"\n\n[[business]]\nid = \"crbt\"\ndepartment = \"vas\"\nthreshold = 8\nprovince_threshold = 20\n\n[[template]]\nid = \"t\"\nbusiness = \"crbt\"\nall_of = [[\"彩铃\"]]\n\n[[region]]\nid = \"杭州\"\nprovince = \"浙江\"\n\n[[region]]\nid = \"衢州\"\nprovince = \"浙江\"\n\n[[region]]\nid = \"银川\"\nprovince = \"宁夏\"\n",
+            "rules.toml",
+        )
+        .unwrap();
+        let key = |l: &str| String::from_utf8(key_in(l.as_bytes(), &rules)).unwrap();
+        // Every city of a province shares the province's key ...
+        assert_eq!(key(r#"{"id":"1","region":"杭州","text":"x"}"#), "浙江");
+        assert_eq!(key(r#"{"id":"2","region":"\u8862\u5dde"}"#), "浙江");
+        assert_eq!(key(r#"{"region":"银川"}"#), "宁夏");
+        // ... a region not in the table keeps today's key, and so do lines
+        // without a string region.
+        assert_eq!(key(r#"{"region":"上海"}"#), "上海");
+        assert_eq!(key(r#"{"region":5}"#), "");
+        assert_eq!(key("not json"), "");
+        // Rules without a region table: exactly `key_of`.
+        let plain = crate::rules::embedded().unwrap();
+        for l in [r#"{"region":"杭州"}"#, r#"{"region":"上海"}"#, "x"] {
+            assert_eq!(key_in(l.as_bytes(), &plain), key_of(l.as_bytes()));
+        }
     }
 }

@@ -8,7 +8,7 @@
 //! | `GET /metrics` | Prometheus text format |
 //! | `GET /v1/alerts` | open alerts: firing objects plus `max_count`, `hot_window_end` |
 //! | `GET /v1/hotspots?limit=N` | the hottest keys now: distinct callers, threshold, ratio, trend |
-//! | `GET /v1/rules` | the rules in force |
+//! | `GET /v1/rules` | the rules in force (with section 8 keys: `regions`, `provinces`, `discovery`, and per business `region_thresholds`, `province_threshold`, `surge`) |
 //! | `GET /v1/stats` | counts, watermark, latency percentiles, sink backlogs |
 //! | `POST /-/reload` | reload the rules file (also on SIGHUP) |
 //! | `GET /` | the status page |
@@ -144,17 +144,32 @@ async fn rules(State(api): State<Api>) -> Response {
         .businesses
         .iter()
         .map(|b| {
-            json!({
+            let mut v = json!({
                 "id": b.id, "name": b.name, "department": r.departments[b.department].id, "threshold": b.threshold,
                 "templates": r.templates[b.templates.clone()].iter().map(|t| json!({
                     "id": t.id, "phenomenon": t.phenomenon, "all_of": t.all_of, "none_of": t.none_of,
                 })).collect::<Vec<_>>(),
-            })
+            });
+            if r.extended {
+                // Section 8: null / empty where the business does not use a key.
+                let overrides: serde_json::Map<String, serde_json::Value> = b
+                    .region_thresholds
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| **t > 0)
+                    .map(|(i, t)| (r.regions[i].id.clone(), json!(t)))
+                    .collect();
+                v["region_thresholds"] = overrides.into();
+                v["province_threshold"] = json!(b.province_threshold);
+                v["surge"] = match &b.surge {
+                    Some(s) => json!({"ratio": s.ratio, "min": s.min, "p_value": s.p_value}),
+                    None => serde_json::Value::Null,
+                };
+            }
+            v
         })
         .collect();
-    json_response(
-        StatusCode::OK,
-        json!({
+    let mut body = json!({
             "version": r.version,
             "source": r.source,
             "window": {
@@ -165,8 +180,43 @@ async fn rules(State(api): State<Api>) -> Response {
             "departments": r.departments.iter().map(|d| json!({"id": d.id, "name": d.name})).collect::<Vec<_>>(),
             "businesses": businesses,
             "keywords": r.keyword_count(),
-        }),
-    )
+    });
+    if r.extended {
+        // Section 8: the region table, the provinces with their regions, and
+        // `[discovery]` (accepted, not implemented yet: no new-topic alerts).
+        body["regions"] = r
+            .regions
+            .iter()
+            .map(|g| {
+                json!({
+                    "id": g.id,
+                    "province": r.provinces[g.province].name,
+                    "subscribers": g.subscribers,
+                })
+            })
+            .collect::<Vec<_>>()
+            .into();
+        body["provinces"] = r
+            .provinces
+            .iter()
+            .map(|p| {
+                json!({
+                    "name": p.name,
+                    "regions": p.regions.iter().map(|&i| &r.regions[i].id).collect::<Vec<_>>(),
+                })
+            })
+            .collect::<Vec<_>>()
+            .into();
+        body["discovery"] = match &r.discovery {
+            Some(d) => json!({
+                "department": r.departments[d.department].id,
+                "min_callers": d.min_callers,
+                "implemented": false,
+            }),
+            None => serde_json::Value::Null,
+        };
+    }
+    json_response(StatusCode::OK, body)
 }
 
 async fn stats(State(api): State<Api>) -> Response {

@@ -498,6 +498,7 @@ impl Pipeline {
         for a in alerts {
             let dept = a.department.clone();
             let state = a.state.as_str();
+            let (kind, scope) = crate::metrics::Metrics::alert_labels(&a);
             match self.replay_next.as_mut() {
                 Some(next) => {
                     let r = self.outbox.push_replayed(*next, a, received);
@@ -513,7 +514,7 @@ impl Pipeline {
             self.shared
                 .metrics
                 .alerts_total
-                .with_label_values(&[&dept, state])
+                .with_label_values(&[&dept, state, kind, scope])
                 .inc();
             self.snapshot_due = true;
         }
@@ -1201,12 +1202,18 @@ impl Pipeline {
                 .set(h.ratio);
         }
         m.alerts_firing.reset();
+        let classes = crate::metrics::Metrics::alert_classes(&self.rules);
         for d in &self.rules.departments {
-            m.alerts_firing.with_label_values(&[&d.id]).set(0);
+            for (kind, scope) in &classes {
+                m.alerts_firing
+                    .with_label_values(&[d.id.as_str(), kind, scope])
+                    .set(0);
+            }
         }
         for a in &open {
+            let (kind, scope) = crate::metrics::Metrics::alert_labels(&a.alert);
             m.alerts_firing
-                .with_label_values(&[&a.alert.department])
+                .with_label_values(&[&a.alert.department, kind, scope])
                 .inc();
         }
         m.keys.set(keys as i64);

@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use super::state::Snapshot;
+use crate::alert::{Kind, Scope};
 use crate::time::format_cst;
+use crate::window::store::Hotspot;
 
 /// Seconds between reloads.
 pub const REFRESH_SECS: u32 = 5;
@@ -43,6 +45,79 @@ fn heat(ratio: f64) -> String {
     };
     let mix = |a: f64, b: f64| (a + (b - a) * t).round() as u8;
     format!("#{:02x}{:02x}{:02x}", mix(r0, r1), mix(g0, g1), mix(b0, b1))
+}
+
+/// How the page names a scope.
+fn scope_name(s: Scope) -> &'static str {
+    match s {
+        Scope::Region => "城市 region",
+        Scope::Province => "全省 province",
+    }
+}
+
+/// How the page names the rule that opened an alert.
+fn kind_name(k: Kind) -> &'static str {
+    match k {
+        Kind::Threshold => "阈值 threshold",
+        Kind::Surge => "突增 surge",
+        Kind::NewTopic => "新话题 new topic",
+    }
+}
+
+/// One business × place table of hot keys; `suffix` follows each place's
+/// name in the header (` 全省` for provinces).
+fn heat_table(
+    h: &mut String,
+    s: &Snapshot,
+    id: &str,
+    corner: &str,
+    suffix: &str,
+    keys: &[&Hotspot],
+) {
+    let mut places = BTreeSet::new();
+    let mut cells: BTreeMap<(usize, String), (u32, u32, f64, bool)> = BTreeMap::new();
+    for k in keys {
+        let b = s.rules.business_index(&k.business).unwrap_or(usize::MAX);
+        places.insert(k.region.clone());
+        cells.insert(
+            (b, k.region.clone()),
+            (k.distinct_callers, k.threshold, k.ratio, k.firing),
+        );
+    }
+    let _ = write!(h, "<table id=\"{id}\"><tr><th>{}</th>", esc(corner));
+    for r in &places {
+        let _ = write!(h, "<th>{}{}</th>", esc(r), esc(suffix));
+    }
+    h.push_str("</tr>\n");
+    let businesses: BTreeSet<usize> = cells.keys().map(|(b, _)| *b).collect();
+    for b in businesses {
+        let name = s
+            .rules
+            .businesses
+            .get(b)
+            .map(|x| format!("{} {}", x.name, x.id))
+            .unwrap_or_default();
+        let _ = write!(h, "<tr><td class=\"k\">{}</td>", esc(&name));
+        for r in &places {
+            match cells.get(&(b, r.clone())) {
+                Some(&(n, t, ratio, firing)) => {
+                    let _ = write!(
+                        h,
+                        "<td class=\"cell{}\" style=\"background:{}\" title=\"{} / {}\">{}/{}</td>",
+                        if firing { " firing" } else { "" },
+                        heat(ratio),
+                        n,
+                        t,
+                        n,
+                        t
+                    );
+                }
+                None => h.push_str("<td class=\"none\">·</td>"),
+            }
+        }
+        h.push_str("</tr>\n");
+    }
+    h.push_str("</table>\n");
 }
 
 /// Renders the page.
@@ -86,20 +161,28 @@ th{{background:#f0f0f0}} td.k{{text-align:left;font-weight:600}}
     if s.open_alerts.is_empty() {
         h.push_str("<p class=\"none\" id=\"no-alerts\">无告警 — no open alerts</p>\n");
     } else {
-        h.push_str("<table id=\"alerts\"><tr><th>地区 region</th><th>业务 business</th><th>责任部门 department</th><th>客户数 callers</th><th>阈值 threshold</th><th>窗口 window</th><th>触发 triggered</th></tr>\n");
+        h.push_str("<table id=\"alerts\"><tr><th>地区 region</th><th>范围 scope</th><th>类型 kind</th><th>业务 business</th><th>责任部门 department</th><th>客户数 callers</th><th>阈值 threshold</th><th>窗口 window</th><th>触发 triggered</th></tr>\n");
         for a in &s.open_alerts {
             let al = &a.alert;
+            let scope = al.scope.unwrap_or(Scope::Region);
+            let kind = al.kind.unwrap_or(Kind::Threshold);
+            let threshold = match (kind, al.baseline) {
+                (Kind::Surge, Some(b)) => format!("{} (基线 baseline {b})", al.threshold),
+                _ => al.threshold.to_string(),
+            };
             let _ = writeln!(
                 h,
-                "<tr class=\"alert\"><td>{}</td><td>{} ({})</td><td>{} ({})</td><td>{} (max {})</td><td>{}</td><td>{} – {}</td><td>{}</td></tr>",
+                "<tr class=\"alert\"><td>{}</td><td class=\"scope\">{}</td><td class=\"kind\">{}</td><td>{} ({})</td><td>{} ({})</td><td>{} (max {})</td><td class=\"threshold\">{}</td><td>{} – {}</td><td>{}</td></tr>",
                 esc(&al.region),
+                scope_name(scope),
+                kind_name(kind),
                 esc(&al.business_name),
                 esc(&al.business),
                 esc(&al.department_name),
                 esc(&al.department),
                 al.count,
                 a.max_count,
-                al.threshold,
+                esc(&threshold),
                 esc(&format_cst(al.window_start)),
                 esc(&format_cst(al.window_end)),
                 esc(&format_cst(al.event_ts)),
@@ -108,57 +191,37 @@ th{{background:#f0f0f0}} td.k{{text-align:left;font-weight:600}}
         h.push_str("</table>\n");
     }
 
-    // Heat table: businesses with any live key × regions.
+    // Heat tables: businesses with any live key × regions, then (section
+    // 8) × provinces.
     h.push_str("<h2>热度 Heat: distinct callers / threshold</h2>\n");
-    let mut regions = BTreeSet::new();
-    let mut cells: BTreeMap<(usize, String), (u32, u32, f64, bool)> = BTreeMap::new();
-    for k in &s.hotspots {
-        let b = s.rules.business_index(&k.business).unwrap_or(usize::MAX);
-        regions.insert(k.region.clone());
-        cells.insert(
-            (b, k.region.clone()),
-            (k.distinct_callers, k.threshold, k.ratio, k.firing),
-        );
-    }
-    if cells.is_empty() {
+    let region_keys: Vec<&Hotspot> = s
+        .hotspots
+        .iter()
+        .filter(|k| k.scope != "province")
+        .collect();
+    let province_keys: Vec<&Hotspot> = s
+        .hotspots
+        .iter()
+        .filter(|k| k.scope == "province")
+        .collect();
+    if region_keys.is_empty() && province_keys.is_empty() {
         h.push_str(
             "<p class=\"none\" id=\"no-heat\">暂无数据 — no complaints in the live windows</p>\n",
         );
-    } else {
-        h.push_str("<table id=\"heat\"><tr><th>业务 \\ 地区</th>");
-        for r in &regions {
-            let _ = write!(h, "<th>{}</th>", esc(r));
-        }
-        h.push_str("</tr>\n");
-        let businesses: BTreeSet<usize> = cells.keys().map(|(b, _)| *b).collect();
-        for b in businesses {
-            let name = s
-                .rules
-                .businesses
-                .get(b)
-                .map(|x| format!("{} {}", x.name, x.id))
-                .unwrap_or_default();
-            let _ = write!(h, "<tr><td class=\"k\">{}</td>", esc(&name));
-            for r in &regions {
-                match cells.get(&(b, r.clone())) {
-                    Some(&(n, t, ratio, firing)) => {
-                        let _ = write!(
-                            h,
-                            "<td class=\"cell{}\" style=\"background:{}\" title=\"{} / {}\">{}/{}</td>",
-                            if firing { " firing" } else { "" },
-                            heat(ratio),
-                            n,
-                            t,
-                            n,
-                            t
-                        );
-                    }
-                    None => h.push_str("<td class=\"none\">·</td>"),
-                }
-            }
-            h.push_str("</tr>\n");
-        }
-        h.push_str("</table>\n");
+    }
+    if !region_keys.is_empty() {
+        heat_table(&mut h, s, "heat", "业务 \\ 地区", "", &region_keys);
+    }
+    if !province_keys.is_empty() {
+        h.push_str("<h2>全省热度 Province heat: distinct callers / province threshold</h2>\n");
+        heat_table(
+            &mut h,
+            s,
+            "heat-province",
+            "业务 \\ 省",
+            " 全省",
+            &province_keys,
+        );
     }
     let _ = write!(
         h,
@@ -187,5 +250,74 @@ mod tests {
         assert_eq!(heat(1.0), "#d7301f");
         assert_eq!(heat(2.0), "#d7301f");
         assert_ne!(heat(0.6), heat(0.3));
+    }
+
+    #[test]
+    fn province_and_surge_alerts_show_scope_kind_and_baseline() {
+        use crate::alert::Alert;
+        use crate::service::state::OpenAlertView;
+        let line = r#"{"alert_id":"crbt:province:浙江:1773538061000:WO1","state":"firing","business":"crbt","business_name":"彩铃","region":"浙江","scope":"province","kind":"surge","department":"vas","department_name":"数据业务部","count":31,"threshold":30,"baseline":2.35,"p_value":1e-12,"window_start":"2026-03-15T09:00:00+08:00","window_end":"2026-03-15T09:30:00+08:00","triggered_by":"WO1","event_ts":"2026-03-15T09:27:41+08:00","templates":{"crbt.copy_fail":31},"samples":[]}"#;
+        let surge: Alert = serde_json::from_str(line).unwrap();
+        let city: Alert = serde_json::from_str(
+            &line
+                .replace("crbt:province:浙江", "crbt:杭州")
+                .replace(
+                    "\"region\":\"浙江\",\"scope\":\"province\",\"kind\":\"surge\"",
+                    "\"region\":\"杭州\",\"scope\":\"region\",\"kind\":\"threshold\"",
+                )
+                .replace(",\"baseline\":2.35,\"p_value\":1e-12", ""),
+        )
+        .unwrap();
+        let hot = |region: &str, scope: &'static str, n: u32, t: u32| Hotspot {
+            business: "crbt".into(),
+            business_name: "彩铃".into(),
+            region: region.into(),
+            scope,
+            department: "vas".into(),
+            distinct_callers: n,
+            threshold: t,
+            ratio: n as f64 / t as f64,
+            trend: 0,
+            firing: n >= t,
+        };
+        let snap = Snapshot {
+            watermark: Some(1_773_538_061_000),
+            watermarks: Default::default(),
+            stats: Default::default(),
+            open_alerts: vec![
+                OpenAlertView::new(&surge, 31, 1_773_538_200_000, "main"),
+                OpenAlertView::new(&city, 23, 1_773_538_200_000, "main"),
+            ],
+            hotspots: vec![
+                hot("杭州", "region", 23, 23),
+                hot("浙江", "province", 31, 40),
+            ],
+            rules: std::sync::Arc::new(crate::rules::embedded().unwrap()),
+            keys: 2,
+            updated: std::time::SystemTime::now(),
+        };
+        let page = render(&snap);
+        assert!(
+            page.contains("<tr class=\"alert\"><td>浙江</td><td class=\"scope\">全省 province</td><td class=\"kind\">突增 surge</td>"),
+            "{page}"
+        );
+        assert!(
+            page.contains("<td class=\"threshold\">30 (基线 baseline 2.35)</td>"),
+            "{page}"
+        );
+        assert!(
+            page.contains("<tr class=\"alert\"><td>杭州</td><td class=\"scope\">城市 region</td><td class=\"kind\">阈值 threshold</td>"),
+            "{page}"
+        );
+        assert!(page.contains("<td class=\"threshold\">30</td>"), "{page}");
+        let heat = &page[page.find("<table id=\"heat\"").unwrap()..];
+        let heat = &heat[..heat.find("</table>").unwrap()];
+        assert!(
+            heat.contains("<th>杭州</th>") && !heat.contains("浙江"),
+            "{heat}"
+        );
+        let prov = &page[page.find("<table id=\"heat-province\"").unwrap()..];
+        assert!(prov.contains("<th>浙江 全省</th>"), "{prov}");
+        assert!(prov.contains(">31/40</td>"), "{prov}");
     }
 }

@@ -5,7 +5,11 @@
 //! Labels are `alertname="BatchComplaint"`, `business`, `region`,
 //! `department` and `severity="warning"`; annotations carry a Chinese
 //! summary (`杭州 彩铃 批量投诉：30分钟内 12 位客户 (阈值 8)`), the counts,
-//! the window, the `alert_id` and the masked samples. `startsAt` is the
+//! the window, the `alert_id` and the masked samples. With section 8 rules
+//! the labels also carry `scope` (`region` or `province`: a province and a
+//! city of one name are different alerts) and `kind` (`threshold`, `surge`,
+//! `new_topic`), and a surge's firing line has a `baseline` annotation (and
+//! `p_value`); alerts of plain rules have exactly the labels above. `startsAt` is the
 //! triggering record's event time; a resolved line sets `endsAt`. While an
 //! alert is open the service re-sends it every `resend` interval (see
 //! `service`), because Alertmanager resolves an alert on its own when it
@@ -65,6 +69,18 @@ pub fn am_alert(a: &Alert, generator_url: &str) -> Value {
         "startsAt": format_cst(a.event_ts),
         "generatorURL": generator_url,
     });
+    if let Some(scope) = a.scope {
+        v["labels"]["scope"] = Value::String(scope.as_str().to_owned());
+    }
+    if let Some(kind) = a.kind {
+        v["labels"]["kind"] = Value::String(kind.as_str().to_owned());
+    }
+    if let Some(b) = a.baseline {
+        v["annotations"]["baseline"] = Value::String(b.to_string());
+    }
+    if let Some(p) = a.p_value {
+        v["annotations"]["p_value"] = Value::String(format!("{p:e}"));
+    }
     if a.state == AlertState::Resolved {
         v["endsAt"] = Value::String(format_cst(a.event_ts));
         // A resolved line has no samples; the firing summary stays useful.
@@ -176,5 +192,72 @@ impl JsonBody for reqwest::RequestBuilder {
     fn json_body<T: serde::Serialize + ?Sized>(self, body: &T) -> Self {
         self.header("content-type", "application/json")
             .body(serde_json::to_vec(body).unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{Kind, Scope};
+
+    fn alert(line: &str) -> Alert {
+        serde_json::from_str(line).unwrap()
+    }
+
+    const PLAIN: &str = r#"{"alert_id":"crbt:杭州:1773538061000:WO1","state":"firing","business":"crbt","business_name":"彩铃","region":"杭州","department":"vas","department_name":"数据业务部","count":8,"threshold":8,"window_start":"2026-03-15T09:00:00+08:00","window_end":"2026-03-15T09:30:00+08:00","triggered_by":"WO1","event_ts":"2026-03-15T09:27:41+08:00","templates":{"crbt.copy_fail":8},"samples":[]}"#;
+
+    #[test]
+    fn plain_rules_keep_their_labels() {
+        let v = am_alert(&alert(PLAIN), "http://h/");
+        let mut labels: Vec<&str> = v["labels"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        labels.sort_unstable();
+        assert_eq!(
+            labels,
+            ["alertname", "business", "department", "region", "severity"]
+        );
+        assert!(v["annotations"].get("baseline").is_none());
+        assert_eq!(
+            v["annotations"]["summary"],
+            "杭州 彩铃 批量投诉：30分钟内 8 位客户 (阈值 8)"
+        );
+    }
+
+    #[test]
+    fn section_8_alerts_carry_scope_kind_and_the_baseline() {
+        let mut a = alert(PLAIN);
+        a.scope = Some(Scope::Province);
+        a.kind = Some(Kind::Surge);
+        a.region = "浙江".into();
+        a.alert_id = "crbt:province:浙江:1773538061000:WO1".into();
+        a.baseline = Some(2.35);
+        a.p_value = Some(1.2e-9);
+        a.count = 30;
+        a.threshold = 30;
+        let v = am_alert(&a, "http://h/");
+        assert_eq!(v["labels"]["scope"], "province");
+        assert_eq!(v["labels"]["kind"], "surge");
+        assert_eq!(v["labels"]["region"], "浙江");
+        assert_eq!(v["labels"]["alertname"], "BatchComplaint");
+        assert_eq!(v["annotations"]["baseline"], "2.35");
+        assert_eq!(v["annotations"]["p_value"], "1.2e-9");
+        assert_eq!(
+            v["annotations"]["summary"],
+            "浙江全省 彩铃 投诉突增：30分钟内 30 位客户 (基线 2.35, 突增线 30)"
+        );
+        // A city of the same name is a different Alertmanager alert.
+        let mut city = a.clone();
+        city.scope = Some(Scope::Region);
+        city.kind = Some(Kind::Threshold);
+        city.baseline = None;
+        city.p_value = None;
+        let c = am_alert(&city, "http://h/");
+        assert_ne!(c["labels"], v["labels"]);
+        assert_eq!(c["labels"]["kind"], "threshold");
+        assert!(c["annotations"].get("baseline").is_none());
     }
 }
