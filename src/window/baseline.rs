@@ -258,16 +258,31 @@ impl Baseline {
     }
 }
 
-/// `ln(n!)`.
+/// `ln(n!)`: a table below 1024 (built once), Stirling above.
 fn ln_factorial(n: u32) -> f64 {
-    if n < 64 {
-        (2..=n).map(|k| (k as f64).ln()).sum()
-    } else {
-        // Stirling with two correction terms: error below 1e-10 here.
-        let x = n as f64;
-        x * x.ln() - x + 0.5 * (2.0 * std::f64::consts::PI * x).ln() + 1.0 / (12.0 * x)
-            - 1.0 / (360.0 * x * x * x)
+    static TABLE: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let mut t = Vec::with_capacity(1024);
+        let mut acc = 0.0f64;
+        t.push(0.0);
+        for k in 1..1024u32 {
+            acc += (k as f64).ln();
+            t.push(acc);
+        }
+        t
+    });
+    if let Some(&v) = table.get(n as usize) {
+        return v;
     }
+    // Stirling with two correction terms: error below 1e-12 here.
+    let x = n as f64;
+    x * x.ln() - x + 0.5 * (2.0 * std::f64::consts::PI * x).ln() + 1.0 / (12.0 * x)
+        - 1.0 / (360.0 * x * x * x)
+}
+
+/// `P(X = c)` for `X ~ Poisson(lambda)`.
+fn poisson_pmf(lambda: f64, c: u32) -> f64 {
+    (-lambda + c as f64 * lambda.ln() - ln_factorial(c)).exp()
 }
 
 /// `P(X >= c)` for `X ~ Poisson(lambda)`, for `c > lambda` (the only case a
@@ -276,7 +291,6 @@ pub fn poisson_tail(lambda: f64, c: u32) -> f64 {
     if c == 0 || (c as f64) <= lambda {
         return 1.0;
     }
-    let ln_pmf = -lambda + c as f64 * lambda.ln() - ln_factorial(c);
     // Sum pmf(c) * (1 + λ/(c+1) + λ²/((c+1)(c+2)) + ...): terms shrink.
     let mut term = 1.0;
     let mut sum = 1.0;
@@ -289,19 +303,32 @@ pub fn poisson_tail(lambda: f64, c: u32) -> f64 {
             break;
         }
     }
-    (ln_pmf.exp() * sum).min(1.0)
+    (poisson_pmf(lambda, c) * sum).min(1.0)
 }
 
 /// The fewest distinct callers that make a window a surge against an
 /// expected `lambda`: at least `min`, at least `ratio * lambda`, and a tail
-/// probability below `p_value`.
+/// probability below `p_value`. The tail is computed once and then stepped
+/// down by one probability mass per caller (`P(X >= c+1) = P(X >= c) -
+/// P(X = c)`), so a level costs one series and a few multiplications.
 pub fn surge_level(lambda: f64, ratio: f64, min: u32, p_value: f64) -> u32 {
     let mut c = (min as f64)
         .max((ratio * lambda).ceil())
         .min(u32::MAX as f64) as u32;
-    while c < u32::MAX / 2 && poisson_tail(lambda, c) >= p_value {
-        // Far in the tail the level moves by about sqrt(λ) per decade.
+    if (c as f64) <= lambda {
+        c = lambda.floor() as u32 + 1;
+    }
+    let mut tail = poisson_tail(lambda, c);
+    let mut pmf = poisson_pmf(lambda, c);
+    while tail >= p_value && c < u32::MAX / 2 {
+        tail -= pmf;
         c += 1;
+        pmf *= lambda / c as f64;
+        // Rounding can only make the stepped tail drift low; stop it from
+        // going below the next term it must include.
+        if tail < pmf {
+            tail = poisson_tail(lambda, c);
+        }
     }
     c
 }
@@ -312,9 +339,9 @@ mod tests {
 
     #[test]
     fn poisson_tail_matches_direct_sums() {
-        for &(lambda, c) in &[(0.5, 3u32), (2.0, 6), (10.0, 25), (1.5, 11), (30.0, 60)] {
+        for &(lambda, c) in &[(0.5f64, 3u32), (2.0, 6), (10.0, 25), (1.5, 11), (30.0, 60)] {
             let mut cdf = 0.0;
-            let mut pmf = (-lambda as f64).exp();
+            let mut pmf = (-lambda).exp();
             for k in 0..c {
                 if k > 0 {
                     pmf *= lambda / k as f64;

@@ -157,6 +157,10 @@ struct Slot {
     /// the window under test is never part of its own baseline, and the
     /// ramp of an outage that opens an alert is dropped with it.
     pending: Vec<(i64, f32)>,
+    /// The surge test's expected count and level for the minute (and
+    /// volume scale) they were computed at: (minute, scale bits, λ,
+    /// level). Cleared whenever the key's baseline changes.
+    surge_cache: Option<(i64, u32, f64, u32)>,
     state: KeyState,
     /// Boxed: an open alert is rare and large (the whole firing line), and
     /// inline it spread the slots that every count touches over more cache
@@ -442,6 +446,7 @@ impl KeyStore {
             threshold,
             baseline,
             pending: Vec::new(),
+            surge_cache: None,
             state: KeyState::default(),
             alert: None,
             used: true,
@@ -620,6 +625,7 @@ impl KeyStore {
                         bl.learn_weight(bin * geo.bin, w);
                     }
                     slot.pending.drain(..done);
+                    slot.surge_cache = None;
                 }
             }
         }
@@ -635,9 +641,38 @@ impl KeyStore {
         // needs.
         let open_level = slot.alert.as_ref().map(|a| a.firing.threshold);
         let threshold = open_level.unwrap_or(slot.threshold);
-        let sample_floor = match surge {
-            Some(sg) if open_level.is_none() => threshold.min(sg.min),
-            _ => threshold,
+        // The surge test's expected count and level now, once a minute.
+        let mut surge_now: Option<(f64, u32)> = None;
+        if let (Some(sg), None, true, Some(start), Some(wm)) = (
+            surge,
+            open_level,
+            slot.baseline != NO_BASELINE,
+            self.started,
+            self.wm,
+        ) {
+            if wm - start >= super::baseline::LEARNING_MS {
+                let minute = ts.div_euclid(60_000);
+                surge_now = match slot.surge_cache {
+                    Some((m, sb, l, lv)) if m == minute && sb == scale.to_bits() => Some((l, lv)),
+                    _ => {
+                        let l = self.baselines[slot.baseline as usize].expected(
+                            start,
+                            ts.max(start),
+                            geo.size,
+                            scale,
+                        );
+                        let lv = surge_level(l, sg.ratio, sg.min, sg.p_value);
+                        slot.surge_cache = Some((minute, scale.to_bits(), l, lv));
+                        Some((l, lv))
+                    }
+                };
+            }
+        }
+        // Samples are kept from a little below the lowest level the key
+        // can fire at (the level moves slowly with the hour and volume).
+        let sample_floor = match surge_now {
+            Some((_, lv)) => threshold.min(lv.saturating_sub(2).max(1)),
+            None => threshold,
         };
         let (last_hot, max) = slot.state.hot_span(added.lo, added.hi, threshold);
         if keeps_sample(max, sample_floor) {
@@ -669,26 +704,7 @@ impl KeyStore {
         let (kind, level, baseline, p_value, last_hot) = if max >= threshold {
             (Kind::Threshold, threshold, None, None, last_hot)
         } else {
-            let sg = surge?;
-            if max < sg.min || slot.baseline == NO_BASELINE {
-                return None;
-            }
-            let (Some(start), Some(wm)) = (self.started, self.wm) else {
-                return None;
-            };
-            if wm - start < super::baseline::LEARNING_MS {
-                return None;
-            }
-            let lambda = self.baselines[slot.baseline as usize].expected(
-                start,
-                ts.max(start),
-                geo.size,
-                scale,
-            );
-            if (max as f64) < sg.ratio * lambda {
-                return None;
-            }
-            let level = surge_level(lambda, sg.ratio, sg.min, sg.p_value);
+            let (lambda, level) = surge_now?;
             if max < level {
                 return None;
             }
@@ -801,6 +817,7 @@ impl KeyStore {
                 let b = self.slots[i as usize].baseline;
                 if b != NO_BASELINE {
                     self.baselines[b as usize].exclude(open.firing.window_start, open.hot_end);
+                    self.slots[i as usize].surge_cache = None;
                 }
                 out.push(resolved(*open, wm, by, false, None));
                 if self.slots[i as usize].state.is_empty() {
