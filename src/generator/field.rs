@@ -21,7 +21,7 @@
 //! the biggest province (浙江). Rules are written from the embedded library
 //! with those thresholds: `--plain-rules-out` without any section 8 key,
 //! `--rules-out` with a `[[region]]` table (province, subscribers) and per
-//! business `surge = { ratio = 2.0, min = 5, p_value = 3e-6 }`, with the
+//! business `surge = { ratio = 2.0, min = 5, p_value = 1e-6 }`, with the
 //! fixed thresholds turned into a backstop that holds on 3.15 (calibrated
 //! at three times the volume): `province_threshold`, and
 //! `region_thresholds` for the cities whose own backstop is higher than
@@ -89,7 +89,7 @@ pub const DEFAULT_START: &str = "2026-03-07";
 /// The surge detector's settings written into the section 8 rules.
 pub const SURGE_RATIO: f64 = 2.0;
 pub const SURGE_MIN: u32 = 5;
-pub const SURGE_P_VALUE: &str = "3e-6";
+pub const SURGE_P_VALUE: &str = "1e-6";
 /// With section 8, the fixed thresholds are a backstop that must hold on
 /// the 3.15 day: an operator sets them for three times an ordinary day's
 /// volume (a round figure, not the generator's own factor), and leaves the
@@ -731,7 +731,7 @@ mod tests {
         assert!(oa.rules.contains("[[region]]"));
         assert!(
             oa.rules
-                .contains("surge = { ratio = 2.0, min = 5, p_value = 3e-6 }")
+                .contains("surge = { ratio = 2.0, min = 5, p_value = 1e-6 }")
         );
         // The section 8 file without its section 8 keys is the plain one.
         let body = |s: &str| s.split_once("\n\n").unwrap().1.to_owned();
