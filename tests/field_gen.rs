@@ -96,7 +96,10 @@ fn field_files_are_reproducible_complete_and_the_plain_rules_load() {
     let rules = std::fs::read_to_string(&a[2]).unwrap();
     assert!(rules.contains("[[region]]\nid = \"杭州\"\nprovince = \"浙江\"\nsubscribers = "));
     assert!(rules.contains("province_threshold = "));
-    assert!(rules.contains("surge = { ratio = 3.0, min = 6 }"));
+    assert!(rules.contains("surge = { ratio = 2.0, min = 5, p_value = 1e-6 }"));
+    assert!(rules.contains("region_thresholds = { \"杭州\" = "));
+    let (code, out, err) = hotspot(&["check-rules", s(&a[2])]);
+    assert_eq!(code, 0, "the section 8 rules load: {out}{err}");
 
     // Another seed, other traffic.
     let c = field(dir.path(), "c", "42");
@@ -223,4 +226,58 @@ fn eval_counts_hand_made_alerts_and_rejects_a_classic_truth() {
         err.contains("field truth") && err.lines().count() == 1,
         "{err}"
     );
+}
+
+/// The same world with section 8 rules: every province-wide failure and
+/// big-city outage, most of the rest, few false alerts, and far more than
+/// the fixed thresholds find.
+#[test]
+fn section8_rules_find_what_fixed_thresholds_miss() {
+    let dir = tempfile::tempdir().unwrap();
+    let [traffic, truth, s8, plain] = field(dir.path(), "g", "44");
+    let mut recall = Vec::new();
+    for (rules, name) in [(&plain, "plain.jsonl"), (&s8, "s8.jsonl")] {
+        let alerts = dir.path().join(name);
+        let (code, _, err) = hotspot(&[
+            "replay",
+            "--rules",
+            s(rules),
+            "--input",
+            s(&traffic),
+            "--alerts",
+            s(&alerts),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let (code, out, err) = hotspot(&[
+            "eval",
+            "--truth",
+            s(&truth),
+            "--alerts",
+            s(&alerts),
+            "--json",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let r: Value = serde_json::from_str(&out).unwrap();
+        recall.push((r["overall"]["recall_pct"].as_f64().unwrap(), r, out));
+    }
+    let (plain_recall, _, _) = &recall[0];
+    let (s8_recall, r, out) = &recall[1];
+    let row = |c: &str| {
+        r["categories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["category"] == c)
+            .unwrap()
+            .clone()
+    };
+    assert!(
+        *s8_recall >= 70.0 && *s8_recall > plain_recall + 40.0,
+        "{out}"
+    );
+    assert_eq!(row("province_wide")["recall_pct"], 100.0, "{out}");
+    assert_eq!(row("big_city")["recall_pct"], 100.0, "{out}");
+    let f = &r["false_alerts"];
+    assert!(f["per_day"].as_f64().unwrap() <= 1.0, "{out}");
+    assert!(f["surge_day"].as_u64().unwrap() <= 2, "{out}");
 }

@@ -355,10 +355,9 @@ fn status_page_shows_province_alerts_with_scope_and_kind() {
                 "HOTSPOT_E2E=1 but no chromium on PATH (apt-get install chromium fonts-noto-cjk)"
             );
         }
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIP: status_page_shows_province_alerts_with_scope_and_kind: no chromium on PATH \
-             (apt-get install chromium fonts-noto-cjk; HOTSPOT_E2E=1 makes this a failure)"
+        skip(
+            "status_page_shows_province_alerts_with_scope_and_kind: no chromium on PATH \
+             (apt-get install chromium fonts-noto-cjk; HOTSPOT_E2E=1 makes this a failure)",
         );
         return;
     };
