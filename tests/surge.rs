@@ -248,3 +248,28 @@ impl std::io::Write for Shared {
         Ok(())
     }
 }
+
+#[test]
+fn made_up_regions_do_not_take_the_baselines_room() {
+    let mut e = Engine::new(rules(), EngineConfig::default()).unwrap();
+    let mut out = Collect::default();
+    for i in 0..2_000 {
+        let l = line(
+            &format!("X{i}"),
+            T0 + i * 1000,
+            &format!("地{i}"),
+            "彩铃复制失败",
+            &format!("x{i}"),
+        );
+        e.process_line(i as u64 + 1, l.as_bytes(), &mut out);
+    }
+    assert_eq!(
+        e.keys().baseline_count(),
+        0,
+        "regions outside the table learn nothing"
+    );
+    let l = line("Y", T0 + 3_000_000, "舟山", "彩铃复制失败", "y");
+    e.process_line(3_000, l.as_bytes(), &mut out);
+    // 舟山 and its province 浙江.
+    assert_eq!(e.keys().baseline_count(), 2);
+}

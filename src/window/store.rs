@@ -379,8 +379,16 @@ impl KeyStore {
     /// The baseline of a key, made if its business has a surge test and
     /// the limit allows.
     fn baseline_for(&mut self, key: &KeyId) -> u32 {
-        let (b, _) = self.class(key.business);
+        let (b, scope) = self.class(key.business);
         if self.rules.businesses[b].surge.is_none() {
+            return NO_BASELINE;
+        }
+        // With a region table, only its regions (and provinces) learn: a
+        // flood of made-up region names cannot take the baselines' room.
+        if scope == Scope::Region
+            && !self.rules.regions.is_empty()
+            && self.rules.region_of(key.region.as_str()).is_none()
+        {
             return NO_BASELINE;
         }
         if let Some(&i) = self.baseline_index.get(key) {
