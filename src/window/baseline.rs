@@ -116,7 +116,13 @@ pub struct Volume {
     head: i64,
     /// The scale in force, computed when the watermark enters a minute.
     scale: f64,
+    #[serde(default = "one")]
+    inv_scale: f64,
     scale_minute: i64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 impl Default for Volume {
@@ -127,6 +133,7 @@ impl Default for Volume {
             ring: vec![0; RING_MINUTES],
             head: i64::MIN,
             scale: 1.0,
+            inv_scale: 1.0,
             scale_minute: i64::MIN,
         }
     }
@@ -142,6 +149,7 @@ impl Volume {
         let minute = now.div_euclid(60_000);
         if minute != self.scale_minute {
             self.scale = self.compute_scale(start, minute);
+            self.inv_scale = 1.0 / self.scale;
             self.scale_minute = minute;
         }
         // The ring follows the newest minute.
@@ -158,7 +166,7 @@ impl Volume {
             let slot = &mut self.ring[m.rem_euclid(RING_MINUTES as i64) as usize];
             *slot = slot.saturating_add(1);
         }
-        self.hours[hour_of(ts)] += 1.0 / self.scale;
+        self.hours[hour_of(ts)] += self.inv_scale;
         self.scale as f32
     }
 

@@ -157,9 +157,10 @@ struct Slot {
     /// the window under test is never part of its own baseline, and the
     /// ramp of an outage that opens an alert is dropped with it.
     pending: Vec<(i64, f32)>,
-    /// The surge test's expected count and level for the minute (and
-    /// volume scale) they were computed at: (minute, scale bits, λ,
-    /// level). Cleared whenever the key's baseline changes.
+    /// The surge test's expected count and level for the hour of event
+    /// time and the volume scale (in steps of 0.05) they were computed at:
+    /// (hour, scale bits, λ, level). Cleared when the key's exposure
+    /// changes (an alert resolved).
     surge_cache: Option<(i64, u32, f64, u32)>,
     state: KeyState,
     /// Boxed: an open alert is rare and large (the whole firing line), and
@@ -633,7 +634,6 @@ impl KeyStore {
                         bl.learn_weight(bin * geo.bin, w);
                     }
                     slot.pending.drain(..done);
-                    slot.surge_cache = None;
                 }
             }
         }
@@ -659,18 +659,24 @@ impl KeyStore {
             self.wm,
         ) {
             if wm - start >= super::baseline::LEARNING_MS {
-                let minute = ts.div_euclid(60_000);
+                // Once an hour of event time per key, and again when the
+                // volume scale moves by a step of 0.05 or the key's
+                // exposure changes (an alert resolved): an hour's learning
+                // moves a baseline of days by little, and the level is
+                // the costly part.
+                let hour = ts.div_euclid(3_600_000);
+                let scale_q = ((scale * 20.0).round() / 20.0).max(1.0);
                 surge_now = match slot.surge_cache {
-                    Some((m, sb, l, lv)) if m == minute && sb == scale.to_bits() => Some((l, lv)),
+                    Some((hr, sb, l, lv)) if hr == hour && sb == scale_q.to_bits() => Some((l, lv)),
                     _ => {
                         let l = self.baselines[slot.baseline as usize].expected(
                             start,
                             ts.max(start),
                             geo.size,
-                            scale,
+                            scale_q,
                         );
                         let lv = surge_level(l, sg.ratio, sg.min, sg.p_value);
-                        slot.surge_cache = Some((minute, scale.to_bits(), l, lv));
+                        slot.surge_cache = Some((hour, scale_q.to_bits(), l, lv));
                         Some((l, lv))
                     }
                 };
