@@ -273,3 +273,69 @@ fn made_up_regions_do_not_take_the_baselines_room() {
     // 舟山 and its province 浙江.
     assert_eq!(e.keys().baseline_count(), 2);
 }
+
+fn run_with_reload(input: &str, at: usize, second: &str) -> Vec<Alert> {
+    let mut e = Engine::new(rules(), EngineConfig::default()).unwrap();
+    let mut out = Collect::default();
+    let lines: Vec<&str> = input.lines().collect();
+    for (i, l) in lines[..at].iter().enumerate() {
+        e.process_line(i as u64 + 1, l.as_bytes(), &mut out);
+    }
+    let r = Arc::new(load_str(second, "second.toml").unwrap());
+    let m = Arc::new(hotspot::matcher::Matcher::new(&r).unwrap());
+    e.reload(r, m, at as u64, &mut out);
+    for (i, l) in lines[at..].iter().enumerate() {
+        e.process_line((at + i) as u64 + 1, l.as_bytes(), &mut out);
+    }
+    e.finish(&mut out);
+    out.alerts
+}
+
+#[test]
+fn retuning_a_surge_test_keeps_what_was_learned() {
+    let input = traffic(5, None, true);
+    let cut = input.lines().count() * 3 / 5;
+    let retuned = RULES.replace("ratio = 3.0, min = 6", "ratio = 2.5, min = 6");
+    let alerts = run_with_reload(&input, cut, &retuned);
+    let firing: Vec<&Alert> = alerts.iter().filter(|a| a.is_firing()).collect();
+    assert!(
+        firing
+            .iter()
+            .any(|a| a.kind == Some(Kind::Surge) && a.region == "舟山"),
+        "the burst is still found with the baselines kept: {firing:#?}"
+    );
+    assert!(
+        firing
+            .iter()
+            .all(|a| a.region == "舟山" || a.region == "浙江"),
+        "and nothing else fires: {firing:#?}"
+    );
+}
+
+#[test]
+fn a_surge_test_added_by_a_reload_learns_before_it_fires() {
+    // Three days without a surge test, then a reload that adds it: one
+    // day later the burst comes, and a baseline of zero would make every
+    // complaint a surge. It learns first, and nothing fires.
+    let input = traffic(5, None, true);
+    let cut = input
+        .lines()
+        .position(|l| l.contains(&format!("\"ts\":{}", T0 + 3 * DAY)))
+        .unwrap_or(input.lines().count() * 3 / 5);
+    let without = RULES.replace("surge = { ratio = 3.0, min = 6 }\n", "");
+    let r0 = Arc::new(load_str(&without, "plain.toml").unwrap());
+    let mut e = Engine::new(r0, EngineConfig::default()).unwrap();
+    let mut out = Collect::default();
+    let lines: Vec<&str> = input.lines().collect();
+    for (i, l) in lines[..cut].iter().enumerate() {
+        e.process_line(i as u64 + 1, l.as_bytes(), &mut out);
+    }
+    let r = rules();
+    let m = Arc::new(hotspot::matcher::Matcher::new(&r).unwrap());
+    e.reload(r, m, cut as u64, &mut out);
+    for (i, l) in lines[cut..].iter().enumerate() {
+        e.process_line((cut + i) as u64 + 1, l.as_bytes(), &mut out);
+    }
+    let firing: Vec<&Alert> = out.alerts.iter().filter(|a| a.is_firing()).collect();
+    assert!(firing.is_empty(), "{firing:#?}");
+}

@@ -218,6 +218,28 @@ impl Rules {
         self.keywords().len()
     }
 
+    /// A hash of what business `b`'s baselines learn from: its id, its
+    /// templates' keywords and the region table's provinces (not its
+    /// thresholds or surge settings: retuning `ratio` keeps what was
+    /// learned). Baselines survive a reload only when this is unchanged.
+    pub fn learning_fingerprint(&self, b: usize) -> u64 {
+        let bus = &self.businesses[b];
+        let mut canon = format!("{}\u{1}{:?}", bus.id, self.window);
+        for t in &self.templates[bus.templates.clone()] {
+            canon.push_str(&format!(
+                "\u{2}{}\u{3}{:?}\u{3}{:?}",
+                t.id, t.all_of, t.none_of
+            ));
+        }
+        for r in &self.regions {
+            canon.push_str(&format!(
+                "\u{4}{}\u{5}{}",
+                r.id, self.provinces[r.province].name
+            ));
+        }
+        xxhash_rust::xxh3::xxh3_64(canon.as_bytes())
+    }
+
     /// A hash of everything that decides how business `b` counts and
     /// alerts: id, threshold, department id, and its templates' ids and
     /// keywords. Window state of a business survives a reload (or a restart

@@ -258,6 +258,10 @@ pub struct KeyStoreState {
     pub started: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub baselines: Vec<BaselineEntry>,
+    /// Per business with a surge test: [`Rules::learning_fingerprint`] and
+    /// when it started learning (`None`: with the stream).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub learning: std::collections::BTreeMap<String, (u64, Option<i64>)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -323,6 +327,11 @@ pub struct KeyStore {
     /// The first watermark and the newest (baselines' exposure).
     started: Option<i64>,
     wm: Option<i64>,
+    /// Per business: when its baselines started learning, if later than
+    /// the stream (a surge test added, or its templates changed, by a
+    /// reload): no surge fires before it has learned for
+    /// [`super::baseline::LEARNING_MS`].
+    learning_since: Vec<Option<i64>>,
 }
 
 impl KeyStore {
@@ -350,6 +359,7 @@ impl KeyStore {
             baseline_index: HashMap::new(),
             started: None,
             wm: None,
+            learning_since: vec![None; nb],
         }
     }
 
@@ -658,7 +668,8 @@ impl KeyStore {
             self.started,
             self.wm,
         ) {
-            if wm - start >= super::baseline::LEARNING_MS {
+            let since = self.learning_since[business].map_or(start, |s| s.max(start));
+            if wm - since >= super::baseline::LEARNING_MS {
                 // Once an hour of event time per key, and again when the
                 // volume scale moves by a step of 0.05 or the key's
                 // exposure changes (an alert resolved): an hour's learning
@@ -1077,6 +1088,15 @@ impl KeyStore {
                 })
                 .collect(),
             started: self.started.filter(|_| !self.baselines.is_empty()),
+            learning: (0..self.rules.businesses.len())
+                .filter(|&b| self.rules.businesses[b].surge.is_some())
+                .map(|b| {
+                    (
+                        self.rules.businesses[b].id.clone(),
+                        (self.rules.learning_fingerprint(b), self.learning_since[b]),
+                    )
+                })
+                .collect(),
             baselines: {
                 let mut v: Vec<(&KeyId, u32)> =
                     self.baseline_index.iter().map(|(k, &i)| (k, i)).collect();
@@ -1118,6 +1138,40 @@ impl KeyStore {
             let fp = saved.fingerprints.get(id).copied();
             (same_window && fp.is_none_or(|f| f == rules.business_fingerprint(b))).then_some(b)
         };
+        // Baselines of businesses that learn from the same complaints
+        // (thresholds and surge settings may have changed); a business
+        // whose surge test is new, or whose templates changed, learns
+        // afresh from the reload on, and fires no surge until it has.
+        let mut learns = vec![false; rules.businesses.len()];
+        let old_learning = |id: &str| -> Option<(u64, Option<i64>)> {
+            match saved.learning.get(id) {
+                Some(&l) => Some(l),
+                // A state from before this field: only what the window
+                // fingerprint kept.
+                None if saved.learning.is_empty() && keep(id).is_some() => rules
+                    .business_index(id)
+                    .map(|b| (rules.learning_fingerprint(b), None)),
+                None => None,
+            }
+        };
+        for (b, bus) in rules.businesses.iter().enumerate() {
+            if bus.surge.is_none() {
+                continue;
+            }
+            match old_learning(&bus.id) {
+                Some((fp, since))
+                    if same_window
+                        && fp == rules.learning_fingerprint(b)
+                        && saved.started.is_some() =>
+                {
+                    learns[b] = true;
+                    store.learning_since[b] = since;
+                }
+                // Nothing learned before (a new stream): with the stream.
+                _ if saved.started.is_none() => {}
+                _ => store.learning_since[b] = wm,
+            }
+        }
         let mut gone: Vec<(usize, String, OpenAlert)> = Vec::new();
         for entry in saved.keys {
             let open = entry.alert.and_then(|a| {
@@ -1151,7 +1205,7 @@ impl KeyStore {
                     };
                     let slot = &mut store.slots[i as usize];
                     slot.state = entry.state;
-                    if slot.baseline != NO_BASELINE {
+                    if slot.baseline != NO_BASELINE && learns[b] {
                         slot.pending = entry.pending;
                     }
                     if let Some(mut open) = open {
@@ -1170,10 +1224,11 @@ impl KeyStore {
                 }
             }
         }
-        // Baselines of businesses that still count the same way.
         for e in saved.baselines {
-            let Some(b) = keep(&e.business) else { continue };
-            if rules.businesses[b].surge.is_none() {
+            let Some(b) = rules.business_index(&e.business) else {
+                continue;
+            };
+            if !learns[b] {
                 continue;
             }
             let key = KeyId {
