@@ -389,8 +389,13 @@ impl Engine {
             };
             self.fired.clear();
             let matches = &scratch.matches;
-            self.keys
-                .count_record(|| matches.businesses(), &counted, scale, &mut self.fired);
+            self.keys.count_record(
+                &self.rules,
+                || matches.businesses(),
+                &counted,
+                scale,
+                &mut self.fired,
+            );
             for a in &self.fired {
                 self.stats.alerts_firing += 1;
                 out.alert(a);

@@ -258,7 +258,7 @@ fn run_shard(
     rx: Receiver<ShardMsg>,
     tx: Sender<ShardOut>,
 ) {
-    let mut keys = KeyStore::new(rules, config.max_keys);
+    let mut keys = KeyStore::new(rules.clone(), config.max_keys);
     for msg in rx {
         match msg {
             ShardMsg::Work(w) => {
@@ -291,6 +291,7 @@ fn run_shard(
                         };
                         let bus = &p.bus[m.bus.0 as usize..m.bus.1 as usize];
                         keys.count_record(
+                            &rules,
                             || {
                                 bus.iter().map(|&(b, t0, t1)| {
                                     (b as usize, &p.templates[t0 as usize..t1 as usize])

@@ -514,6 +514,7 @@ impl KeyStore {
     /// matched business with its template indices.
     pub fn count_record<'t, I>(
         &mut self,
+        rules: &Rules,
         matched: impl Fn() -> I,
         rec: &Counted<'_>,
         scale: f32,
@@ -521,23 +522,9 @@ impl KeyStore {
     ) where
         I: Iterator<Item = (usize, &'t [u32])>,
     {
-        let rules = self.rules.clone();
-        if !rules.extended {
-            let hash = region_hash(rec.region);
-            for (b, templates) in matched() {
-                let place = Place {
-                    business: b,
-                    scope: Scope::Region,
-                    name: rec.region,
-                    hash,
-                    threshold: rules.businesses[b].threshold,
-                };
-                fired.extend(self.count_at(
-                    place, templates, rec.seq, rec.id, rec.ts, rec.text, rec.caller, scale,
-                ));
-            }
-            return;
-        }
+        // `rules` is the store's own (the caller's `Arc` of them): taking
+        // it as an argument spares an `Arc` clone per record.
+        debug_assert!(std::ptr::eq(rules, &*self.rules));
         let r = rules.region_of(rec.region);
         let hash = region_hash(rec.region);
         for (b, templates) in matched() {
