@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use hotspot::fluvio_client::{FluvioCluster, FluvioTls, blocking};
 
-use crate::support::free_port;
+use crate::support::free_ports;
 
 /// The name on the test certificates: the SC's, and `*.fluvio.local` for
 /// the SPUs (the client checks an SPU as `custom-spu-<id>.<domain>`).
@@ -206,12 +206,14 @@ impl OwnCluster {
         let dir = tempfile::tempdir().unwrap();
         let certs = tls.then(|| make_certs(&dir.path().join("tls"), "hotspot test CA"));
         let addr = |p: u16| format!("127.0.0.1:{p}");
-        let (sc_public, sc_private) = (addr(free_port()), addr(free_port()));
-        let (spu_public, spu_private) = (addr(free_port()), addr(free_port()));
+        // Six different ports (four in use without TLS), chosen together.
+        let ports = free_ports::<6>();
+        let (sc_public, sc_private) = (addr(ports[0]), addr(ports[1]));
+        let (spu_public, spu_private) = (addr(ports[2]), addr(ports[3]));
         // With TLS, setup (registering the SPU) talks to the non-TLS
         // listeners; hotspot is only given the TLS ones.
         let sc_plain = if tls {
-            addr(free_port())
+            addr(ports[4])
         } else {
             sc_public.clone()
         };
@@ -239,7 +241,7 @@ impl OwnCluster {
         ];
         if let Some(c) = &certs {
             sc_args.extend(tls_args(c, &sc_plain));
-            spu_args.extend(tls_args(c, &addr(free_port())));
+            spu_args.extend(tls_args(c, &addr(ports[5])));
         }
         let sc_log = dir.path().join("sc.log");
         let mut sc = spawn(run, &sc_args, &sc_log);

@@ -47,6 +47,17 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `N` free loopback ports, all different: each listener is held until
+/// every port is chosen (one [`free_port`] after another may hand out a
+/// port it has just closed again, and two servers then fight for it).
+#[allow(dead_code)]
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
+}
+
 /// The complete lines of a JSON Lines file that another process may still
 /// be appending to, parsed. A last line without its newline is still being
 /// written (a reader can see half of it), so it is left for the next look.
