@@ -646,7 +646,7 @@ impl KeyStore {
         // needs.
         let open_level = slot.alert.as_ref().map(|a| a.firing.threshold);
         let threshold = open_level.unwrap_or(slot.threshold);
-        // The surge test's expected count and level now, once a minute.
+        // The surge test's expected count and level now (cached per hour).
         let mut surge_now: Option<(f64, u32)> = None;
         if let (Some(sg), None, true, Some(start), Some(wm)) = (
             surge,
@@ -713,27 +713,20 @@ impl KeyStore {
             return None;
         }
         // Which rule opens it, at what level.
-        let (kind, level, baseline, p_value, last_hot) = if max >= threshold {
-            (Kind::Threshold, threshold, None, None, last_hot)
+        let (kind, level, lambda, last_hot) = if max >= threshold {
+            (Kind::Threshold, threshold, None, last_hot)
         } else {
             let (lambda, level) = surge_now?;
             if max < level {
                 return None;
             }
             let (last_hot, _) = slot.state.hot_span(added.lo, added.hi, level);
-            (
-                Kind::Surge,
-                level,
-                Some(round_sig(lambda, 3)),
-                None,
-                last_hot,
-            )
+            (Kind::Surge, level, Some(lambda), last_hot)
         };
         let (w, count) = slot.state.hottest(added.lo, added.hi, level)?;
-        let p_value = match kind {
-            Kind::Surge => baseline.map(|l| round_sig(super::baseline::poisson_tail(l, count), 3)),
-            _ => p_value,
-        };
+        // Written with three significant digits (stable, readable bytes).
+        let baseline = lambda.map(|l| round_sig(l, 3));
+        let p_value = lambda.map(|l| round_sig(super::baseline::poisson_tail(l, count), 3));
         let rules = &self.rules;
         let b = &rules.businesses[business];
         let dept = &rules.departments[b.department];
