@@ -354,30 +354,7 @@ struct Planner<'a> {
 
 /// Plans the incidents and traps of a run.
 pub fn plan(setup: Setup<'_>, rng: rand_chacha::ChaCha8Rng) -> Plan {
-    let geo = setup.rules.window;
-    let mut p = Planner {
-        s: setup,
-        cal: None,
-        rng,
-        geo,
-        picker: RegionPicker::default(),
-        plan: Plan::default(),
-        reserved: Vec::new(),
-        phones: Default::default(),
-        groups: 0,
-        text: String::new(),
-    };
-    for d in p.s.days.clone() {
-        for kind in Kind::DAILY {
-            if !p.place(kind, d) {
-                p.plan.skipped.push(format!(
-                    "{} on {}: no suitable business, template or time",
-                    kind.name(),
-                    &format_cst(d)[..10]
-                ));
-            }
-        }
-    }
+    let mut p = Planner::placing(setup, None, rng, &Kind::DAILY);
     if let Some(day) = p.s.surge {
         p.plan.items.push(Item {
             kind: Kind::SurgeDay.name().into(),
@@ -972,30 +949,7 @@ type FieldBurst = (usize, Vec<Call>, Since, bool);
 /// every field kind, then one of each trap kind (repeat caller, marketing
 /// consultation, test orders).
 pub fn plan_field(setup: Setup<'_>, cal: &Calibration, rng: rand_chacha::ChaCha8Rng) -> Plan {
-    let geo = setup.rules.window;
-    let mut p = Planner {
-        s: setup,
-        cal: Some(cal),
-        rng,
-        geo,
-        picker: RegionPicker::default(),
-        plan: Plan::default(),
-        reserved: Vec::new(),
-        phones: Default::default(),
-        groups: 0,
-        text: String::new(),
-    };
-    for d in p.s.days.clone() {
-        for kind in Kind::FIELD {
-            if !p.place(kind, d) {
-                p.plan.skipped.push(format!(
-                    "{} on {}: no suitable business, template or time",
-                    kind.name(),
-                    &format_cst(d)[..10]
-                ));
-            }
-        }
-    }
+    let mut p = Planner::placing(setup, Some(cal), rng, &Kind::FIELD);
     p.plan.records.sort_by_key(|r| (r.ts, r.item));
     p.plan
 }
@@ -1012,6 +966,43 @@ impl Kind {
         Kind::Consultation,
         Kind::TestOrders,
     ];
+}
+
+impl<'a> Planner<'a> {
+    /// A planner that has placed `kinds` on each of the run's days, in
+    /// order (what it cannot place is listed in `plan.skipped`).
+    fn placing(
+        setup: Setup<'a>,
+        cal: Option<&'a Calibration>,
+        rng: rand_chacha::ChaCha8Rng,
+        kinds: &[Kind],
+    ) -> Self {
+        let geo = setup.rules.window;
+        let mut p = Planner {
+            s: setup,
+            cal,
+            rng,
+            geo,
+            picker: RegionPicker::default(),
+            plan: Plan::default(),
+            reserved: Vec::new(),
+            phones: Default::default(),
+            groups: 0,
+            text: String::new(),
+        };
+        for d in p.s.days.clone() {
+            for &kind in kinds {
+                if !p.place(kind, d) {
+                    p.plan.skipped.push(format!(
+                        "{} on {}: no suitable business, template or time",
+                        kind.name(),
+                        &format_cst(d)[..10]
+                    ));
+                }
+            }
+        }
+        p
+    }
 }
 
 impl Planner<'_> {
