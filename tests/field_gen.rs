@@ -111,26 +111,7 @@ fn plain_rules_catch_big_city_outages_only_and_eval_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let [traffic, truth, _, plain] = field(dir.path(), "f", "43");
     let alerts = dir.path().join("alerts.jsonl");
-    let (code, _, err) = hotspot(&[
-        "replay",
-        "--rules",
-        s(&plain),
-        "--input",
-        s(&traffic),
-        "--alerts",
-        s(&alerts),
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let (code, out, err) = hotspot(&[
-        "eval",
-        "--truth",
-        s(&truth),
-        "--alerts",
-        s(&alerts),
-        "--json",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let r: Value = serde_json::from_str(&out).unwrap();
+    let (r, out) = replay_and_eval(&traffic, &plain, &truth, &alerts);
     let row = |c: &str| {
         r["categories"]
             .as_array()
@@ -237,27 +218,7 @@ fn section8_rules_find_what_fixed_thresholds_miss() {
     let [traffic, truth, s8, plain] = field(dir.path(), "g", "44");
     let mut recall = Vec::new();
     for (rules, name) in [(&plain, "plain.jsonl"), (&s8, "s8.jsonl")] {
-        let alerts = dir.path().join(name);
-        let (code, _, err) = hotspot(&[
-            "replay",
-            "--rules",
-            s(rules),
-            "--input",
-            s(&traffic),
-            "--alerts",
-            s(&alerts),
-        ]);
-        assert_eq!(code, 0, "{err}");
-        let (code, out, err) = hotspot(&[
-            "eval",
-            "--truth",
-            s(&truth),
-            "--alerts",
-            s(&alerts),
-            "--json",
-        ]);
-        assert_eq!(code, 0, "{err}");
-        let r: Value = serde_json::from_str(&out).unwrap();
+        let (r, out) = replay_and_eval(&traffic, rules, &truth, &dir.path().join(name));
         recall.push((r["overall"]["recall_pct"].as_f64().unwrap(), r, out));
     }
     let (plain_recall, _, _) = &recall[0];
@@ -280,4 +241,22 @@ fn section8_rules_find_what_fixed_thresholds_miss() {
     let f = &r["false_alerts"];
     assert!(f["per_day"].as_f64().unwrap() <= 1.0, "{out}");
     assert!(f["surge_day"].as_u64().unwrap() <= 2, "{out}");
+}
+
+/// Replays `traffic` with `rules` into `alerts`, then `hotspot eval
+/// --json` of them against `truth`: the object and its text.
+fn replay_and_eval(traffic: &Path, rules: &Path, truth: &Path, alerts: &Path) -> (Value, String) {
+    let (code, _, err) = hotspot(&[
+        "replay",
+        "--rules",
+        s(rules),
+        "--input",
+        s(traffic),
+        "--alerts",
+        s(alerts),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = hotspot(&["eval", "--truth", s(truth), "--alerts", s(alerts), "--json"]);
+    assert_eq!(code, 0, "{err}");
+    (serde_json::from_str(&out).unwrap(), out)
 }
