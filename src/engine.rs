@@ -16,6 +16,7 @@ use crate::matcher::{Matcher, Matches};
 use crate::normalize::Normalizer;
 use crate::record::{Decoded, Decoder, Reject, RejectInfo};
 use crate::rules::Rules;
+use crate::topics::{TopicDoc, Topics, TopicsState};
 use crate::window::baseline::Volume;
 use crate::window::key::caller_id;
 use crate::window::store::{Counted, KeyStoreState};
@@ -150,6 +151,9 @@ pub struct EngineState {
     /// The stream's volume (rules with a surge test only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume: Option<Volume>,
+    /// The new-topic detector (rules with `[discovery]` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topics: Option<TopicsState>,
 }
 
 /// A sequential engine over one event-time stream.
@@ -166,6 +170,8 @@ pub struct Engine {
     fired: Vec<Alert>,
     /// The stream's volume, kept when a business has a surge test.
     volume: Option<Volume>,
+    /// The new-topic detector, with `[discovery]`.
+    topics: Option<Topics>,
     config: EngineConfig,
     /// Remember the last record's region and businesses (live metrics).
     tracking: bool,
@@ -190,6 +196,7 @@ impl Engine {
             geo: Geometry::new(rules.window),
             scratch: Scratch::new(&matcher),
             keys: KeyStore::new(rules.clone(), config.max_keys),
+            topics: Topics::new(rules.clone()),
             per_business: vec![0; rules.businesses.len()],
             rules,
             matcher,
@@ -234,6 +241,7 @@ impl Engine {
                 .collect(),
             keys: self.keys.export(),
             volume: self.volume.clone(),
+            topics: self.topics.as_ref().map(Topics::export),
         }
     }
 
@@ -268,6 +276,13 @@ impl Engine {
             &mut dropped,
         );
         e.keys.overflow = e.stats.keys_overflow;
+        match saved.topics {
+            Some(t) => {
+                e.topics = Topics::restore(e.rules.clone(), t, saved.watermark, seq, &mut dropped)
+            }
+            // Learning starts now (a reload that adds `[discovery]`).
+            None => {}
+        }
         for a in &dropped {
             e.stats.alerts_resolved += 1;
             out.alert(a);
@@ -304,6 +319,9 @@ impl Engine {
         self.resolved.clear();
         self.keys
             .resolve_because(wm, seq, "idle", &mut self.resolved);
+        if let Some(t) = &mut self.topics {
+            t.resolve_because(wm, seq, "idle", &mut self.resolved);
+        }
         for a in &self.resolved {
             self.stats.alerts_resolved += 1;
             out.alert(a);
@@ -331,6 +349,11 @@ impl Engine {
 
     pub fn keys(&self) -> &KeyStore {
         &self.keys
+    }
+
+    /// The new-topic detector (rules with `[discovery]`).
+    pub fn topics(&self) -> Option<&Topics> {
+        self.topics.as_ref()
     }
 
     /// Processes one line (without its newline). `line_no` is its 1-based
@@ -400,6 +423,27 @@ impl Engine {
                 self.stats.alerts_firing += 1;
                 out.alert(a);
             }
+        } else if let Some(t) = &mut self.topics {
+            // New topics: complaints no template covers (CONTRACT 8).
+            if !scratch.matches.is_known() {
+                self.fired.clear();
+                t.observe(
+                    &TopicDoc {
+                        seq: line_no,
+                        id: rec.id,
+                        ts: rec.ts,
+                        region: rec.region,
+                        text: rec.text,
+                        caller: rec.caller.map(caller_id),
+                    },
+                    self.watermark,
+                    &mut self.fired,
+                );
+                for a in &self.fired {
+                    self.stats.alerts_firing += 1;
+                    out.alert(a);
+                }
+            }
         }
         let advanced = self.watermark.is_none_or(|wm| rec.ts > wm);
         if advanced {
@@ -415,6 +459,17 @@ impl Engine {
                 },
                 &mut self.resolved,
             );
+            if let Some(t) = &mut self.topics {
+                t.resolve(
+                    rec.ts,
+                    Resolver {
+                        seq: line_no,
+                        id: Some(rec.id),
+                        ts: rec.ts,
+                    },
+                    &mut self.resolved,
+                );
+            }
             for a in &self.resolved {
                 self.stats.alerts_resolved += 1;
                 out.alert(a);
@@ -428,6 +483,9 @@ impl Engine {
         let Some(wm) = self.watermark else { return };
         self.resolved.clear();
         self.keys.finish(wm, &mut self.resolved);
+        if let Some(t) = &mut self.topics {
+            t.finish(wm, &mut self.resolved);
+        }
         for a in &self.resolved {
             self.stats.alerts_resolved += 1;
             out.alert(a);

@@ -183,14 +183,14 @@ pub fn merge_runs(seg: &[char], mut keep: impl FnMut(usize, u64) -> bool) -> Vec
 /// The phrases that at least `min_docs` of `docs` (normalised texts of one
 /// topic's complaints) share, most specific first (see the module docs):
 /// runs of shared n-grams, trimmed to the n-grams `core` accepts at both
-/// ends; each kept when `min_docs` texts contain it, and a phrase inside a
+/// ends (`core` gets an n-gram id and how many of the texts contain it); each kept when `min_docs` texts contain it, and a phrase inside a
 /// longer kept one only when more texts contain it. Ordered by length
 /// (characters, longest first), then by texts containing it (most first),
 /// then by the phrase; at most `max` of them.
 pub fn shared_phrases<S: AsRef<str>>(
     docs: &[S],
     min_docs: usize,
-    core: impl Fn(u64) -> bool,
+    core: impl Fn(u64, u32) -> bool,
     max: usize,
 ) -> Vec<Phrase> {
     let min_docs = min_docs.max(1);
@@ -218,6 +218,7 @@ pub fn shared_phrases<S: AsRef<str>>(
         cut.push((chars.clone(), segs.clone()));
     }
     let shared = |g: u64| df.get(&g).is_some_and(|&n| n as usize >= min_docs);
+    let core = |g: u64| core(g, df.get(&g).copied().unwrap_or(0));
     let mut candidates: HashSet<String> = HashSet::new();
     for (chars, segs) in &cut {
         for &(s, e) in segs {
@@ -368,20 +369,20 @@ mod tests {
         .map(|t| normalize(t))
         .collect();
         let generic = ["客户反", "户反映"];
-        let core = |g: u64| !generic.contains(&gram_text(g).as_str());
+        let core = |g: u64, _: u32| !generic.contains(&gram_text(g).as_str());
         let p = shared_phrases(&docs, 3, core, MAX_TERMS);
         let texts: Vec<(&str, u32)> = p.iter().map(|p| (p.text.as_str(), p.docs)).collect();
         // "新套餐扣费异常" in 4 texts; "新套餐" in all 6 (kept: more texts);
         // "客户反映" is shared by three but not core.
         assert_eq!(texts, vec![("新套餐扣费异常", 4), ("新套餐", 6)]);
         // Everything core: the generic lead joins the phrase where shared.
-        let p = shared_phrases(&docs, 3, |_| true, MAX_TERMS);
+        let p = shared_phrases(&docs, 3, |_, _| true, MAX_TERMS);
         assert_eq!(p[0].text, "新套餐扣费异常");
         assert!(p.iter().any(|x| x.text == "客户反映"), "{p:?}");
         // Nothing shared by enough texts: no phrase.
-        assert!(shared_phrases(&docs, 7, |_| true, MAX_TERMS).is_empty());
+        assert!(shared_phrases(&docs, 7, |_, _| true, MAX_TERMS).is_empty());
         // At most `max`.
-        assert_eq!(shared_phrases(&docs, 2, |_| true, 1).len(), 1);
+        assert_eq!(shared_phrases(&docs, 2, |_, _| true, 1).len(), 1);
     }
 
     #[test]
@@ -390,9 +391,9 @@ mod tests {
             .iter()
             .map(|t| t.to_string())
             .collect();
-        let a = shared_phrases(&docs, 2, |_| true, MAX_TERMS);
+        let a = shared_phrases(&docs, 2, |_, _| true, MAX_TERMS);
         docs.reverse();
-        assert_eq!(a, shared_phrases(&docs, 2, |_| true, MAX_TERMS));
+        assert_eq!(a, shared_phrases(&docs, 2, |_, _| true, MAX_TERMS));
         let texts: Vec<&str> = a.iter().map(|p| p.text.as_str()).collect();
         // "甲乙丙丁戊" is in one text only; "甲乙丙" in three, more than
         // the longer phrases holding it. Ties by code point.
