@@ -80,6 +80,9 @@ pub struct Stats {
     pub bytes: u64,
     /// Complaints not counted because the key limit was reached.
     pub keys_overflow: u64,
+    /// The new-topic detector's counts (rules with `[discovery]` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_topics: Option<crate::topics::TopicStats>,
 }
 
 impl Stats {
@@ -102,6 +105,9 @@ impl Stats {
         self.alerts_resolved += o.alerts_resolved;
         self.bytes += o.bytes;
         self.keys_overflow += o.keys_overflow;
+        if let Some(t) = &o.new_topics {
+            self.new_topics.get_or_insert_with(Default::default).add(t);
+        }
     }
 }
 
@@ -340,6 +346,7 @@ impl Engine {
     pub fn stats(&self) -> Stats {
         let mut s = self.stats.clone();
         s.keys_overflow = self.keys.overflow;
+        s.new_topics = self.topics.as_ref().map(Topics::stats);
         s
     }
 

@@ -77,7 +77,7 @@ use crate::alert::{Alert, AlertSample, AlertState, Kind, Scope, round_sig, topic
 use crate::normalize::Normalizer;
 use crate::rules::{Discovery, Rules, place_hash};
 use crate::window::Geometry;
-use crate::window::baseline::poisson_tail;
+use crate::window::baseline::{poisson_tail, surge_level};
 use crate::window::key::{CallerId, KeyState, Sample, floor_char_boundary};
 use crate::window::store::{Resolver, resolved_line};
 use phrase::{MAX_TERMS, PHRASE_BYTES, gram_id, mix};
@@ -121,7 +121,10 @@ pub const MAX_OPEN: usize = 64;
 
 /// The screen lets a 3-gram through to the exact check when its
 /// foreground is at least this many times what its background expects.
-const SCREEN_RATIO: f64 = RATIO / 2.0;
+const SCREEN_RATIO: f64 = RATIO;
+
+/// Failed checks remembered per partition, at most (then forgotten).
+const MAX_MEMO: usize = 16_384;
 
 /// A 3-gram is part of a topic's phrase (core) when the topic's
 /// complaints hold it this improbably often for the place.
@@ -155,8 +158,22 @@ pub struct TopicDoc<'a> {
 /// The sketch key of (place, n-gram).
 #[inline]
 fn key(place: u64, gram: u64) -> u64 {
-    mix(place ^ mix(gram))
+    key_of_hash(place, mix(gram))
 }
+
+/// [`key`] from the n-gram's [`mix`].
+#[inline]
+fn key_of_hash(place: u64, hash: u64) -> u64 {
+    mix(place ^ hash)
+}
+
+/// Distinct 3-grams of one complaint looked at, at most (the first ones
+/// of its text: some 130 characters, more than most complaints have).
+pub const MAX_GRAMS: usize = 128;
+
+/// Slots of the table that finds a complaint's distinct 3-grams (8 KiB:
+/// it stays in the first-level cache).
+const SEEN_SLOTS: usize = 512;
 
 /// The partition of a record's region (parallel replay routes by it).
 pub fn partition_of(rules: &Rules, region: &str) -> usize {
@@ -165,6 +182,19 @@ pub fn partition_of(rules: &Rules, region: &str) -> usize {
         None => place_hash(region),
     };
     (mix(home) % PARTITIONS as u64) as usize
+}
+
+/// A failed exact check of (place, 3-gram): it cannot succeed before
+/// `need` more complaints holding the 3-gram have come, nor (for one that
+/// failed as usual for the place) before `until`.
+#[derive(Debug, Clone, Copy)]
+struct Memo {
+    /// The sketch's foreground count then, and the least a later complaint
+    /// adds to it.
+    fg: f32,
+    w_min: f32,
+    need: u32,
+    until: i64,
 }
 
 /// One partition: its sketch and recent complaints, and what its open
@@ -183,6 +213,9 @@ struct Partition {
     /// (place key, 3-gram) → open topics covering it there.
     covered: HashMap<(u64, u64), u32>,
     open: usize,
+    /// Failed checks (not saved: a restored run checks again, with the
+    /// same result).
+    memo: HashMap<(u64, u64), Memo>,
 }
 
 impl Partition {
@@ -196,6 +229,7 @@ impl Partition {
             anchor_bits: 0,
             covered: HashMap::new(),
             open: 0,
+            memo: HashMap::new(),
         }
     }
 
@@ -203,6 +237,7 @@ impl Partition {
         self.sketch.bytes()
             + self.recent.bytes()
             + (self.anchors.capacity() + self.covered.capacity()) * 24
+            + self.memo.capacity() * 40
     }
 
     fn refresh_anchor_bits(&mut self) {
@@ -243,7 +278,27 @@ pub struct TopicStats {
     pub overflow: u64,
     /// Recent complaints dropped for room before their windows died.
     pub pushed_out: u64,
+    /// Bytes of the detector's state ([`Topics::state_bytes`]) at the end,
+    /// and the most it held (measured every [`MEASURE_EVERY`] complaints).
+    pub state_bytes: u64,
+    pub peak_state_bytes: u64,
 }
+
+impl TopicStats {
+    /// Adds another detector's counts (parallel shards); bytes add up.
+    pub fn add(&mut self, o: &TopicStats) {
+        self.docs += o.docs;
+        self.checks += o.checks;
+        self.opened += o.opened;
+        self.overflow += o.overflow;
+        self.pushed_out += o.pushed_out;
+        self.state_bytes += o.state_bytes;
+        self.peak_state_bytes += o.peak_state_bytes;
+    }
+}
+
+/// The detector measures its state bytes every this many complaints.
+pub const MEASURE_EVERY: u64 = 1024;
 
 /// A place a 3-gram is checked at.
 #[derive(Debug, Clone, Copy)]
@@ -260,6 +315,8 @@ struct At {
 struct Candidate {
     at: u8,
     gram: u64,
+    /// Foreground of (place, 3-gram), sketch units.
+    fg: f32,
     /// Background of (place, 3-gram), sketch units.
     bg: f32,
 }
@@ -299,6 +356,14 @@ pub struct Topics {
     chars: Vec<char>,
     segs: Vec<(u32, u32)>,
     grams: Vec<u64>,
+    /// [`mix`] of each of `grams`.
+    hashes: Vec<u64>,
+    /// The sketch keys of `grams` at one place.
+    keys: Vec<u64>,
+    /// Open addressing over 3-gram ids, stamped with `stamp`: a slot holds
+    /// a 3-gram of the current complaint when its stamp is current.
+    seen: Vec<(u64, u32)>,
+    stamp: u32,
     candidates: Vec<Candidate>,
     pool: Vec<Sample>,
 }
@@ -338,7 +403,11 @@ impl Topics {
             normalizer: Normalizer::new(),
             chars: Vec::with_capacity(256),
             segs: Vec::with_capacity(32),
-            grams: Vec::with_capacity(256),
+            grams: Vec::with_capacity(MAX_GRAMS),
+            hashes: Vec::with_capacity(MAX_GRAMS),
+            keys: Vec::with_capacity(MAX_GRAMS),
+            seen: vec![(0, 0); SEEN_SLOTS],
+            stamp: 0,
             candidates: Vec::with_capacity(16),
             pool: Vec::new(),
             rules,
@@ -353,6 +422,8 @@ impl Topics {
             .flatten()
             .map(|p| p.recent.pushed_out)
             .sum();
+        s.state_bytes = self.state_bytes() as u64;
+        s.peak_state_bytes = s.peak_state_bytes.max(s.state_bytes);
         s
     }
 
@@ -411,6 +482,10 @@ impl Topics {
     /// `fired` (city, then province; by phrase).
     pub fn observe(&mut self, doc: &TopicDoc<'_>, wm: Option<i64>, fired: &mut Vec<Alert>) {
         self.stats.docs += 1;
+        if self.stats.docs % MEASURE_EVERY == 0 {
+            let b = self.state_bytes() as u64;
+            self.stats.peak_state_bytes = self.stats.peak_state_bytes.max(b);
+        }
         let now = wm.map_or(doc.ts, |w| w.max(doc.ts));
         let rules = self.rules.clone();
         let province = rules.province_of(rules.region_of(doc.region));
@@ -419,12 +494,11 @@ impl Topics {
         let pi = partition_of(&rules, doc.region);
         // The distinct 3-grams.
         let text = &doc.text[..floor_char_boundary(doc.text, PHRASE_BYTES)];
-        let norm = self.normalizer.normalize(text);
-        phrase::segments(norm, &mut self.chars, &mut self.segs);
-        self.grams.clear();
-        phrase::grams(&self.chars, &self.segs, |g| self.grams.push(g));
-        self.grams.sort_unstable();
-        self.grams.dedup();
+        if !phrase::segments_raw(text, &mut self.chars, &mut self.segs) {
+            let norm = self.normalizer.normalize(text);
+            phrase::segments(norm, &mut self.chars, &mut self.segs);
+        }
+        self.distinct_grams();
 
         let part = self.parts[pi].get_or_insert_with(|| Box::new(Partition::new(doc.ts)));
         if doc.ts - part.landmark >= REBASE_MS {
@@ -435,6 +509,7 @@ impl Topics {
                 (-d / BACKGROUND_MS as f64).exp() as f32,
             );
             part.landmark = to;
+            part.memo.clear();
         }
         let landmark = part.landmark;
         let (wf, wb) = self.weights(landmark, doc.ts);
@@ -460,12 +535,15 @@ impl Topics {
         let screen = self.screen;
         for (l, a) in at.iter().enumerate() {
             let Some(a) = a else { continue };
-            for &g in &self.grams {
-                part.sketch.prefetch(key(a.key, g));
+            self.keys.clear();
+            for &h in &self.hashes {
+                let k = key_of_hash(a.key, h);
+                part.sketch.prefetch(k);
+                self.keys.push(k);
             }
             let (place_fg, place_bg) = (a.total.0 * inv_wf, a.total.1);
-            for &g in &self.grams {
-                let (f, b) = part.sketch.add(key(a.key, g), wf, wb);
+            for (&g, &k) in self.grams.iter().zip(&self.keys) {
+                let (f, b) = part.sketch.add(k, wf, wb);
                 let fg = f * inv_wf;
                 if fg < screen {
                     continue;
@@ -478,6 +556,7 @@ impl Topics {
                     self.candidates.push(Candidate {
                         at: l as u8,
                         gram: g,
+                        fg: f,
                         bg: b,
                     });
                 }
@@ -498,13 +577,13 @@ impl Topics {
                 region: doc.region,
                 text: doc.text,
             },
-            &self.grams,
+            &self.hashes,
         );
         // Open topics it belongs to.
         if part.open > 0 {
             let mut members: smallvec::SmallVec<[u32; 4]> = smallvec::SmallVec::new();
-            for &g in &self.grams {
-                if part.anchor_bits & 1 << (mix(g) % 64) == 0 {
+            for (&g, &h) in self.grams.iter().zip(&self.hashes) {
+                if part.anchor_bits & 1 << (h % 64) == 0 {
                     continue;
                 }
                 for a in at.iter().flatten() {
@@ -527,20 +606,55 @@ impl Topics {
         if !learned {
             return;
         }
-        // Exact checks, city first; the best window opens a topic, and the
-        // rest are checked again against what it covers.
+        // Exact checks, city first, one pass over the recent complaints per
+        // place; the best window opens a topic, and the rest are checked
+        // again against what it covers.
         let mut found: Vec<Found> = Vec::new();
-        let candidates = std::mem::take(&mut self.candidates);
-        for c in &candidates {
-            let a = at[c.at as usize].expect("candidate of a place");
-            if self.is_covered(pi, &a, prov_key, c.gram) {
+        let mut candidates = std::mem::take(&mut self.candidates);
+        let (w_now, _) = self.weights(landmark, now - self.geo.lateness);
+        for level in 0..2u8 {
+            let Some(a) = at[level as usize] else {
+                continue;
+            };
+            let part = self.parts[pi].as_ref().expect("made above");
+            let mut these: Vec<Candidate> = Vec::new();
+            for c in candidates.iter().filter(|c| c.at == level) {
+                if self.is_covered(pi, &a, prov_key, c.gram) {
+                    continue;
+                }
+                // A check that failed for lack of complaints fails again
+                // until that many more have come (each adds at least
+                // `w_min` to the cell: it is not late).
+                if let Some(m) = part.memo.get(&(a.key, c.gram)) {
+                    if now < m.until && (c.fg - m.fg) / m.w_min + 1e-3 < m.need as f32 {
+                        continue;
+                    }
+                }
+                these.push(*c);
+            }
+            if these.is_empty() {
                 continue;
             }
-            self.stats.checks += 1;
-            if let Some(f) = self.check(pi, &a, c, bin, wb) {
-                found.push(f);
+            self.stats.checks += these.len() as u64;
+            let (hit, memos) = self.check(pi, &a, &these, bin, now, wb);
+            found.extend(hit);
+            let part = self.parts[pi].as_mut().expect("made above");
+            if part.memo.len() + memos.len() > MAX_MEMO {
+                part.memo.clear();
+            }
+            for (g, need, until, fg) in memos {
+                part.memo.insert(
+                    (a.key, g),
+                    Memo {
+                        fg,
+                        w_min: w_now,
+                        need,
+                        until,
+                    },
+                );
             }
         }
+        candidates.clear();
         self.candidates = candidates;
         for level in 0..2u8 {
             loop {
@@ -572,6 +686,41 @@ impl Topics {
         }
     }
 
+    /// The distinct 3-grams of the segments in `chars`/`segs`, in text
+    /// order, at most [`MAX_GRAMS`], into `grams` and their hashes into
+    /// `hashes`.
+    fn distinct_grams(&mut self) {
+        self.grams.clear();
+        self.hashes.clear();
+        self.stamp = self.stamp.wrapping_add(1);
+        if self.stamp == 0 {
+            self.seen.iter_mut().for_each(|s| s.1 = 0);
+            self.stamp = 1;
+        }
+        let (seen, stamp) = (&mut self.seen, self.stamp);
+        let (grams, hashes) = (&mut self.grams, &mut self.hashes);
+        phrase::grams(&self.chars, &self.segs, |g| {
+            if grams.len() >= MAX_GRAMS {
+                return;
+            }
+            let h = mix(g);
+            let mut i = (h >> 54) as usize % SEEN_SLOTS;
+            loop {
+                let slot = &mut seen[i];
+                if slot.1 != stamp {
+                    *slot = (g, stamp);
+                    grams.push(g);
+                    hashes.push(h);
+                    return;
+                }
+                if slot.0 == g {
+                    return;
+                }
+                i = (i + 1) % SEEN_SLOTS;
+            }
+        });
+    }
+
     /// Whether an open topic covers `gram` at place `a` (or, for a city,
     /// at its province: a province topic covers its cities, and a city
     /// topic its province).
@@ -586,92 +735,149 @@ impl Topics {
             || prov_key.is_some_and(|k| part.covered.contains_key(&(k, gram)))
     }
 
-    /// The exact check of 3-gram `c.gram` at place `a` for the complaint
-    /// just pushed (bin `bin`): the window of most distinct callers among
-    /// those containing it, if it is a new topic.
-    fn check(&self, pi: usize, a: &At, c: &Candidate, bin: i64, wb: f32) -> Option<Found> {
+    /// The exact checks of the 3-grams `cands` at place `a` for the
+    /// complaint just pushed (bin `bin`), in one pass over the recent
+    /// complaints: for each, the window of most distinct callers among
+    /// those containing it, if it is a new topic; and for those that are
+    /// not, how many more complaints holding it they need before a check
+    /// can succeed, until when that holds, and the sketch count now
+    /// (the memo).
+    #[allow(clippy::type_complexity)]
+    fn check(
+        &self,
+        pi: usize,
+        a: &At,
+        cands: &[Candidate],
+        bin: i64,
+        now: i64,
+        wb: f32,
+    ) -> (Vec<Found>, Vec<(u64, u32, i64, f32)>) {
         let m = self.discovery.min_callers;
         let geo = self.geo;
-        let part = self.parts[pi].as_ref()?;
-        let fp = fingerprint(c.gram);
+        let (mut found, mut memos) = (Vec::new(), Vec::new());
+        let Some(part) = self.parts[pi].as_ref() else {
+            return (found, memos);
+        };
         let at_place = |d: &recent::Doc| match a.scope {
             Scope::Region => d.city == a.key,
             Scope::Province => d.province == a.province,
         };
-        let mut hits: Vec<u32> = Vec::new();
+        let mut fps: Vec<(u32, usize)> = cands
+            .iter()
+            .enumerate()
+            .map(|(k, c)| (fingerprint(c.gram), k))
+            .collect();
+        fps.sort_unstable();
+        let mut hits: Vec<Vec<u32>> = vec![Vec::new(); cands.len()];
         let mut place_bins: Vec<i64> = Vec::new();
         for (i, d) in part.recent.iter().enumerate() {
             if !at_place(d) {
                 continue;
             }
             place_bins.push(d.bin);
-            if part.recent.holds(d, fp) {
-                hits.push(i as u32);
-            }
-        }
-        if hits.len() < m as usize {
-            return None;
-        }
-        let mut st = KeyState::default();
-        for &i in &hits {
-            let d = part.recent.get(i as usize);
-            st.add(&geo, d.bin, d.caller, std::iter::empty());
-        }
-        let (lo, hi) = geo.windows_of_bin(bin);
-        let (w, count) = st.hottest(lo, hi, m)?;
-        let (b0, b1) = geo.bins_of_window(w);
-        if a.scope == Scope::Province {
-            // Spread over the province: no city has it alone.
-            let mut by_city: HashMap<u64, Vec<u128>> = HashMap::new();
-            for &i in &hits {
-                let d = part.recent.get(i as usize);
-                if (b0..=b1).contains(&d.bin) {
-                    let who = d.caller.unwrap_or(u128::MAX - d.seq as u128);
-                    by_city.entry(d.city).or_default().push(who);
+            let (g1, g2) = part.recent.grams_of(d);
+            for x in g1.iter().chain(g2) {
+                if let Ok(j) = fps.binary_search_by_key(x, |p| p.0) {
+                    // Fingerprints of distinct 3-grams may repeat.
+                    let mut j0 = j;
+                    while j0 > 0 && fps[j0 - 1].0 == *x {
+                        j0 -= 1;
+                    }
+                    for &(fp, k) in &fps[j0..] {
+                        if fp != *x {
+                            break;
+                        }
+                        hits[k].push(i as u32);
+                    }
                 }
             }
-            let top = by_city
-                .values_mut()
-                .map(|v| {
-                    v.sort_unstable();
-                    v.dedup();
-                    v.len() as u32
-                })
-                .max()
-                .unwrap_or(0);
-            if top >= m || top as f64 > PROVINCE_SHARE * count as f64 {
-                return None;
-            }
         }
-        // What the place usually writes, less its recent complaints.
+        let (lo, hi) = geo.windows_of_bin(bin);
         let landmark = part.landmark;
-        let hits_bg: f64 = hits
-            .iter()
-            .map(|&i| {
-                let d = part.recent.get(i as usize);
-                ((d.ts - landmark) as f64 / BACKGROUND_MS as f64).exp()
-            })
-            .sum();
         let place_bg = (a.total.1 as f64 - place_bins.len() as f64 * wb as f64).max(0.0);
-        if place_bg / (wb as f64) < MIN_PLACE_DOCS {
-            return None;
+        let novelty_until = now + geo.size / 6;
+        for (k, c) in cands.iter().enumerate() {
+            let hits = std::mem::take(&mut hits[k]);
+            let memo = |need: u32, until: i64| (c.gram, need, until, c.fg);
+            if hits.len() < m as usize {
+                // No window can reach `m` before `m - hits` more come.
+                memos.push(memo(m - hits.len() as u32, i64::MAX));
+                continue;
+            }
+            let mut st = KeyState::default();
+            for &i in &hits {
+                let d = part.recent.get(i as usize);
+                st.add(&geo, d.bin, d.caller, std::iter::empty());
+            }
+            let Some((w, count)) = st.hottest(lo, hi, m) else {
+                // Every window, now and to come, holds at most its most
+                // callers now plus the complaints still to come.
+                let (_, most) = st.hot_span(i64::MIN / 4, i64::MAX / 4, u32::MAX);
+                if most < m {
+                    memos.push(memo(m - most, i64::MAX));
+                }
+                continue;
+            };
+            let (b0, b1) = geo.bins_of_window(w);
+            if a.scope == Scope::Province {
+                // Spread over the province: no city has it alone.
+                let mut by_city: HashMap<u64, Vec<u128>> = HashMap::new();
+                for &i in &hits {
+                    let d = part.recent.get(i as usize);
+                    if (b0..=b1).contains(&d.bin) {
+                        let who = d.caller.unwrap_or(u128::MAX - d.seq as u128);
+                        by_city.entry(d.city).or_default().push(who);
+                    }
+                }
+                let top = by_city
+                    .values_mut()
+                    .map(|v| {
+                        v.sort_unstable();
+                        v.dedup();
+                        v.len() as u32
+                    })
+                    .max()
+                    .unwrap_or(0);
+                if top >= m || top as f64 > PROVINCE_SHARE * count as f64 {
+                    continue;
+                }
+            }
+            // What the place usually writes, less its recent complaints.
+            if place_bg / (wb as f64) < MIN_PLACE_DOCS {
+                continue;
+            }
+            let hits_bg: f64 = hits
+                .iter()
+                .map(|&i| {
+                    let d = part.recent.get(i as usize);
+                    ((d.ts - landmark) as f64 / BACKGROUND_MS as f64).exp()
+                })
+                .sum();
+            let gram_bg = (c.bg as f64 - hits_bg).max(0.0);
+            let place_docs = place_bins.iter().filter(|b| (b0..=b1).contains(*b)).count() as u32;
+            let lambda = (gram_bg / place_bg * place_docs as f64).max(LAMBDA_FLOOR);
+            if (count as f64) < RATIO * lambda || poisson_tail(lambda, count) >= P_VALUE {
+                // Usual for the place: not again before the count could
+                // pass at this level (for a while: the level moves with
+                // the place's volume).
+                let level = surge_level(lambda, RATIO, m, P_VALUE);
+                if level > count {
+                    memos.push(memo(level - count, novelty_until));
+                }
+                continue;
+            }
+            found.push(Found {
+                at: c.at,
+                gram: c.gram,
+                window: w,
+                count,
+                lambda,
+                hits,
+                place_docs,
+                place_bg,
+            });
         }
-        let gram_bg = (c.bg as f64 - hits_bg).max(0.0);
-        let place_docs = place_bins.iter().filter(|b| (b0..=b1).contains(*b)).count() as u32;
-        let lambda = (gram_bg / place_bg * place_docs as f64).max(LAMBDA_FLOOR);
-        if (count as f64) < RATIO * lambda || poisson_tail(lambda, count) >= P_VALUE {
-            return None;
-        }
-        Some(Found {
-            at: c.at,
-            gram: c.gram,
-            window: w,
-            count,
-            lambda,
-            hits,
-            place_docs,
-            place_bg,
-        })
+        (found, memos)
     }
 
     /// Opens the topic `f` found for complaint `doc` at place `a`.
@@ -688,7 +894,8 @@ impl Topics {
         let m = self.discovery.min_callers;
         let rules = self.rules.clone();
         let part = self.parts[pi].as_mut().expect("checked");
-        // Window state of the complaints holding the anchor, with samples.
+        // Window state of the complaints holding the anchor, with samples
+        // (masked when kept).
         let mut st = KeyState::default();
         for &i in &f.hits {
             let d = part.recent.get(i as usize);

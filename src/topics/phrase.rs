@@ -112,13 +112,107 @@ pub fn segments(normalized: &str, chars: &mut Vec<char>, segs: &mut Vec<(u32, u3
             } else {
                 chars.extend(normalized[i..end].chars());
             }
-        } else if c.is_alphanumeric() {
+        } else if matches!(c, '\u{4E00}'..='\u{9FFF}' | '\u{3400}'..='\u{4DBF}')
+            || c.is_alphanumeric()
+        {
+            // (CJK ideographs first: the general test is a table search.)
             chars.push(c);
         } else {
             close(chars, segs, &mut start);
         }
     }
     close(chars, segs, &mut start);
+}
+
+/// What [`segments_raw`] does with a character of raw text.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Raw {
+    /// Part of a segment, as this character (NFKC and lower-case applied).
+    Keep(char),
+    /// An ASCII letter, digit or `*` (lower-cased): part of a token.
+    Token(char),
+    /// Punctuation or a space: ends a segment.
+    Sep,
+    /// Needs full normalisation.
+    Slow,
+}
+
+/// The characters complaint text is made of, folded as normalisation
+/// would: ASCII (lower-cased), CJK ideographs (NFKC keeps them), the
+/// full-width forms (NFKC maps them to ASCII), the ideographic space and
+/// the common Chinese punctuation (NFKC keeps them or maps them to other
+/// punctuation). Everything else is `Slow`.
+#[inline]
+fn raw_class(c: char) -> Raw {
+    let token = |a: char| {
+        if a.is_ascii_alphanumeric() || a == '*' {
+            Raw::Token(a.to_ascii_lowercase())
+        } else {
+            Raw::Sep
+        }
+    };
+    match c {
+        '\u{4E00}'..='\u{9FFF}' => Raw::Keep(c),
+        '\0'..='\x7F' => token(c),
+        '\u{3400}'..='\u{4DBF}' => Raw::Keep(c),
+        '\u{FF01}'..='\u{FF5E}' => token(char::from(b'!' + (c as u32 - 0xFF01) as u8)),
+        '\u{3000}'..='\u{3002}'
+        | '\u{3008}'..='\u{3011}'
+        | '\u{2018}'..='\u{2019}'
+        | '\u{201C}'..='\u{201D}'
+        | '\u{2026}'
+        | '\u{00B7}'
+        | '\u{FFE5}' => Raw::Sep,
+        _ => Raw::Slow,
+    }
+}
+
+/// [`segments`] of the normalised form of raw `text`, computed without
+/// normalising it, for text made only of the characters complaints are
+/// nearly always made of (see `raw_class`); returns false, with the
+/// output unusable, when a character needs full normalisation (then call
+/// [`segments`] on the normalised text).
+pub fn segments_raw(text: &str, chars: &mut Vec<char>, segs: &mut Vec<(u32, u32)>) -> bool {
+    chars.clear();
+    segs.clear();
+    let mut start = 0usize;
+    let mut it = text.chars().peekable();
+    let close = |chars: &Vec<char>, segs: &mut Vec<(u32, u32)>, start: &mut usize| {
+        if chars.len() > *start {
+            segs.push((*start as u32, chars.len() as u32));
+        }
+        *start = chars.len();
+    };
+    while let Some(c) = it.next() {
+        match raw_class(c) {
+            Raw::Keep(k) => chars.push(k),
+            Raw::Sep => close(chars, segs, &mut start),
+            Raw::Slow => return false,
+            Raw::Token(t) => {
+                let from = chars.len();
+                chars.push(t);
+                let (mut digits, mut stars) = (t.is_ascii_digit() as u32, (t == '*') as u32);
+                while let Some(&d) = it.peek() {
+                    match raw_class(d) {
+                        Raw::Token(u) => {
+                            digits += u.is_ascii_digit() as u32;
+                            stars += (u == '*') as u32;
+                            chars.push(u);
+                            it.next();
+                        }
+                        Raw::Slow => return false,
+                        _ => break,
+                    }
+                }
+                if stars > 0 || digits >= 3 {
+                    chars.truncate(from);
+                    close(chars, segs, &mut start);
+                }
+            }
+        }
+    }
+    close(chars, segs, &mut start);
+    true
 }
 
 /// Calls `f` with the id of every n-gram of the segments (in text order,
@@ -297,6 +391,56 @@ mod tests {
         );
         assert_eq!(segs(""), Vec::<String>::new());
         assert_eq!(segs("，。！"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn raw_segments_equal_the_segments_of_the_normalised_text() {
+        let (mut c1, mut s1, mut c2, mut s2) = (vec![], vec![], vec![], vec![]);
+        for text in [
+            "客户来电反映，手机号13812345678无法登录和家亲ＡＰＰ，订单号WO2026031400001692。",
+            "５Ｇ信号差，拨打１００８６无果；“新套餐”【扣费】《异常》…·￥5",
+            "从10点30分起 Ａ*Ｂ gprs　网络",
+            "①号码",
+            "café",
+            "",
+        ] {
+            segments(&normalize(text), &mut c1, &mut s1);
+            if segments_raw(text, &mut c2, &mut s2) {
+                assert_eq!((&c1, &s1), (&c2, &s2), "{text}");
+            } else {
+                assert!(text.contains('①') || text.contains('é'), "{text}");
+            }
+        }
+        // Every character the raw path handles folds as NFKC does.
+        for cp in (0u32..0x3_0000).filter_map(char::from_u32) {
+            let n = normalize(&cp.to_string());
+            match raw_class(cp) {
+                Raw::Keep(k) => assert_eq!(n, k.to_string(), "{cp:?}"),
+                Raw::Token(t) => assert_eq!(n, t.to_string(), "{cp:?}"),
+                Raw::Sep => assert!(
+                    !n.chars().any(|x| x.is_alphanumeric() || x == '*'),
+                    "{cp:?} -> {n:?}"
+                ),
+                Raw::Slow => {}
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn raw_segments_agree_on_mixed_text(
+            parts in proptest::collection::vec(proptest::sample::select(vec![
+                "新套餐", "扣费", "13812345678", "138****5678", "ＡＰＰ", "app", "5g", "１２３",
+                "，", "。", " ", "　", "wo2026", "*", "ab", "①", "é", "“", "…",
+            ]), 0..10)
+        ) {
+            let text: String = parts.concat();
+            let (mut c1, mut s1, mut c2, mut s2) = (vec![], vec![], vec![], vec![]);
+            segments(&normalize(&text), &mut c1, &mut s1);
+            if segments_raw(&text, &mut c2, &mut s2) {
+                proptest::prop_assert_eq!((c1, s1), (c2, s2));
+            }
+        }
     }
 
     #[test]

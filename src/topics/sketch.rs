@@ -47,12 +47,12 @@ impl std::fmt::Debug for Sketch {
     }
 }
 
-/// The two cells of `key` in its line: different, from other bits of the
-/// key than the line's.
+/// The two cells of `key` in its line: different (the second is the
+/// first xor an odd number), from other bits of the key than the line's.
 #[inline]
 fn ways(key: u64) -> (usize, usize) {
     let a = (key >> 40) as usize % WAYS;
-    let b = (a + 1 + (key >> 48) as usize % (WAYS - 1)) % WAYS;
+    let b = a ^ (1 | (key >> 44) as usize % WAYS);
     (a, b)
 }
 
