@@ -47,4 +47,5 @@ pub mod service;
 pub mod sink;
 pub mod source;
 pub mod time;
+pub mod topics;
 pub mod window;

@@ -1,0 +1,401 @@
+//! Candidate phrases of a complaint: character n-grams of its normalised
+//! text, and the merging of overlapping n-grams into the longest phrase a
+//! group of complaints shares (CONTRACT 8, "New topics").
+//!
+//! Chinese has no spaces between words, so a complaint's words are not
+//! known; its *character* n-grams ([`GRAM`] characters) are, and a phrase
+//! that many callers write shares all of its n-grams. Before cutting
+//! n-grams the text is cleaned:
+//!
+//! * **Numbers go.** A run of ASCII letters, digits and `*` (the text is
+//!   normalised, so full-width digits are ASCII by now) that holds a `*`
+//!   (a masked number: `138****5678`, `330106********1234`) or three or
+//!   more digits (a phone or ID-card number, an order number
+//!   `WO2026031400001692`, a hotline `10086`, an amount) is taken out.
+//!   Short tokens stay: `5g`, `4g`, `app`, `10点30分`.
+//! * **Punctuation and spaces go**: everything that is not a letter or a
+//!   digit of some script.
+//!
+//! What is taken out splits the text into *segments*, and an n-gram never
+//! crosses from one segment to the next: `号码13812345678无法` has no n-gram
+//! holding both `码` and `无`. A phone number written in clear and the same
+//! number masked (`138****5678`) therefore give the same n-grams, so the
+//! detector learns the same from raw text as from the masked texts it keeps.
+//!
+//! An n-gram is identified by [`gram_id`]: its three code points packed
+//! into 63 bits, exact (no two n-grams share an id); [`mix`] spreads it for
+//! hash tables.
+//!
+//! **Merging** ([`shared_phrases`]): given the complaints of one topic,
+//! the n-grams at least `min_docs` of them contain are *shared*; in each
+//! complaint, a run of consecutive shared n-grams is one phrase (the
+//! overlapping n-grams `新套餐`, `套餐扣`, `餐扣费` are the phrase
+//! `新套餐扣费`), trimmed to the n-grams a caller-supplied test calls
+//! *core* (the detector's: unusual for the place, so that `客户反映` in
+//! front of every complaint does not become part of every phrase). The
+//! phrases that `min_docs` complaints contain are the topic's terms,
+//! longest (most specific) first; a phrase inside a longer one is kept only
+//! when more complaints contain it.
+
+use std::collections::{HashMap, HashSet};
+
+/// Characters per n-gram.
+pub const GRAM: usize = 3;
+
+/// Bytes of a complaint's text that phrases are cut from: enough for 500
+/// Chinese characters. The rest of a longer text (a valid record may hold
+/// a megabyte) is not looked at, so that the cost of a record is bounded.
+pub const PHRASE_BYTES: usize = 1600;
+
+/// Phrases written in an alert's `terms`, at most.
+pub const MAX_TERMS: usize = 5;
+
+/// The identity of an n-gram: its three code points (21 bits each) packed
+/// into one `u64`. Exact: two n-grams have the same id only when they are
+/// the same characters.
+#[inline]
+pub fn gram_id(a: char, b: char, c: char) -> u64 {
+    (a as u64) | (b as u64) << 21 | (c as u64) << 42
+}
+
+/// The characters of an n-gram id (the inverse of [`gram_id`]).
+pub fn gram_text(id: u64) -> String {
+    [id & 0x1F_FFFF, id >> 21 & 0x1F_FFFF, id >> 42 & 0x1F_FFFF]
+        .iter()
+        .filter_map(|&c| char::from_u32(c as u32))
+        .collect()
+}
+
+/// A 64-bit finaliser (the one of MurmurHash3): spreads an id or a
+/// combination of ids over all bits, for hash tables and sketches.
+#[inline]
+pub fn mix(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^= x >> 33;
+    x
+}
+
+/// Cuts `normalized` (text through [`crate::normalize`]) into segments:
+/// `chars` receives the characters kept, `segs` the `(start, end)` of each
+/// segment in `chars`. Both are cleared first; reusing them across calls
+/// avoids allocation.
+pub fn segments(normalized: &str, chars: &mut Vec<char>, segs: &mut Vec<(u32, u32)>) {
+    chars.clear();
+    segs.clear();
+    let mut start = 0usize;
+    let close = |chars: &Vec<char>, segs: &mut Vec<(u32, u32)>, start: &mut usize| {
+        if chars.len() > *start {
+            segs.push((*start as u32, chars.len() as u32));
+        }
+        *start = chars.len();
+    };
+    let mut it = normalized.char_indices().peekable();
+    while let Some((i, c)) = it.next() {
+        if c.is_ascii_alphanumeric() || c == '*' {
+            // A token: letters, digits and masks, taken whole.
+            let mut end = i + 1;
+            let (mut digits, mut stars) = (c.is_ascii_digit() as u32, (c == '*') as u32);
+            while let Some(&(j, d)) = it.peek() {
+                if !(d.is_ascii_alphanumeric() || d == '*') {
+                    break;
+                }
+                digits += d.is_ascii_digit() as u32;
+                stars += (d == '*') as u32;
+                end = j + 1;
+                it.next();
+            }
+            if stars > 0 || digits >= 3 {
+                close(chars, segs, &mut start);
+            } else {
+                chars.extend(normalized[i..end].chars());
+            }
+        } else if c.is_alphanumeric() {
+            chars.push(c);
+        } else {
+            close(chars, segs, &mut start);
+        }
+    }
+    close(chars, segs, &mut start);
+}
+
+/// Calls `f` with the id of every n-gram of the segments (in text order,
+/// repeats included).
+#[inline]
+pub fn grams(chars: &[char], segs: &[(u32, u32)], mut f: impl FnMut(u64)) {
+    for &(s, e) in segs {
+        let seg = &chars[s as usize..e as usize];
+        for w in seg.windows(GRAM) {
+            f(gram_id(w[0], w[1], w[2]));
+        }
+    }
+}
+
+/// The distinct n-gram ids of a normalised text, sorted (tests, `suggest`).
+pub fn gram_set(normalized: &str) -> Vec<u64> {
+    let (mut chars, mut segs) = (Vec::new(), Vec::new());
+    segments(normalized, &mut chars, &mut segs);
+    let mut v = Vec::new();
+    grams(&chars, &segs, |g| v.push(g));
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// The segments of a normalised text as strings (tests, `suggest`).
+pub fn segment_strings(normalized: &str) -> Vec<String> {
+    let (mut chars, mut segs) = (Vec::new(), Vec::new());
+    segments(normalized, &mut chars, &mut segs);
+    segs.iter()
+        .map(|&(s, e)| chars[s as usize..e as usize].iter().collect())
+        .collect()
+}
+
+/// One phrase of a topic and how many of its complaints contain it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Phrase {
+    pub text: String,
+    pub docs: u32,
+}
+
+/// Merges each run of overlapping n-grams that `keep` accepts into one
+/// phrase: for a segment's characters `seg` and a test on the n-gram
+/// starting at each position, the character ranges of the maximal runs of
+/// accepted positions, each run `i..=j` covering characters `i..j + GRAM`.
+pub fn merge_runs(seg: &[char], mut keep: impl FnMut(usize, u64) -> bool) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut run: Option<(usize, usize)> = None;
+    for (i, w) in seg.windows(GRAM).enumerate() {
+        if keep(i, gram_id(w[0], w[1], w[2])) {
+            run = Some(run.map_or((i, i), |(a, _)| (a, i)));
+        } else if let Some((a, b)) = run.take() {
+            out.push((a, b + GRAM));
+        }
+    }
+    if let Some((a, b)) = run {
+        out.push((a, b + GRAM));
+    }
+    out
+}
+
+/// The phrases that at least `min_docs` of `docs` (normalised texts of one
+/// topic's complaints) share, most specific first (see the module docs):
+/// runs of shared n-grams, trimmed to the n-grams `core` accepts at both
+/// ends; each kept when `min_docs` texts contain it, and a phrase inside a
+/// longer kept one only when more texts contain it. Ordered by length
+/// (characters, longest first), then by texts containing it (most first),
+/// then by the phrase; at most `max` of them.
+pub fn shared_phrases<S: AsRef<str>>(
+    docs: &[S],
+    min_docs: usize,
+    core: impl Fn(u64) -> bool,
+    max: usize,
+) -> Vec<Phrase> {
+    let min_docs = min_docs.max(1);
+    let (mut chars, mut segs) = (Vec::new(), Vec::new());
+    // Each text cut once: its segments joined by a separator no segment
+    // holds (for the substring counts), and its distinct n-grams.
+    let mut joined: Vec<String> = Vec::with_capacity(docs.len());
+    let mut cut: Vec<(Vec<char>, Vec<(u32, u32)>)> = Vec::with_capacity(docs.len());
+    let mut df: HashMap<u64, u32> = HashMap::new();
+    for d in docs {
+        segments(d.as_ref(), &mut chars, &mut segs);
+        let mut ids: Vec<u64> = Vec::new();
+        grams(&chars, &segs, |g| ids.push(g));
+        ids.sort_unstable();
+        ids.dedup();
+        for g in ids {
+            *df.entry(g).or_default() += 1;
+        }
+        let mut j = String::new();
+        for &(s, e) in &segs {
+            j.extend(&chars[s as usize..e as usize]);
+            j.push('|');
+        }
+        joined.push(j);
+        cut.push((chars.clone(), segs.clone()));
+    }
+    let shared = |g: u64| df.get(&g).is_some_and(|&n| n as usize >= min_docs);
+    let mut candidates: HashSet<String> = HashSet::new();
+    for (chars, segs) in &cut {
+        for &(s, e) in segs {
+            let seg = &chars[s as usize..e as usize];
+            for (a, b) in merge_runs(seg, |_, g| shared(g)) {
+                // Trim to the core n-grams at both ends.
+                let first = (a..=b - GRAM).find(|&i| core(gram_id(seg[i], seg[i + 1], seg[i + 2])));
+                let last = (a..=b - GRAM)
+                    .rev()
+                    .find(|&i| core(gram_id(seg[i], seg[i + 1], seg[i + 2])));
+                if let (Some(f), Some(l)) = (first, last) {
+                    candidates.insert(seg[f..l + GRAM].iter().collect());
+                }
+            }
+        }
+    }
+    let mut found: Vec<Phrase> = candidates
+        .into_iter()
+        .map(|text| {
+            let docs = joined.iter().filter(|j| j.contains(text.as_str())).count() as u32;
+            Phrase { text, docs }
+        })
+        .filter(|p| p.docs as usize >= min_docs)
+        .collect();
+    found.sort_by(|a, b| {
+        b.text
+            .chars()
+            .count()
+            .cmp(&a.text.chars().count())
+            .then(b.docs.cmp(&a.docs))
+            .then_with(|| a.text.cmp(&b.text))
+    });
+    let mut kept: Vec<Phrase> = Vec::new();
+    for p in found {
+        if kept
+            .iter()
+            .any(|k| k.text.contains(p.text.as_str()) && k.docs >= p.docs)
+        {
+            continue;
+        }
+        kept.push(p);
+        if kept.len() >= max {
+            break;
+        }
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mask::mask;
+    use crate::normalize::normalize;
+
+    fn segs(text: &str) -> Vec<String> {
+        segment_strings(&normalize(text))
+    }
+
+    #[test]
+    fn numbers_and_punctuation_split_the_text() {
+        assert_eq!(
+            segs("客户来电反映，手机号13812345678无法登录和家亲ＡＰＰ，订单号WO2026031400001692。"),
+            vec!["客户来电反映", "手机号", "无法登录和家亲app", "订单号"]
+        );
+        // Short tokens stay inside their segment; a hotline and a year go.
+        assert_eq!(
+            segs("5G信号差，拨打10086无果，2026年3月"),
+            vec!["5g信号差", "拨打", "无果", "年3月"]
+        );
+        // Times of day stay (two digits per token).
+        assert_eq!(segs("从10点30分起"), vec!["从10点30分起"]);
+        // Phones with separators, ID cards.
+        assert_eq!(
+            segs("电话188-6943-9335，证件330106199001011234查询"),
+            vec!["电话", "证件", "查询"]
+        );
+        assert_eq!(segs(""), Vec::<String>::new());
+        assert_eq!(segs("，。！"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn masked_and_clear_numbers_give_the_same_grams() {
+        for text in [
+            "回访号码：15942834747，新套餐扣费异常",
+            "联系电话188 6943 9335新套餐扣费异常",
+            "机主身份证号码330310199001019260要求退订",
+            "号码１５７０１０５６５０５无法登录",
+        ] {
+            let masked = mask(text);
+            assert_ne!(masked, text, "{text} holds a number");
+            assert_eq!(
+                gram_set(&normalize(text)),
+                gram_set(&normalize(&masked)),
+                "{text} / {masked}"
+            );
+            assert_eq!(segs(text), segs(&masked));
+        }
+    }
+
+    #[test]
+    fn no_gram_crosses_a_removed_span() {
+        // Both sides of the number are too short for a gram of their own.
+        assert!(gram_set(&normalize("号码13812345678无法，再试")).is_empty());
+        let g = gram_set(&normalize("回访号码13812345678无法登录"));
+        let mut texts: Vec<String> = g.iter().map(|&i| gram_text(i)).collect();
+        texts.sort();
+        assert_eq!(texts, vec!["回访号", "无法登", "法登录", "访号码"]);
+    }
+
+    #[test]
+    fn gram_ids_are_exact_and_round_trip() {
+        let a = gram_id('新', '套', '餐');
+        assert_eq!(gram_text(a), "新套餐");
+        assert_ne!(a, gram_id('新', '套', '装'));
+        assert_ne!(mix(a), mix(gram_id('套', '新', '餐')));
+        // Astral characters fit in 21 bits too.
+        assert_eq!(gram_text(gram_id('𠀀', 'a', '😡')), "𠀀a😡");
+    }
+
+    #[test]
+    fn overlapping_grams_merge_into_runs() {
+        let seg: Vec<char> = "客户反映新套餐扣费异常请处理".chars().collect();
+        let hot = ["新套餐", "套餐扣", "餐扣费", "扣费异", "费异常", "请处理"];
+        let runs = merge_runs(&seg, |_, g| hot.contains(&gram_text(g).as_str()));
+        let texts: Vec<String> = runs
+            .iter()
+            .map(|&(a, b)| seg[a..b].iter().collect())
+            .collect();
+        assert_eq!(texts, vec!["新套餐扣费异常", "请处理"]);
+        assert!(merge_runs(&seg, |_, _| false).is_empty());
+        let all = merge_runs(&seg, |_, _| true);
+        assert_eq!(all, vec![(0, seg.len())]);
+        // Too short for one gram.
+        assert!(merge_runs(&['a', 'b'], |_, _| true).is_empty());
+    }
+
+    #[test]
+    fn shared_phrases_are_the_longest_common_runs_most_specific_first() {
+        let docs: Vec<String> = [
+            "客户反映新套餐扣费异常，要求退费，回访号码13812345678",
+            "用户来电称新套餐扣费异常，很不满",
+            "客户反映开通新套餐扣费异常。",
+            "机主投诉新套餐乱扣费，要求处理",
+            "客户反映新套餐乱扣费",
+            "来电：新套餐扣费异常，联系138****5678",
+        ]
+        .iter()
+        .map(|t| normalize(t))
+        .collect();
+        let generic = ["客户反", "户反映"];
+        let core = |g: u64| !generic.contains(&gram_text(g).as_str());
+        let p = shared_phrases(&docs, 3, core, MAX_TERMS);
+        let texts: Vec<(&str, u32)> = p.iter().map(|p| (p.text.as_str(), p.docs)).collect();
+        // "新套餐扣费异常" in 4 texts; "新套餐" in all 6 (kept: more texts);
+        // "客户反映" is shared by three but not core.
+        assert_eq!(texts, vec![("新套餐扣费异常", 4), ("新套餐", 6)]);
+        // Everything core: the generic lead joins the phrase where shared.
+        let p = shared_phrases(&docs, 3, |_| true, MAX_TERMS);
+        assert_eq!(p[0].text, "新套餐扣费异常");
+        assert!(p.iter().any(|x| x.text == "客户反映"), "{p:?}");
+        // Nothing shared by enough texts: no phrase.
+        assert!(shared_phrases(&docs, 7, |_| true, MAX_TERMS).is_empty());
+        // At most `max`.
+        assert_eq!(shared_phrases(&docs, 2, |_| true, 1).len(), 1);
+    }
+
+    #[test]
+    fn shared_phrases_do_not_depend_on_the_order_of_the_texts() {
+        let mut docs: Vec<String> = ["甲乙丙丁戊", "甲乙丙丁己", "乙丙丁戊庚", "甲乙丙"]
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        let a = shared_phrases(&docs, 2, |_| true, MAX_TERMS);
+        docs.reverse();
+        assert_eq!(a, shared_phrases(&docs, 2, |_| true, MAX_TERMS));
+        let texts: Vec<&str> = a.iter().map(|p| p.text.as_str()).collect();
+        // "甲乙丙丁戊" is in one text only; "甲乙丙" in three, more than
+        // the longer phrases holding it. Ties by code point.
+        assert_eq!(texts, vec!["乙丙丁戊", "甲乙丙丁", "甲乙丙"]);
+    }
+}
