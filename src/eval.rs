@@ -774,7 +774,11 @@ mod tests {
         let a = alerts(&lines.iter().map(String::as_str).collect::<Vec<_>>());
         assert_eq!(a[0].terms, ["新办的冰激凌新套餐", "月费"]);
         let r = evaluate(&t, &a, "a").unwrap();
-        let row = r.categories.iter().find(|c| c.category == "new_topic").unwrap();
+        let row = r
+            .categories
+            .iter()
+            .find(|c| c.category == "new_topic")
+            .unwrap();
         assert_eq!((row.incidents, row.detected), (2, 2));
         assert_eq!(row.ttd_median_min, Some(11.5));
         assert_eq!(row.ttd_p90_min, Some(14.0));
@@ -786,7 +790,11 @@ mod tests {
         }
         let f = &r.false_alerts;
         assert_eq!(
-            (f.new_topic.learning, f.new_topic.surge_day, f.new_topic.after_learning),
+            (
+                f.new_topic.learning,
+                f.new_topic.surge_day,
+                f.new_topic.after_learning
+            ),
             (1, 1, 3)
         );
         assert_eq!(f.new_topic.per_day, 1.5);
@@ -795,11 +803,24 @@ mod tests {
         assert_eq!(f.by_trap.get("new_topic_terms"), Some(&1));
         assert_eq!(f.by_trap.get("known_topic"), Some(&1));
         assert_eq!(f.by_trap.get("surge_day"), Some(&1));
-        let miss = f.list.iter().find(|x| x.terms == ["冰激凌", "月费"]).unwrap();
-        assert_eq!(miss.trap.as_deref(), Some("I04 new_topic (new_topic_terms)"));
+        let miss = f
+            .list
+            .iter()
+            .find(|x| x.terms == ["冰激凌", "月费"])
+            .unwrap();
+        assert_eq!(
+            miss.trap.as_deref(),
+            Some("I04 new_topic (new_topic_terms)")
+        );
         let table = table(&[r]);
-        assert!(table.contains("new_topic          2 |      2 100.0%    11.5    14.0   1.50"), "{table}");
-        assert!(table.contains("new_topic per day    |             3 in 2 days = 1.50/day"), "{table}");
+        assert!(
+            table.contains("new_topic          2 |      2 100.0%    11.5    14.0   1.50"),
+            "{table}"
+        );
+        assert!(
+            table.contains("new_topic per day    |             3 in 2 days = 1.50/day"),
+            "{table}"
+        );
         assert!(table.contains("terms: 冰激凌 / 月费"), "{table}");
     }
 

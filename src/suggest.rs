@@ -26,12 +26,17 @@
 //!    everywhere every day (`营业厅排队`, `客户来电反映`), or every evening
 //!    (`20点`, `今晚`), is never bursty however often it is written.
 //! 3. **Topics**, most surprising n-gram first: the complaints of its
-//!    busiest window give the phrase ([`crate::topics::phrase::shared_phrases`]:
-//!    overlapping n-grams merged into the longest shared phrase, trimmed
-//!    to n-grams far more frequent there than in the file, lift ≥
-//!    [`MIN_LIFT`]) that holds the n-gram and most complaints; the topic is
-//!    every unmatched complaint of the file holding that phrase. Bursty
-//!    n-grams mostly inside a topic's complaints join it.
+//!    busiest window give the shared phrases
+//!    ([`crate::topics::phrase::shared_phrases`]: overlapping n-grams
+//!    merged into the longest shared phrase, trimmed to n-grams far more
+//!    frequent there than in the file, lift ≥ [`MIN_LIFT`]); of those
+//!    holding the n-gram and their parts, the topic's phrase is the
+//!    longest that 95 % of the complaints holding any of their n-grams (in
+//!    the window, or anywhere with the n-gram) hold, and the topic every
+//!    unmatched complaint of the file holding the phrase.
+//!    A burst whose complaints are mostly an earlier topic's is that
+//!    topic's (`17点` of `从17点左右开始数字人民币…`), and so are bursty
+//!    n-grams mostly inside its complaints.
 //! 4. **Proposals.** `all_of`: the phrase (and other spellings that burst
 //!    in the same window without it); a second group of the phrases that
 //!    follow it (its symptoms) when they cover every complaint of the
@@ -359,73 +364,13 @@ fn threads(n: usize) -> usize {
 }
 
 /// Step 1: the unmatched complaints of `path` and their n-gram counts.
+/// A reader cuts the file into blocks of whole lines, `workers` threads
+/// scan them, and the blocks are merged in file order as they come.
 fn scan(path: &Path, strict: &Matcher, workers: usize) -> anyhow::Result<Scan> {
     let mut file =
         std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let (job_tx, job_rx) = crossbeam_channel::bounded::<(usize, u64, Vec<u8>)>(workers * 2);
-    let (res_tx, res_rx) = crossbeam_channel::unbounded::<(usize, BlockScan)>();
-    let mut results: BTreeMap<usize, BlockScan> = BTreeMap::new();
-    std::thread::scope(|s| -> anyhow::Result<()> {
-        for _ in 0..workers {
-            let (rx, tx) = (job_rx.clone(), res_tx.clone());
-            s.spawn(move || {
-                for (i, base, block) in rx {
-                    let _ = tx.send((i, scan_block(&block, base, strict)));
-                }
-            });
-        }
-        drop(res_tx);
-        // Blocks of whole lines; a UTF-8 byte-order mark at the start is
-        // skipped.
-        let mut pending: Vec<u8> = Vec::new();
-        let (mut base, mut index, mut first) = (0u64, 0usize, true);
-        loop {
-            let mut buf = std::mem::take(&mut pending);
-            let have = buf.len();
-            buf.resize(have + BLOCK, 0);
-            let n = read_full(&mut file, &mut buf[have..])
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            buf.truncate(have + n);
-            if first {
-                first = false;
-                if buf.starts_with(b"\xEF\xBB\xBF") {
-                    buf.drain(..3);
-                    base = 3;
-                }
-            }
-            if buf.is_empty() {
-                break;
-            }
-            let eof = n == 0;
-            let cut = if eof {
-                buf.len()
-            } else {
-                match memchr::memrchr(b'\n', &buf) {
-                    Some(p) => p + 1,
-                    None => {
-                        // One line longer than a block: read on.
-                        pending = buf;
-                        continue;
-                    }
-                }
-            };
-            pending = buf.split_off(cut);
-            let len = buf.len() as u64;
-            job_tx
-                .send((index, base, buf))
-                .map_err(|_| anyhow::anyhow!("scan workers stopped"))?;
-            index += 1;
-            base += len;
-            if eof {
-                break;
-            }
-        }
-        drop(job_tx);
-        for (i, r) in res_rx {
-            results.insert(i, r);
-        }
-        Ok(())
-    })?;
+    let (res_tx, res_rx) = crossbeam_channel::bounded::<(usize, BlockScan)>(workers * 2);
     let mut out = Scan {
         lines: 0,
         records: 0,
@@ -435,34 +380,107 @@ fn scan(path: &Path, strict: &Matcher, workers: usize) -> anyhow::Result<Scan> {
         places: Vec::new(),
         df: GramMap::default(),
     };
-    let mut place_ids: HashMap<String, u32> = HashMap::new();
-    for (_, b) in results {
-        out.lines += b.lines;
-        out.records += b.records;
-        out.known += b.known;
-        let remap: Vec<u32> = b
-            .places
-            .into_iter()
-            .map(|p| {
-                let next = out.places.len() as u32;
-                *place_ids.entry(p.clone()).or_insert_with(|| {
-                    out.places.push(p);
-                    next
-                })
-            })
-            .collect();
-        let shift = out.arena.len() as u32;
-        out.arena.push_str(&b.arena);
-        out.docs.extend(b.docs.into_iter().map(|mut d| {
-            d.city = remap[d.city as usize];
-            d.text = (d.text.0 + shift, d.text.1 + shift);
-            d
-        }));
-        for (g, n) in b.df {
-            *out.df.entry(g).or_default() += n;
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        for _ in 0..workers {
+            let (rx, tx) = (job_rx.clone(), res_tx.clone());
+            s.spawn(move || {
+                for (i, base, block) in rx {
+                    if tx.send((i, scan_block(&block, base, strict))).is_err() {
+                        break;
+                    }
+                }
+            });
         }
-    }
+        drop((job_rx, res_tx));
+        let reader = s.spawn(move || -> std::io::Result<()> {
+            // A UTF-8 byte-order mark at the start is skipped.
+            let mut pending: Vec<u8> = Vec::new();
+            let (mut base, mut index, mut first) = (0u64, 0usize, true);
+            loop {
+                let mut buf = std::mem::take(&mut pending);
+                let have = buf.len();
+                buf.resize(have + BLOCK, 0);
+                let n = read_full(&mut file, &mut buf[have..])?;
+                buf.truncate(have + n);
+                if first {
+                    first = false;
+                    if buf.starts_with(b"\xEF\xBB\xBF") {
+                        buf.drain(..3);
+                        base = 3;
+                    }
+                }
+                if buf.is_empty() {
+                    return Ok(());
+                }
+                let eof = n == 0;
+                let cut = if eof {
+                    buf.len()
+                } else {
+                    match memchr::memrchr(b'\n', &buf) {
+                        Some(p) => p + 1,
+                        None => {
+                            // One line longer than a block: read on.
+                            pending = buf;
+                            continue;
+                        }
+                    }
+                };
+                pending = buf.split_off(cut);
+                let len = buf.len() as u64;
+                if job_tx.send((index, base, buf)).is_err() {
+                    return Ok(());
+                }
+                index += 1;
+                base += len;
+                if eof {
+                    return Ok(());
+                }
+            }
+        });
+        let mut waiting: BTreeMap<usize, BlockScan> = BTreeMap::new();
+        let mut place_ids: HashMap<String, u32> = HashMap::new();
+        let mut next = 0usize;
+        for (i, r) in res_rx {
+            waiting.insert(i, r);
+            while let Some(b) = waiting.remove(&next) {
+                next += 1;
+                merge(&mut out, &mut place_ids, b);
+            }
+        }
+        reader
+            .join()
+            .expect("the reader does not panic")
+            .with_context(|| format!("cannot read {}", path.display()))
+    })?;
     Ok(out)
+}
+
+/// Appends a block's scan to `out`.
+fn merge(out: &mut Scan, place_ids: &mut HashMap<String, u32>, b: BlockScan) {
+    out.lines += b.lines;
+    out.records += b.records;
+    out.known += b.known;
+    let remap: Vec<u32> = b
+        .places
+        .into_iter()
+        .map(|p| {
+            let next = out.places.len() as u32;
+            *place_ids.entry(p.clone()).or_insert_with(|| {
+                out.places.push(p);
+                next
+            })
+        })
+        .collect();
+    let shift = out.arena.len() as u32;
+    out.arena.push_str(&b.arena);
+    out.docs.extend(b.docs.into_iter().map(|mut d| {
+        d.city = remap[d.city as usize];
+        d.text = (d.text.0 + shift, d.text.1 + shift);
+        d
+    }));
+    for (g, n) in b.df {
+        *out.df.entry(g).or_default() += n;
+    }
 }
 
 fn read_full(f: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -601,21 +619,26 @@ fn dense(scan: &Scan, min: u32, cap: u32, workers: usize) -> Dense {
 /// hour of day as an index into the list of those).
 type Reach = (u32, PlaceKind, u32, i64, u32, u32);
 
-/// A window's complaints by local hour of day.
-type Hours = Vec<(u8, u32)>;
+/// A window's complaints by local hour (hours since 1970-01-01 00:00
+/// local time).
+type Hours = Vec<(i64, u32)>;
 
-/// The local hour of day of `ts` (epoch ms).
-fn hour_of(ts: i64) -> usize {
-    ((ts + crate::time::CST_OFFSET_MS).rem_euclid(86_400_000) / 3_600_000) as usize
+/// The local hour of `ts` (epoch ms), counted from 1970-01-01 00:00 local.
+fn hour_of(ts: i64) -> i64 {
+    (ts + crate::time::CST_OFFSET_MS).div_euclid(3_600_000)
 }
 
+/// Days a file must span for "usual" to mean "on the other days".
+pub const OTHER_DAYS: usize = 3;
+
 /// Step 2: the most surprising window of every dense n-gram. The
-/// expectation is, for each hour of day the window's complaints fall in,
-/// the n-gram's share of the file's complaints at that hour times the
-/// window's complaints of that hour, the window itself left out (so that
-/// a one-off topic is not expected from its own complaints), at least
-/// half a complaint at the file's rate: words of the evening (`20点`,
-/// `今晚`) are no bursts of the evening.
+/// expectation is, for each hour the window's complaints fall in, the
+/// n-gram's share of the complaints at that hour of day on the *other*
+/// days of the file, times the window's complaints of that hour (at least
+/// half a complaint at the file's rate): words of the evening (`20点`,
+/// `今晚`) are no bursts of the evening, and a one-off topic is not
+/// expected from its own complaints. A file of fewer than [`OTHER_DAYS`]
+/// days leaves out only the window itself.
 fn bursts(
     scan: &Scan,
     dense: &Dense,
@@ -680,7 +703,7 @@ fn bursts(
                                         now += 1;
                                     }
                                     let d = doc as usize;
-                                    let h = hour_of(scan.docs[d].ts) as u8;
+                                    let h = hour_of(scan.docs[d].ts);
                                     match hist.iter_mut().find(|(x, _)| *x == h) {
                                         Some((_, n)) => *n += 1,
                                         None => hist.push((h, 1)),
@@ -747,29 +770,52 @@ fn bursts(
     }
     let mut profile = vec![[0u32; 24]; n_slots as usize];
     let mut per_hour = [0u32; 24];
+    // The same for each hour of each day (n-gram slot, hour) and (hour).
+    let mut slot_hour: HashMap<(u32, i64), u32> = HashMap::new();
+    let mut per_abs_hour: HashMap<i64, u32> = HashMap::new();
+    let mut days: Vec<i64> = Vec::new();
     for (d, doc) in scan.docs.iter().enumerate() {
-        let h = hour_of(doc.ts);
+        let abs = hour_of(doc.ts);
+        let h = abs.rem_euclid(24) as usize;
         per_hour[h] += 1;
+        *per_abs_hour.entry(abs).or_default() += 1;
+        if days.last() != Some(&abs.div_euclid(24)) {
+            days.push(abs.div_euclid(24));
+        }
         for &g in &dense.grams[dense.start[d] as usize..dense.start[d + 1] as usize] {
             let s = slot[g as usize];
             if s != u32::MAX {
                 profile[s as usize][h] += 1;
+                *slot_hour.entry((s, abs)).or_default() += 1;
             }
         }
     }
+    days.sort_unstable();
+    days.dedup();
+    let other_days = days.len() >= OTHER_DAYS;
     let mut best: Vec<Option<Burst>> = vec![None; dense.ids.len()];
     for (g, kind, place, start, k, hist) in reached {
         let hist = &hours[hist as usize];
         let n: u32 = hist.iter().map(|(_, n)| n).sum();
-        let prof = &profile[slot[g as usize] as usize];
+        let sl = slot[g as usize];
+        let prof = &profile[sl as usize];
         let mut lambda = 0.0;
-        for &(h, nh) in hist {
-            let (h, nh) = (h as usize, f64::from(nh));
-            // This window's share of the n-gram's complaints at that hour.
-            let own = f64::from(k) * nh / f64::from(n);
+        for &(abs, nh) in hist {
+            let h = abs.rem_euclid(24) as usize;
+            let nhf = f64::from(nh);
+            // Left out: that hour of that day, or this window's share of
+            // the n-gram's complaints at that hour.
+            let (own, own_all) = if other_days {
+                (
+                    f64::from(slot_hour.get(&(sl, abs)).copied().unwrap_or(0)),
+                    f64::from(per_abs_hour.get(&abs).copied().unwrap_or(0)),
+                )
+            } else {
+                (f64::from(k) * nhf / f64::from(n), nhf)
+            };
             let others = (f64::from(prof[h]) - own).max(0.0);
-            let rest = (f64::from(per_hour[h]) - nh).max(1.0);
-            lambda += (others / rest).max(0.5 / f64::from(per_hour[h].max(1))) * nh;
+            let rest = (f64::from(per_hour[h]) - own_all).max(1.0);
+            lambda += (others / rest).max(0.5 / f64::from(per_hour[h].max(1))) * nhf;
         }
         let s = surprise(lambda, k);
         if s < MIN_SURPRISE {
@@ -804,7 +850,7 @@ struct Topic {
     shared: Vec<phrase::Phrase>,
 }
 
-fn text_of<'s>(scan: &'s Scan, d: u32) -> &'s str {
+fn text_of(scan: &Scan, d: u32) -> &str {
     let t = scan.docs[d as usize].text;
     &scan.arena[t.0 as usize..t.1 as usize]
 }
@@ -923,19 +969,59 @@ fn topics(
         let core = lifted(scan, &in_window);
         let texts: Vec<&str> = in_window.iter().map(|&d| text_of(scan, d)).collect();
         let found = phrase::shared_phrases(&texts, min as usize, |x| core.contains_key(&x), 64);
-        let Some(p) = found
+        // The shared phrases holding the n-gram; the complaints of the
+        // window, and those of the file with the n-gram, holding any
+        // n-gram of theirs; and of the phrases' parts, the longest that 95 %
+        // of those complaints hold (`fttr全屋组网`, not `的fttr全屋组网` of
+        // the leads ending in 的, nor `fttr全`).
+        let chosen: Vec<Vec<char>> = found
             .iter()
             .filter(|p| p.text.contains(gram.as_str()))
-            .max_by(|a, b| {
-                a.docs
-                    .cmp(&b.docs)
-                    .then(a.text.chars().count().cmp(&b.text.chars().count()))
-                    .then(b.text.cmp(&a.text))
+            .map(|p| p.text.chars().collect())
+            .collect();
+        let mut their: Vec<String> = chosen
+            .iter()
+            .flat_map(|c| {
+                c.windows(phrase::GRAM)
+                    .map(|w| w.iter().collect::<String>())
             })
-        else {
-            continue;
-        };
-        let phrase_text = p.text.clone();
+            .collect();
+        their.sort_unstable();
+        their.dedup();
+        let mut around: Vec<u32> = in_window.iter().chain(&postings[i]).copied().collect();
+        around.sort_unstable();
+        around.dedup();
+        let holding: Vec<&str> = around
+            .iter()
+            .map(|&d| text_of(scan, d))
+            .filter(|t| their.iter().any(|g| t.contains(g.as_str())))
+            .collect();
+        let mut parts: Vec<String> = Vec::new();
+        for c in &chosen {
+            for a in 0..c.len() {
+                for b in a + phrase::GRAM..=c.len() {
+                    parts.push(c[a..b].iter().collect());
+                }
+            }
+        }
+        parts.sort_unstable();
+        parts.dedup();
+        let need = (holding.len() * 95).div_ceil(100);
+        let phrase_text = parts
+            .into_iter()
+            .map(|p| {
+                let n = holding.iter().filter(|t| t.contains(p.as_str())).count();
+                (p, n)
+            })
+            .filter(|(_, n)| *n >= need)
+            .max_by(|a, b| {
+                a.0.chars()
+                    .count()
+                    .cmp(&b.0.chars().count())
+                    .then(a.1.cmp(&b.1))
+                    .then(b.0.cmp(&a.0))
+            })
+            .map_or_else(|| gram.clone(), |(p, _)| p);
         let docs: Vec<u32> = postings[i]
             .iter()
             .copied()
@@ -1093,7 +1179,10 @@ fn guess_business(
             .take(4)
             .map(|(h, k)| format!("{k} in {h} of {}", texts.len()))
             .collect();
-        return Some((b, format!("its template keywords occur beside it: {}", list.join(", "))));
+        return Some((
+            b,
+            format!("its template keywords occur beside it: {}", list.join(", ")),
+        ));
     }
     // Else: the business whose templates share most character pairs with
     // the topic's phrases.
@@ -1267,7 +1356,9 @@ fn proposals(
         let mut follow: Vec<(String, u32)> = Vec::new();
         for s in &topic.shared {
             if let Some((_, rest)) = s.text.split_once(topic.phrase.as_str()) {
-                if rest.chars().count() >= 2 && !follow.iter().any(|(f, _)| rest.contains(f.as_str())) {
+                if rest.chars().count() >= 2
+                    && !follow.iter().any(|(f, _)| rest.contains(f.as_str()))
+                {
                     follow.retain(|(f, _)| !f.contains(rest));
                     follow.push((rest.to_owned(), s.docs));
                 }
@@ -1322,10 +1413,7 @@ fn proposals(
                     id.push('_');
                 }
                 taken_businesses.push(id.clone());
-                let dept = rules
-                    .discovery
-                    .as_ref()
-                    .map_or(0, |d| d.department);
+                let dept = rules.discovery.as_ref().map_or(0, |d| d.department);
                 business_block = format!(
                     "[[business]]\nid = {}\nname = {}\ndepartment = {}\nthreshold = {min}\n\n",
                     quote(&id),
@@ -1336,7 +1424,8 @@ fn proposals(
                     id,
                     name: topic.phrase.clone(),
                     new: true,
-                    reason: "no template keyword or word of the library fits: a new business".into(),
+                    reason: "no template keyword or word of the library fits: a new business"
+                        .into(),
                 }
             }
         };
@@ -1350,11 +1439,21 @@ fn proposals(
         let mut callers: Vec<u64> = docs.iter().map(|&d| scan.docs[d as usize].caller).collect();
         callers.sort_unstable();
         callers.dedup();
-        let first_ts = docs.iter().map(|&d| scan.docs[d as usize].ts).min().unwrap_or(0);
-        let last_ts = docs.iter().map(|&d| scan.docs[d as usize].ts).max().unwrap_or(0);
+        let first_ts = docs
+            .iter()
+            .map(|&d| scan.docs[d as usize].ts)
+            .min()
+            .unwrap_or(0);
+        let last_ts = docs
+            .iter()
+            .map(|&d| scan.docs[d as usize].ts)
+            .max()
+            .unwrap_or(0);
         let mut days: Vec<i64> = docs
             .iter()
-            .map(|&d| (scan.docs[d as usize].ts + crate::time::CST_OFFSET_MS).div_euclid(86_400_000))
+            .map(|&d| {
+                (scan.docs[d as usize].ts + crate::time::CST_OFFSET_MS).div_euclid(86_400_000)
+            })
             .collect();
         days.sort_unstable();
         days.dedup();
@@ -1458,7 +1557,11 @@ fn proposals(
             quote(&template_id),
             quote(&business.id),
             quote(&topic.phrase),
-            all_of.iter().map(|g| list(g)).collect::<Vec<_>>().join(", "),
+            all_of
+                .iter()
+                .map(|g| list(g))
+                .collect::<Vec<_>>()
+                .join(", "),
             list(&none_of)
         ));
         // Check: the rules with it (and the proposals before it) load, and

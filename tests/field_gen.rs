@@ -103,7 +103,13 @@ fn field_files_are_reproducible_complete_and_the_plain_rules_load() {
         assert!(i["business"].is_null() && i["distinct_callers"].as_u64().unwrap() >= 14);
         let core = i["core"].as_str().unwrap();
         assert!(core.chars().count() >= 4, "{i}");
-        assert!(i["key_phrase"].as_str().unwrap().to_lowercase().starts_with(core));
+        assert!(
+            i["key_phrase"]
+                .as_str()
+                .unwrap()
+                .to_lowercase()
+                .starts_with(core)
+        );
         // Texts write it as agents do (`FTTR`, sometimes full-width):
         // normalised, every one of its complaints has it.
         let lines = traffic
@@ -118,7 +124,10 @@ fn field_files_are_reproducible_complete_and_the_plain_rules_load() {
         assert_eq!(lines, i["records"].as_u64().unwrap(), "{i}");
     }
     let unmatched = &truth["unmatched"];
-    assert!(unmatched["share_pct"].as_f64().unwrap() > 100.0 / 3.0, "{unmatched}");
+    assert!(
+        unmatched["share_pct"].as_f64().unwrap() > 100.0 / 3.0,
+        "{unmatched}"
+    );
     assert_eq!(unmatched["everyday"].as_array().unwrap().len(), 4);
 
     let (code, out, err) = hotspot(&["check-rules", s(&a[3])]);
@@ -154,7 +163,13 @@ fn plain_rules_catch_big_city_outages_only_and_eval_says_so() {
             .clone()
     };
     assert_eq!(row("big_city")["recall_pct"], 100.0, "{out}");
-    for c in ["small_city", "province_wide", "slow_rise", "night", "new_topic"] {
+    for c in [
+        "small_city",
+        "province_wide",
+        "slow_rise",
+        "night",
+        "new_topic",
+    ] {
         assert_eq!(row(c)["detected"], 0, "{c}: {out}");
     }
     assert_eq!(row("new_topic")["incidents"], 6, "{out}");
@@ -303,4 +318,3 @@ fn replay_and_eval(traffic: &Path, rules: &Path, truth: &Path, alerts: &Path) ->
     assert_eq!(code, 0, "{err}");
     (serde_json::from_str(&out).unwrap(), out)
 }
-

@@ -41,7 +41,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
-            let (rules, _) = rules::load(Some(path)).map_err(|e| anyhow::anyhow!("unusable rules: {e}"))?;
+            let (rules, _) =
+                rules::load(Some(path)).map_err(|e| anyhow::anyhow!("unusable rules: {e}"))?;
             (rules, text)
         }
         None => (

@@ -78,7 +78,13 @@ pub const TOPICS: &[Emerging] = &[
     Emerging {
         core: "冰激凌新套餐",
         key_phrase: "冰激凌新套餐 月费重复扣取",
-        leads: &["", "新办的", "上个月刚办理的", "营业厅推荐办理的", "刚升级的"],
+        leads: &[
+            "",
+            "新办的",
+            "上个月刚办理的",
+            "营业厅推荐办理的",
+            "刚升级的",
+        ],
         symptoms: &[
             "月费被重复扣了",
             "这个月扣了两遍月费",
@@ -323,7 +329,12 @@ impl Placer<'_, '_> {
 
     /// The calls of each city of one topic, or `None` when the draws
     /// cannot meet the sizes (tried a few times).
-    fn bursts(&mut self, scope: Scope, day: i64, window_ms: i64) -> Option<Vec<(usize, Vec<Call>)>> {
+    fn bursts(
+        &mut self,
+        scope: Scope,
+        day: i64,
+        window_ms: i64,
+    ) -> Option<Vec<(usize, Vec<Call>)>> {
         let m = MIN_CALLERS as usize;
         for _ in 0..20 {
             let start = day + self.rng.random_range(8 * HOUR..19 * HOUR);
@@ -380,7 +391,12 @@ impl Placer<'_, '_> {
 
     /// The records of one city's calls about `topic`; `None` when a text
     /// cannot be written that matches nothing.
-    fn records(&mut self, topic: &Emerging, region: usize, calls: &[Call]) -> Option<Vec<Injected>> {
+    fn records(
+        &mut self,
+        topic: &Emerging,
+        region: usize,
+        calls: &[Call],
+    ) -> Option<Vec<Injected>> {
         let core = normalize(topic.core);
         let first = calls.iter().map(|c| c.0).min()?;
         let local = (first + CST_OFFSET_MS).rem_euclid(24 * HOUR);
@@ -394,10 +410,12 @@ impl Placer<'_, '_> {
         let mut phrase = String::new();
         for &(ts, caller, call_no) in calls {
             let channel = Channel::pick(&mut *self.rng);
-            let caller = *who[caller].get_or_insert_with(|| loop {
-                let c = new_caller(&mut *self.rng, channel.hashed_caller_share());
-                if self.phones.insert(c.phone) {
-                    break c;
+            let caller = *who[caller].get_or_insert_with(|| {
+                loop {
+                    let c = new_caller(&mut *self.rng, channel.hashed_caller_share());
+                    if self.phones.insert(c.phone) {
+                        break c;
+                    }
                 }
             });
             let ctx = TextCtx {
@@ -483,7 +501,11 @@ mod tests {
             .iter()
             .flat_map(|(_, p)| p.iter().map(|s| normalize(s)))
             .chain(super::super::bank::UNMATCHED.iter().map(|s| normalize(s)))
-            .chain(super::super::bank::EVERYDAY.iter().map(|(s, _)| normalize(s)))
+            .chain(
+                super::super::bank::EVERYDAY
+                    .iter()
+                    .map(|(s, _)| normalize(s)),
+            )
             .chain(super::super::bank::chatter_phrases())
             .collect();
         for t in TOPICS {

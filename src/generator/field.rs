@@ -539,7 +539,10 @@ pub fn generate_field(
         &matcher,
         &strict,
         rules.window.size_ms,
-        &incident_days.iter().map(|&d| midnight(d)).collect::<Vec<_>>(),
+        &incident_days
+            .iter()
+            .map(|&d| midnight(d))
+            .collect::<Vec<_>>(),
         stream(6),
     );
     let injected = plan.records.len() as u64;
@@ -587,15 +590,13 @@ pub fn generate_field(
             TopicKind::Plain | TopicKind::Template { .. } => {}
         }
     }
-    unmatched.share_pct = pct(
-        world
-            .topics
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| !matches!(t.kind, TopicKind::Template { .. }))
-            .map(|(i, _)| world.share(i))
-            .sum(),
-    );
+    unmatched.share_pct = pct(world
+        .topics
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !matches!(t.kind, TopicKind::Template { .. }))
+        .map(|(i, _)| world.share(i))
+        .sum());
     let geo = rules.window;
     let truth = FieldTruth {
         generator: format!("hotspot gen {}", env!("CARGO_PKG_VERSION")),
@@ -713,13 +714,12 @@ fn field_items(
             .iter()
             .find(|r| r.name == city)
             .map_or("", |r| r.province);
-        let (scope, location) = if it.kind == "province_wide"
-            || (it.kind == "new_topic" && it.group.is_some())
-        {
-            ("province", province.to_owned())
-        } else {
-            ("region", city.clone())
-        };
+        let (scope, location) =
+            if it.kind == "province_wide" || (it.kind == "new_topic" && it.group.is_some()) {
+                ("province", province.to_owned())
+            } else {
+                ("region", city.clone())
+            };
         let topic = new_topics.iter().find(|n| n.item == index);
         merged.push(FieldItem {
             id: String::new(),
@@ -848,7 +848,10 @@ mod tests {
             .collect();
         assert_eq!(new.len(), emerging::PER_WORLD);
         assert_eq!(new.iter().filter(|i| i.scope == "province").count(), 3);
-        assert!(oa.rules.contains("[discovery]\ndepartment = \"cs\"\nmin_callers = 8\n"));
+        assert!(
+            oa.rules
+                .contains("[discovery]\ndepartment = \"cs\"\nmin_callers = 8\n")
+        );
         assert!(!oa.plain_rules.contains("[discovery]"));
         assert!(t.incidents.iter().all(|i| i.start >= t.learning_end));
         let plain = rules::load_str(&oa.plain_rules, "p.toml").unwrap();
@@ -915,11 +918,21 @@ mod tests {
         for (k, i) in new.iter().enumerate() {
             assert_eq!(per_topic[k], i.records, "{i:?}");
             assert!(i.distinct_callers >= 14, "{i:?}");
-            assert!(i.key_phrase.as_deref().unwrap().to_lowercase().starts_with(i.core.as_deref().unwrap()));
+            assert!(
+                i.key_phrase
+                    .as_deref()
+                    .unwrap()
+                    .to_lowercase()
+                    .starts_with(i.core.as_deref().unwrap())
+            );
         }
         let share = unmatched as f64 / records as f64;
         assert!((0.45..0.65).contains(&share), "{share}");
-        assert!((t.unmatched.share_pct - 54.9).abs() < 1.0, "{:?}", t.unmatched);
+        assert!(
+            (t.unmatched.share_pct - 54.9).abs() < 1.0,
+            "{:?}",
+            t.unmatched
+        );
         let (b, ob) = run(11, 240_000, 12);
         assert!(a == b);
         assert_eq!(
