@@ -36,7 +36,9 @@
 //!    unmatched complaint of the file holding the phrase.
 //!    A burst whose complaints are mostly an earlier topic's is that
 //!    topic's (`17点` of `从17点左右开始数字人民币…`), and so are bursty
-//!    n-grams mostly inside its complaints.
+//!    n-grams mostly inside its complaints. A topic comes in batches: its
+//!    busiest window holds at least [`MIN_BATCH_SHARE`] of its callers, or
+//!    it is no topic (a filler that clusters once by chance).
 //! 4. **Proposals.** `all_of`: the phrase (and other spellings that burst
 //!    in the same window without it); a second group of the phrases that
 //!    follow it (its symptoms) when they cover every complaint of the
@@ -78,6 +80,8 @@ pub const MIN_SURPRISE: f64 = 8.0;
 /// An n-gram belongs to a topic's phrase when it is this many times more
 /// frequent among the topic's complaints than in the whole file.
 pub const MIN_LIFT: f64 = 10.0;
+/// A topic's busiest window holds at least this share of its callers.
+pub const MIN_BATCH_SHARE: f64 = 0.05;
 /// `min_callers` when the rules have no `[discovery]`.
 pub const DEFAULT_MIN_CALLERS: u32 = 8;
 /// Example complaints per proposal.
@@ -1033,7 +1037,10 @@ fn topics(
             c.dedup();
             c.len()
         };
-        if callers < min as usize {
+        // A topic comes in batches: its busiest window holds a share of it
+        // (a filler such as `已做好解释` that happens to cluster once does
+        // not).
+        if callers < min as usize || (b.callers as f64) < MIN_BATCH_SHARE * callers as f64 {
             continue;
         }
         // Other spellings: phrases shared in the window by complaints
@@ -1675,8 +1682,13 @@ mod tests {
         assert!((surprise(0.5, 1) + p.log10()).abs() < 1e-9);
         let p = crate::generator::truth::poisson_tail(2.0, 9);
         assert!((surprise(2.0, 9) + p.log10()).abs() < 1e-9);
-        let p = crate::generator::truth::poisson_tail(12.0, 9);
-        assert!((surprise(12.0, 9) + p.log10()).abs() < 1e-9);
+        // λ ≥ k: 1 − P(X < k), directly.
+        let below: f64 = (0..9u32)
+            .map(|j| {
+                (-12.0f64).exp() * 12f64.powi(j as i32) / (1..=j).map(f64::from).product::<f64>()
+            })
+            .sum();
+        assert!((surprise(12.0, 9) + (1.0 - below).log10()).abs() < 1e-9);
         // Far tails do not underflow.
         let s = surprise(0.001, 200);
         assert!(s > 900.0 && s.is_finite(), "{s}");
