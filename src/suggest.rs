@@ -1191,35 +1191,52 @@ fn guess_business(
             format!("its template keywords occur beside it: {}", list.join(", ")),
         ));
     }
-    // Else: the business whose templates share most character pairs with
-    // the topic's phrases.
+    // Else: the business whose templates share the most specific character
+    // pairs with the topic's phrases (a pair counts ln(1 + businesses /
+    // businesses using it); pairs of more than an eighth of the businesses,
+    // `不到` or `失败`, do not count).
     let want: Vec<(char, char)> = {
         let mut v: Vec<(char, char)> = phrases.iter().flat_map(|p| bigrams(p)).collect();
         v.sort_unstable();
         v.dedup();
         v
     };
-    let mut best: Option<(usize, usize, Vec<String>)> = None;
-    for (b, bus) in rules.businesses.iter().enumerate() {
-        let mut words = String::new();
-        words.push_str(&bus.name);
-        words.push(' ');
-        for t in &rules.templates[bus.templates.clone()] {
-            words.push_str(&t.phenomenon);
+    let vocab_of: Vec<Vec<(char, char)>> = rules
+        .businesses
+        .iter()
+        .map(|bus| {
+            let mut words = String::new();
+            words.push_str(&bus.name);
             words.push(' ');
-            for k in t.all_of.iter().flatten() {
-                words.push_str(k);
+            for t in &rules.templates[bus.templates.clone()] {
+                words.push_str(&t.phenomenon);
                 words.push(' ');
+                for k in t.all_of.iter().flatten() {
+                    words.push_str(k);
+                    words.push(' ');
+                }
             }
+            let mut v: Vec<(char, char)> = words.split(' ').flat_map(bigrams).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        })
+        .collect();
+    let users = |p: &(char, char)| vocab_of.iter().filter(|v| v.binary_search(p).is_ok()).count();
+    let mut best: Option<(usize, f64, Vec<String>)> = None;
+    for (b, have) in vocab_of.iter().enumerate() {
+        let mut score = 0.0;
+        let mut shared = Vec::new();
+        for p in want.iter().filter(|p| have.binary_search(p).is_ok()) {
+            let u = users(p);
+            if u * 8 > vocab_of.len() {
+                continue;
+            }
+            score += (1.0 + nb / u as f64).ln();
+            shared.push(format!("{}{}", p.0, p.1));
         }
-        let have: Vec<(char, char)> = words.split(' ').flat_map(bigrams).collect();
-        let shared: Vec<String> = want
-            .iter()
-            .filter(|p| have.contains(p))
-            .map(|(a, c)| format!("{a}{c}"))
-            .collect();
-        if !shared.is_empty() && best.as_ref().is_none_or(|x| shared.len() > x.1) {
-            best = Some((b, shared.len(), shared));
+        if score > 0.0 && best.as_ref().is_none_or(|x| score > x.1) {
+            best = Some((b, score, shared));
         }
     }
     best.map(|(b, _, shared)| {
