@@ -12,6 +12,16 @@
 //!   province) for the incident's province or the province of one of its
 //!   cities — and its `event_ts` lies within [start, end + 40 min] of the
 //!   incident (first and last complaint).
+//! * A `new_topic` incident (complaints that no template names, CONTRACT
+//!   8) is matched only by `new_topic` firing lines (`business` null) that
+//!   cover its place and time as above **and** whose `terms` contain the
+//!   incident's **core**: the truth's `core`, the part of its key phrase
+//!   that every complaint of the incident contains verbatim (the new
+//!   product's name, `冰激凌新套餐`). "Contain" is exact: after both are
+//!   normalised like complaint texts (NFKC, ASCII lower case) and stripped
+//!   of whitespace, one of the terms has the core as a substring
+//!   (`新办的冰激凌新套餐` does; `冰激凌` alone does not). Other
+//!   incidents are never matched by `new_topic` lines.
 //! * An incident is **detected** when a firing line matches it. **Time to
 //!   detect** (TTD) = the earliest matching `event_ts` − the incident's
 //!   start, in minutes. **Fragmentation** (alerts per incident) = matching
@@ -23,10 +33,16 @@
 //!   the surge day, and on the other days after learning (also per day:
 //!   divided by the number of those days). Each is attributed to the trap
 //!   it hit, if any: a trap is hit like an incident is matched (the surge
-//!   day trap covers every business and city for its whole day).
+//!   day trap covers every business and city for its whole day). A false
+//!   `new_topic` line that hits no trap is attributed to the incident whose
+//!   place and time it covers, if any: `new_topic_terms` when that is a
+//!   new topic (its terms lack the core), `known_topic` when it is an
+//!   incident of a business (an outage of a known topic). False `new_topic`
+//!   lines are also counted on their own, with the same periods.
 //!
 //! The report is deterministic: categories in a fixed order (`big_city`,
-//! `small_city`, `province_wide`, `slow_rise`, `night`, then any other in
+//! `small_city`, `province_wide`, `slow_rise`, `night`, `new_topic`, then
+//! any other in
 //! order of appearance), incidents and false alerts in file order.
 
 use std::collections::BTreeMap;
@@ -34,18 +50,20 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::normalize::normalize;
 use crate::time::parse_rfc3339;
 
 /// How long after an incident's last complaint an alert still counts.
 pub const GRACE_MS: i64 = 40 * 60_000;
 
 /// The categories in report order.
-pub const CATEGORIES: [&str; 5] = [
+pub const CATEGORIES: [&str; 6] = [
     "big_city",
     "small_city",
     "province_wide",
     "slow_rise",
     "night",
+    "new_topic",
 ];
 
 /// The parts of a field truth that evaluation reads.
@@ -87,6 +105,9 @@ pub struct Item {
     pub regions: Vec<String>,
     pub start: String,
     pub end: String,
+    /// `new_topic`: the core of its key phrase.
+    #[serde(default)]
+    pub core: Option<String>,
 }
 
 /// One firing line.
@@ -100,6 +121,8 @@ pub struct Alert {
     pub region: String,
     pub event_ts: i64,
     pub event_ts_text: String,
+    /// `terms` of a `new_topic` line (empty when absent).
+    pub terms: Vec<String>,
 }
 
 /// Reads the firing lines of an alerts file (JSON Lines).
@@ -126,6 +149,16 @@ pub fn parse_alerts(text: &str) -> Result<Vec<Alert>, String> {
             region: s("region").ok_or_else(|| format!("line {}: no region", i + 1))?,
             event_ts,
             event_ts_text: ts_text,
+            terms: v
+                .get("terms")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
         });
     }
     Ok(out)
@@ -169,6 +202,19 @@ pub struct FalseAlert {
     pub period: String,
     /// The trap it hit (id and category), if any.
     pub trap: Option<String>,
+    /// Its `terms` (`new_topic` lines).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub terms: Vec<String>,
+}
+
+/// False `new_topic` lines, by period.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct NewTopicFalse {
+    pub learning: u64,
+    pub surge_day: u64,
+    pub after_learning: u64,
+    /// `after_learning` per ordinary day after learning.
+    pub per_day: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -184,6 +230,8 @@ pub struct FalseAlerts {
     pub by_kind: BTreeMap<String, u64>,
     /// By the category of the trap hit (`none` when none), all periods.
     pub by_trap: BTreeMap<String, u64>,
+    /// The `new_topic` lines among them.
+    pub new_topic: NewTopicFalse,
     pub list: Vec<FalseAlert>,
 }
 
@@ -225,13 +273,37 @@ fn ms(s: &str, what: &str) -> Result<i64, String> {
     parse_rfc3339(s).ok_or_else(|| format!("truth: bad time {s:?} in {what}"))
 }
 
-/// Whether `a` falls on `item`: business, place and time.
+/// Whether a term of `terms` contains `core` (both normalised, without
+/// whitespace).
+pub fn terms_contain(terms: &[String], core: &str) -> bool {
+    let squeeze = |s: &str| -> String {
+        normalize(s)
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect()
+    };
+    let core = squeeze(core);
+    !core.is_empty() && terms.iter().any(|t| squeeze(t).contains(&core))
+}
+
+/// Whether `a` falls on `item`: business (or, for a new topic, kind and
+/// terms), place and time.
 fn hits(item: &Item, span: (i64, i64), a: &Alert, province_of: &BTreeMap<&str, &str>) -> bool {
-    if let Some(b) = &item.business {
+    if item.category == "new_topic" {
+        let core = item.core.as_deref().unwrap_or_default();
+        if a.kind != "new_topic" || !terms_contain(&a.terms, core) {
+            return false;
+        }
+    } else if let Some(b) = &item.business {
         if a.business.as_deref() != Some(b.as_str()) {
             return false;
         }
     }
+    covers(item, span, a, province_of)
+}
+
+/// Whether `a` covers `item`'s place and time.
+fn covers(item: &Item, span: (i64, i64), a: &Alert, province_of: &BTreeMap<&str, &str>) -> bool {
     if !(span.0..=span.1 + GRACE_MS).contains(&a.event_ts) {
         return false;
     }
@@ -287,6 +359,7 @@ pub fn evaluate(truth: &Truth, alerts: &[Alert], name: &str) -> Result<Report, S
         per_day: 0.0,
         by_kind: BTreeMap::new(),
         by_trap: BTreeMap::new(),
+        new_topic: NewTopicFalse::default(),
         list: Vec::new(),
     };
     for a in alerts {
@@ -303,24 +376,49 @@ pub fn evaluate(truth: &Truth, alerts: &[Alert], name: &str) -> Result<Report, S
         if matched {
             continue;
         }
-        let trap = truth
+        let new_topic = a.kind == "new_topic";
+        let mut trap = truth
             .traps
             .iter()
             .zip(&trap_spans)
-            .find(|(t, s)| hits(t, **s, a, &province_of));
+            .find(|(t, s)| hits(t, **s, a, &province_of))
+            .map(|(t, _)| (format!("{} {}", t.id, t.category), t.category.clone()));
+        if trap.is_none() && new_topic {
+            // Beside an incident: a new topic whose terms miss the core, or
+            // the outage of a known topic.
+            trap = truth
+                .incidents
+                .iter()
+                .zip(&inc_spans)
+                .find(|(t, s)| covers(t, **s, a, &province_of))
+                .map(|(t, _)| {
+                    let why = if t.category == "new_topic" {
+                        "new_topic_terms"
+                    } else {
+                        "known_topic"
+                    };
+                    (format!("{} {} ({why})", t.id, t.category), why.to_owned())
+                });
+        }
         let period = if a.event_ts < learning_end {
             fa.learning += 1;
+            fa.new_topic.learning += u64::from(new_topic);
             "learning"
         } else if in_surge(a.event_ts) {
             fa.surge_day += 1;
+            fa.new_topic.surge_day += u64::from(new_topic);
             "surge_day"
         } else {
             fa.after_learning += 1;
+            fa.new_topic.after_learning += u64::from(new_topic);
             "after_learning"
         };
         *fa.by_kind.entry(a.kind.clone()).or_default() += 1;
         *fa.by_trap
-            .entry(trap.map_or_else(|| "none".to_owned(), |(t, _)| t.category.clone()))
+            .entry(
+                trap.as_ref()
+                    .map_or_else(|| "none".to_owned(), |(_, c)| c.clone()),
+            )
             .or_default() += 1;
         fa.list.push(FalseAlert {
             line: a.line,
@@ -330,7 +428,8 @@ pub fn evaluate(truth: &Truth, alerts: &[Alert], name: &str) -> Result<Report, S
             region: a.region.clone(),
             event_ts: a.event_ts_text.clone(),
             period: period.into(),
-            trap: trap.map(|(t, _)| format!("{} {}", t.id, t.category)),
+            trap: trap.map(|(label, _)| label),
+            terms: a.terms.clone(),
         });
     }
     for d in &truth.days {
@@ -339,11 +438,15 @@ pub fn evaluate(truth: &Truth, alerts: &[Alert], name: &str) -> Result<Report, S
             fa.ordinary_days += 1;
         }
     }
-    fa.per_day = if fa.ordinary_days > 0 {
-        round2(fa.after_learning as f64 / fa.ordinary_days as f64)
-    } else {
-        0.0
+    let per_day = |n: u64| {
+        if fa.ordinary_days > 0 {
+            round2(n as f64 / fa.ordinary_days as f64)
+        } else {
+            0.0
+        }
     };
+    fa.per_day = per_day(fa.after_learning);
+    fa.new_topic.per_day = per_day(fa.new_topic.after_learning);
 
     let outcomes: Vec<Outcome> = truth
         .incidents
@@ -488,6 +591,15 @@ pub fn table(reports: &[Report]) -> String {
     });
     line(&mut s, "surge day", &|f| f.surge_day.to_string());
     line(&mut s, "learning period", &|f| f.learning.to_string());
+    line(&mut s, "new_topic per day", &|f| {
+        format!(
+            "{} in {} days = {:.2}/day",
+            f.new_topic.after_learning, f.ordinary_days, f.new_topic.per_day
+        )
+    });
+    line(&mut s, "new_topic surge, lrn", &|f| {
+        format!("{}, {}", f.new_topic.surge_day, f.new_topic.learning)
+    });
     line(&mut s, "by kind", &|f| join(&f.by_kind));
     line(&mut s, "by trap hit", &|f| join(&f.by_trap));
     // Each false alert, with the trap it hit (at most 50 a file).
@@ -498,9 +610,14 @@ pub fn table(reports: &[Report]) -> String {
             String::new()
         };
         for f in r.false_alerts.list.iter().take(50) {
+            let terms = if f.terms.is_empty() {
+                String::new()
+            } else {
+                format!(" terms: {}", f.terms.join(" / "))
+            };
             let _ = writeln!(
                 s,
-                "  {tag}{} {} {} {} ({}, {}) trap: {}",
+                "  {tag}{} {} {} {} ({}, {}) trap: {}{terms}",
                 f.event_ts,
                 f.business.as_deref().unwrap_or("-"),
                 f.region,
@@ -614,6 +731,109 @@ mod tests {
         assert_eq!(r.categories[1].detected, 1);
         assert_eq!(r.incidents[1].ttd_min, Some(30.0));
         assert!(r.false_alerts.list.is_empty());
+    }
+
+    /// The truth above with two new topics: one in 杭州, one over 浙江.
+    fn truth_with_new_topics() -> Truth {
+        let mut t = truth();
+        let more: Vec<Item> = serde_json::from_str(
+            r#"[{"id":"I04","category":"new_topic","scope":"region","location":"杭州","regions":["杭州"],"start":"2026-03-12T10:00:00+08:00","end":"2026-03-12T10:40:00+08:00","key_phrase":"冰激凌新套餐 月费重复扣取","core":"冰激凌新套餐"},
+                {"id":"I05","category":"new_topic","scope":"province","location":"浙江","regions":["杭州","衢州"],"start":"2026-03-12T15:00:00+08:00","end":"2026-03-12T15:50:00+08:00","core":"fttr全屋组网"}]"#,
+        )
+        .unwrap();
+        t.incidents.extend(more);
+        t
+    }
+
+    #[test]
+    fn new_topics_are_scored_in_their_own_category() {
+        let t = truth_with_new_topics();
+        let nt = |region: &str, scope: &str, ts: &str, terms: &str| {
+            format!(
+                r#"{{"state":"firing","business":null,"kind":"new_topic","scope":"{scope}","region":"{region}","event_ts":"2026-03-{ts}+08:00","terms":{terms}}}"#
+            )
+        };
+        let lines = [
+            // I04: 9 minutes in, then a second line (fragmented).
+            nt("杭州", "region", "12T10:09:00", r#"["新办的冰激凌新套餐","月费"]"#),
+            nt("杭州", "region", "12T10:20:00", r#"["冰激凌新套餐"]"#),
+            // Same place and time, terms without the core: false.
+            nt("杭州", "region", "12T10:12:00", r#"["冰激凌","月费"]"#),
+            // I05 by a province line whose term is written full-width with
+            // a space: 14 minutes in.
+            nt("浙江", "province", "12T15:14:00", r#"["ＦＴＴＲ 全屋组网从设备"]"#),
+            // A new topic beside a known-topic outage (I01): false.
+            nt("杭州", "region", "11T10:10:00", r#"["没信号"]"#),
+            // During learning, on the surge day, and anywhere else: false.
+            nt("杭州", "region", "10T09:00:00", r#"["营业厅排队"]"#),
+            nt("杭州", "region", "15T09:00:00", r#"["营业厅排队"]"#),
+            nt("银川", "region", "12T12:00:00", r#"["营业厅排队"]"#),
+            // A threshold line never matches a new topic.
+            r#"{"state":"firing","business":"signal","region":"杭州","event_ts":"2026-03-12T10:05:00+08:00"}"#.to_owned(),
+        ];
+        let a = alerts(&lines.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(a[0].terms, ["新办的冰激凌新套餐", "月费"]);
+        let r = evaluate(&t, &a, "a").unwrap();
+        let row = r
+            .categories
+            .iter()
+            .find(|c| c.category == "new_topic")
+            .unwrap();
+        assert_eq!((row.incidents, row.detected), (2, 2));
+        assert_eq!(row.ttd_median_min, Some(11.5));
+        assert_eq!(row.ttd_p90_min, Some(14.0));
+        assert_eq!(row.alerts_per_incident, Some(1.5));
+        assert_eq!(r.categories.last().unwrap().category, "new_topic");
+        assert_eq!(r.overall.incidents, 5);
+        for o in &r.incidents[3..] {
+            assert_eq!(o.first_kind.as_deref(), Some("new_topic"));
+        }
+        let f = &r.false_alerts;
+        assert_eq!(
+            (
+                f.new_topic.learning,
+                f.new_topic.surge_day,
+                f.new_topic.after_learning
+            ),
+            (1, 1, 3)
+        );
+        assert_eq!(f.new_topic.per_day, 1.5);
+        assert_eq!((f.learning, f.surge_day, f.after_learning), (1, 1, 4));
+        assert_eq!(f.by_kind.get("new_topic"), Some(&5));
+        assert_eq!(f.by_trap.get("new_topic_terms"), Some(&1));
+        assert_eq!(f.by_trap.get("known_topic"), Some(&1));
+        assert_eq!(f.by_trap.get("surge_day"), Some(&1));
+        let miss = f
+            .list
+            .iter()
+            .find(|x| x.terms == ["冰激凌", "月费"])
+            .unwrap();
+        assert_eq!(
+            miss.trap.as_deref(),
+            Some("I04 new_topic (new_topic_terms)")
+        );
+        let table = table(&[r]);
+        assert!(
+            table.contains("new_topic          2 |      2 100.0%    11.5    14.0   1.50"),
+            "{table}"
+        );
+        assert!(
+            table.contains("new_topic per day    |             3 in 2 days = 1.50/day"),
+            "{table}"
+        );
+        assert!(table.contains("terms: 冰激凌 / 月费"), "{table}");
+    }
+
+    #[test]
+    fn terms_contain_the_core_exactly() {
+        let t = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert!(terms_contain(&t(&["新办的冰激凌新套餐"]), "冰激凌新套餐"));
+        assert!(terms_contain(&t(&["月费", "冰激凌新套餐"]), "冰激凌新套餐"));
+        assert!(!terms_contain(&t(&["冰激凌", "新套餐"]), "冰激凌新套餐"));
+        assert!(terms_contain(&t(&["ＦＴＴＲ 全屋组网"]), "fttr全屋组网"));
+        assert!(terms_contain(&t(&["5G消息发不出"]), "5g消息"));
+        assert!(!terms_contain(&t(&[]), "5g消息"));
+        assert!(!terms_contain(&t(&["x"]), ""));
     }
 
     #[test]

@@ -46,6 +46,7 @@ pub mod rules;
 pub mod service;
 pub mod sink;
 pub mod source;
+pub mod suggest;
 pub mod time;
 pub mod topics;
 pub mod window;

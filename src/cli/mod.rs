@@ -10,6 +10,7 @@ pub mod generate;
 pub mod publish;
 pub mod replay;
 pub mod run;
+pub mod suggest;
 
 use std::process::ExitCode;
 
@@ -42,6 +43,8 @@ pub enum Command {
     Gen(generate::Args),
     /// Measure detection quality: alerts against a field scenario's truth.
     Eval(eval::Args),
+    /// Propose templates for recurring topics that no template names.
+    Suggest(suggest::Args),
     /// Send a JSON Lines file (or stdin) to a Fluvio topic, keyed by region.
     #[cfg(feature = "fluvio")]
     Publish(publish::Args),
@@ -60,6 +63,7 @@ pub fn main() -> ExitCode {
         Some(Command::CheckRules(args)) => check_rules::run(args),
         Some(Command::Gen(args)) => generate::run(args),
         Some(Command::Eval(args)) => eval::run(args),
+        Some(Command::Suggest(args)) => suggest::run(args),
         #[cfg(feature = "fluvio")]
         Some(Command::Publish(args)) => publish::run(args),
     };

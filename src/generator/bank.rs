@@ -641,6 +641,99 @@ pub const UNMATCHED: &[&str] = &[
     "咨询家庭宽带提速",
 ];
 
+/// Field scenario: complaints no template names that recur every day in
+/// the same words, with their share of all traffic in percent. The
+/// biggest city's busiest half hour holds about as many callers of the
+/// first of them as `[discovery] min_callers`: a new-topic detector that
+/// counts without learning what is usual alerts on them every day; one
+/// that learns must not.
+pub const EVERYDAY: &[(&str, f64)] = &[
+    ("营业厅排队等候时间太长", 2.5),
+    ("10086人工客服很难接通", 2.0),
+    ("新卡快递迟迟没有送到", 1.5),
+    ("夜里推销电话太多", 1.0),
+];
+
+/// Field scenario: the share of all traffic (percent) of complaints about
+/// service and staff that no template names, in varied words: a subject
+/// of [`CHATTER_PEOPLE`] with a problem of [`CHATTER_PEOPLE_PROBLEMS`], or
+/// one of [`CHATTER_THINGS`] with one of [`CHATTER_THINGS_PROBLEMS`].
+pub const CHATTER_SHARE: f64 = 12.0;
+
+/// Who the chatter is about.
+pub const CHATTER_PEOPLE: &[&str] = &[
+    "营业厅的店员",
+    "装维师傅",
+    "热线客服",
+    "在线客服",
+    "营业厅值班经理",
+    "营业厅大堂经理",
+    "上门服务人员",
+    "社区代理点的店员",
+    "合作厅的店员",
+    "投诉处理专员",
+    "回访人员",
+    "营业厅保安",
+];
+
+/// What is wrong with them.
+pub const CHATTER_PEOPLE_PROBLEMS: &[&str] = &[
+    "态度冷淡",
+    "答复前后不一致",
+    "办事效率太低",
+    "互相推诿",
+    "没有按约定时间上门",
+    "说话不耐烦",
+    "解释含糊不清",
+    "让客户来回跑了好几趟",
+    "没有佩戴工牌",
+    "处理结果没有告知客户",
+    "收了材料却没有回音",
+    "上班时间找不到人",
+    "用词不礼貌",
+    "对老年人没有耐心",
+    "要求客户重复提供资料",
+    "让客户等了很久",
+];
+
+/// What else the chatter is about.
+pub const CHATTER_THINGS: &[&str] = &[
+    "营业厅自助终端",
+    "营业厅叫号机",
+    "营业厅门口的台阶",
+    "营业厅的空调",
+    "宣传单页上的说明",
+    "营业厅的停车位",
+];
+
+/// What is wrong with those.
+pub const CHATTER_THINGS_PROBLEMS: &[&str] = &[
+    "经常坏",
+    "排号顺序混乱",
+    "没有无障碍通道",
+    "夏天不开",
+    "字太小看不清",
+    "总是被占满",
+    "位置很难找",
+    "长期没人维护",
+];
+
+/// Every chatter phrase: subjects with their problems, in table order.
+pub fn chatter_phrases() -> Vec<String> {
+    let mut out = Vec::new();
+    for (subjects, problems) in [
+        (CHATTER_PEOPLE, CHATTER_PEOPLE_PROBLEMS),
+        (CHATTER_THINGS, CHATTER_THINGS_PROBLEMS),
+    ] {
+        for s in subjects {
+            for p in problems {
+                out.push(format!("{s}{p}"));
+            }
+        }
+    }
+    out
+}
+
 /// The bank entry of business `id`, if the fixture library has it.
 pub fn business(id: &str) -> Option<&'static BankBusiness> {
     BUSINESSES.iter().find(|b| b.id == id)

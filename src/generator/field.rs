@@ -45,6 +45,19 @@
 //! * `night` — 8-14 callers within 30-45 minutes starting between 00:30
 //!   and 03:30.
 //!
+//! * `new_topic` — complaints about a new service, package or app that no
+//!   template names ([`super::emerging`]): six a world, three in one city
+//!   and three across a province, each with a fixed core phrase (the
+//!   product's name) in varied wording.
+//!
+//! **Unmatched background.** About 55 % of the background matches no
+//! template: questions and requests (`咨询话费余额`), four complaints that
+//! recur every day in the same words (`营业厅排队等候时间太长`, the biggest
+//! city's busiest half hour holding about `min_callers` callers of it),
+//! and chatter about service and staff in 240 wordings. With section 8 the
+//! rules add a `cs` department (客户服务部) and `[discovery]` with
+//! `min_callers = 8`.
+//!
 //! **Traps**: the surge day, a repeat caller (one customer calling
 //! threshold + 2-5 times), a marketing-consultation surge (texts vetoed by
 //! `咨询如何`), test orders (vetoed by `测试工单`), one of each a day.
@@ -60,10 +73,11 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::emerging::{self, NewTopic};
 use super::incidents::{self, Plan, Setup};
 use super::regions::{PROVINCES, REGIONS, cities_of};
 use super::truth::{self, Counts, Item};
-use super::world::{Checker, World};
+use super::world::{Checker, TopicKind, World, strict_matcher};
 use super::{Config, Driven, Progress, curve, drive, format_date, midnight};
 use crate::matcher::Matcher;
 use crate::rules::{self, Rules};
@@ -95,6 +109,9 @@ pub const SURGE_P_VALUE: &str = "1e-6";
 /// volume (a round figure, not the generator's own factor), and leaves the
 /// sensitive detection to the volume-scaled surge test.
 pub const BACKSTOP_FACTOR: f64 = 3.0;
+/// The department of new-topic alerts in the section 8 rules (added to the
+/// library's five).
+pub const DISCOVERY_DEPARTMENT: &str = "cs";
 
 /// The background model the incidents are sized from.
 #[derive(Debug, Clone)]
@@ -211,6 +228,15 @@ pub fn rules_text(cal: &Calibration, base: &Rules, section8: bool, header: &str)
                 underscored(r.subscribers())
             ));
         }
+        out.push_str(&format!(
+            "\n# ======================================================================\n\
+             # Discovery: complaints that no template names (new topics)\n\
+             # ======================================================================\n\n\
+             [[department]]\nid = \"{DISCOVERY_DEPARTMENT}\"\nname = \"客户服务部\"\n\
+             description = \"新话题：模板尚未覆盖的批量投诉\"\n\n\
+             [discovery]\ndepartment = \"{DISCOVERY_DEPARTMENT}\"\nmin_callers = {}\n",
+            emerging::MIN_CALLERS
+        ));
     }
     out
 }
@@ -283,6 +309,32 @@ pub struct CalibrationInfo {
     pub surge_factor: f64,
     pub surge_ratio: f64,
     pub surge_min: u32,
+    /// `[discovery] min_callers` of the section 8 rules.
+    pub discovery_min_callers: u32,
+}
+
+/// One complaint that recurs every day in the same words.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EverydayInfo {
+    pub phrase: String,
+    /// Percent of all background complaints.
+    pub share_pct: f64,
+}
+
+/// The background complaints that match no template (intended shares, in
+/// percent of all background complaints).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnmatchedInfo {
+    /// All of them: requests, everyday complaints and chatter.
+    pub share_pct: f64,
+    /// Questions, praise and requests (`客户来电咨询话费余额`).
+    pub requests_pct: f64,
+    /// Complaints in the same words every day, which must not alert.
+    pub everyday: Vec<EverydayInfo>,
+    /// Complaints about service and staff in varied words.
+    pub chatter_pct: f64,
+    /// How many distinct chatter phrases.
+    pub chatter_phrases: usize,
 }
 
 /// One incident (`must_detect`) or trap.
@@ -292,6 +344,15 @@ pub struct FieldItem {
     pub category: String,
     pub business: Option<String>,
     pub template: Option<String>,
+    /// `new_topic`: the key phrase, its core and the gist of the symptom
+    /// (`冰激凌新套餐 月费重复扣取`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_phrase: Option<String>,
+    /// `new_topic`: the core of the key phrase, normalised (NFKC, ASCII
+    /// lower case): every complaint of the incident contains it verbatim
+    /// after normalisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub core: Option<String>,
     /// `region`, `province`, or `all` (the surge day).
     pub scope: String,
     /// The city, the province, or `all`.
@@ -331,6 +392,7 @@ pub struct FieldTruth {
     pub counts: Counts,
     /// Valid records per day.
     pub per_day: Vec<u64>,
+    pub unmatched: UnmatchedInfo,
     pub incidents: Vec<FieldItem>,
     pub traps: Vec<FieldItem>,
     pub skipped: Vec<String>,
@@ -452,7 +514,8 @@ pub fn generate_field(
         )
     })?;
     let matcher = Matcher::new(&rules).map_err(io::Error::other)?;
-    let world = World::new(&rules, &matcher);
+    let strict = strict_matcher(&rules);
+    let world = World::field(&rules, &matcher, &strict);
 
     let incident_days: Vec<i64> = days
         .iter()
@@ -460,7 +523,7 @@ pub fn generate_field(
         .skip(learn)
         .filter(|d| Some(*d) != surge)
         .collect();
-    let plan: Plan = incidents::plan_field(
+    let mut plan: Plan = incidents::plan_field(
         Setup {
             rules: &rules,
             world: &world,
@@ -470,6 +533,17 @@ pub fn generate_field(
         },
         &cal,
         stream(2),
+    );
+    let new_topics = emerging::plan(
+        &mut plan,
+        &matcher,
+        &strict,
+        rules.window.size_ms,
+        &incident_days
+            .iter()
+            .map(|&d| midnight(d))
+            .collect::<Vec<_>>(),
+        stream(6),
     );
     let injected = plan.records.len() as u64;
     let background_total = cfg.events.saturating_sub(injected);
@@ -492,7 +566,37 @@ pub fn generate_field(
     )?;
     counts.injected = injected;
 
-    let (incidents, traps) = field_items(&plan.items, surge);
+    let (incidents, traps) = field_items(&plan.items, surge, &new_topics);
+    let pct = |x: f64| (x * 1e4).round() / 100.0;
+    let mut unmatched = UnmatchedInfo {
+        share_pct: 0.0,
+        requests_pct: pct(world.share(world.plain())),
+        everyday: Vec::new(),
+        chatter_pct: 0.0,
+        chatter_phrases: 0,
+    };
+    for (t, topic) in world.topics.iter().enumerate() {
+        match topic.kind {
+            TopicKind::Unmatched if topic.phrases.len() == 1 => {
+                unmatched.everyday.push(EverydayInfo {
+                    phrase: topic.phrases[0].clone(),
+                    share_pct: pct(world.share(t)),
+                })
+            }
+            TopicKind::Unmatched => {
+                unmatched.chatter_pct = pct(world.share(t));
+                unmatched.chatter_phrases = topic.phrases.len();
+            }
+            TopicKind::Plain | TopicKind::Template { .. } => {}
+        }
+    }
+    unmatched.share_pct = pct(world
+        .topics
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !matches!(t.kind, TopicKind::Template { .. }))
+        .map(|(i, _)| world.share(i))
+        .sum());
     let geo = rules.window;
     let truth = FieldTruth {
         generator: format!("hotspot gen {}", env!("CARGO_PKG_VERSION")),
@@ -544,6 +648,7 @@ pub fn generate_field(
             surge_factor: SURGE_FACTOR,
             surge_ratio: SURGE_RATIO,
             surge_min: SURGE_MIN,
+            discovery_min_callers: emerging::MIN_CALLERS,
         },
         thresholds: rules
             .businesses
@@ -559,6 +664,7 @@ pub fn generate_field(
             .collect(),
         counts,
         per_day,
+        unmatched,
         incidents,
         traps,
         skipped: plan.skipped,
@@ -577,7 +683,11 @@ fn round2(x: f64) -> f64 {
 /// The planner's items (one per city) as field items: a province-wide
 /// failure's cities become one province-scope incident. Incidents sorted by
 /// start, then traps; the surge day last.
-fn field_items(items: &[Item], surge: Option<i64>) -> (Vec<FieldItem>, Vec<FieldItem>) {
+fn field_items(
+    items: &[Item],
+    surge: Option<i64>,
+    new_topics: &[NewTopic],
+) -> (Vec<FieldItem>, Vec<FieldItem>) {
     let subscribers = |city: &str| {
         REGIONS
             .iter()
@@ -586,7 +696,7 @@ fn field_items(items: &[Item], surge: Option<i64>) -> (Vec<FieldItem>, Vec<Field
     };
     let mut merged: Vec<FieldItem> = Vec::new();
     let mut group_of: Vec<(u32, usize)> = Vec::new();
-    for it in items {
+    for (index, it) in items.iter().enumerate() {
         let city = it.region.clone().unwrap_or_default();
         if let Some(g) = it.group {
             if let Some(&(_, at)) = group_of.iter().find(|(x, _)| *x == g) {
@@ -604,16 +714,20 @@ fn field_items(items: &[Item], surge: Option<i64>) -> (Vec<FieldItem>, Vec<Field
             .iter()
             .find(|r| r.name == city)
             .map_or("", |r| r.province);
-        let (scope, location) = if it.kind == "province_wide" {
-            ("province", province.to_owned())
-        } else {
-            ("region", city.clone())
-        };
+        let (scope, location) =
+            if it.kind == "province_wide" || (it.kind == "new_topic" && it.group.is_some()) {
+                ("province", province.to_owned())
+            } else {
+                ("region", city.clone())
+            };
+        let topic = new_topics.iter().find(|n| n.item == index);
         merged.push(FieldItem {
             id: String::new(),
             category: it.kind.clone(),
             business: it.business.clone(),
             template: it.template.clone(),
+            key_phrase: topic.map(|n| n.key_phrase.clone()),
+            core: topic.map(|n| n.core.clone()),
             scope: scope.into(),
             location,
             regions: vec![city],
@@ -644,6 +758,8 @@ fn field_items(items: &[Item], surge: Option<i64>) -> (Vec<FieldItem>, Vec<Field
             category: "surge_day".into(),
             business: None,
             template: None,
+            key_phrase: None,
+            core: None,
             scope: "all".into(),
             location: "all".into(),
             regions: REGIONS.iter().map(|r| r.name.into()).collect(),
@@ -714,7 +830,7 @@ mod tests {
             "2026-03-15T00:00:00+08:00"
         );
         assert_eq!(t.learning_end, "2026-03-11T00:00:00+08:00");
-        assert_eq!(t.incidents.len(), 35);
+        assert_eq!(t.incidents.len(), 41);
         for cat in [
             "big_city",
             "small_city",
@@ -725,6 +841,18 @@ mod tests {
             let n = t.incidents.iter().filter(|i| i.category == cat).count();
             assert_eq!(n, 7, "{cat}");
         }
+        let new: Vec<&FieldItem> = t
+            .incidents
+            .iter()
+            .filter(|i| i.category == "new_topic")
+            .collect();
+        assert_eq!(new.len(), emerging::PER_WORLD);
+        assert_eq!(new.iter().filter(|i| i.scope == "province").count(), 3);
+        assert!(
+            oa.rules
+                .contains("[discovery]\ndepartment = \"cs\"\nmin_callers = 8\n")
+        );
+        assert!(!oa.plain_rules.contains("[discovery]"));
         assert!(t.incidents.iter().all(|i| i.start >= t.learning_end));
         let plain = rules::load_str(&oa.plain_rules, "p.toml").unwrap();
         assert!(!oa.plain_rules.contains("province_threshold"));
@@ -750,7 +878,7 @@ mod tests {
         assert_eq!(s8, body(&oa.plain_rules));
         // Incident texts counted by the plain rules: small-city and
         // province-wide cities stay below the threshold.
-        for i in &t.incidents {
+        for i in t.incidents.iter().filter(|i| i.business.is_some()) {
             let b = plain
                 .business_index(i.business.as_deref().unwrap())
                 .unwrap();
@@ -762,6 +890,49 @@ mod tests {
                 _ => {}
             }
         }
+        // New topics: every complaint has its core and matches no
+        // template, not even without the vetoes; over a third of all
+        // complaints match no template.
+        let matcher = Matcher::new(&plain).unwrap();
+        let strict = strict_matcher(&plain);
+        let (mut c, mut cs) = (Checker::new(&matcher), Checker::new(&strict));
+        let mut decoder = crate::record::Decoder::new();
+        let (mut records, mut unmatched) = (0u64, 0u64);
+        let mut per_topic = vec![0u64; new.len()];
+        for line in a.split(|&b| b == b'\n') {
+            let crate::record::Decoded::Record(r) = decoder.decode(line) else {
+                continue;
+            };
+            records += 1;
+            let text = crate::normalize::normalize(r.text);
+            let nothing = c.matches_nothing(r.text);
+            unmatched += u64::from(nothing);
+            for (k, i) in new.iter().enumerate() {
+                if text.contains(i.core.as_deref().unwrap()) {
+                    per_topic[k] += 1;
+                    assert!(nothing && cs.matches_nothing(r.text), "{}", r.text);
+                    assert!(i.regions.iter().any(|c| c == r.region), "{}", r.region);
+                }
+            }
+        }
+        for (k, i) in new.iter().enumerate() {
+            assert_eq!(per_topic[k], i.records, "{i:?}");
+            assert!(i.distinct_callers >= 14, "{i:?}");
+            assert!(
+                i.key_phrase
+                    .as_deref()
+                    .unwrap()
+                    .to_lowercase()
+                    .starts_with(i.core.as_deref().unwrap())
+            );
+        }
+        let share = unmatched as f64 / records as f64;
+        assert!((0.45..0.65).contains(&share), "{share}");
+        assert!(
+            (t.unmatched.share_pct - 54.9).abs() < 1.0,
+            "{:?}",
+            t.unmatched
+        );
         let (b, ob) = run(11, 240_000, 12);
         assert!(a == b);
         assert_eq!(

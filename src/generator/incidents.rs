@@ -443,7 +443,7 @@ impl Planner<'_> {
         let rules = self.s.rules;
         let id = |t: usize| match world.topics[t].kind {
             TopicKind::Template { template, .. } => rules.templates[template].id.as_str(),
-            TopicKind::Plain => "",
+            TopicKind::Plain | TopicKind::Unmatched => "",
         };
         if let Some(pos) = kind
             .preferred_templates()
@@ -763,7 +763,7 @@ impl Planner<'_> {
                 TopicKind::Template { template, .. } => {
                     Some(self.s.rules.templates[template].id.clone())
                 }
-                TopicKind::Plain => None,
+                TopicKind::Plain | TopicKind::Unmatched => None,
             };
             self.plan.items.push(Item {
                 kind: kind.name().into(),

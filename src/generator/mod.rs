@@ -40,6 +40,7 @@ pub mod bank;
 pub mod callers;
 pub mod channel;
 pub mod dirty;
+pub mod emerging;
 pub mod field;
 pub mod incidents;
 pub mod line;
@@ -299,7 +300,9 @@ impl<W: Write> Driver<'_, W> {
             TopicKind::Template { business, .. } if rng.random_bool(0.35) => {
                 Some(self.rules.businesses[business].name.as_str())
             }
-            TopicKind::Plain if rng.random_bool(0.2) => Some(plain_label(&self.text)),
+            TopicKind::Plain | TopicKind::Unmatched if rng.random_bool(0.2) => {
+                Some(plain_label(&self.text))
+            }
             _ => None,
         };
         let extra = rng.random();
@@ -368,7 +371,9 @@ impl<W: Write> Driver<'_, W> {
             frame: Frame::Complaint,
         };
         match t.kind {
-            TopicKind::Template { .. } => compose(&mut self.text, rng, phrase, &ctx),
+            TopicKind::Template { .. } | TopicKind::Unmatched => {
+                compose(&mut self.text, rng, phrase, &ctx)
+            }
             TopicKind::Plain => compose_plain(&mut self.text, rng, phrase, &ctx),
         }
     }
@@ -736,7 +741,9 @@ fn background_bound(
         };
         let phrase = world.phrase(&mut rng, topic);
         match t.kind {
-            TopicKind::Template { .. } => compose(&mut text, &mut rng, phrase, &ctx),
+            TopicKind::Template { .. } | TopicKind::Unmatched => {
+                compose(&mut text, &mut rng, phrase, &ctx)
+            }
             TopicKind::Plain => compose_plain(&mut text, &mut rng, phrase, &ctx),
         }
         for b in check.businesses(&text) {
@@ -935,7 +942,7 @@ mod tests {
             let topic = d.background(1_773_504_000_000 + i * 1000);
             let want: Vec<usize> = match world.topics[topic].kind {
                 TopicKind::Template { business, .. } => vec![business],
-                TopicKind::Plain => vec![],
+                TopicKind::Plain | TopicKind::Unmatched => vec![],
             };
             let got = check.businesses(&d.text);
             if got != want && wrong.len() < 20 {

@@ -27,8 +27,12 @@ use crate::rules::Rules;
 pub enum TopicKind {
     /// A template (index into `Rules::templates`) and its business.
     Template { template: usize, business: usize },
-    /// Matches no template.
+    /// Matches no template: a question, praise or request.
     Plain,
+    /// Matches no template's `all_of` groups, not even with the vetoes left
+    /// out: a complaint about something no template names (field scenario:
+    /// everyday complaints and chatter about service and staff).
+    Unmatched,
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +68,8 @@ pub struct World {
     /// Per business: the share of all background complaints intended for
     /// it.
     pub business_share: Vec<f64>,
+    /// The topic of plain requests.
+    plain: usize,
     pub dropped: Dropped,
 }
 
@@ -130,8 +136,31 @@ fn composed_phrases(rules: &Rules, t: usize) -> Vec<String> {
         .collect()
 }
 
+/// A matcher of `rules` with every `none_of` left out: a text it matches
+/// nothing in covers no template's `all_of` groups, so it is not even a
+/// vetoed complaint about a known topic.
+pub fn strict_matcher(rules: &Rules) -> Matcher {
+    let mut strict = rules.clone();
+    strict.templates.iter_mut().for_each(|t| t.none_of.clear());
+    Matcher::new(&strict).expect("a library's automaton without its vetoes builds too")
+}
+
 impl World {
+    /// The classic scenario's world: template topics and plain requests.
     pub fn new(rules: &Rules, matcher: &Matcher) -> World {
+        Self::build(rules, matcher, None)
+    }
+
+    /// The field scenario's world: the classic one, with part of the plain
+    /// requests' share given to complaints no template names
+    /// ([`bank::EVERYDAY`], each its own topic, and the varied
+    /// [`bank::chatter_phrases`]); `strict` is [`strict_matcher`] of the
+    /// same rules, which they must match nothing in.
+    pub fn field(rules: &Rules, matcher: &Matcher, strict: &Matcher) -> World {
+        Self::build(rules, matcher, Some(strict))
+    }
+
+    fn build(rules: &Rules, matcher: &Matcher, strict: Option<&Matcher>) -> World {
         let mut check = Checker::new(matcher);
         let mut dropped = Dropped::default();
         let mut topics = Vec::new();
@@ -218,6 +247,39 @@ impl World {
             place: false,
             fee: false,
         });
+        // Field scenario: complaints no template names, each checked with
+        // the vetoes left out too.
+        let mut unmatched_share: Vec<f64> = Vec::new();
+        if let Some(strict) = strict {
+            let mut strict = Checker::new(strict);
+            let mut keep = |p: String| {
+                let ok = check.matches_nothing(&p) && strict.matches_nothing(&p);
+                if !ok {
+                    dropped.plain.push(p.clone());
+                }
+                ok.then_some(p)
+            };
+            let mut add = |phrases: Vec<String>, share: f64| {
+                if !phrases.is_empty() {
+                    topics.push(Topic {
+                        kind: TopicKind::Unmatched,
+                        phrases,
+                        place: false,
+                        fee: false,
+                    });
+                    unmatched_share.push(share / 100.0);
+                }
+            };
+            for &(p, share) in bank::EVERYDAY {
+                let kept: Vec<String> = keep(p.to_owned()).into_iter().collect();
+                add(kept, share);
+            }
+            let chatter: Vec<String> = bank::chatter_phrases()
+                .into_iter()
+                .filter_map(&mut keep)
+                .collect();
+            add(chatter, bank::CHATTER_SHARE);
+        }
 
         // Background weights: a business's share split evenly over its
         // topics; the rest to plain requests.
@@ -229,8 +291,11 @@ impl World {
                     business_share[business] = raw_share[business] / 100.0;
                     raw_share[business] / 100.0 / topics_per_business[business] as f64
                 }
-                TopicKind::Plain => 0.0,
+                TopicKind::Plain | TopicKind::Unmatched => 0.0,
             });
+        }
+        for (w, share) in weights[plain_topic + 1..].iter_mut().zip(&unmatched_share) {
+            *w = *share;
         }
         let matched: f64 = weights.iter().sum();
         weights[plain_topic] = if topics[plain_topic].phrases.is_empty() {
@@ -252,6 +317,7 @@ impl World {
             cumulative,
             topic_of_template,
             business_share,
+            plain: plain_topic,
             dropped,
         }
     }
@@ -264,9 +330,19 @@ impl World {
             .min(self.topics.len() - 1)
     }
 
+    /// The share of all background complaints that go to `topic`.
+    pub fn share(&self, topic: usize) -> f64 {
+        let below = if topic == 0 {
+            0.0
+        } else {
+            self.cumulative[topic - 1]
+        };
+        self.cumulative[topic] - below
+    }
+
     /// The topic of plain requests.
     pub fn plain(&self) -> usize {
-        self.topics.len() - 1
+        self.plain
     }
 
     /// A phrase of `topic`.
