@@ -972,7 +972,7 @@ fn topics(
         // n-gram that most complaints there hold.
         let core = lifted(scan, &in_window);
         let texts: Vec<&str> = in_window.iter().map(|&d| text_of(scan, d)).collect();
-        let found = phrase::shared_phrases(&texts, min as usize, |x| core.contains_key(&x), 64);
+        let found = phrase::shared_phrases(&texts, min as usize, |x, _| core.contains_key(&x), 64);
         // The shared phrases holding the n-gram; the complaints of the
         // window, and those of the file with the n-gram, holding any
         // n-gram of theirs; and of the phrases' parts, the longest that 95 %
@@ -1089,7 +1089,8 @@ fn topics(
         }
         let core_topic = lifted(scan, &all_docs);
         let topic_texts: Vec<&str> = all_docs.iter().map(|&d| text_of(scan, d)).collect();
-        let shared = phrase::shared_phrases(&topic_texts, 2, |x| core_topic.contains_key(&x), 64);
+        let shared =
+            phrase::shared_phrases(&topic_texts, 2, |x, _| core_topic.contains_key(&x), 64);
         out.push(Topic {
             phrase: phrase_text,
             burst: b,
@@ -1222,7 +1223,12 @@ fn guess_business(
             v
         })
         .collect();
-    let users = |p: &(char, char)| vocab_of.iter().filter(|v| v.binary_search(p).is_ok()).count();
+    let users = |p: &(char, char)| {
+        vocab_of
+            .iter()
+            .filter(|v| v.binary_search(p).is_ok())
+            .count()
+    };
     let mut best: Option<(usize, f64, Vec<String>)> = None;
     for (b, have) in vocab_of.iter().enumerate() {
         let mut score = 0.0;
