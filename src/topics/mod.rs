@@ -88,8 +88,8 @@ use sketch::Sketch;
 /// province, or the region itself).
 pub const PARTITIONS: usize = 8;
 
-/// Lines of each partition's sketch (64 bytes each: 1 MiB).
-pub const SKETCH_LINES: usize = 1 << 14;
+/// Lines of each partition's sketch (64 bytes each: 2 MiB).
+pub const SKETCH_LINES: usize = 1 << 15;
 
 /// Time constant of the background: what a place usually writes is
 /// learned with a memory of about two days.
@@ -129,6 +129,14 @@ const MAX_MEMO: usize = 16_384;
 /// A 3-gram is part of a topic's phrase (core) when the topic's
 /// complaints hold it this improbably often for the place.
 const CORE_P_VALUE: f64 = 1e-3;
+
+/// A place's foreground counts as its recent background only when it held
+/// this many complaints (decayed) before the recent ones.
+const MIN_RECENT_DOCS: f64 = 10.0;
+
+/// Time constant of the foreground: long enough that, less the recent
+/// complaints, it says what the place wrote in the last hours.
+pub const FOREGROUND_MS: i64 = 2 * 3_600_000;
 
 /// The landmark of the decayed counts moves on every this much event time.
 const REBASE_MS: i64 = 6 * 3_600_000;
@@ -384,11 +392,12 @@ impl Topics {
         let discovery = rules.discovery.clone()?;
         let geo = Geometry::new(rules.window);
         let m = discovery.min_callers.max(1) as f64;
-        let tau_fg = geo.size as f64;
+        let tau_fg = FOREGROUND_MS.max(2 * geo.size) as f64;
         // Every complaint of a window containing this one is less than a
-        // window older (or newer): weight at least e^-1. A little below,
-        // for the rounding of f32 sums.
-        let screen = ((1.0 + (m - 1.0) * (-1.0f64).exp()) * (1.0 - 1e-4)) as f32;
+        // window older (or newer): weight at least e^(-size/τ). A little
+        // below, for the rounding of f32 sums.
+        let screen =
+            ((1.0 + (m - 1.0) * (-(geo.size as f64) / tau_fg).exp()) * (1.0 - 1e-4)) as f32;
         Some(Topics {
             geo,
             discovery,
@@ -549,9 +558,11 @@ impl Topics {
                     continue;
                 }
                 // Far above what the background expects of the place's
-                // current volume? (Ratios of background counts need no
-                // decay factor.)
-                let expect = b as f64 / place_bg.max(f32::MIN_POSITIVE) as f64 * place_fg as f64;
+                // current volume? The background less (about) what the
+                // foreground holds: the last hours, this burst included.
+                let usual = (b - fg * wb).max(0.0) as f64;
+                let place_usual = (place_bg - place_fg * wb).max(f32::MIN_POSITIVE) as f64;
+                let expect = usual / place_usual * place_fg as f64;
                 if fg as f64 >= SCREEN_RATIO * expect {
                     self.candidates.push(Candidate {
                         at: l as u8,
@@ -636,8 +647,26 @@ impl Topics {
                 continue;
             }
             self.stats.checks += these.len() as u64;
-            let (hit, memos) = self.check(pi, &a, &these, bin, now, wb);
+            // Open topics the 3-grams may belong to: of the place, of its
+            // province (a city's), or of its cities (a province's).
+            let related: Vec<(u32, u32)> = part
+                .anchors
+                .iter()
+                .filter(|&(&(k, _), &t)| {
+                    k == a.key
+                        || Some(k) == prov_key.filter(|_| a.scope == Scope::Region)
+                        || (a.scope == Scope::Province
+                            && self.topics[t as usize]
+                                .as_ref()
+                                .is_some_and(|x| x.province_key == Some(a.key)))
+                })
+                .map(|(&(_, g), &t)| (fingerprint(g), t))
+                .collect();
+            let (hit, memos, merges) = self.check(pi, &a, &these, &related, bin, now);
             found.extend(hit);
+            for (g, t) in merges {
+                self.cover(t, g);
+            }
             let part = self.parts[pi].as_mut().expect("made above");
             if part.memo.len() + memos.len() > MAX_MEMO {
                 part.memo.clear();
@@ -721,6 +750,23 @@ impl Topics {
         });
     }
 
+    /// Adds `gram` to what open topic `t` covers (its complaints hold it).
+    fn cover(&mut self, t: u32, gram: u64) {
+        let Some(topic) = self.topics[t as usize].as_mut() else {
+            return;
+        };
+        if topic.covered.binary_search(&gram).is_ok() {
+            return;
+        }
+        let at = topic.covered.partition_point(|&g| g < gram);
+        topic.covered.insert(at, gram);
+        if let Some(part) = self.parts[topic.part].as_mut() {
+            for k in std::iter::once(topic.place).chain(topic.province_key) {
+                *part.covered.entry((k, gram)).or_default() += 1;
+            }
+        }
+    }
+
     /// Whether an open topic covers `gram` at place `a` (or, for a city,
     /// at its province: a province topic covers its cities, and a city
     /// topic its province).
@@ -737,26 +783,28 @@ impl Topics {
 
     /// The exact checks of the 3-grams `cands` at place `a` for the
     /// complaint just pushed (bin `bin`), in one pass over the recent
-    /// complaints: for each, the window of most distinct callers among
-    /// those containing it, if it is a new topic; and for those that are
-    /// not, how many more complaints holding it they need before a check
-    /// can succeed, until when that holds, and the sketch count now
-    /// (the memo).
-    #[allow(clippy::type_complexity)]
+    /// complaints. For each 3-gram: the window of most distinct callers
+    /// among those containing the complaint, if it is a new topic (a
+    /// [`Found`]); or the open topic `related` (anchor fingerprint, topic)
+    /// its complaints belong to (most of them hold its anchor: the same
+    /// outbreak in other words, a *merge*); or, when it fails, how many
+    /// more complaints holding it it needs before a check can succeed,
+    /// until when that holds, and the sketch count now (a *memo*).
+    #[allow(clippy::type_complexity, clippy::too_many_arguments)]
     fn check(
         &self,
         pi: usize,
         a: &At,
         cands: &[Candidate],
+        related: &[(u32, u32)],
         bin: i64,
         now: i64,
-        wb: f32,
-    ) -> (Vec<Found>, Vec<(u64, u32, i64, f32)>) {
+    ) -> (Vec<Found>, Vec<(u64, u32, i64, f32)>, Vec<(u64, u32)>) {
         let m = self.discovery.min_callers;
         let geo = self.geo;
-        let (mut found, mut memos) = (Vec::new(), Vec::new());
+        let (mut found, mut memos, mut merges) = (Vec::new(), Vec::new(), Vec::new());
         let Some(part) = self.parts[pi].as_ref() else {
-            return (found, memos);
+            return (found, memos, merges);
         };
         let at_place = |d: &recent::Doc| match a.scope {
             Scope::Region => d.city == a.key,
@@ -769,12 +817,13 @@ impl Topics {
             .collect();
         fps.sort_unstable();
         let mut hits: Vec<Vec<u32>> = vec![Vec::new(); cands.len()];
-        let mut place_bins: Vec<i64> = Vec::new();
+        // The place's recent complaints: index, bin.
+        let mut place: Vec<(u32, i64)> = Vec::new();
         for (i, d) in part.recent.iter().enumerate() {
             if !at_place(d) {
                 continue;
             }
-            place_bins.push(d.bin);
+            place.push((i as u32, d.bin));
             let (g1, g2) = part.recent.grams_of(d);
             for x in g1.iter().chain(g2) {
                 if let Ok(j) = fps.binary_search_by_key(x, |p| p.0) {
@@ -792,9 +841,26 @@ impl Topics {
                 }
             }
         }
-        let (lo, hi) = geo.windows_of_bin(bin);
+        // Forward-decay weights of the recent complaints, per bin (their
+        // contributions to the counts, taken out of what is "usual").
         let landmark = part.landmark;
-        let place_bg = (a.total.1 as f64 - place_bins.len() as f64 * wb as f64).max(0.0);
+        let b_lo = place.iter().map(|p| p.1).min().unwrap_or(bin);
+        let b_hi = place.iter().map(|p| p.1).max().unwrap_or(bin);
+        let weight = |tau: f64| -> Vec<f64> {
+            (b_lo..=b_hi)
+                .map(|b| (((b * geo.bin + geo.bin / 2) - landmark) as f64 / tau).exp())
+                .collect()
+        };
+        let (wf_bin, wb_bin) = (weight(self.tau_fg), weight(BACKGROUND_MS as f64));
+        let at_bin = |w: &[f64], b: i64| w[(b - b_lo) as usize];
+        let place_wf: f64 = place.iter().map(|p| at_bin(&wf_bin, p.1)).sum();
+        let place_wb: f64 = place.iter().map(|p| at_bin(&wb_bin, p.1)).sum();
+        let wb_now = (((now - landmark) as f64) / BACKGROUND_MS as f64).exp();
+        // What the place usually writes: its background less its recent
+        // complaints (those of the windows under test among them).
+        let place_usual = (a.total.1 as f64 - place_wb).max(0.0);
+        let learned = place_usual / wb_now >= MIN_PLACE_DOCS;
+        let (lo, hi) = geo.windows_of_bin(bin);
         let novelty_until = now + geo.size / 6;
         for (k, c) in cands.iter().enumerate() {
             let hits = std::mem::take(&mut hits[k]);
@@ -819,15 +885,31 @@ impl Topics {
                 continue;
             };
             let (b0, b1) = geo.bins_of_window(w);
+            let in_window: Vec<&recent::Doc> = hits
+                .iter()
+                .map(|&i| part.recent.get(i as usize))
+                .filter(|d| (b0..=b1).contains(&d.bin))
+                .collect();
+            // Most of them hold an open topic's anchor: that topic's.
+            if let Some(&(_, t)) = related.iter().find(|(fp, _)| {
+                let with = in_window
+                    .iter()
+                    .filter(|d| {
+                        let (g1, g2) = part.recent.grams_of(d);
+                        g1.contains(fp) || g2.contains(fp)
+                    })
+                    .count();
+                2 * with >= in_window.len()
+            }) {
+                merges.push((c.gram, t));
+                continue;
+            }
             if a.scope == Scope::Province {
                 // Spread over the province: no city has it alone.
                 let mut by_city: HashMap<u64, Vec<u128>> = HashMap::new();
-                for &i in &hits {
-                    let d = part.recent.get(i as usize);
-                    if (b0..=b1).contains(&d.bin) {
-                        let who = d.caller.unwrap_or(u128::MAX - d.seq as u128);
-                        by_city.entry(d.city).or_default().push(who);
-                    }
+                for d in &in_window {
+                    let who = d.caller.unwrap_or(u128::MAX - d.seq as u128);
+                    by_city.entry(d.city).or_default().push(who);
                 }
                 let top = by_city
                     .values_mut()
@@ -842,20 +924,33 @@ impl Topics {
                     continue;
                 }
             }
-            // What the place usually writes, less its recent complaints.
-            if place_bg / (wb as f64) < MIN_PLACE_DOCS {
+            // What the place usually writes: the share of its complaints
+            // that held the 3-gram before, times the window's complaints.
+            if !learned {
                 continue;
             }
-            let hits_bg: f64 = hits
+            let place_docs = place.iter().filter(|p| (b0..=b1).contains(&p.1)).count() as u32;
+            let g_recent: f64 = hits
                 .iter()
-                .map(|&i| {
-                    let d = part.recent.get(i as usize);
-                    ((d.ts - landmark) as f64 / BACKGROUND_MS as f64).exp()
-                })
+                .map(|&i| at_bin(&wb_bin, part.recent.get(i as usize).bin))
                 .sum();
-            let gram_bg = (c.bg as f64 - hits_bg).max(0.0);
-            let place_docs = place_bins.iter().filter(|b| (b0..=b1).contains(*b)).count() as u32;
-            let lambda = (gram_bg / place_bg * place_docs as f64).max(LAMBDA_FLOOR);
+            let lambda_day = (c.bg as f64 - g_recent).max(0.0) / place_usual * place_docs as f64;
+            // ... and in the last hours: the foreground, older than the
+            // recent complaints (words follow the clock: `今晚`, tonight,
+            // fills the evening and is rare all day long; against the
+            // background alone every evening would be a new topic).
+            let g_wf: f64 = hits
+                .iter()
+                .map(|&i| at_bin(&wf_bin, part.recent.get(i as usize).bin))
+                .sum();
+            let earlier_place = (a.total.0 as f64 - place_wf).max(0.0);
+            let wf_now = (((now - landmark) as f64) / self.tau_fg).exp();
+            let lambda_recent = if earlier_place / wf_now >= MIN_RECENT_DOCS {
+                (c.fg as f64 - g_wf).max(0.0) / earlier_place * place_docs as f64
+            } else {
+                0.0
+            };
+            let lambda = lambda_day.max(lambda_recent).max(LAMBDA_FLOOR);
             if (count as f64) < RATIO * lambda || poisson_tail(lambda, count) >= P_VALUE {
                 // Usual for the place: not again before the count could
                 // pass at this level (for a while: the level moves with
@@ -866,6 +961,7 @@ impl Topics {
                 }
                 continue;
             }
+            let place_bg = place_usual;
             found.push(Found {
                 at: c.at,
                 gram: c.gram,
@@ -877,7 +973,7 @@ impl Topics {
                 place_bg,
             });
         }
-        (found, memos)
+        (found, memos, merges)
     }
 
     /// Opens the topic `f` found for complaint `doc` at place `a`.

@@ -12,7 +12,11 @@
 //!   (a masked number: `138****5678`, `330106********1234`) or three or
 //!   more digits (a phone or ID-card number, an order number
 //!   `WO2026031400001692`, a hotline `10086`, an amount) is taken out.
-//!   Short tokens stay: `5g`, `4g`, `app`, `10点30分`.
+//!   A run of one or two digits alone stands for *a* number: it becomes
+//!   [`NUMBER`] (`从14点` and `从9点` are both `从#点`: times of day, dates
+//!   and small amounts differ from caller to caller and hour to hour, and
+//!   would otherwise look like a new phrase every hour). Words with a
+//!   digit in them stay as written: `5g`, `4g`, `mp3`.
 //! * **Punctuation and spaces go**: everything that is not a letter or a
 //!   digit of some script.
 //!
@@ -46,6 +50,9 @@ pub const GRAM: usize = 3;
 /// Chinese characters. The rest of a longer text (a valid record may hold
 /// a megabyte) is not looked at, so that the cost of a record is bounded.
 pub const PHRASE_BYTES: usize = 1600;
+
+/// What a number of one or two digits becomes in a segment.
+pub const NUMBER: char = '#';
 
 /// Phrases written in an alert's `terms`, at most.
 pub const MAX_TERMS: usize = 5;
@@ -109,6 +116,8 @@ pub fn segments(normalized: &str, chars: &mut Vec<char>, segs: &mut Vec<(u32, u3
             }
             if stars > 0 || digits >= 3 {
                 close(chars, segs, &mut start);
+            } else if digits as usize == end - i {
+                chars.push(NUMBER);
             } else {
                 chars.extend(normalized[i..end].chars());
             }
@@ -207,6 +216,9 @@ pub fn segments_raw(text: &str, chars: &mut Vec<char>, segs: &mut Vec<(u32, u32)
                 if stars > 0 || digits >= 3 {
                     chars.truncate(from);
                     close(chars, segs, &mut start);
+                } else if digits as usize == chars.len() - from {
+                    chars.truncate(from);
+                    chars.push(NUMBER);
                 }
             }
         }
@@ -380,10 +392,12 @@ mod tests {
         // Short tokens stay inside their segment; a hotline and a year go.
         assert_eq!(
             segs("5G信号差，拨打10086无果，2026年3月"),
-            vec!["5g信号差", "拨打", "无果", "年3月"]
+            vec!["5g信号差", "拨打", "无果", "年#月"]
         );
-        // Times of day stay (two digits per token).
-        assert_eq!(segs("从10点30分起"), vec!["从10点30分起"]);
+        // Small numbers stand for any number.
+        assert_eq!(segs("从10点30分起"), vec!["从#点#分起"]);
+        assert_eq!(segs("从9点起，5元"), vec!["从#点起", "#元"]);
+        assert_eq!(segs("5G消息mp3"), vec!["5g消息mp3"]);
         // Phones with separators, ID cards.
         assert_eq!(
             segs("电话188-6943-9335，证件330106199001011234查询"),
