@@ -7,7 +7,7 @@
 //!
 //! ## Per complaint
 //!
-//! 1. Its normalised text gives its distinct character 3-grams (numbers
+//! 1. Its normalised text gives its character 3-grams (numbers
 //!    and punctuation taken out first, see [`phrase`]).
 //! 2. Its *partition* (the home of its region: the province with a
 //!    `[[region]]` table, else the region itself, hashed onto one of
@@ -89,7 +89,7 @@ use sketch::Sketch;
 pub const PARTITIONS: usize = 8;
 
 /// Lines of each partition's sketch (64 bytes each: 2 MiB).
-pub const SKETCH_LINES: usize = 1 << 15;
+pub const SKETCH_LINES: usize = 1 << 14;
 
 /// Time constant of the background: what a place usually writes is
 /// learned with a memory of about two days.
@@ -121,7 +121,7 @@ pub const MAX_OPEN: usize = 64;
 
 /// The screen lets a 3-gram through to the exact check when its
 /// foreground is at least this many times what its background expects.
-const SCREEN_RATIO: f64 = RATIO;
+const SCREEN_RATIO: f32 = RATIO as f32;
 
 /// Failed checks remembered per partition, at most (then forgotten).
 const MAX_MEMO: usize = 16_384;
@@ -175,13 +175,22 @@ fn key_of_hash(place: u64, hash: u64) -> u64 {
     mix(place ^ hash)
 }
 
-/// Distinct 3-grams of one complaint looked at, at most (the first ones
-/// of its text: some 130 characters, more than most complaints have).
+/// 3-grams of one complaint looked at, at most (the first ones of its
+/// text: some 130 characters, more than most complaints have).
 pub const MAX_GRAMS: usize = 128;
 
-/// Slots of the table that finds a complaint's distinct 3-grams (8 KiB:
-/// it stays in the first-level cache).
-const SEEN_SLOTS: usize = 512;
+/// Region names whose place [`Topics::place_of`] remembers, at most.
+const MAX_PLACES_CACHED: usize = 4096;
+
+/// Where a region's complaints count.
+#[derive(Debug, Clone, Copy)]
+struct Where {
+    /// The city's place key.
+    city: u64,
+    /// Its province in the rules' table.
+    province: Option<usize>,
+    partition: usize,
+}
 
 /// The partition of a record's region (parallel replay routes by it).
 pub fn partition_of(rules: &Rules, region: &str) -> usize {
@@ -368,12 +377,9 @@ pub struct Topics {
     hashes: Vec<u64>,
     /// The sketch keys of `grams` at one place.
     keys: Vec<u64>,
-    /// Open addressing over 3-gram ids, stamped with `stamp`: a slot holds
-    /// a 3-gram of the current complaint when its stamp is current.
-    seen: Vec<(u64, u32)>,
-    stamp: u32,
     candidates: Vec<Candidate>,
     pool: Vec<Sample>,
+    places: hashbrown::HashMap<Box<str>, Where>,
 }
 
 impl std::fmt::Debug for Topics {
@@ -415,10 +421,9 @@ impl Topics {
             grams: Vec::with_capacity(MAX_GRAMS),
             hashes: Vec::with_capacity(MAX_GRAMS),
             keys: Vec::with_capacity(MAX_GRAMS),
-            seen: vec![(0, 0); SEEN_SLOTS],
-            stamp: 0,
             candidates: Vec::with_capacity(16),
             pool: Vec::new(),
+            places: hashbrown::HashMap::new(),
             rules,
         })
     }
@@ -496,18 +501,19 @@ impl Topics {
             self.stats.peak_state_bytes = self.stats.peak_state_bytes.max(b);
         }
         let now = wm.map_or(doc.ts, |w| w.max(doc.ts));
-        let rules = self.rules.clone();
-        let province = rules.province_of(rules.region_of(doc.region));
-        let city_key = place_hash(doc.region);
-        let prov_key = province.map(|p| rules.provinces[p].hash ^ PROVINCE_SALT);
-        let pi = partition_of(&rules, doc.region);
-        // The distinct 3-grams.
+        let Where {
+            city: city_key,
+            province,
+            partition: pi,
+        } = self.place_of(doc.region);
+        let prov_key = province.map(|p| self.rules.provinces[p].hash ^ PROVINCE_SALT);
+        // The 3-grams.
         let text = &doc.text[..floor_char_boundary(doc.text, PHRASE_BYTES)];
         if !phrase::segments_raw(text, &mut self.chars, &mut self.segs) {
             let norm = self.normalizer.normalize(text);
             phrase::segments(norm, &mut self.chars, &mut self.segs);
         }
-        self.distinct_grams();
+        self.text_grams();
 
         let part = self.parts[pi].get_or_insert_with(|| Box::new(Partition::new(doc.ts)));
         if doc.ts - part.landmark >= REBASE_MS {
@@ -550,7 +556,10 @@ impl Topics {
                 part.sketch.prefetch(k);
                 self.keys.push(k);
             }
-            let (place_fg, place_bg) = (a.total.0 * inv_wf, a.total.1);
+            // The place's background less (about) what its foreground
+            // holds: the last hours, a burst included.
+            let place_fg = a.total.0 * inv_wf;
+            let place_usual = (a.total.1 - place_fg * wb).max(f32::MIN_POSITIVE);
             for (&g, &k) in self.grams.iter().zip(&self.keys) {
                 let (f, b) = part.sketch.add(k, wf, wb);
                 let fg = f * inv_wf;
@@ -558,12 +567,10 @@ impl Topics {
                     continue;
                 }
                 // Far above what the background expects of the place's
-                // current volume? The background less (about) what the
-                // foreground holds: the last hours, this burst included.
-                let usual = (b - fg * wb).max(0.0) as f64;
-                let place_usual = (place_bg - place_fg * wb).max(f32::MIN_POSITIVE) as f64;
-                let expect = usual / place_usual * place_fg as f64;
-                if fg as f64 >= SCREEN_RATIO * expect {
+                // current volume (fg / place_fg >= ratio · usual /
+                // place_usual, without dividing)?
+                let usual = (b - fg * wb).max(0.0);
+                if fg * place_usual >= SCREEN_RATIO * usual * place_fg {
                     self.candidates.push(Candidate {
                         at: l as u8,
                         gram: g,
@@ -715,37 +722,38 @@ impl Topics {
         }
     }
 
-    /// The distinct 3-grams of the segments in `chars`/`segs`, in text
-    /// order, at most [`MAX_GRAMS`], into `grams` and their hashes into
-    /// `hashes`.
-    fn distinct_grams(&mut self) {
+    /// Where a region's complaints count: its place key, province and
+    /// partition (remembered per region name: a stream has a few hundred).
+    fn place_of(&mut self, region: &str) -> Where {
+        if let Some(w) = self.places.get(region) {
+            return *w;
+        }
+        let rules = &self.rules;
+        let w = Where {
+            city: place_hash(region),
+            province: rules.province_of(rules.region_of(region)),
+            partition: partition_of(rules, region),
+        };
+        if self.places.len() >= MAX_PLACES_CACHED {
+            self.places.clear();
+        }
+        self.places.insert(region.into(), w);
+        w
+    }
+
+    /// The 3-grams of the segments in `chars`/`segs`, in text order, at
+    /// most [`MAX_GRAMS`], into `grams` and their hashes into `hashes`.
+    /// A 3-gram a complaint repeats counts twice in the sketch (which
+    /// only ever over-counts, and the exact checks count complaints);
+    /// finding the distinct ones cost more than it saved.
+    fn text_grams(&mut self) {
         self.grams.clear();
         self.hashes.clear();
-        self.stamp = self.stamp.wrapping_add(1);
-        if self.stamp == 0 {
-            self.seen.iter_mut().for_each(|s| s.1 = 0);
-            self.stamp = 1;
-        }
-        let (seen, stamp) = (&mut self.seen, self.stamp);
         let (grams, hashes) = (&mut self.grams, &mut self.hashes);
         phrase::grams(&self.chars, &self.segs, |g| {
-            if grams.len() >= MAX_GRAMS {
-                return;
-            }
-            let h = mix(g);
-            let mut i = (h >> 54) as usize % SEEN_SLOTS;
-            loop {
-                let slot = &mut seen[i];
-                if slot.1 != stamp {
-                    *slot = (g, stamp);
-                    grams.push(g);
-                    hashes.push(h);
-                    return;
-                }
-                if slot.0 == g {
-                    return;
-                }
-                i = (i + 1) % SEEN_SLOTS;
+            if grams.len() < MAX_GRAMS {
+                grams.push(g);
+                hashes.push(mix(g));
             }
         });
     }
@@ -836,7 +844,10 @@ impl Topics {
                         if fp != *x {
                             break;
                         }
-                        hits[k].push(i as u32);
+                        // Once per complaint (a repeated 3-gram).
+                        if hits[k].last() != Some(&(i as u32)) {
+                            hits[k].push(i as u32);
+                        }
                     }
                 }
             }
