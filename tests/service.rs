@@ -982,11 +982,12 @@ fn section_8_rules_are_served_counted_by_kind_and_bad_ones_refused_on_reload() {
     );
 }
 
-/// Section 8 live: a field world (baselines learned over days, surges and
-/// province alerts) POSTed to `hotspot run --state-dir`, killed with
-/// SIGKILL twice on the way, gives exactly the alert lines of a replay of
-/// the same file: learned baselines and the stream's volume are journaled
-/// and checkpointed state like the windows.
+/// Section 8 live: a field world (baselines learned over days, surges,
+/// province alerts and new topics) POSTed to `hotspot run --state-dir`,
+/// killed with SIGKILL twice on the way, gives exactly the alert lines of a
+/// replay of the same file: learned baselines, the stream's volume and the
+/// new-topic detector are journaled and checkpointed state like the
+/// windows.
 #[test]
 fn live_section8_surges_equal_replay_across_kill_9() {
     let tmp = tempfile::tempdir().unwrap();
@@ -1019,8 +1020,9 @@ fn live_section8_surges_equal_replay_across_kill_9() {
     let want = without_end_of_input(replay_lines(&traffic, &rules, tmp.path()));
     assert!(
         want.iter().any(|l| l.contains(r#""kind":"surge""#))
-            && want.iter().any(|l| l.contains(r#""scope":"province""#)),
-        "the world makes surge and province alerts"
+            && want.iter().any(|l| l.contains(r#""scope":"province""#))
+            && want.iter().any(|l| l.contains(r#""kind":"new_topic""#)),
+        "the world makes surge, province and new-topic alerts"
     );
     let state = tmp.path().join("state");
     let alerts = tmp.path().join("alerts.jsonl");
