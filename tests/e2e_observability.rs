@@ -868,9 +868,10 @@ fn prometheus_scrapes_hotspot_and_every_dashboard_query_and_rule_works() {
             .unwrap();
 
     // Section 8 rules (the fixture library plus a region table, a province
-    // threshold and a surge test on 彩铃): the kind/scope series and the
-    // province panels have data; everything else reads as with plain rules.
-    let rules = section8::write_rules(tmp.path(), 40, false);
+    // threshold and a surge test on 彩铃, and `[discovery]`): the kind/scope
+    // series, the province and the new-topic panels have data; everything
+    // else reads as with plain rules.
+    let rules = section8::write_rules(tmp.path(), 40, true);
     let full = FullHotspot::start_with(tmp.path(), &rules);
     let hs = &full.hs;
 
@@ -1041,6 +1042,17 @@ fn prometheus_scrapes_hotspot_and_every_dashboard_query_and_rule_works() {
         "and it resolves"
     );
     assert!(value("max(hotspot_key_ratio)") > 0.0);
+    // The new-topic detector looked at the complaints no template covers
+    // (the fixture day is its learning day: no new topic opens), and its
+    // state is within the README's bound.
+    assert!(value("sum(hotspot_topics_complaints_total)") >= 1000.0);
+    let state = value("sum(hotspot_topics_state_bytes)");
+    assert!(state > 0.0 && state < 50e6, "detector state {state}");
+    assert_eq!(
+        value("sum(hotspot_alerts_firing{kind=\"new_topic\"})"),
+        0.0,
+        "the new-topic series are there, at 0"
+    );
     assert!(value("sum(hotspot_checkpoints_total{result=\"ok\"})") >= 1.0);
     assert_eq!(
         value("sum(hotspot_intake_refused_total{code=\"401\"})"),

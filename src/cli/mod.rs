@@ -106,6 +106,19 @@ pub fn one_line(s: &str) -> String {
 }
 
 /// Peak resident set size of this process in bytes (Linux), if known.
+/// CPU seconds this process has used, (user, system), all threads, from
+/// `/proc/self/stat` (Linux; clock ticks of 1/100 s).
+pub fn cpu_seconds() -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces), from the
+    // third: utime and stime are the 14th and 15th.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut f = rest.split_whitespace().skip(11);
+    let user: f64 = f.next()?.parse().ok()?;
+    let sys: f64 = f.next()?.parse().ok()?;
+    Some((user / 100.0, sys / 100.0))
+}
+
 pub fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;

@@ -76,6 +76,12 @@ pub struct Summary {
     pub events_per_s: f64,
     pub mb_per_s: f64,
     pub peak_rss_mb: Option<f64>,
+    /// CPU seconds of the whole process (user, system), where the system
+    /// says (Linux).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_user_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_sys_s: Option<f64>,
     /// The new-topic detector's counts and state size (with `[discovery]`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub new_topics: Option<crate::topics::TopicStats>,
@@ -106,6 +112,8 @@ impl Summary {
             events_per_s: stats.lines as f64 / secs,
             mb_per_s: stats.bytes as f64 / 1e6 / secs,
             peak_rss_mb: super::peak_rss_bytes().map(|b| b as f64 / 1e6),
+            cpu_user_s: super::cpu_seconds().map(|c| c.0),
+            cpu_sys_s: super::cpu_seconds().map(|c| c.1),
             new_topics: stats.new_topics.clone(),
         }
     }
