@@ -282,12 +282,10 @@ impl Engine {
             &mut dropped,
         );
         e.keys.overflow = e.stats.keys_overflow;
-        match saved.topics {
-            Some(t) => {
-                e.topics = Topics::restore(e.rules.clone(), t, saved.watermark, seq, &mut dropped)
-            }
-            // Learning starts now (a reload that adds `[discovery]`).
-            None => {}
+        // Without saved topics (a reload that adds `[discovery]`), learning
+        // starts now.
+        if let Some(t) = saved.topics {
+            e.topics = Topics::restore(e.rules.clone(), t, saved.watermark, seq, &mut dropped);
         }
         for a in &dropped {
             e.stats.alerts_resolved += 1;

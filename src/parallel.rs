@@ -26,9 +26,14 @@
 //!   in one shard, so one record's firings come from one shard) and run the
 //!   same [`KeyStore`] as the sequential engine, merging their records and
 //!   the watermark steps by input position.
+//! * With `[discovery]`, workers also keep the records no template covers,
+//!   and the sequencer sends each to the shard of its new-topic partition
+//!   ([`crate::topics::partition_of`]); a shard runs the same
+//!   [`Topics`] detector as the sequential engine for its partitions.
 //! * Alerts carry (input position, firing before resolution, business,
-//!   region); sorting a chunk's alerts from all shards by that key gives
-//!   exactly the sequential order of 5.7.
+//!   region); sorting a chunk's alerts from all shards by that key
+//!   ([`crate::alert::output_order`]) gives exactly the sequential order
+//!   of 5.7.
 //!
 //! The output is therefore byte-identical whatever N, K, chunk size or
 //! scheduling — the property tests and the conformance test check it. (One

@@ -13,23 +13,27 @@
 //!    `[[region]]` table, else the region itself, hashed onto one of
 //!    [`PARTITIONS`]) holds a count-min sketch ([`sketch`]) of decayed
 //!    document counts per (place, 3-gram), places being its city and its
-//!    province: a **foreground** with a time constant of one window and a
-//!    **background** of [`BACKGROUND_MS`], plus the place's own total under
-//!    a reserved key. Each 3-gram of the complaint updates its city's and
-//!    its province's cell.
+//!    province: a **foreground** with a time constant of
+//!    [`FOREGROUND_MS`] and a **background** of [`BACKGROUND_MS`], plus the
+//!    place's own total under a reserved key. Each 3-gram of the complaint
+//!    updates its city's and its province's cell.
 //! 3. The complaint joins the partition's recent complaints ([`recent`]).
 //! 4. A 3-gram whose foreground at the place could hold `min_callers`
 //!    complaints of one window (a decayed count of at least
-//!    `1 + (m-1)·e^(-1)`: each complaint of a window containing this one
-//!    weighs at least `e^(-1)`; never a miss) and that is far above its
-//!    background there (the cheap *screen*) is checked exactly: the place's
-//!    recent complaints holding it give the distinct callers of every
-//!    window containing this complaint (the same [`KeyState`] as the
-//!    businesses' keys), and the background gives what is usual:
-//!    `q` = the share of the place's complaints that held the 3-gram
-//!    before (background of the 3-gram over background of the place, less
-//!    the recent complaints), `λ = q · N` for the `N` complaints of the
-//!    place in the window. The window is a new topic when its distinct
+//!    `1 + (m-1)·e^(-size/τ)`: each complaint of a window containing this
+//!    one weighs at least `e^(-size/τ)`; never a miss) and whose share of
+//!    the place's recent complaints is [`RATIO`] times its usual share (the
+//!    cheap *screen*) is checked exactly: the place's recent complaints
+//!    holding it give the distinct callers of every window containing this
+//!    complaint (the same [`KeyState`] as the businesses' keys), and the
+//!    sketch gives what is usual: `q_bg`, the share of the place's
+//!    complaints that held the 3-gram in the background, and `q_recent` in
+//!    the foreground (the last hours), both less the recent complaints
+//!    themselves; `λ = max(q_bg, q_recent) · N` for the `N` complaints of
+//!    the place in the window (the last hours keep words of the clock,
+//!    `今晚` all evening, from looking new every evening). A 3-gram whose
+//!    window complaints mostly hold an open topic's anchor joins that
+//!    topic instead. The window is a new topic when its distinct
 //!    callers `c ≥ min_callers`, `c ≥` [`RATIO`]`·λ` and
 //!    `P(Poisson(λ) ≥ c) <` [`P_VALUE`]. A province opens one only when no
 //!    single city could (no city has `min_callers` of its own, and none

@@ -259,6 +259,9 @@ pub fn segment_strings(normalized: &str) -> Vec<String> {
         .collect()
 }
 
+/// A text's kept characters and its segments (see [`segments`]).
+type Segmented = (Vec<char>, Vec<(u32, u32)>);
+
 /// One phrase of a topic and how many of its complaints contain it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Phrase {
@@ -304,7 +307,7 @@ pub fn shared_phrases<S: AsRef<str>>(
     // Each text cut once: its segments joined by a separator no segment
     // holds (for the substring counts), and its distinct n-grams.
     let mut joined: Vec<String> = Vec::with_capacity(docs.len());
-    let mut cut: Vec<(Vec<char>, Vec<(u32, u32)>)> = Vec::with_capacity(docs.len());
+    let mut cut: Vec<Segmented> = Vec::with_capacity(docs.len());
     let mut df: HashMap<u64, u32> = HashMap::new();
     for d in docs {
         segments(d.as_ref(), &mut chars, &mut segs);

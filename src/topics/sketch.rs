@@ -52,7 +52,7 @@ impl std::fmt::Debug for Sketch {
 #[inline]
 fn ways(key: u64) -> (usize, usize) {
     let a = (key >> 40) as usize % WAYS;
-    let b = a ^ (1 | (key >> 44) as usize % WAYS);
+    let b = a ^ (1 | ((key >> 44) as usize % WAYS));
     (a, b)
 }
 
