@@ -112,6 +112,10 @@ pub struct Alert {
     pub templates: Vec<(String, u32)>,
     /// Firing only: the window's last three complaints in input order.
     pub samples: Vec<AlertSample>,
+    /// New topics only (both lines): the phrases the complaints share,
+    /// most specific first (CONTRACT 8). Empty, and not written, for the
+    /// other kinds.
+    pub terms: Vec<String>,
     /// Resolved only: the record whose watermark resolved it (None at the
     /// end of input).
     pub resolved_by: Option<String>,
@@ -152,6 +156,50 @@ pub fn scoped_alert_id(
     }
 }
 
+/// The alert id of a new topic (CONTRACT 8): its key is (place, phrase),
+/// so the id names the phrase (`terms[0]`) after the place, and a province
+/// says so like a province key of a business does.
+pub fn topic_alert_id(
+    scope: Scope,
+    place: &str,
+    phrase: &str,
+    event_ts: i64,
+    record_id: &str,
+) -> String {
+    match scope {
+        Scope::Region => format!("new_topic:{place}:{phrase}:{event_ts}:{record_id}"),
+        Scope::Province => format!("new_topic:province:{place}:{phrase}:{event_ts}:{record_id}"),
+    }
+}
+
+/// The order of alert lines (5.7, extended by section 8): input position,
+/// firings before resolutions, alerts of businesses before new topics,
+/// region keys before province keys, business in rules order, region (a
+/// new topic: place), then the id (new topics of one place by phrase).
+/// Without new topics the last two keys never decide: one record fires or
+/// resolves at most one alert per key.
+pub fn output_order(a: &Alert, b: &Alert) -> std::cmp::Ordering {
+    let topic = |a: &Alert| a.kind == Some(Kind::NewTopic);
+    (
+        a.seq,
+        !a.is_firing(),
+        topic(a),
+        a.scope,
+        a.business_index,
+        &a.region,
+        &a.alert_id,
+    )
+        .cmp(&(
+            b.seq,
+            !b.is_firing(),
+            topic(b),
+            b.scope,
+            b.business_index,
+            &b.region,
+            &b.alert_id,
+        ))
+}
+
 /// A baseline or probability as written: a fixed number of significant
 /// digits, so that the bytes read well and do not depend on the last bits
 /// of a float.
@@ -167,6 +215,12 @@ pub fn round_sig(x: f64, digits: i32) -> f64 {
 impl Alert {
     pub fn is_firing(&self) -> bool {
         self.state == AlertState::Firing
+    }
+
+    /// Whether this is a new-topic alert (no business: `business` is
+    /// written as null).
+    pub fn is_new_topic(&self) -> bool {
+        self.kind == Some(Kind::NewTopic)
     }
 
     /// The alert as one JSON line (no trailing newline).
@@ -202,7 +256,15 @@ impl Alert {
             Some(Kind::NewTopic) => "新话题",
             _ => "批量投诉",
         };
-        let name = if self.business_name.is_empty() {
+        let phrase;
+        let name = if self.is_new_topic() {
+            phrase = self
+                .terms
+                .first()
+                .map(|t| format!("「{t}」"))
+                .unwrap_or_default();
+            phrase.as_str()
+        } else if self.business_name.is_empty() {
             self.business.as_str()
         } else {
             self.business_name.as_str()
@@ -234,8 +296,13 @@ impl Serialize for Alert {
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("alert_id", &self.alert_id)?;
         m.serialize_entry("state", self.state.as_str())?;
-        m.serialize_entry("business", &self.business)?;
-        m.serialize_entry("business_name", &self.business_name)?;
+        if self.is_new_topic() {
+            m.serialize_entry("business", &None::<&str>)?;
+            m.serialize_entry("business_name", &None::<&str>)?;
+        } else {
+            m.serialize_entry("business", &self.business)?;
+            m.serialize_entry("business_name", &self.business_name)?;
+        }
         m.serialize_entry("region", &self.region)?;
         if let Some(scope) = self.scope {
             m.serialize_entry("scope", scope.as_str())?;
@@ -252,6 +319,9 @@ impl Serialize for Alert {
         }
         if let Some(p) = self.p_value {
             m.serialize_entry("p_value", &p)?;
+        }
+        if self.is_new_topic() {
+            m.serialize_entry("terms", &self.terms)?;
         }
         m.serialize_entry("window_start", &format_cst(self.window_start))?;
         m.serialize_entry("window_end", &format_cst(self.window_end))?;
@@ -292,9 +362,10 @@ impl Serialize for TemplateCounts<'_> {
 struct Wire {
     alert_id: String,
     state: AlertState,
-    business: String,
+    /// Null for new topics.
+    business: Option<String>,
     #[serde(default)]
-    business_name: String,
+    business_name: Option<String>,
     region: String,
     department: String,
     #[serde(default)]
@@ -319,6 +390,8 @@ struct Wire {
     #[serde(default)]
     samples: Vec<AlertSample>,
     #[serde(default)]
+    terms: Vec<String>,
+    #[serde(default)]
     resolved_by: Option<String>,
     #[serde(default)]
     watermark: Option<String>,
@@ -341,8 +414,8 @@ impl<'de> Deserialize<'de> for Alert {
             watermark: w.watermark.as_deref().map(ts).transpose()?,
             alert_id: w.alert_id,
             state: w.state,
-            business: w.business,
-            business_name: w.business_name,
+            business: w.business.unwrap_or_default(),
+            business_name: w.business_name.unwrap_or_default(),
             region: w.region,
             department: w.department,
             department_name: w.department_name,
@@ -355,6 +428,7 @@ impl<'de> Deserialize<'de> for Alert {
             triggered_by: w.triggered_by,
             templates: w.templates.into_iter().collect(),
             samples: w.samples,
+            terms: w.terms,
             resolved_by: w.resolved_by,
             end_of_input: w.end_of_input,
             reason: w.reason,
@@ -392,6 +466,7 @@ mod tests {
                 id: "WO1".into(),
                 text: "彩铃复制失败，138****5678".into(),
             }],
+            terms: Vec::new(),
             resolved_by: None,
             watermark: None,
             end_of_input: false,

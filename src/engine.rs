@@ -16,6 +16,7 @@ use crate::matcher::{Matcher, Matches};
 use crate::normalize::Normalizer;
 use crate::record::{Decoded, Decoder, Reject, RejectInfo};
 use crate::rules::Rules;
+use crate::topics::{TopicDoc, Topics, TopicsState};
 use crate::window::baseline::Volume;
 use crate::window::key::caller_id;
 use crate::window::store::{Counted, KeyStoreState};
@@ -79,6 +80,9 @@ pub struct Stats {
     pub bytes: u64,
     /// Complaints not counted because the key limit was reached.
     pub keys_overflow: u64,
+    /// The new-topic detector's counts (rules with `[discovery]` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_topics: Option<crate::topics::TopicStats>,
 }
 
 impl Stats {
@@ -101,6 +105,9 @@ impl Stats {
         self.alerts_resolved += o.alerts_resolved;
         self.bytes += o.bytes;
         self.keys_overflow += o.keys_overflow;
+        if let Some(t) = &o.new_topics {
+            self.new_topics.get_or_insert_with(Default::default).add(t);
+        }
     }
 }
 
@@ -150,6 +157,9 @@ pub struct EngineState {
     /// The stream's volume (rules with a surge test only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume: Option<Volume>,
+    /// The new-topic detector (rules with `[discovery]` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topics: Option<TopicsState>,
 }
 
 /// A sequential engine over one event-time stream.
@@ -166,6 +176,8 @@ pub struct Engine {
     fired: Vec<Alert>,
     /// The stream's volume, kept when a business has a surge test.
     volume: Option<Volume>,
+    /// The new-topic detector, with `[discovery]`.
+    topics: Option<Topics>,
     config: EngineConfig,
     /// Remember the last record's region and businesses (live metrics).
     tracking: bool,
@@ -190,6 +202,7 @@ impl Engine {
             geo: Geometry::new(rules.window),
             scratch: Scratch::new(&matcher),
             keys: KeyStore::new(rules.clone(), config.max_keys),
+            topics: Topics::new(rules.clone()),
             per_business: vec![0; rules.businesses.len()],
             rules,
             matcher,
@@ -234,6 +247,7 @@ impl Engine {
                 .collect(),
             keys: self.keys.export(),
             volume: self.volume.clone(),
+            topics: self.topics.as_ref().map(Topics::export),
         }
     }
 
@@ -268,6 +282,13 @@ impl Engine {
             &mut dropped,
         );
         e.keys.overflow = e.stats.keys_overflow;
+        match saved.topics {
+            Some(t) => {
+                e.topics = Topics::restore(e.rules.clone(), t, saved.watermark, seq, &mut dropped)
+            }
+            // Learning starts now (a reload that adds `[discovery]`).
+            None => {}
+        }
         for a in &dropped {
             e.stats.alerts_resolved += 1;
             out.alert(a);
@@ -304,6 +325,9 @@ impl Engine {
         self.resolved.clear();
         self.keys
             .resolve_because(wm, seq, "idle", &mut self.resolved);
+        if let Some(t) = &mut self.topics {
+            t.resolve_because(wm, seq, "idle", &mut self.resolved);
+        }
         for a in &self.resolved {
             self.stats.alerts_resolved += 1;
             out.alert(a);
@@ -322,6 +346,7 @@ impl Engine {
     pub fn stats(&self) -> Stats {
         let mut s = self.stats.clone();
         s.keys_overflow = self.keys.overflow;
+        s.new_topics = self.topics.as_ref().map(Topics::stats);
         s
     }
 
@@ -331,6 +356,11 @@ impl Engine {
 
     pub fn keys(&self) -> &KeyStore {
         &self.keys
+    }
+
+    /// The new-topic detector (rules with `[discovery]`).
+    pub fn topics(&self) -> Option<&Topics> {
+        self.topics.as_ref()
     }
 
     /// Processes one line (without its newline). `line_no` is its 1-based
@@ -400,6 +430,27 @@ impl Engine {
                 self.stats.alerts_firing += 1;
                 out.alert(a);
             }
+        } else if let Some(t) = &mut self.topics {
+            // New topics: complaints no template covers (CONTRACT 8).
+            if !scratch.matches.is_known() {
+                self.fired.clear();
+                t.observe(
+                    &TopicDoc {
+                        seq: line_no,
+                        id: rec.id,
+                        ts: rec.ts,
+                        region: rec.region,
+                        text: rec.text,
+                        caller: rec.caller.map(caller_id),
+                    },
+                    self.watermark,
+                    &mut self.fired,
+                );
+                for a in &self.fired {
+                    self.stats.alerts_firing += 1;
+                    out.alert(a);
+                }
+            }
         }
         let advanced = self.watermark.is_none_or(|wm| rec.ts > wm);
         if advanced {
@@ -415,6 +466,17 @@ impl Engine {
                 },
                 &mut self.resolved,
             );
+            if let Some(t) = &mut self.topics {
+                t.resolve(
+                    rec.ts,
+                    Resolver {
+                        seq: line_no,
+                        id: Some(rec.id),
+                        ts: rec.ts,
+                    },
+                    &mut self.resolved,
+                );
+            }
             for a in &self.resolved {
                 self.stats.alerts_resolved += 1;
                 out.alert(a);
@@ -428,6 +490,9 @@ impl Engine {
         let Some(wm) = self.watermark else { return };
         self.resolved.clear();
         self.keys.finish(wm, &mut self.resolved);
+        if let Some(t) = &mut self.topics {
+            t.finish(wm, &mut self.resolved);
+        }
         for a in &self.resolved {
             self.stats.alerts_resolved += 1;
             out.alert(a);

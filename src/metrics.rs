@@ -138,6 +138,17 @@ pub struct Metrics {
     /// hotspot_dead_letters_dropped_total{sink}: dead letters an
     /// asynchronous dead-letter sink could not take (its queue was full).
     pub dead_letters_dropped: IntCounterVec,
+    /// hotspot_topics_complaints_total: complaints no template covers that
+    /// the new-topic detector looked at (`[discovery]`).
+    pub topics_complaints: IntCounter,
+    /// hotspot_topics_checks_total: exact checks of phrases through its
+    /// screen.
+    pub topics_checks: IntCounter,
+    /// hotspot_topics_state_bytes: bytes of its state (sketches, recent
+    /// complaints, open topics), bounded by the README's figure.
+    pub topics_state_bytes: IntGauge,
+    /// hotspot_topics_recent_complaints: recent complaints it holds.
+    pub topics_recent: IntGauge,
     regions: RegionLabels,
 }
 
@@ -361,6 +372,22 @@ impl Metrics {
                 ),
                 &["sink"]
             )),
+            topics_complaints: reg!(IntCounter::with_opts(opts(
+                "hotspot_topics_complaints_total",
+                "Complaints no template covers, looked at by the new-topic detector"
+            ))),
+            topics_checks: reg!(IntCounter::with_opts(opts(
+                "hotspot_topics_checks_total",
+                "Exact checks of phrases that passed the new-topic screen"
+            ))),
+            topics_state_bytes: reg!(IntGauge::with_opts(opts(
+                "hotspot_topics_state_bytes",
+                "Bytes of the new-topic detector's state"
+            ))),
+            topics_recent: reg!(IntGauge::with_opts(opts(
+                "hotspot_topics_recent_complaints",
+                "Recent complaints the new-topic detector holds"
+            ))),
             regions: RegionLabels {
                 index: Mutex::new(HashMap::new()),
                 values: std::array::from_fn(|_| OnceLock::new()),
@@ -442,6 +469,9 @@ impl Metrics {
         }
         if rules.discovery.is_some() {
             v.push(("new_topic", "region"));
+            if !rules.provinces.is_empty() {
+                v.push(("new_topic", "province"));
+            }
         }
         v
     }

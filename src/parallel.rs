@@ -41,13 +41,14 @@ use std::thread;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use crate::alert::Alert;
+use crate::alert::{Alert, output_order};
 use crate::engine::{EngineConfig, Scratch, Stats};
 use crate::matcher::Matcher;
 use crate::record::{Decoded, RejectInfo};
 use crate::replay::ReplayOutputs;
 use crate::rules::Rules;
 use crate::sink::dead_letter_json;
+use crate::topics::{TopicDoc, Topics, partition_of};
 use crate::window::key::{SAMPLE_BYTES, caller_id, floor_char_boundary};
 use crate::window::store::Counted;
 use crate::window::{Geometry, KeyStore, Resolver};
@@ -96,6 +97,17 @@ struct Matched {
     bus: (u32, u32),
 }
 
+/// A valid record of a chunk that no template covers (kept only with
+/// `[discovery]`, for the new-topic detector).
+struct Unmatched {
+    /// Index among the chunk's valid records.
+    valid: u32,
+    region: (u32, u32),
+    /// The text, cut where the detector stops reading.
+    text: (u32, u32),
+    caller: Option<u128>,
+}
+
 /// What a worker makes of a chunk.
 struct Parsed {
     index: u64,
@@ -111,6 +123,7 @@ struct Parsed {
     /// Regions, texts and ids, UTF-8.
     arena: String,
     matched: Vec<Matched>,
+    unmatched: Vec<Unmatched>,
     /// (business, range into `templates`).
     bus: Vec<(u16, u32, u32)>,
     templates: Vec<u32>,
@@ -131,7 +144,16 @@ fn push_str(arena: &mut String, s: &str) -> (u32, u32) {
     (a, arena.len() as u32)
 }
 
-fn parse_chunk(c: &Chunk, matcher: &Matcher, scratch: &mut Scratch, keep_raw: bool) -> Parsed {
+/// What workers keep besides matched records.
+#[derive(Clone, Copy)]
+struct Keep {
+    /// Raw rejected lines (dead letters are written).
+    raw: bool,
+    /// Records no template covers (`[discovery]`).
+    unmatched: bool,
+}
+
+fn parse_chunk(c: &Chunk, matcher: &Matcher, scratch: &mut Scratch, keep: Keep) -> Parsed {
     let mut p = Parsed {
         index: c.index,
         lines: 0,
@@ -143,6 +165,7 @@ fn parse_chunk(c: &Chunk, matcher: &Matcher, scratch: &mut Scratch, keep_raw: bo
         id_at: Vec::with_capacity(4096),
         arena: String::with_capacity(c.data.len() / 2),
         matched: Vec::with_capacity(2048),
+        unmatched: Vec::new(),
         bus: Vec::with_capacity(2048),
         templates: Vec::with_capacity(4096),
         rejects: Vec::new(),
@@ -153,12 +176,12 @@ fn parse_chunk(c: &Chunk, matcher: &Matcher, scratch: &mut Scratch, keep_raw: bo
     for nl in memchr::memchr_iter(b'\n', data) {
         let line = &data[start..nl];
         start = nl + 1;
-        handle_line(&mut p, local, line, matcher, scratch, keep_raw);
+        handle_line(&mut p, local, line, matcher, scratch, keep);
         local += 1;
     }
     if start < data.len() {
         // The last line of the input, without a newline.
-        handle_line(&mut p, local, &data[start..], matcher, scratch, keep_raw);
+        handle_line(&mut p, local, &data[start..], matcher, scratch, keep);
         local += 1;
     }
     p.lines = local as u64;
@@ -171,7 +194,7 @@ fn handle_line(
     line: &[u8],
     matcher: &Matcher,
     s: &mut Scratch,
-    keep_raw: bool,
+    keep: Keep,
 ) {
     let Scratch {
         decoder,
@@ -185,7 +208,7 @@ fn handle_line(
             p.rejects.push((
                 local,
                 info,
-                if keep_raw { line.to_vec() } else { Vec::new() },
+                if keep.raw { line.to_vec() } else { Vec::new() },
             ));
         }
         Decoded::Record(r) => {
@@ -196,6 +219,19 @@ fn handle_line(
             p.id_at.push(id);
             matcher.find_text(r.text, normalizer, matches);
             if matches.is_empty() {
+                if keep.unmatched && !matches.is_known() {
+                    let region = push_str(&mut p.arena, r.region);
+                    let text = push_str(
+                        &mut p.arena,
+                        &r.text[..floor_char_boundary(r.text, SAMPLE_BYTES)],
+                    );
+                    p.unmatched.push(Unmatched {
+                        valid,
+                        region,
+                        text,
+                        caller: r.caller.map(caller_id),
+                    });
+                }
                 return;
             }
             let region = push_str(&mut p.arena, r.region);
@@ -237,6 +273,9 @@ struct ShardWork {
     /// Indices into `parsed.matched` of accepted records for this shard,
     /// with the stream's volume scale each was accepted at.
     records: Vec<(u32, f32)>,
+    /// Indices into `parsed.unmatched` of accepted records whose new-topic
+    /// partition is this shard's.
+    docs: Vec<u32>,
     steps: Arc<Vec<Step>>,
 }
 
@@ -250,6 +289,8 @@ struct ShardOut {
     index: u64,
     alerts: Vec<Alert>,
     overflow: u64,
+    /// At the end of input: the shard's new-topic detector's counts.
+    topics: Option<crate::topics::TopicStats>,
 }
 
 fn run_shard(
@@ -259,62 +300,96 @@ fn run_shard(
     tx: Sender<ShardOut>,
 ) {
     let mut keys = KeyStore::new(rules.clone(), config.max_keys);
+    let mut topics = Topics::new(rules.clone());
+    // The watermark as of the last step taken (the new-topic detector
+    // reads it as the engine does: before the record moves it).
+    let mut wm: Option<i64> = None;
     for msg in rx {
         match msg {
             ShardMsg::Work(w) => {
                 let p = &w.parsed;
                 let mut alerts = Vec::new();
-                let (mut r, mut s) = (0usize, 0usize);
+                let (mut r, mut d, mut s) = (0usize, 0usize, 0usize);
+                let seq_of = |valid: u32| w.first_line + p.valid_line[valid as usize] as u64;
                 loop {
-                    let rseq = w.records.get(r).map(|&(m, _)| {
-                        w.first_line + p.valid_line[p.matched[m as usize].valid as usize] as u64
-                    });
+                    let rseq = w
+                        .records
+                        .get(r)
+                        .map(|&(m, _)| seq_of(p.matched[m as usize].valid));
+                    let dseq = w
+                        .docs
+                        .get(d)
+                        .map(|&u| seq_of(p.unmatched[u as usize].valid));
                     let sseq = w.steps.get(s).map(|st| st.seq);
-                    // A record is counted before the watermark step it causes.
-                    let take_record = match (rseq, sseq) {
-                        (Some(a), Some(b)) => a <= b,
-                        (Some(_), None) => true,
-                        (None, Some(_)) => false,
-                        (None, None) => break,
-                    };
-                    if take_record {
-                        let (k, scale) = w.records[r];
-                        let m = &p.matched[k as usize];
-                        let vi = m.valid as usize;
-                        let counted = Counted {
-                            seq: rseq.unwrap_or(0),
-                            id: p.str(p.id_at[vi]),
-                            ts: p.ts[vi],
-                            region: p.str(m.region),
-                            text: p.str(m.text),
-                            caller: m.caller,
-                        };
-                        let bus = &p.bus[m.bus.0 as usize..m.bus.1 as usize];
-                        keys.count_record(
-                            &rules,
-                            || {
-                                bus.iter().map(|&(b, t0, t1)| {
-                                    (b as usize, &p.templates[t0 as usize..t1 as usize])
-                                })
-                            },
-                            &counted,
-                            scale,
-                            &mut alerts,
-                        );
-                        r += 1;
-                    } else {
-                        let st = w.steps[s];
-                        keys.sweep(st.ts);
-                        keys.resolve(
-                            st.ts,
-                            Resolver {
+                    // A record is counted before the watermark step it
+                    // causes; a record is matched or not, never both.
+                    let next = [rseq, dseq, sseq]
+                        .into_iter()
+                        .enumerate()
+                        .filter_map(|(k, q)| q.map(|q| (q, k)))
+                        .min();
+                    let Some((seq, kind)) = next else { break };
+                    match kind {
+                        0 => {
+                            let (k, scale) = w.records[r];
+                            let m = &p.matched[k as usize];
+                            let vi = m.valid as usize;
+                            let counted = Counted {
+                                seq,
+                                id: p.str(p.id_at[vi]),
+                                ts: p.ts[vi],
+                                region: p.str(m.region),
+                                text: p.str(m.text),
+                                caller: m.caller,
+                            };
+                            let bus = &p.bus[m.bus.0 as usize..m.bus.1 as usize];
+                            keys.count_record(
+                                &rules,
+                                || {
+                                    bus.iter().map(|&(b, t0, t1)| {
+                                        (b as usize, &p.templates[t0 as usize..t1 as usize])
+                                    })
+                                },
+                                &counted,
+                                scale,
+                                &mut alerts,
+                            );
+                            r += 1;
+                        }
+                        1 => {
+                            let u = &p.unmatched[w.docs[d] as usize];
+                            let vi = u.valid as usize;
+                            if let Some(t) = &mut topics {
+                                t.observe(
+                                    &TopicDoc {
+                                        seq,
+                                        id: p.str(p.id_at[vi]),
+                                        ts: p.ts[vi],
+                                        region: p.str(u.region),
+                                        text: p.str(u.text),
+                                        caller: u.caller,
+                                    },
+                                    wm,
+                                    &mut alerts,
+                                );
+                            }
+                            d += 1;
+                        }
+                        _ => {
+                            let st = w.steps[s];
+                            wm = Some(st.ts);
+                            keys.sweep(st.ts);
+                            let by = Resolver {
                                 seq: st.seq,
                                 id: Some(p.str(p.id_at[st.valid as usize])),
                                 ts: st.ts,
-                            },
-                            &mut alerts,
-                        );
-                        s += 1;
+                            };
+                            keys.resolve(st.ts, by, &mut alerts);
+                            if let Some(t) = &mut topics {
+                                t.resolve(st.ts, by, &mut alerts);
+                            }
+                            s += 1;
+                        }
                     }
                 }
                 if tx
@@ -322,6 +397,7 @@ fn run_shard(
                         index: w.index,
                         alerts,
                         overflow: keys.overflow,
+                        topics: None,
                     })
                     .is_err()
                 {
@@ -332,11 +408,15 @@ fn run_shard(
                 let mut alerts = Vec::new();
                 if let Some(wm) = wm {
                     keys.finish(wm, &mut alerts);
+                    if let Some(t) = &mut topics {
+                        t.finish(wm, &mut alerts);
+                    }
                 }
                 let _ = tx.send(ShardOut {
                     index: u64::MAX,
                     alerts,
                     overflow: keys.overflow,
+                    topics: topics.as_ref().map(Topics::stats),
                 });
                 return;
             }
@@ -351,19 +431,6 @@ fn collect(o: ShardOut, merging: &mut BTreeMap<u64, (usize, Vec<Alert>)>) {
     e.1.extend(o.alerts);
 }
 
-/// The order of alert lines (5.7): input position, firings before
-/// resolutions, region keys before province keys (section 8), business in
-/// rules order, region.
-fn output_order(a: &Alert, b: &Alert) -> std::cmp::Ordering {
-    (a.seq, !a.is_firing(), a.scope, a.business_index, &a.region).cmp(&(
-        b.seq,
-        !b.is_firing(),
-        b.scope,
-        b.business_index,
-        &b.region,
-    ))
-}
-
 /// Replays `input` on `layout.workers` + `layout.shards` threads; the
 /// output is byte-identical to [`crate::replay::replay`].
 pub fn replay_parallel(
@@ -376,7 +443,10 @@ pub fn replay_parallel(
 ) -> io::Result<Stats> {
     let matcher = Arc::new(Matcher::new(&rules).map_err(io::Error::other)?);
     let geo = Geometry::new(rules.window);
-    let keep_raw = outs.dead_letters.is_some();
+    let keep = Keep {
+        raw: outs.dead_letters.is_some(),
+        unmatched: rules.discovery.is_some(),
+    };
     let workers = layout.workers.max(1);
     let shards = layout.shards.max(1);
     let chunk_bytes = layout.chunk_bytes.max(64);
@@ -415,7 +485,7 @@ pub fn replay_parallel(
             scope.spawn(move || {
                 let mut scratch = Scratch::new(&m);
                 for mut c in rx {
-                    let parsed = parse_chunk(&c, &m, &mut scratch, keep_raw);
+                    let parsed = parse_chunk(&c, &m, &mut scratch, keep);
                     // A full pool just drops the buffer.
                     let _ = recycle.try_send(std::mem::take(&mut c.data));
                     if tx.send(parsed).is_err() {
@@ -607,16 +677,26 @@ pub fn replay_parallel(
                     let scale = scales.get(m.valid as usize).copied().unwrap_or(1.0);
                     per_shard[shard].push((k as u32, scale));
                 }
+                // Records no template covers go to the shard of their
+                // new-topic partition.
+                let mut docs_per_shard: Vec<Vec<u32>> = vec![Vec::new(); shards];
+                for (k, u) in p.unmatched.iter().enumerate() {
+                    if accepted[u.valid as usize] {
+                        let part = partition_of(&rules, p.str(u.region));
+                        docs_per_shard[part % shards].push(k as u32);
+                    }
+                }
                 bytes_done += p.bytes;
                 let index = p.index;
                 let parsed = Arc::new(p);
                 let steps = Arc::new(steps);
-                for (s, records) in per_shard.into_iter().enumerate() {
+                for (s, (records, docs)) in per_shard.into_iter().zip(docs_per_shard).enumerate() {
                     let w = ShardWork {
                         index,
                         first_line,
                         parsed: parsed.clone(),
                         records,
+                        docs,
                         steps: steps.clone(),
                     };
                     // Keep draining shard output while shards are busy, so
@@ -684,6 +764,9 @@ pub fn replay_parallel(
             match out_rx.recv() {
                 Ok(o) => {
                     total_overflow += o.overflow;
+                    if let Some(t) = &o.topics {
+                        stats.new_topics.get_or_insert_with(Default::default).add(t);
+                    }
                     end.extend(o.alerts);
                     finished += 1;
                 }

@@ -347,7 +347,7 @@ fn run_and_replay_refuse_rules_that_detect_nothing() {
 mod section8;
 
 #[test]
-fn check_rules_shows_section_8_settings_and_warns_about_discovery() {
+fn check_rules_shows_section_8_settings_and_discovery() {
     let dir = tempfile::tempdir().unwrap();
     let path = section8::write_rules(dir.path(), 40, true);
     let (code, out, err) = hotspot(&["check-rules", "-v", path.to_str().unwrap()]);
@@ -360,24 +360,20 @@ fn check_rules_shows_section_8_settings_and_warns_about_discovery() {
         "    宁夏 (5 regions): 银川 (2600000 subscribers), 中卫, 固原, 吴忠, 石嘴山\n",
         "  crbt 彩铃 (department vas, threshold 23)\n    province threshold: 40\n    surge: ratio 4, min 30, p_value 1e-7\n",
         "  broadband 家庭宽带 (department net, threshold 38)\n    region thresholds: 衢州=12, 舟山=9\n",
-        "discovery: department net, min_callers 8",
-        "warning: [discovery] is accepted but new-topic detection is not implemented",
+        "discovery: department net, min_callers 8 (new topics per region and province)",
     ] {
         assert!(out.contains(want), "missing {want:?} in\n{out}");
     }
-    // Without -v: the one-line section 8 summary and the warning, no table.
+    assert!(!out.contains("not implemented"), "{out}");
+    // Without -v: the one-line section 8 summary, no table.
     let (code, out, _) = hotspot(&["check-rules", path.to_str().unwrap()]);
     assert_eq!(code, 0);
     assert!(
         out.contains("section 8    16 regions in 2 provinces"),
         "{out}"
     );
-    assert!(
-        out.contains("new-topic detection is not implemented"),
-        "{out}"
-    );
     assert!(!out.contains("regions by province"), "{out}");
-    // Without [discovery]: no warning.
+    // Without [discovery].
     let path = section8::write_rules(dir.path(), 40, false);
     let (_, out, _) = hotspot(&["check-rules", "-v", path.to_str().unwrap()]);
     assert!(!out.contains("not implemented"), "{out}");

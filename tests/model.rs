@@ -318,6 +318,7 @@ impl<'r> Model<'r> {
                 event_ts: r.ts,
                 templates: per_template.into_iter().collect(),
                 samples,
+                terms: Vec::new(),
                 resolved_by: None,
                 watermark: None,
                 end_of_input: false,

@@ -854,7 +854,7 @@ fn section_8_rules_are_served_counted_by_kind_and_bad_ones_refused_on_reload() {
         &tmp.path().join("log"),
     );
     // GET /v1/rules: the region table, the provinces, each business's
-    // section 8 settings, and [discovery] marked as not implemented.
+    // section 8 settings, and [discovery].
     let r = hs.json("/v1/rules");
     let version = r["version"].as_str().unwrap().to_owned();
     assert_eq!(r["regions"].as_array().unwrap().len(), 16);
@@ -868,7 +868,7 @@ fn section_8_rules_are_served_counted_by_kind_and_bad_ones_refused_on_reload() {
         serde_json::json!(["银川", "中卫", "固原", "吴忠", "石嘴山"])
     );
     assert_eq!(r["discovery"]["department"], "net");
-    assert_eq!(r["discovery"]["implemented"], false);
+    assert_eq!(r["discovery"]["implemented"], true);
     let b = |id: &str| {
         r["businesses"]
             .as_array()

@@ -100,9 +100,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             w.size_ms / w.slide_ms
         );
     }
-    if rules.discovery.is_some() {
+    if rules.discovery.is_some() && rules.regions.is_empty() {
         println!(
-            "  warning: [discovery] is accepted but new-topic detection is not implemented in this version: no new_topic alert will be raised"
+            "  note: [discovery] without a [[region]] table looks for new topics per region only (no province topics)"
         );
     }
     if rules.extended {
@@ -182,7 +182,7 @@ fn print_section8(rules: &rules::Rules) {
     }
     if let Some(d) = &rules.discovery {
         println!(
-            "  discovery: department {}, min_callers {} (not implemented yet: no new_topic alerts)",
+            "  discovery: department {}, min_callers {} (new topics per region and province)",
             rules.departments[d.department].id, d.min_callers
         );
     }

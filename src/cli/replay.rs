@@ -76,6 +76,9 @@ pub struct Summary {
     pub events_per_s: f64,
     pub mb_per_s: f64,
     pub peak_rss_mb: Option<f64>,
+    /// The new-topic detector's counts and state size (with `[discovery]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_topics: Option<crate::topics::TopicStats>,
 }
 
 impl Summary {
@@ -103,6 +106,7 @@ impl Summary {
             events_per_s: stats.lines as f64 / secs,
             mb_per_s: stats.bytes as f64 / 1e6 / secs,
             peak_rss_mb: super::peak_rss_bytes().map(|b| b as f64 / 1e6),
+            new_topics: stats.new_topics.clone(),
         }
     }
 

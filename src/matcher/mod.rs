@@ -152,6 +152,9 @@ pub struct Matches {
     /// (business, range into `templates`) for each matched business,
     /// ascending by business.
     businesses: Vec<(u16, u32, u32)>,
+    /// Whether a template's `all_of` groups all hit but a `none_of` keyword
+    /// vetoed it (CONTRACT 8: such a text is known, not a new topic).
+    vetoed: bool,
 }
 
 impl Matches {
@@ -170,6 +173,13 @@ impl Matches {
 
     pub fn is_empty(&self) -> bool {
         self.templates.is_empty()
+    }
+
+    /// Whether some template covers the text: it matched, or all its
+    /// `all_of` groups hit and only a `none_of` keyword stopped it. A text
+    /// no template covers is what new-topic detection looks at.
+    pub fn is_known(&self) -> bool {
+        !self.templates.is_empty() || self.vetoed
     }
 }
 
@@ -368,6 +378,7 @@ impl Matcher {
             patterns: Vec::with_capacity(16),
             templates: Vec::with_capacity(8),
             businesses: Vec::with_capacity(4),
+            vetoed: false,
         }
     }
 
@@ -437,6 +448,7 @@ impl Matcher {
         m.templates.clear();
         m.businesses.clear();
         m.patterns.clear();
+        m.vetoed = false;
         m.generation
     }
 
@@ -463,9 +475,8 @@ impl Matcher {
         for &t in &m.touched {
             let t = t as usize;
             let (from, veto_end) = (self.check_from[t] as usize, self.veto_end[t] as usize);
-            if self.veto_bits[t] & seen != 0 && self.check[from..veto_end].iter().any(found) {
-                continue;
-            }
+            let vetoed =
+                self.veto_bits[t] & seen != 0 && self.check[from..veto_end].iter().any(found);
             let (g0, g1) = (
                 self.check_start[t] as usize,
                 self.check_start[t + 1] as usize,
@@ -480,7 +491,9 @@ impl Matcher {
                 }
                 start = end;
             }
-            if all {
+            if all && vetoed {
+                m.vetoed = true;
+            } else if all {
                 m.templates.push(t as u32);
             }
         }
@@ -629,6 +642,27 @@ all_of = [["abc"], ["bcd"], ["c"]]
         ];
         for (text, want) in cases {
             assert_eq!(found(text), *want, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_vetoed_text_is_known_a_text_of_no_template_is_not() {
+        let rules = load_str(RULES, "t.toml").unwrap();
+        let m = Matcher::new(&rules).unwrap();
+        let mut s = m.scratch();
+        let cases = [
+            ("彩铃复制失败", true, true),
+            // All groups of crbt.copy hit, its veto stopped it: known.
+            ("咨询如何复制彩铃", false, true),
+            // The veto without the groups: not known.
+            ("咨询如何办理新套餐", false, false),
+            // One group only.
+            ("彩铃怎么了", false, false),
+            ("gprs异常，已恢复", false, true),
+        ];
+        for (text, matched, known) in cases {
+            m.find(&normalize(text), &mut s);
+            assert_eq!((!s.is_empty(), s.is_known()), (matched, known), "{text}");
         }
     }
 

@@ -183,7 +183,7 @@ async fn rules(State(api): State<Api>) -> Response {
     });
     if r.extended {
         // Section 8: the region table, the provinces with their regions, and
-        // `[discovery]` (accepted, not implemented yet: no new-topic alerts).
+        // `[discovery]` (new-topic detection).
         body["regions"] = r
             .regions
             .iter()
@@ -211,7 +211,7 @@ async fn rules(State(api): State<Api>) -> Response {
             Some(d) => json!({
                 "department": r.departments[d.department].id,
                 "min_callers": d.min_callers,
-                "implemented": false,
+                "implemented": true,
             }),
             None => serde_json::Value::Null,
         };

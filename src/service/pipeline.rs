@@ -1161,6 +1161,7 @@ impl Pipeline {
         let mut keys = 0;
         let mut overflow = 0;
         let mut watermarks = BTreeMap::new();
+        let mut recent = 0;
         for (stream, e) in &self.engines {
             let s = e.stats();
             overflow += s.keys_overflow;
@@ -1173,6 +1174,13 @@ impl Pipeline {
                     a.hot_end,
                     stream,
                 ));
+            }
+            // New topics (`[discovery]`) after the businesses' alerts.
+            if let Some(t) = e.topics() {
+                recent += t.recent_docs();
+                for (firing, max_count, hot_end) in t.open_alerts() {
+                    open.push(OpenAlertView::new(firing, max_count, hot_end, stream));
+                }
             }
             if let Some(wm) = e.watermark() {
                 hot.extend(e.keys().hotspots(wm, crate::metrics::HOT_KEYS));
@@ -1217,6 +1225,15 @@ impl Pipeline {
                 .inc();
         }
         m.keys.set(keys as i64);
+        if let Some(t) = &stats.new_topics {
+            m.topics_state_bytes.set(t.state_bytes as i64);
+            m.topics_recent.set(recent as i64);
+            for (c, now) in [(&m.topics_complaints, t.docs), (&m.topics_checks, t.checks)] {
+                if now > c.get() {
+                    c.inc_by(now - c.get());
+                }
+            }
+        }
         let prev_overflow = m.keys_overflow.get();
         if overflow > prev_overflow {
             m.keys_overflow.inc_by(overflow - prev_overflow);

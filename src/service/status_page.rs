@@ -120,6 +120,56 @@ fn heat_table(
     h.push_str("</table>\n");
 }
 
+/// The open new topics (`[discovery]`): place, phrases, callers, the
+/// expected count, window and the first masked sample. Nothing without
+/// `[discovery]`.
+fn new_topics(h: &mut String, s: &Snapshot) {
+    let Some(d) = &s.rules.discovery else {
+        return;
+    };
+    let topics: Vec<_> = s
+        .open_alerts
+        .iter()
+        .filter(|a| a.alert.is_new_topic())
+        .collect();
+    h.push_str("<h2>新话题 New topics</h2>\n");
+    if topics.is_empty() {
+        let _ = writeln!(
+            h,
+            "<p class=\"none\" id=\"no-topics\">无新话题 — no open new topic (至少 {} 位客户 / min {} callers)</p>",
+            d.min_callers, d.min_callers
+        );
+        return;
+    }
+    h.push_str("<table id=\"topics\"><tr><th>地区 region</th><th>范围 scope</th><th>话题 terms</th><th>责任部门 department</th><th>客户数 callers</th><th>预期 expected</th><th>窗口 window</th><th>触发 triggered</th><th>样例 sample</th></tr>\n");
+    for a in topics {
+        let al = &a.alert;
+        let terms: Vec<String> = al.terms.iter().map(|t| esc(t)).collect();
+        let sample = al
+            .samples
+            .last()
+            .map(|x| esc(&x.text))
+            .unwrap_or_default();
+        let _ = writeln!(
+            h,
+            "<tr class=\"topic\"><td>{}</td><td class=\"scope\">{}</td><td class=\"terms\">{}</td><td>{} ({})</td><td>{} (max {})</td><td>{}</td><td>{} – {}</td><td>{}</td><td class=\"sample\">{}</td></tr>",
+            esc(&al.region),
+            scope_name(al.scope.unwrap_or(Scope::Region)),
+            terms.join(" · "),
+            esc(&al.department_name),
+            esc(&al.department),
+            al.count,
+            a.max_count,
+            al.baseline.map(|b| b.to_string()).unwrap_or_default(),
+            esc(&format_cst(al.window_start)),
+            esc(&format_cst(al.window_end)),
+            esc(&format_cst(al.event_ts)),
+            sample,
+        );
+    }
+    h.push_str("</table>\n");
+}
+
 /// Renders the page.
 pub fn render(s: &Snapshot) -> String {
     let mut h = String::with_capacity(16 << 10);
@@ -158,11 +208,11 @@ th{{background:#f0f0f0}} td.k{{text-align:left;font-weight:600}}
 
     // Open alerts.
     h.push_str("<h2>当前告警 Open alerts</h2>\n");
-    if s.open_alerts.is_empty() {
+    if s.open_alerts.iter().all(|a| a.alert.is_new_topic()) {
         h.push_str("<p class=\"none\" id=\"no-alerts\">无告警 — no open alerts</p>\n");
     } else {
         h.push_str("<table id=\"alerts\"><tr><th>地区 region</th><th>范围 scope</th><th>类型 kind</th><th>业务 business</th><th>责任部门 department</th><th>客户数 callers</th><th>阈值 threshold</th><th>窗口 window</th><th>触发 triggered</th></tr>\n");
-        for a in &s.open_alerts {
+        for a in s.open_alerts.iter().filter(|a| !a.alert.is_new_topic()) {
             let al = &a.alert;
             let scope = al.scope.unwrap_or(Scope::Region);
             let kind = al.kind.unwrap_or(Kind::Threshold);
@@ -190,6 +240,8 @@ th{{background:#f0f0f0}} td.k{{text-align:left;font-weight:600}}
         }
         h.push_str("</table>\n");
     }
+
+    new_topics(&mut h, s);
 
     // Heat tables: businesses with any live key × regions, then (section
     // 8) × provinces.
@@ -319,5 +371,41 @@ mod tests {
         let prov = &page[page.find("<table id=\"heat-province\"").unwrap()..];
         assert!(prov.contains("<th>浙江 全省</th>"), "{prov}");
         assert!(prov.contains(">31/40</td>"), "{prov}");
+        // The embedded rules have no [discovery]: no new-topic section.
+        assert!(!page.contains("New topics"), "{page}");
+    }
+
+    #[test]
+    fn open_new_topics_have_their_own_table() {
+        use crate::alert::Alert;
+        use crate::service::state::OpenAlertView;
+        let line = r#"{"alert_id":"new_topic:杭州:幸运星套餐扣费异常:1773541181288:WO1","state":"firing","business":null,"business_name":null,"region":"杭州","scope":"region","kind":"new_topic","department":"cs","department_name":"客服部","count":8,"threshold":8,"baseline":0.05,"p_value":9.27e-16,"terms":["幸运星套餐扣费异常","幸运星套餐"],"window_start":"2026-03-15T09:50:00+08:00","window_end":"2026-03-15T10:20:00+08:00","triggered_by":"WO1","event_ts":"2026-03-15T10:19:41.288+08:00","templates":{},"samples":[{"id":"WO1","text":"用户来电称幸运星套餐扣费异常<b>，回访号码150****0005。"}]}"#;
+        let topic: Alert = serde_json::from_str(line).unwrap();
+        let mut rules = crate::rules::embedded().unwrap();
+        rules.discovery = Some(crate::rules::Discovery {
+            department: 0,
+            min_callers: 8,
+        });
+        let mut snap = Snapshot {
+            watermark: Some(1_773_541_181_288),
+            watermarks: Default::default(),
+            stats: Default::default(),
+            open_alerts: vec![OpenAlertView::new(&topic, 10, 1_773_542_000_000, "main")],
+            hotspots: vec![],
+            rules: std::sync::Arc::new(rules),
+            keys: 0,
+            updated: std::time::SystemTime::now(),
+        };
+        let page = render(&snap);
+        assert!(
+            page.contains("<tr class=\"topic\"><td>杭州</td><td class=\"scope\">城市 region</td><td class=\"terms\">幸运星套餐扣费异常 · 幸运星套餐</td><td>客服部 (cs)</td><td>8 (max 10)</td><td>0.05</td>"),
+            "{page}"
+        );
+        assert!(page.contains("扣费异常&lt;b&gt;，回访号码150****0005。"), "{page}");
+        // Not in the businesses' table.
+        assert!(page.contains("id=\"no-alerts\""), "{page}");
+        snap.open_alerts.clear();
+        let page = render(&snap);
+        assert!(page.contains("id=\"no-topics\""), "{page}");
     }
 }

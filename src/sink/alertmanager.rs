@@ -9,7 +9,8 @@
 //! the labels also carry `scope` (`region` or `province`: a province and a
 //! city of one name are different alerts) and `kind` (`threshold`, `surge`,
 //! `new_topic`), and a surge's firing line has a `baseline` annotation (and
-//! `p_value`); alerts of plain rules have exactly the labels above. `startsAt` is the
+//! `p_value`); a new topic (empty `business`) has a `topic` label, its
+//! phrase, and a `terms` annotation; alerts of plain rules have exactly the labels above. `startsAt` is the
 //! triggering record's event time; a resolved line sets `endsAt`. While an
 //! alert is open the service re-sends it every `resend` interval (see
 //! `service`), because Alertmanager resolves an alert on its own when it
@@ -74,6 +75,11 @@ pub fn am_alert(a: &Alert, generator_url: &str) -> Value {
     }
     if let Some(kind) = a.kind {
         v["labels"]["kind"] = Value::String(kind.as_str().to_owned());
+    }
+    if a.is_new_topic() {
+        // No business: the phrase tells two new topics of one place apart.
+        v["labels"]["topic"] = Value::String(a.terms.first().cloned().unwrap_or_default());
+        v["annotations"]["terms"] = Value::String(a.terms.join("、"));
     }
     if let Some(b) = a.baseline {
         v["annotations"]["baseline"] = Value::String(b.to_string());

@@ -112,13 +112,107 @@ pub fn segments(normalized: &str, chars: &mut Vec<char>, segs: &mut Vec<(u32, u3
             } else {
                 chars.extend(normalized[i..end].chars());
             }
-        } else if c.is_alphanumeric() {
+        } else if matches!(c, '\u{4E00}'..='\u{9FFF}' | '\u{3400}'..='\u{4DBF}')
+            || c.is_alphanumeric()
+        {
+            // (CJK ideographs first: the general test is a table search.)
             chars.push(c);
         } else {
             close(chars, segs, &mut start);
         }
     }
     close(chars, segs, &mut start);
+}
+
+/// What [`segments_raw`] does with a character of raw text.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Raw {
+    /// Part of a segment, as this character (NFKC and lower-case applied).
+    Keep(char),
+    /// An ASCII letter, digit or `*` (lower-cased): part of a token.
+    Token(char),
+    /// Punctuation or a space: ends a segment.
+    Sep,
+    /// Needs full normalisation.
+    Slow,
+}
+
+/// The characters complaint text is made of, folded as normalisation
+/// would: ASCII (lower-cased), CJK ideographs (NFKC keeps them), the
+/// full-width forms (NFKC maps them to ASCII), the ideographic space and
+/// the common Chinese punctuation (NFKC keeps them or maps them to other
+/// punctuation). Everything else is `Slow`.
+#[inline]
+fn raw_class(c: char) -> Raw {
+    let token = |a: char| {
+        if a.is_ascii_alphanumeric() || a == '*' {
+            Raw::Token(a.to_ascii_lowercase())
+        } else {
+            Raw::Sep
+        }
+    };
+    match c {
+        '\u{4E00}'..='\u{9FFF}' => Raw::Keep(c),
+        '\0'..='\x7F' => token(c),
+        '\u{3400}'..='\u{4DBF}' => Raw::Keep(c),
+        '\u{FF01}'..='\u{FF5E}' => token(char::from(b'!' + (c as u32 - 0xFF01) as u8)),
+        '\u{3000}'..='\u{3002}'
+        | '\u{3008}'..='\u{3011}'
+        | '\u{2018}'..='\u{2019}'
+        | '\u{201C}'..='\u{201D}'
+        | '\u{2026}'
+        | '\u{00B7}'
+        | '\u{FFE5}' => Raw::Sep,
+        _ => Raw::Slow,
+    }
+}
+
+/// [`segments`] of the normalised form of raw `text`, computed without
+/// normalising it, for text made only of the characters complaints are
+/// nearly always made of (see `raw_class`); returns false, with the
+/// output unusable, when a character needs full normalisation (then call
+/// [`segments`] on the normalised text).
+pub fn segments_raw(text: &str, chars: &mut Vec<char>, segs: &mut Vec<(u32, u32)>) -> bool {
+    chars.clear();
+    segs.clear();
+    let mut start = 0usize;
+    let mut it = text.chars().peekable();
+    let close = |chars: &Vec<char>, segs: &mut Vec<(u32, u32)>, start: &mut usize| {
+        if chars.len() > *start {
+            segs.push((*start as u32, chars.len() as u32));
+        }
+        *start = chars.len();
+    };
+    while let Some(c) = it.next() {
+        match raw_class(c) {
+            Raw::Keep(k) => chars.push(k),
+            Raw::Sep => close(chars, segs, &mut start),
+            Raw::Slow => return false,
+            Raw::Token(t) => {
+                let from = chars.len();
+                chars.push(t);
+                let (mut digits, mut stars) = (t.is_ascii_digit() as u32, (t == '*') as u32);
+                while let Some(&d) = it.peek() {
+                    match raw_class(d) {
+                        Raw::Token(u) => {
+                            digits += u.is_ascii_digit() as u32;
+                            stars += (u == '*') as u32;
+                            chars.push(u);
+                            it.next();
+                        }
+                        Raw::Slow => return false,
+                        _ => break,
+                    }
+                }
+                if stars > 0 || digits >= 3 {
+                    chars.truncate(from);
+                    close(chars, segs, &mut start);
+                }
+            }
+        }
+    }
+    close(chars, segs, &mut start);
+    true
 }
 
 /// Calls `f` with the id of every n-gram of the segments (in text order,
@@ -183,14 +277,14 @@ pub fn merge_runs(seg: &[char], mut keep: impl FnMut(usize, u64) -> bool) -> Vec
 /// The phrases that at least `min_docs` of `docs` (normalised texts of one
 /// topic's complaints) share, most specific first (see the module docs):
 /// runs of shared n-grams, trimmed to the n-grams `core` accepts at both
-/// ends; each kept when `min_docs` texts contain it, and a phrase inside a
+/// ends (`core` gets an n-gram id and how many of the texts contain it); each kept when `min_docs` texts contain it, and a phrase inside a
 /// longer kept one only when more texts contain it. Ordered by length
 /// (characters, longest first), then by texts containing it (most first),
 /// then by the phrase; at most `max` of them.
 pub fn shared_phrases<S: AsRef<str>>(
     docs: &[S],
     min_docs: usize,
-    core: impl Fn(u64) -> bool,
+    core: impl Fn(u64, u32) -> bool,
     max: usize,
 ) -> Vec<Phrase> {
     let min_docs = min_docs.max(1);
@@ -218,6 +312,7 @@ pub fn shared_phrases<S: AsRef<str>>(
         cut.push((chars.clone(), segs.clone()));
     }
     let shared = |g: u64| df.get(&g).is_some_and(|&n| n as usize >= min_docs);
+    let core = |g: u64| core(g, df.get(&g).copied().unwrap_or(0));
     let mut candidates: HashSet<String> = HashSet::new();
     for (chars, segs) in &cut {
         for &(s, e) in segs {
@@ -299,6 +394,56 @@ mod tests {
     }
 
     #[test]
+    fn raw_segments_equal_the_segments_of_the_normalised_text() {
+        let (mut c1, mut s1, mut c2, mut s2) = (vec![], vec![], vec![], vec![]);
+        for text in [
+            "客户来电反映，手机号13812345678无法登录和家亲ＡＰＰ，订单号WO2026031400001692。",
+            "５Ｇ信号差，拨打１００８６无果；“新套餐”【扣费】《异常》…·￥5",
+            "从10点30分起 Ａ*Ｂ gprs　网络",
+            "①号码",
+            "café",
+            "",
+        ] {
+            segments(&normalize(text), &mut c1, &mut s1);
+            if segments_raw(text, &mut c2, &mut s2) {
+                assert_eq!((&c1, &s1), (&c2, &s2), "{text}");
+            } else {
+                assert!(text.contains('①') || text.contains('é'), "{text}");
+            }
+        }
+        // Every character the raw path handles folds as NFKC does.
+        for cp in (0u32..0x3_0000).filter_map(char::from_u32) {
+            let n = normalize(&cp.to_string());
+            match raw_class(cp) {
+                Raw::Keep(k) => assert_eq!(n, k.to_string(), "{cp:?}"),
+                Raw::Token(t) => assert_eq!(n, t.to_string(), "{cp:?}"),
+                Raw::Sep => assert!(
+                    !n.chars().any(|x| x.is_alphanumeric() || x == '*'),
+                    "{cp:?} -> {n:?}"
+                ),
+                Raw::Slow => {}
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn raw_segments_agree_on_mixed_text(
+            parts in proptest::collection::vec(proptest::sample::select(vec![
+                "新套餐", "扣费", "13812345678", "138****5678", "ＡＰＰ", "app", "5g", "１２３",
+                "，", "。", " ", "　", "wo2026", "*", "ab", "①", "é", "“", "…",
+            ]), 0..10)
+        ) {
+            let text: String = parts.concat();
+            let (mut c1, mut s1, mut c2, mut s2) = (vec![], vec![], vec![], vec![]);
+            segments(&normalize(&text), &mut c1, &mut s1);
+            if segments_raw(&text, &mut c2, &mut s2) {
+                proptest::prop_assert_eq!((c1, s1), (c2, s2));
+            }
+        }
+    }
+
+    #[test]
     fn masked_and_clear_numbers_give_the_same_grams() {
         for text in [
             "回访号码：15942834747，新套餐扣费异常",
@@ -368,20 +513,20 @@ mod tests {
         .map(|t| normalize(t))
         .collect();
         let generic = ["客户反", "户反映"];
-        let core = |g: u64| !generic.contains(&gram_text(g).as_str());
+        let core = |g: u64, _: u32| !generic.contains(&gram_text(g).as_str());
         let p = shared_phrases(&docs, 3, core, MAX_TERMS);
         let texts: Vec<(&str, u32)> = p.iter().map(|p| (p.text.as_str(), p.docs)).collect();
         // "新套餐扣费异常" in 4 texts; "新套餐" in all 6 (kept: more texts);
         // "客户反映" is shared by three but not core.
         assert_eq!(texts, vec![("新套餐扣费异常", 4), ("新套餐", 6)]);
         // Everything core: the generic lead joins the phrase where shared.
-        let p = shared_phrases(&docs, 3, |_| true, MAX_TERMS);
+        let p = shared_phrases(&docs, 3, |_, _| true, MAX_TERMS);
         assert_eq!(p[0].text, "新套餐扣费异常");
         assert!(p.iter().any(|x| x.text == "客户反映"), "{p:?}");
         // Nothing shared by enough texts: no phrase.
-        assert!(shared_phrases(&docs, 7, |_| true, MAX_TERMS).is_empty());
+        assert!(shared_phrases(&docs, 7, |_, _| true, MAX_TERMS).is_empty());
         // At most `max`.
-        assert_eq!(shared_phrases(&docs, 2, |_| true, 1).len(), 1);
+        assert_eq!(shared_phrases(&docs, 2, |_, _| true, 1).len(), 1);
     }
 
     #[test]
@@ -390,9 +535,9 @@ mod tests {
             .iter()
             .map(|t| t.to_string())
             .collect();
-        let a = shared_phrases(&docs, 2, |_| true, MAX_TERMS);
+        let a = shared_phrases(&docs, 2, |_, _| true, MAX_TERMS);
         docs.reverse();
-        assert_eq!(a, shared_phrases(&docs, 2, |_| true, MAX_TERMS));
+        assert_eq!(a, shared_phrases(&docs, 2, |_, _| true, MAX_TERMS));
         let texts: Vec<&str> = a.iter().map(|p| p.text.as_str()).collect();
         // "甲乙丙丁戊" is in one text only; "甲乙丙" in three, more than
         // the longer phrases holding it. Ties by code point.

@@ -767,6 +767,7 @@ impl KeyStore {
             event_ts: ts,
             templates,
             samples,
+            terms: Vec::new(),
             resolved_by: None,
             watermark: None,
             end_of_input: false,
@@ -1268,7 +1269,29 @@ fn resolved(
     end_of_input: bool,
     reason: Option<&str>,
 ) -> Alert {
-    let f = open.firing;
+    resolved_line(
+        open.firing,
+        open.max_count,
+        open.hot_end,
+        wm,
+        by,
+        end_of_input,
+        reason,
+    )
+}
+
+/// The resolved line of an alert whose firing line was `f` (5.5, 5.6):
+/// `max_count` and `hot_end` as it stood when it resolved, at watermark
+/// `wm`, by `by`.
+pub(crate) fn resolved_line(
+    f: Alert,
+    max_count: u32,
+    hot_end: i64,
+    wm: i64,
+    by: Resolver<'_>,
+    end_of_input: bool,
+    reason: Option<&str>,
+) -> Alert {
     Alert {
         alert_id: f.alert_id,
         state: AlertState::Resolved,
@@ -1281,14 +1304,15 @@ fn resolved(
         kind: f.kind,
         baseline: None,
         p_value: None,
-        count: open.max_count,
+        count: max_count,
         threshold: f.threshold,
         window_start: f.window_start,
-        window_end: open.hot_end,
+        window_end: hot_end,
         triggered_by: None,
         event_ts: by.ts,
         templates: Vec::new(),
         samples: Vec::new(),
+        terms: f.terms,
         resolved_by: by.id.map(str::to_owned),
         watermark: Some(wm),
         end_of_input,
