@@ -859,27 +859,12 @@ fn text_of(scan: &Scan, d: u32) -> &str {
     &scan.arena[t.0 as usize..t.1 as usize]
 }
 
-/// The n-grams of `docs` whose share there is [`MIN_LIFT`] times their
-/// share in the file.
-fn lifted(scan: &Scan, docs: &[u32]) -> GramMap<u32> {
-    let mut local: GramMap<u32> = GramMap::default();
-    let (mut chars, mut segs, mut ids) = (Vec::new(), Vec::new(), Vec::new());
-    for &d in docs {
-        segments(text_of(scan, d), &mut chars, &mut segs);
-        ids.clear();
-        grams(&chars, &segs, |g| ids.push(g));
-        ids.sort_unstable();
-        ids.dedup();
-        for &g in &ids {
-            *local.entry(g).or_default() += 1;
-        }
-    }
-    let (n, total) = (docs.len().max(1) as f64, scan.docs.len().max(1) as f64);
-    local.retain(|g, k| {
-        let global = f64::from(scan.df.get(g).copied().unwrap_or(*k).max(*k));
-        (f64::from(*k) / n) / (global / total) >= MIN_LIFT
-    });
-    local
+/// Whether an n-gram that `k` of `n` complaints hold is [`MIN_LIFT`]
+/// times more frequent there than in the whole file.
+fn lifted(scan: &Scan, g: u64, k: u32, n: usize) -> bool {
+    let total = scan.docs.len().max(1) as f64;
+    let global = f64::from(scan.df.get(&g).copied().unwrap_or(k).max(k).max(1));
+    (f64::from(k) / n.max(1) as f64) / (global / total) >= MIN_LIFT
 }
 
 /// The complaints of the window of `b`, in file order; `by_ts` is every
@@ -970,9 +955,13 @@ fn topics(
         }
         // The phrase: in the busiest window, the shared phrase holding the
         // n-gram that most complaints there hold.
-        let core = lifted(scan, &in_window);
         let texts: Vec<&str> = in_window.iter().map(|&d| text_of(scan, d)).collect();
-        let found = phrase::shared_phrases(&texts, min as usize, |x| core.contains_key(&x), 64);
+        let found = phrase::shared_phrases(
+            &texts,
+            min as usize,
+            |g, k| lifted(scan, g, k, texts.len()),
+            64,
+        );
         // The shared phrases holding the n-gram; the complaints of the
         // window, and those of the file with the n-gram, holding any
         // n-gram of theirs; and of the phrases' parts, the longest that 95 %
@@ -1087,9 +1076,13 @@ fn topics(
                 used[j] = true;
             }
         }
-        let core_topic = lifted(scan, &all_docs);
         let topic_texts: Vec<&str> = all_docs.iter().map(|&d| text_of(scan, d)).collect();
-        let shared = phrase::shared_phrases(&topic_texts, 2, |x| core_topic.contains_key(&x), 64);
+        let shared = phrase::shared_phrases(
+            &topic_texts,
+            2,
+            |g, k| lifted(scan, g, k, topic_texts.len()),
+            64,
+        );
         out.push(Topic {
             phrase: phrase_text,
             burst: b,
@@ -1222,7 +1215,12 @@ fn guess_business(
             v
         })
         .collect();
-    let users = |p: &(char, char)| vocab_of.iter().filter(|v| v.binary_search(p).is_ok()).count();
+    let users = |p: &(char, char)| {
+        vocab_of
+            .iter()
+            .filter(|v| v.binary_search(p).is_ok())
+            .count()
+    };
     let mut best: Option<(usize, f64, Vec<String>)> = None;
     for (b, have) in vocab_of.iter().enumerate() {
         let mut score = 0.0;

@@ -145,11 +145,7 @@ fn new_topics(h: &mut String, s: &Snapshot) {
     for a in topics {
         let al = &a.alert;
         let terms: Vec<String> = al.terms.iter().map(|t| esc(t)).collect();
-        let sample = al
-            .samples
-            .last()
-            .map(|x| esc(&x.text))
-            .unwrap_or_default();
+        let sample = al.samples.last().map(|x| esc(&x.text)).unwrap_or_default();
         let _ = writeln!(
             h,
             "<tr class=\"topic\"><td>{}</td><td class=\"scope\">{}</td><td class=\"terms\">{}</td><td>{} ({})</td><td>{} (max {})</td><td>{}</td><td>{} – {}</td><td>{}</td><td class=\"sample\">{}</td></tr>",
@@ -401,7 +397,10 @@ mod tests {
             page.contains("<tr class=\"topic\"><td>杭州</td><td class=\"scope\">城市 region</td><td class=\"terms\">幸运星套餐扣费异常 · 幸运星套餐</td><td>客服部 (cs)</td><td>8 (max 10)</td><td>0.05</td>"),
             "{page}"
         );
-        assert!(page.contains("扣费异常&lt;b&gt;，回访号码150****0005。"), "{page}");
+        assert!(
+            page.contains("扣费异常&lt;b&gt;，回访号码150****0005。"),
+            "{page}"
+        );
         // Not in the businesses' table.
         assert!(page.contains("id=\"no-alerts\""), "{page}");
         snap.open_alerts.clear();
