@@ -44,9 +44,9 @@ use super::regions::{PROVINCES, REGIONS, cities_of};
 use super::text::{Frame, Since, TextCtx, compose};
 use super::truth::Item;
 use super::world::Checker;
-use crate::matcher::Matcher;
-use crate::normalize::normalize;
-use crate::time::{CST_OFFSET_MS, format_cst};
+use hotspot_core::matcher::Matcher;
+use hotspot_core::normalize::normalize;
+use hotspot_core::time::{CST_OFFSET_MS, format_cst};
 
 /// `[discovery] min_callers` of the field rules.
 pub const MIN_CALLERS: u32 = 8;
@@ -471,8 +471,8 @@ impl Placer<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::generator::world::strict_matcher;
-    use crate::rules;
+    use crate::world::strict_matcher;
+    use hotspot_core::rules;
 
     /// Every lead, core and symptom of every topic matches nothing in the
     /// fixture library, with or without its vetoes; no core is in the
@@ -497,16 +497,12 @@ mod tests {
             }
         }
         assert!(bad.is_empty(), "{bad:?}");
-        let background: Vec<String> = super::super::bank::PHRASES
+        let background: Vec<String> = crate::bank::PHRASES
             .iter()
             .flat_map(|(_, p)| p.iter().map(|s| normalize(s)))
-            .chain(super::super::bank::UNMATCHED.iter().map(|s| normalize(s)))
-            .chain(
-                super::super::bank::EVERYDAY
-                    .iter()
-                    .map(|(s, _)| normalize(s)),
-            )
-            .chain(super::super::bank::chatter_phrases())
+            .chain(crate::bank::UNMATCHED.iter().map(|s| normalize(s)))
+            .chain(crate::bank::EVERYDAY.iter().map(|(s, _)| normalize(s)))
+            .chain(crate::bank::chatter_phrases())
             .collect();
         for t in TOPICS {
             let core = normalize(t.core);
