@@ -497,16 +497,12 @@ mod tests {
             }
         }
         assert!(bad.is_empty(), "{bad:?}");
-        let background: Vec<String> = super::super::bank::PHRASES
+        let background: Vec<String> = crate::bank::PHRASES
             .iter()
             .flat_map(|(_, p)| p.iter().map(|s| normalize(s)))
-            .chain(super::super::bank::UNMATCHED.iter().map(|s| normalize(s)))
-            .chain(
-                super::super::bank::EVERYDAY
-                    .iter()
-                    .map(|(s, _)| normalize(s)),
-            )
-            .chain(super::super::bank::chatter_phrases())
+            .chain(crate::bank::UNMATCHED.iter().map(|s| normalize(s)))
+            .chain(crate::bank::EVERYDAY.iter().map(|(s, _)| normalize(s)))
+            .chain(crate::bank::chatter_phrases())
             .collect();
         for t in TOPICS {
             let core = normalize(t.core);
