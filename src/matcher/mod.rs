@@ -133,6 +133,8 @@ pub struct Matcher {
     /// Per template: its business.
     business: Vec<u16>,
     patterns: usize,
+    /// Pattern id → its keyword (normalised), for explanations.
+    keywords: Vec<Box<str>>,
 }
 
 /// Per-thread scratch state for [`Matcher::find`]; reuse it across records.
@@ -166,6 +168,12 @@ impl Matches {
     /// Every matched template, ascending.
     pub fn templates(&self) -> &[u32] {
         &self.templates
+    }
+
+    /// The distinct patterns (keyword ids, see [`Matcher::keyword`]) the
+    /// last text held, in the order they were found.
+    pub fn patterns(&self) -> &[u32] {
+        &self.patterns
     }
 
     pub fn is_empty(&self) -> bool {
@@ -327,6 +335,7 @@ impl Matcher {
             Automaton_::Nfa(nfa, start)
         };
         let business = rules.templates.iter().map(|t| t.business as u16).collect();
+        let keywords: Vec<Box<str>> = keywords.iter().map(|&k| Box::from(k)).collect();
         Ok(Matcher {
             automaton,
             anchor_start,
@@ -340,12 +349,19 @@ impl Matcher {
             check,
             business,
             patterns: keywords.len(),
+            keywords,
         })
     }
 
     /// Number of distinct keywords in the automaton.
     pub fn pattern_count(&self) -> usize {
         self.patterns
+    }
+
+    /// The keyword of pattern `p` (normalised), as [`Matches::patterns`]
+    /// names it.
+    pub fn keyword(&self, p: u32) -> &str {
+        &self.keywords[p as usize]
     }
 
     /// Heap bytes used by the automaton.
@@ -375,7 +391,7 @@ impl Matcher {
     /// normalisation; the result is left in `m`. Text that the normaliser's
     /// fast path covers (nearly all) is matched in place, without being
     /// normalised into a copy first; other text goes through `normalizer`.
-    pub(crate) fn find_text(&self, text: &str, normalizer: &mut Normalizer, m: &mut Matches) {
+    pub fn find_text(&self, text: &str, normalizer: &mut Normalizer, m: &mut Matches) {
         let done = match &self.automaton {
             Automaton_::Chars(a) => self.find_raw(a, text, m),
             Automaton_::WideChars(a) => self.find_raw(a, text, m),
