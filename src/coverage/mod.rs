@@ -547,6 +547,16 @@ fn report(
     }
 }
 
+/// `s` padded with spaces to `width` terminal columns (CJK characters
+/// take two).
+fn pad(s: &str, width: usize) -> String {
+    let w: usize = s
+        .chars()
+        .map(|c| if (c as u32) >= 0x2E80 { 2 } else { 1 })
+        .sum();
+    format!("{s}{}", " ".repeat(width.saturating_sub(w)))
+}
+
 impl Coverage {
     /// The tables for people; `rows` limits the longer ones.
     pub fn render(&self, rules: &Rules, rows: usize) -> String {
@@ -580,9 +590,9 @@ impl Coverage {
         for b in &self.businesses {
             let _ = writeln!(
                 o,
-                "  {:<12} {:<10} {:<5} {:>9} {:>7}",
-                b.id,
-                b.name.as_deref().unwrap_or(""),
+                "  {} {} {:<5} {:>9} {:>7}",
+                pad(&b.id, 12),
+                pad(b.name.as_deref().unwrap_or(""), 16),
                 b.department.as_deref().unwrap_or(""),
                 b.complaints,
                 pct(b.share)
@@ -625,8 +635,8 @@ impl Coverage {
         for r in self.regions.iter().take(rows) {
             let _ = writeln!(
                 o,
-                "  {:<10} {:>9} {:>9} {:>7}",
-                r.region,
+                "  {} {:>9} {:>9} {:>7}",
+                pad(&r.region, 10),
                 r.complaints,
                 r.matched,
                 pct(r.share)
@@ -657,8 +667,8 @@ impl Coverage {
         for p in &self.unmatched_phrases {
             let _ = writeln!(
                 o,
-                "  {:<12} {:>8} {:>7}   {}",
-                p.phrase,
+                "  {} {:>8} {:>7}   {}",
+                pad(&p.phrase, 16),
                 p.complaints,
                 pct(p.share),
                 pct(p.background_share)

@@ -140,7 +140,8 @@ impl PhraseCounts {
     /// characters and have nearly the same count (within [`CONTAINED`])
     /// are chained into one longer phrase (`积分兑换` + `分兑换失` + `兑换失败`
     /// → `积分兑换失败`, counted as its least frequent part); a shorter
-    /// candidate inside a kept phrase of nearly its count is left out.
+    /// candidate inside a phrase of nearly its count is left out, and so is
+    /// one that straddles the edge of a more frequent phrase.
     pub fn top(&self, limit: usize) -> Vec<(String, u32, f64)> {
         if self.texts == 0 {
             return Vec::new();
@@ -182,7 +183,7 @@ impl PhraseCounts {
             by_tail.entry(q & low3).or_default().push(q);
         }
         let mut used: hashbrown::HashSet<u64> = hashbrown::HashSet::new();
-        let mut kept: Vec<(String, u32, f64)> = Vec::new();
+        let mut chains: Vec<(String, u32, f64)> = Vec::new();
         for &(p, c, bg) in cands.iter().filter(|c| len(c.0) == MAX_LEN) {
             if !used.insert(p) {
                 continue;
@@ -214,21 +215,52 @@ impl PhraseCounts {
                 text.insert(0, ch);
                 (count, bg_max, left) = (count.min(qc), bg_max.max(qbg), q);
             }
-            kept.push((text, count, bg_max));
+            chains.push((text, count, bg_max));
         }
-        for &(p, c, bg) in cands.iter().filter(|c| len(c.0) < MAX_LEN) {
-            let text = unpack(p);
-            let inside = kept
+        chains.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let mut all: Vec<(String, u32, f64, bool)> =
+            chains.iter().map(|(t, c, b)| (t.clone(), *c, *b, true)).collect();
+        all.extend(
+            cands
                 .iter()
-                .any(|(k, kc, _)| k.contains(&text) && (c as f64) <= *kc as f64 * CONTAINED);
-            if !inside {
-                kept.push((text, c, bg));
+                .filter(|c| len(c.0) < MAX_LEN)
+                .map(|&(p, c, bg)| (unpack(p), c, bg, false)),
+        );
+        all.sort_by(|a, b| {
+            b.1.cmp(&a.1)
+                .then(b.0.chars().count().cmp(&a.0.chars().count()))
+                .then_with(|| a.0.cmp(&b.0))
+        });
+        let mut kept: Vec<(String, u32, f64)> = Vec::new();
+        for (text, c, bg, chained) in all {
+            if kept.len() == limit {
+                break;
             }
+            // A shorter phrase inside a phrase of nearly its count says
+            // nothing more.
+            let inside = !chained
+                && chains
+                    .iter()
+                    .take_while(|k| k.1 as f64 * CONTAINED >= c as f64)
+                    .any(|k| k.0 != text && k.0.contains(&text));
+            // A phrase that straddles the edge of a more frequent one
+            // (`户来电咨` against `来电咨询`) is a fragment of two.
+            if inside || kept.iter().any(|k| straddles(&text, &k.0)) {
+                continue;
+            }
+            kept.push((text, c, bg));
         }
-        kept.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        kept.truncate(limit);
         kept
     }
+}
+
+/// Whether `a` and `b` overlap at an edge by at least two characters
+/// without one holding the other: `a`'s end is `b`'s start or the other
+/// way round.
+fn straddles(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let most = a.len().min(b.len());
+    (2..most).any(|k| a[a.len() - k..] == b[..k] || b[b.len() - k..] == a[..k])
 }
 
 #[cfg(test)]

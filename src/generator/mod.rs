@@ -42,6 +42,7 @@ pub mod channel;
 pub mod dirty;
 pub mod field;
 pub mod incidents;
+pub mod library;
 pub mod line;
 pub mod regions;
 pub mod text;
