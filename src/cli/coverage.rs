@@ -49,8 +49,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let coverage = if name == "-" {
         measure(rules.clone(), std::io::stdin(), &name, opts)?
     } else {
-        let file = std::fs::File::open(&args.input)
-            .with_context(|| format!("cannot open {name}"))?;
+        let file =
+            std::fs::File::open(&args.input).with_context(|| format!("cannot open {name}"))?;
         measure(rules.clone(), file, &name, opts)?
     };
     if args.json {

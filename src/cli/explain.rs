@@ -60,8 +60,7 @@ fn find_record(path: &std::path::Path, id: &str) -> anyhow::Result<Option<Found>
                 // The id as written appears in the line, unless the JSON
                 // escapes it (then the decoder below decides).
                 if found.is_some()
-                    || (!line.contains(&b'\\')
-                        && memchr::memmem::find(line, needle).is_none())
+                    || (!line.contains(&b'\\') && memchr::memmem::find(line, needle).is_none())
                 {
                     return;
                 }

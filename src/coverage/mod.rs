@@ -268,11 +268,7 @@ impl<'a> Counter<'a> {
     /// Adds (or takes back) one accepted record.
     fn count(&mut self, t: &mut Tally, id: &str, region: &str, text: &str, at: u32, add: bool) {
         let step = |v: &mut u64| {
-            if add {
-                *v += 1
-            } else {
-                *v -= 1
-            }
+            if add { *v += 1 } else { *v -= 1 }
         };
         step(&mut t.accepted);
         self.matcher
@@ -488,7 +484,11 @@ fn report(
             share: m as f64 / c.max(1) as f64,
         })
         .collect();
-    regions.sort_by(|a, b| b.complaints.cmp(&a.complaints).then_with(|| a.region.cmp(&b.region)));
+    regions.sort_by(|a, b| {
+        b.complaints
+            .cmp(&a.complaints)
+            .then_with(|| a.region.cmp(&b.region))
+    });
     let mut combos: Vec<(Vec<u16>, u64, Vec<(u32, String)>)> = t
         .combos
         .into_iter()
@@ -504,7 +504,10 @@ fn report(
                 .map(|&b| rules.businesses[b as usize].id.clone())
                 .collect(),
             complaints: c,
-            examples: ex.into_iter().map(|(_, id)| mask(&id).into_owned()).collect(),
+            examples: ex
+                .into_iter()
+                .map(|(_, id)| mask(&id).into_owned())
+                .collect(),
         })
         .collect();
     let unmatched = t.accepted - t.matched;
@@ -599,7 +602,11 @@ impl Coverage {
             );
         }
         let mut top: Vec<&Share> = self.templates.iter().filter(|t| t.complaints > 0).collect();
-        top.sort_by(|a, b| b.complaints.cmp(&a.complaints).then_with(|| a.id.cmp(&b.id)));
+        top.sort_by(|a, b| {
+            b.complaints
+                .cmp(&a.complaints)
+                .then_with(|| a.id.cmp(&b.id))
+        });
         let _ = writeln!(
             o,
             "\ntemplates (top {} of {} that match):",

@@ -163,7 +163,11 @@ impl PhraseCounts {
             .collect();
         let len = |p: u64| (64 - p.leading_zeros()).div_ceil(16) as usize;
         // Most frequent first; longer first among equals.
-        cands.sort_by(|a, b| b.1.cmp(&a.1).then(len(b.0).cmp(&len(a.0))).then(a.0.cmp(&b.0)));
+        cands.sort_by(|a, b| {
+            b.1.cmp(&a.1)
+                .then(len(b.0).cmp(&len(a.0)))
+                .then(a.0.cmp(&b.0))
+        });
         let near = |a: u32, b: u32| {
             let (lo, hi) = (a.min(b) as f64, a.max(b) as f64);
             hi <= lo * CONTAINED
@@ -218,8 +222,10 @@ impl PhraseCounts {
             chains.push((text, count, bg_max));
         }
         chains.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        let mut all: Vec<(String, u32, f64, bool)> =
-            chains.iter().map(|(t, c, b)| (t.clone(), *c, *b, true)).collect();
+        let mut all: Vec<(String, u32, f64, bool)> = chains
+            .iter()
+            .map(|(t, c, b)| (t.clone(), *c, *b, true))
+            .collect();
         all.extend(
             cands
                 .iter()
@@ -232,23 +238,25 @@ impl PhraseCounts {
                 .then_with(|| a.0.cmp(&b.0))
         });
         let mut kept: Vec<(String, u32, f64)> = Vec::new();
-        for (text, c, bg, chained) in all {
+        for (i, (text, c, _, chained)) in all.iter().enumerate() {
             if kept.len() == limit {
                 break;
             }
             // A shorter phrase inside a phrase of nearly its count says
-            // nothing more.
+            // nothing more (the list is by count, so those are near its
+            // place).
             let inside = !chained
-                && chains
+                && all
                     .iter()
-                    .take_while(|k| k.1 as f64 * CONTAINED >= c as f64)
-                    .any(|k| k.0 != text && k.0.contains(&text));
+                    .take_while(|k| k.1 as f64 * CONTAINED >= *c as f64)
+                    .enumerate()
+                    .any(|(j, k)| j != i && k.0.len() > text.len() && k.0.contains(text.as_str()));
             // A phrase that straddles the edge of a more frequent one
             // (`户来电咨` against `来电咨询`) is a fragment of two.
-            if inside || kept.iter().any(|k| straddles(&text, &k.0)) {
+            if inside || kept.iter().any(|k| straddles(text, &k.0)) {
                 continue;
             }
-            kept.push((text, c, bg));
+            kept.push((text.clone(), *c, all[i].2));
         }
         kept
     }
@@ -279,7 +287,7 @@ mod tests {
     fn runs_of_ideographs_numbers_removed() {
         assert_eq!(
             texts("无法登录2次"),
-            ["法登", "法登录", "无法", "无法登", "无法登录", "登录"]
+            ["无法", "无法登", "无法登录", "法登", "法登录", "登录"]
         );
         // Digits, letters and punctuation end a run; repeats count once.
         assert_eq!(texts("a登录,登录9登"), ["登录"]);
@@ -300,8 +308,15 @@ mod tests {
             c.count(&v, true, true);
         }
         let top: Vec<String> = c.top(10).into_iter().map(|t| t.0).collect();
-        assert_eq!(top.first().map(String::as_str), Some("积分兑换失败"), "{top:?}");
-        assert!(!top.iter().any(|t| t.contains("客户") || t.contains("要求")), "{top:?}");
+        assert_eq!(
+            top.first().map(String::as_str),
+            Some("积分兑换失败"),
+            "{top:?}"
+        );
+        assert!(
+            !top.iter().any(|t| t.contains("客户") || t.contains("要求")),
+            "{top:?}"
+        );
         assert!(!top.contains(&"积分".to_owned()), "{top:?}");
         // Taking texts back undoes them.
         for i in 0..120 {

@@ -18,7 +18,7 @@ use super::Explainer;
 use crate::mask::mask_and_cut;
 use crate::matcher::Matcher;
 use crate::normalize::Normalizer;
-use crate::rules::{RulesError, RulesErrors, Rules};
+use crate::rules::{Rules, RulesError, RulesErrors};
 
 /// The most characters of a text quoted in a message.
 const QUOTE_CHARS: usize = 80;
@@ -100,7 +100,10 @@ pub fn check(rules: &Arc<Rules>, matcher: &Arc<Matcher>) -> Outcome {
             let message = if must_match {
                 format!("example {} does not match: \"{quoted}{cut}\": {why}", i + 1)
             } else {
-                format!("counter-example {} matches: \"{quoted}{cut}\": {why}", i + 1)
+                format!(
+                    "counter-example {} matches: \"{quoted}{cut}\": {why}",
+                    i + 1
+                )
             };
             out.failures.push(RulesError {
                 file: rules.source.clone(),
@@ -195,7 +198,12 @@ counter_examples = [
             "r.toml:18: template 'crbt.copy': counter-example 2 matches: \"客户反映彩铃复制不了\": \
              group 1 hit \"彩铃\", group 2 hit \"复制\", no veto fired"
         );
-        assert!(check_rules(&Arc::new(load_str(&RULES.replace("客户反映彩铃无法设置", "彩铃复制"), "r.toml").unwrap())).is_err());
+        assert!(
+            check_rules(&Arc::new(
+                load_str(&RULES.replace("客户反映彩铃无法设置", "彩铃复制"), "r.toml").unwrap()
+            ))
+            .is_err()
+        );
     }
 
     #[test]

@@ -204,7 +204,8 @@ impl Explanation {
                 let keywords = mask(&group.keywords.join(" | ")).into_owned();
                 match &group.hit {
                     Some(k) => {
-                        let _ = writeln!(out, "    group {} hit {:<8} [{keywords}]", g + 1, mask(k));
+                        let _ =
+                            writeln!(out, "    group {} hit {:<8} [{keywords}]", g + 1, mask(k));
                     }
                     None => {
                         let _ = writeln!(out, "    no keyword of group {} [{keywords}]", g + 1);
@@ -227,7 +228,10 @@ impl Explanation {
             }
         }
         if self.businesses.is_empty() {
-            let _ = writeln!(out, "businesses: none (the complaint counts for no business)");
+            let _ = writeln!(
+                out,
+                "businesses: none (the complaint counts for no business)"
+            );
         } else {
             let list: Vec<String> = self
                 .businesses
@@ -363,8 +367,7 @@ impl Explainer {
     /// whether or not a group of it hit.
     pub fn template(&self, t: usize, text: &str) -> TemplateExplanation {
         let mut m = self.matcher.scratch();
-        self.matcher
-            .find_text(text, &mut Normalizer::new(), &mut m);
+        self.matcher.find_text(text, &mut Normalizer::new(), &mut m);
         let mut found: Vec<u32> = m.patterns().to_vec();
         found.sort_unstable();
         self.template_with(t, &found)

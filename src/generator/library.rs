@@ -268,7 +268,13 @@ pub fn big_library(templates: usize, keywords: usize, examples: bool) -> String 
 }
 
 /// How agents begin and end a complaint note.
-const OPENERS: &[&str] = &["客户反映", "用户来电称", "机主投诉", "客户来电表示", "用户反映"];
+const OPENERS: &[&str] = &[
+    "客户反映",
+    "用户来电称",
+    "机主投诉",
+    "客户来电表示",
+    "用户反映",
+];
 const CLOSERS: &[&str] = &["，要求尽快处理。", "，请核实。", "，影响使用，客户很不满。"];
 
 /// A complaint about `what` that the veto `veto` stops.

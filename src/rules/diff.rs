@@ -274,8 +274,8 @@ fn template_details(rules_a: &Rules, a: &Template, rules_b: &Rules, b: &Template
 
 /// Compares two rule libraries (see the module docs).
 pub fn diff(old: &Rules, new: &Rules) -> RulesDiff {
-    let window = (old.window != new.window)
-        .then(|| (window_text(&old.window), window_text(&new.window)));
+    let window =
+        (old.window != new.window).then(|| (window_text(&old.window), window_text(&new.window)));
 
     let mut departments = Vec::new();
     for d in &old.departments {
@@ -582,7 +582,10 @@ all_of = [["短信"], ["失败"]]
     #[test]
     fn thresholds_templates_and_state() {
         let old = load_str(OLD, "old.toml").unwrap();
-        let same = diff(&old, &load_str(&OLD.replace("name = \"彩铃\"", "name = \"炫铃\""), "n.toml").unwrap());
+        let same = diff(
+            &old,
+            &load_str(&OLD.replace("name = \"彩铃\"", "name = \"炫铃\""), "n.toml").unwrap(),
+        );
         // A name alone: reported, state kept.
         assert_eq!(same.businesses.len(), 1);
         assert_eq!(same.businesses[0].window_state, StateFate::Kept);
@@ -611,16 +614,27 @@ all_of = [["短信"], ["失败"]]
         );
         assert_eq!(d.businesses[0].threshold, Some((8, 10)));
         assert_eq!(d.businesses[2].details, ["templates ~sms.fail"]);
-        let t: Vec<(&str, &str)> = d.templates.iter().map(|t| (t.id.as_str(), t.change)).collect();
+        let t: Vec<(&str, &str)> = d
+            .templates
+            .iter()
+            .map(|t| (t.id.as_str(), t.change))
+            .collect();
         assert_eq!(
             t,
-            [("sms.fail", "changed"), ("cloud.sync", "added"), ("mms.fail", "removed")]
+            [
+                ("sms.fail", "changed"),
+                ("cloud.sync", "added"),
+                ("mms.fail", "removed")
+            ]
         );
         assert!(d.state_kept.is_empty());
         assert_eq!(d.state_dropped, ["crbt", "sms"]);
         assert_eq!(d.removed, ["mms"]);
         let text = d.render();
-        assert!(text.contains("business crbt changed (threshold 8 → 10): window state dropped"), "{text}");
+        assert!(
+            text.contains("business crbt changed (threshold 8 → 10): window state dropped"),
+            "{text}"
+        );
         assert!(text.contains("drops it for 3 (crbt, sms, mms)"), "{text}");
     }
 
@@ -628,7 +642,10 @@ all_of = [["短信"], ["失败"]]
     fn examples_and_comments_change_nothing() {
         let old = load_str(OLD, "old.toml").unwrap();
         let new = load_str(
-            &OLD.replace("all_of = [[\"彩铃\"], [\"复制\"]]", "all_of = [[\"彩铃\"], [\"复制\"]]\n# c\nexamples = [\"彩铃复制失败\"]"),
+            &OLD.replace(
+                "all_of = [[\"彩铃\"], [\"复制\"]]",
+                "all_of = [[\"彩铃\"], [\"复制\"]]\n# c\nexamples = [\"彩铃复制失败\"]",
+            ),
             "new.toml",
         )
         .unwrap();

@@ -33,9 +33,8 @@ use crate::time::format_duration;
 
 /// Starts a dry-run reload: the answer's JSON, or why the rules file
 /// would be refused.
-pub type DryRunFn = Arc<
-    dyn Fn() -> tokio::task::JoinHandle<Result<serde_json::Value, Vec<String>>> + Send + Sync,
->;
+pub type DryRunFn =
+    Arc<dyn Fn() -> tokio::task::JoinHandle<Result<serde_json::Value, Vec<String>>> + Send + Sync>;
 
 /// What the handlers share.
 #[derive(Clone)]
