@@ -138,6 +138,10 @@ pub struct Coverage {
     pub elapsed_s: f64,
 }
 
+/// The complaints of one combination of businesses, and its first
+/// examples as (offset in the chunk, work-order id).
+type Combo = (u64, Vec<(u32, String)>);
+
 /// The counts of one chunk (or of everything).
 #[derive(Default)]
 struct Tally {
@@ -153,7 +157,7 @@ struct Tally {
     regions: HashMap<Box<str>, (u64, u64)>,
     /// Business indices → complaints, and the first examples as (chunk
     /// offset, id).
-    combos: HashMap<Vec<u16>, (u64, Vec<(u32, String)>)>,
+    combos: HashMap<Vec<u16>, Combo>,
     phrases: PhraseCounts,
     /// Every accepted record's (ts, offset in the chunk), in input order.
     records: Vec<(i64, u32)>,
@@ -424,9 +428,9 @@ pub fn measure(
                 next += 1;
             }
         }
-        Ok(reader
+        reader
             .join()
-            .map_err(|_| anyhow::anyhow!("the reader thread failed"))?)
+            .map_err(|_| anyhow::anyhow!("the reader thread failed"))
     })?;
     read.map_err(|e| anyhow::anyhow!("cannot read {name}: {e}"))?;
     Ok(report(&rules, total, late, name, opts, started))
@@ -489,16 +493,12 @@ fn report(
             .cmp(&a.complaints)
             .then_with(|| a.region.cmp(&b.region))
     });
-    let mut combos: Vec<(Vec<u16>, u64, Vec<(u32, String)>)> = t
-        .combos
-        .into_iter()
-        .filter(|(_, (c, _))| *c > 0)
-        .map(|(k, (c, ex))| (k, c, ex))
-        .collect();
-    combos.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mut combos: Vec<(Vec<u16>, Combo)> =
+        t.combos.into_iter().filter(|(_, (c, _))| *c > 0).collect();
+    combos.sort_by(|a, b| b.1.0.cmp(&a.1.0).then_with(|| a.0.cmp(&b.0)));
     let combinations = combos
         .into_iter()
-        .map(|(k, c, ex)| Combination {
+        .map(|(k, (c, ex))| Combination {
             businesses: k
                 .iter()
                 .map(|&b| rules.businesses[b as usize].id.clone())
