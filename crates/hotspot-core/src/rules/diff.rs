@@ -6,7 +6,7 @@
 //!
 //! Survival is decided here, once, for the dry run and the real reload
 //! alike: [`window_state_kept`] and [`baselines_kept`] are what the key
-//! store's restore calls (`crate::window::store`), so a dry run says exactly
+//! store's restore calls (`hotspot`'s `window::store`), so a dry run says exactly
 //! what a reload then does. The rule: a business keeps its window state when
 //! the window settings and its [`Rules::business_fingerprint`] (id,
 //! threshold, department, section 8 settings, templates' ids and keywords)

@@ -291,8 +291,8 @@ fn vetoed(veto: &str, what: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::matcher::Matcher;
-    use crate::rules::load_str;
+    use hotspot_core::matcher::Matcher;
+    use hotspot_core::rules::load_str;
 
     #[test]
     fn the_examples_hold() {
@@ -301,7 +301,7 @@ mod tests {
         assert_eq!(rules.templates.len(), 500);
         let matcher = Matcher::new(&rules).unwrap();
         let mut m = matcher.scratch();
-        let mut n = crate::normalize::Normalizer::new();
+        let mut n = hotspot_core::normalize::Normalizer::new();
         for (t, tpl) in rules.templates.iter().enumerate() {
             assert_eq!((tpl.examples.len(), tpl.counter_examples.len()), (2, 2));
             for (e, must) in tpl
