@@ -17,6 +17,8 @@
 //! * `match` — one normalised text through the fixture library (120
 //!   templates) and through a generated 5,000-template / 20,000-keyword
 //!   library; `rules_load` is loading + compiling each library.
+//! * `explain` — `hotspot explain` of one raw text (groups, vetoes,
+//!   businesses) with the fixture library and the 5,000-template library.
 //! * `window` — `KeyStore::count` for every (record, business) match, with
 //!   the engine's `sweep` whenever the watermark moves; `count` leaves the
 //!   time spent sweeping out, `count+sweep` keeps it (one element = one
@@ -33,6 +35,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 
 use hotspot::alert::Alert;
 use hotspot::engine::{Engine, EngineConfig, Output};
+use hotspot::generator::library::big_library;
 use hotspot::generator::{Config, generate, parse_date};
 use hotspot::matcher::Matcher;
 use hotspot::normalize::Normalizer;
@@ -292,248 +295,10 @@ fn bench_normalize(c: &mut Criterion) {
 
 // ----------------------------------------------------------------- match
 
-/// Realistic keyword pieces: product subjects, plan/brand variants, and
-/// fault phenomena with their modifiers.
-const SUBJECTS: &[&str] = &[
-    "彩铃",
-    "视频彩铃",
-    "家庭宽带",
-    "宽带",
-    "流量",
-    "话费",
-    "套餐",
-    "信号",
-    "短信",
-    "彩信",
-    "积分",
-    "手机报",
-    "139邮箱",
-    "咪咕视频",
-    "咪咕音乐",
-    "和包支付",
-    "移动云盘",
-    "魔百和",
-    "物联网卡",
-    "副卡",
-    "亲情号",
-    "国际漫游",
-    "5g",
-    "4g",
-    "volte",
-    "esim",
-    "携号转网",
-    "实名认证",
-    "充值",
-    "营业厅",
-    "手机营业厅",
-    "网上营业厅",
-    "合约机",
-    "固话",
-    "个人热点",
-    "随身wifi",
-    "流量包",
-    "语音包",
-    "会员",
-    "权益",
-    "宽带提速",
-    "光猫",
-    "路由器",
-    "机顶盒",
-    "来电显示",
-    "呼叫转移",
-    "语音信箱",
-    "积分商城",
-    "号卡",
-    "天气预报",
-];
-
-const VARIANTS: &[&str] = &[
-    "",
-    "新",
-    "包月",
-    "畅享",
-    "尊享",
-    "和",
-    "全球通",
-    "动感地带",
-    "神州行",
-    "校园",
-    "家庭",
-    "企业",
-    "政企",
-    "融合",
-    "合约",
-    "定向",
-    "夜间",
-    "周末",
-    "假日",
-    "国内",
-];
-
-const PHENOMENA: &[&str] = &[
-    "无法使用",
-    "无法开通",
-    "开通失败",
-    "取消失败",
-    "退订失败",
-    "扣费异常",
-    "重复扣费",
-    "未经同意开通",
-    "网速慢",
-    "断线",
-    "掉线",
-    "无信号",
-    "登录失败",
-    "收不到",
-    "发不出",
-    "延迟",
-    "乱码",
-    "显示错误",
-    "余额不符",
-    "到账失败",
-    "充值不到账",
-    "无法拨打",
-    "无法接听",
-    "通话中断",
-    "杂音",
-    "单通",
-    "无法上网",
-    "打不开",
-    "闪退",
-    "卡顿",
-    "验证码收不到",
-    "办理失败",
-    "变更失败",
-    "积分清零",
-    "兑换失败",
-    "被停机",
-    "无法复机",
-    "无法销户",
-    "资费不符",
-    "承诺未兑现",
-    "赠送未到账",
-    "网络异常",
-    "服务中断",
-    "设备离线",
-    "画面卡住",
-    "无法播放",
-    "黑屏",
-    "无法同步",
-    "复制失败",
-    "设置无效",
-    "被拦截",
-    "误拦截",
-    "虚假宣传",
-    "强制捆绑",
-    "乱收费",
-    "二次扣费",
-    "费用翻倍",
-    "欠费提醒错误",
-    "账单不明",
-    "无法退订",
-];
-
-const MODIFIERS: &[&str] = &[
-    "",
-    "频繁",
-    "一直",
-    "突然",
-    "多次",
-    "反复",
-    "持续",
-    "间歇性",
-    "大面积",
-    "全天",
-];
-
-const NONE_OF: &[&str] = &["测试工单", "已恢复", "咨询如何", "已退费", "客户表示理解"];
-
-/// 20,000 distinct realistic keywords in three pools: subjects
-/// (variant + product, 1,000), phenomena (modifier + fault, 600) and
-/// compounds (product + fault, then variant + product + fault) for the rest.
-fn keyword_pools(n: usize) -> [Vec<String>; 3] {
-    let mut seen = std::collections::HashSet::new();
-    let mut pools: [Vec<String>; 3] = Default::default();
-    let mut total = 0;
-    let mut push = |k: String, pool: &mut Vec<String>, total: &mut usize| {
-        if *total < n && seen.insert(k.clone()) {
-            pool.push(k);
-            *total += 1;
-        }
-    };
-    for v in VARIANTS {
-        for s in SUBJECTS {
-            push(format!("{v}{s}"), &mut pools[0], &mut total);
-        }
-    }
-    for m in MODIFIERS {
-        for p in PHENOMENA {
-            push(format!("{m}{p}"), &mut pools[1], &mut total);
-        }
-    }
-    for s in SUBJECTS {
-        for p in PHENOMENA {
-            push(format!("{s}{p}"), &mut pools[2], &mut total);
-        }
-    }
-    for v in VARIANTS.iter().skip(1) {
-        for s in SUBJECTS {
-            for p in PHENOMENA {
-                push(format!("{v}{s}{p}"), &mut pools[2], &mut total);
-            }
-        }
-    }
-    assert_eq!(total, n, "keyword pieces give too few keywords");
-    pools
-}
-
-/// A rule library of `templates` templates over `templates / 10`
-/// businesses in 5 departments, using every keyword of the pools: each
-/// template has a subject group (2 subjects) and a phenomenon group (1
-/// phenomenon, 4 compounds), and one veto.
-fn big_library(templates: usize, keywords: usize) -> String {
-    use std::fmt::Write;
-    let pools = keyword_pools(keywords);
-    let mut t = String::with_capacity(2 << 20);
-    t.push_str("[window]\nsize = \"30m\"\nslide = \"1m\"\nallowed_lateness = \"10m\"\n\n");
-    for d in ["net", "vas", "mkt", "it", "term"] {
-        let _ = writeln!(t, "[[department]]\nid = \"{d}\"\nname = \"部门{d}\"\n");
-    }
-    let businesses = templates.div_ceil(10);
-    for b in 0..businesses {
-        let d = ["net", "vas", "mkt", "it", "term"][b % 5];
-        let _ = writeln!(
-            t,
-            "[[business]]\nid = \"b{b:04}\"\nname = \"业务{b}\"\ndepartment = \"{d}\"\nthreshold = {}\n",
-            8 + b % 30
-        );
-    }
-    // Walk each pool with a prime stride (coprime to its length) so every
-    // keyword is used and neighbouring templates share few keywords.
-    let mut pos = [0usize; 3];
-    let mut next = |p: usize| {
-        let pool = &pools[p];
-        pos[p] = (pos[p] + 7919) % pool.len();
-        format!("\"{}\"", pool[pos[p]])
-    };
-    for i in 0..templates {
-        let g1 = [next(0), next(0)].join(", ");
-        let g2 = [next(1), next(2), next(2), next(2), next(2)].join(", ");
-        let _ = writeln!(
-            t,
-            "[[template]]\nid = \"b{:04}.t{i:05}\"\nbusiness = \"b{:04}\"\nphenomenon = \"现象{i}\"\nall_of = [[{g1}], [{g2}]]\nnone_of = [\"{}\"]\n",
-            i / 10,
-            i / 10,
-            NONE_OF[i % NONE_OF.len()]
-        );
-    }
-    t
-}
-
 fn bench_match(c: &mut Criterion) {
     let d = data();
     let fixture = Matcher::new(&d.rules).unwrap();
-    let big_text = big_library(5_000, 20_000);
+    let big_text = big_library(5_000, 20_000, false);
     let t0 = std::time::Instant::now();
     let big_rules = load_str(&big_text, "bench-5000.toml").expect("big library loads");
     let t1 = std::time::Instant::now();
@@ -623,6 +388,59 @@ fn bench_match(c: &mut Criterion) {
             Matcher::new(&r).unwrap().pattern_count()
         })
     });
+    g.finish();
+}
+
+// --------------------------------------------------------------- explain
+
+/// `hotspot explain` and `GET /v1/explain`: one raw complaint text →
+/// normalised text, every template a group of it hit (groups, vetoes),
+/// businesses; with the fixture library and with the generated
+/// 5,000-template library (with examples, as the generator writes it). The
+/// target is 1 ms per text with the big library. Also prints, once, how
+/// long running all the big library's examples takes (what `check-rules`,
+/// `run` and every reload add).
+fn bench_explain(c: &mut Criterion) {
+    use hotspot::explain::{Explainer, examples};
+    let d = data();
+    let big_text = big_library(5_000, 20_000, true);
+    let big_rules = Arc::new(load_str(&big_text, "bench-5000.toml").expect("big library loads"));
+    let big_matcher = Arc::new(Matcher::new(&big_rules).unwrap());
+    let t0 = std::time::Instant::now();
+    let checked = examples::check(&big_rules, &big_matcher);
+    let check_ms = t0.elapsed().as_secs_f64() * 1e3;
+    assert!(checked.failures.is_empty(), "{:?}", &checked.failures[..1]);
+    let t0 = std::time::Instant::now();
+    let big = Explainer::new(big_rules.clone(), big_matcher);
+    let index_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let fixture = Explainer::new(d.rules.clone(), Arc::new(Matcher::new(&d.rules).unwrap()));
+    let texts: Vec<&str> = d.texts.iter().take(2_000).map(String::as_str).collect();
+    let listed: usize = texts.iter().map(|t| big.explain(t).templates.len()).sum();
+    eprintln!(
+        "explain: big library {} templates, {} examples + {} counter-examples checked in {check_ms:.1} ms, \
+         explainer index built in {index_ms:.1} ms; {} texts list {listed} templates of the big library",
+        big_rules.templates.len(),
+        checked.examples,
+        checked.counter_examples,
+        texts.len()
+    );
+    let mut g = c.benchmark_group("explain");
+    g.throughput(Throughput::Elements(texts.len() as u64));
+    for (name, e) in [
+        ("fixture_120_templates", &fixture),
+        ("generated_5000_templates", &big),
+    ] {
+        g.bench_function(format!("{name}_{}_texts", texts.len()), |b| {
+            let mut m = e.matcher().scratch();
+            b.iter(|| {
+                let mut n = 0usize;
+                for t in &texts {
+                    n += e.explain_with(black_box(t), &mut m).templates.len();
+                }
+                n
+            })
+        });
+    }
     g.finish();
 }
 
@@ -789,6 +607,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = micro;
     config = config();
-    targets = bench_decode, bench_normalize, bench_match, bench_window, bench_alert, bench_engine
+    targets = bench_decode, bench_normalize, bench_match, bench_explain, bench_window, bench_alert, bench_engine
 }
 criterion_main!(micro);

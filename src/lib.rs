@@ -15,7 +15,9 @@
 //! sink/     alert lines and dead letters out
 //! ```
 //!
-//! `replay` wires a source, an engine and sinks for recorded traffic;
+//! `explain` says why a text matches what it matches (and runs the rules'
+//! template examples); `coverage` measures what a library matches of a
+//! recorded file. `replay` wires a source, an engine and sinks for recorded traffic;
 //! `generator` makes realistic traffic with ground truth; `cli` is the command
 //! line. `rules` loads and validates the rule library; `time` parses and
 //! writes timestamps and durations and reads the wall clock; `retry` is the
@@ -27,8 +29,10 @@
 pub mod alert;
 pub(crate) mod checkpoint;
 pub mod cli;
+pub mod coverage;
 pub mod engine;
 pub mod eval;
+pub mod explain;
 #[cfg(feature = "fluvio")]
 pub mod fluvio_client;
 pub(crate) mod fluvio_settings;

@@ -1,11 +1,18 @@
-//! `hotspot check-rules FILE`: validates a rules file and prints a short
-//! inventory (departments, businesses, templates, keywords, window), or
-//! every error with its file, line and item and exit status 1.
+//! `hotspot check-rules FILE`: validates a rules file, runs its templates'
+//! examples and counter-examples, and prints a short inventory
+//! (departments, businesses, templates, keywords, window), or every error
+//! with its file, line and item and exit status 1.
+//!
+//! `hotspot check-rules --diff OLD NEW` says what a reload from OLD to NEW
+//! would change (see [`crate::rules::diff`]); exit status 1 when NEW would
+//! be refused.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
+use crate::explain::examples;
 use crate::matcher::Matcher;
 use crate::rules;
 use crate::time::format_duration;
@@ -13,7 +20,17 @@ use crate::time::format_duration;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The rules file (TOML).
-    pub file: PathBuf,
+    #[arg(required_unless_present = "diff")]
+    pub file: Option<PathBuf>,
+    /// What a reload from OLD to NEW would change: businesses and
+    /// templates added, removed or changed, thresholds, and which
+    /// businesses keep or lose their window state and open alerts.
+    #[arg(long, num_args = 2, value_names = ["OLD", "NEW"], conflicts_with = "file")]
+    pub diff: Option<Vec<PathBuf>>,
+    /// With --diff: one JSON object (the same as `POST
+    /// /-/reload?dry_run=true` answers, less the live keys).
+    #[arg(long, requires = "diff")]
+    pub json: bool,
     /// List every business with its templates, and the section 8 settings
     /// (region table by province, overrides, province thresholds, surge,
     /// discovery).
@@ -21,27 +38,78 @@ pub struct Args {
     pub verbose: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let started = Instant::now();
-    let rules = match rules::load(Some(&args.file)) {
+/// Prints every error of a file that cannot be used (stdout) and the count
+/// (stderr).
+fn print_errors(file: &std::path::Path, errors: &[rules::RulesError]) {
+    for e in errors {
+        println!("{e}");
+    }
+    eprintln!(
+        "{}: {} error{}",
+        file.display(),
+        errors.len(),
+        if errors.len() == 1 { "" } else { "s" }
+    );
+}
+
+/// Loads a file and runs its examples: what a reload does before it
+/// accepts new rules.
+fn load_checked(file: &std::path::Path) -> Result<Arc<rules::Rules>, Vec<rules::RulesError>> {
+    let rules = Arc::new(rules::load(Some(file)).map_err(|e| e.0)?.0);
+    examples::check_rules(&rules).map_err(|e| e.0)?;
+    Ok(rules)
+}
+
+fn run_diff(old: &std::path::Path, new: &std::path::Path, json: bool) -> ExitCode {
+    let old_rules = match rules::load(Some(old)) {
         Ok((r, _)) => r,
+        Err(e) => {
+            print_errors(old, &e.0);
+            return ExitCode::from(1);
+        }
+    };
+    let new_rules = match load_checked(new) {
+        Ok(r) => r,
+        Err(errors) => {
+            print_errors(new, &errors);
+            eprintln!("a reload to {} would be refused", new.display());
+            return ExitCode::from(1);
+        }
+    };
+    let d = rules::diff::diff(&old_rules, &new_rules);
+    if json {
+        println!("{}", serde_json::to_string(&d).unwrap_or_default());
+    } else {
+        print!("{}", d.render());
+    }
+    ExitCode::SUCCESS
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(files) = &args.diff {
+        return Ok(run_diff(&files[0], &files[1], args.json));
+    }
+    let file = args
+        .file
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("give a rules file (or --diff OLD NEW)"))?;
+    let started = Instant::now();
+    let rules = match rules::load(Some(&file)) {
+        Ok((r, _)) => Arc::new(r),
         Err(rules::RulesErrors(errors)) => {
-            for e in &errors {
-                println!("{e}");
-            }
-            eprintln!(
-                "{}: {} error{}",
-                args.file.display(),
-                errors.len(),
-                if errors.len() == 1 { "" } else { "s" }
-            );
+            print_errors(&file, &errors);
             return Ok(ExitCode::from(1));
         }
     };
-    let matcher = Matcher::new(&rules)?;
+    let matcher = Arc::new(Matcher::new(&rules)?);
     let elapsed = started.elapsed();
+    let tested = examples::check(&rules, &matcher);
+    if !tested.failures.is_empty() {
+        print_errors(&file, &tested.failures);
+        return Ok(ExitCode::from(1));
+    }
     let w = rules.window;
-    println!("{}: ok (version {})", args.file.display(), rules.version);
+    println!("{}: ok (version {})", file.display(), rules.version);
     println!(
         "  window       size {}, slide {}, allowed lateness {} ({} windows per complaint)",
         format_duration(w.size_ms),
@@ -58,6 +126,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         matcher.describe(),
         matcher.memory_usage() / 1024,
         elapsed.as_secs_f64() * 1000.0
+    );
+    let untested = rules.templates.len() - tested.templates;
+    println!(
+        "  examples     {} examples and {} counter-examples of {} templates pass{}",
+        tested.examples,
+        tested.counter_examples,
+        tested.templates,
+        if untested == 0 {
+            String::new()
+        } else {
+            format!("; {untested} templates have none")
+        }
     );
     for (d, dept) in rules.departments.iter().enumerate() {
         let names: Vec<String> = rules

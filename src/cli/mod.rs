@@ -4,7 +4,9 @@
 //! to see what it does.
 
 pub mod check_rules;
+pub mod coverage;
 pub mod eval;
+pub mod explain;
 pub mod generate;
 #[cfg(feature = "fluvio")]
 pub mod publish;
@@ -37,8 +39,15 @@ pub enum Command {
     Replay(replay::Args),
     /// Run the live service: HTTP intake, delivery to departments, metrics.
     Run(Box<run::Args>),
-    /// Check a rules file: print an inventory, or every error (exit 1).
+    /// Check a rules file and its template examples: print an inventory,
+    /// or every error (exit 1); --diff OLD NEW: what a reload would change.
     CheckRules(check_rules::Args),
+    /// Why a complaint text matches what it matches: groups, vetoes,
+    /// businesses.
+    Explain(explain::Args),
+    /// What a rules file matches of a recorded file: shares per business,
+    /// template and region; templates that never match; unmatched phrases.
+    Coverage(coverage::Args),
     /// Generate realistic complaint traffic with ground truth.
     Gen(generate::Args),
     /// Measure detection quality: alerts against a field scenario's truth.
@@ -61,6 +70,8 @@ pub fn main() -> ExitCode {
         Some(Command::Replay(args)) => replay::run(args),
         Some(Command::Run(args)) => run::run(*args),
         Some(Command::CheckRules(args)) => check_rules::run(args),
+        Some(Command::Explain(args)) => explain::run(args),
+        Some(Command::Coverage(args)) => coverage::run(args),
         Some(Command::Gen(args)) => generate::run(args),
         Some(Command::Eval(args)) => eval::run(args),
         Some(Command::Suggest(args)) => suggest::run(args),

@@ -10,7 +10,8 @@
 //! | `GET /v1/hotspots?limit=N` | the hottest keys now: distinct callers, threshold, ratio, trend |
 //! | `GET /v1/rules` | the rules in force (with section 8 keys: `regions`, `provinces`, `discovery`, and per business `region_thresholds`, `province_threshold`, `surge`) |
 //! | `GET /v1/stats` | counts, watermark, latency percentiles, sink backlogs |
-//! | `POST /-/reload` | reload the rules file (also on SIGHUP) |
+//! | `GET /v1/explain?text=` | why a text matches what it matches (the `hotspot explain --json` object, numbers masked) |
+//! | `POST /-/reload` | reload the rules file (also on SIGHUP); `?dry_run=true`: what a reload would change, changing nothing |
 //! | `GET /` | the status page |
 
 use std::sync::Arc;
@@ -23,9 +24,17 @@ use axum::{Extension, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::pipeline::DryRun;
 use super::state::Shared;
+use crate::explain::Explainer;
+use crate::matcher::Matcher;
 use crate::source::http::{BodyBudget, Intake, authorized, post_complaints};
 use crate::time::format_duration;
+
+/// Starts a dry-run reload: the answer's JSON, or why the rules file
+/// would be refused.
+pub type DryRunFn =
+    Arc<dyn Fn() -> tokio::task::JoinHandle<Result<serde_json::Value, Vec<String>>> + Send + Sync>;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -33,6 +42,10 @@ pub struct Api {
     pub shared: Arc<Shared>,
     pub intake: Intake,
     pub reload: Arc<dyn Fn() -> tokio::task::JoinHandle<Result<String, Vec<String>>> + Send + Sync>,
+    pub dry_run: DryRunFn,
+    /// The explainer of the rules in force, built on the first
+    /// `/v1/explain` after each reload.
+    pub explainer: Arc<std::sync::Mutex<Option<Arc<Explainer>>>>,
     pub sinks: Arc<Vec<(String, usize)>>,
     pub outbox: Arc<crate::sink::outbox::Outbox>,
     /// Bytes of request bodies in flight at once (at least `max_body`).
@@ -57,6 +70,7 @@ pub fn router(api: Api) -> Router {
         .route("/v1/hotspots", get(hotspots))
         .route("/v1/rules", get(rules))
         .route("/v1/stats", get(stats))
+        .route("/v1/explain", get(explain))
         .route("/-/reload", post(reload))
         .with_state(api)
         .merge(intake)
@@ -256,12 +270,41 @@ async fn stats(State(api): State<Api>) -> Response {
     )
 }
 
-async fn reload(State(api): State<Api>, headers: HeaderMap) -> Response {
+#[derive(Deserialize)]
+struct ReloadQuery {
+    #[serde(default)]
+    dry_run: bool,
+}
+
+async fn reload(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    query: Result<Query<ReloadQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
     if !authorized(&api.intake.token, &headers) {
         return json_response(
             StatusCode::UNAUTHORIZED,
             json!({"error": "missing or wrong bearer token"}),
         );
+    }
+    let Ok(Query(q)) = query else {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            json!({"reloaded": false, "errors": ["dry_run must be true or false"]}),
+        );
+    };
+    if q.dry_run {
+        return match (api.dry_run)().await {
+            Ok(Ok(v)) => json_response(StatusCode::OK, v),
+            Ok(Err(errors)) => json_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"dry_run": true, "reloaded": false, "would_reload": false, "errors": errors}),
+            ),
+            Err(e) => json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"dry_run": true, "reloaded": false, "errors": [e.to_string()]}),
+            ),
+        };
     }
     match (api.reload)().await {
         Ok(Ok(version)) => json_response(
@@ -277,6 +320,127 @@ async fn reload(State(api): State<Api>, headers: HeaderMap) -> Response {
             json!({"reloaded": false, "errors": [e.to_string()]}),
         ),
     }
+}
+
+/// Keys listed one by one in a dry run's `keys.dropped_keys` (the counts
+/// are always complete).
+const DRY_RUN_KEY_LIST: usize = 1000;
+
+/// The answer of `POST /-/reload?dry_run=true`: the rules diff of
+/// `check-rules --diff --json` (old = the rules in force), plus what
+/// happens to the live keys and open alerts.
+pub(crate) fn dry_run_json(plan: &DryRun, new: &crate::rules::Rules) -> serde_json::Value {
+    let diff = crate::rules::diff::diff(&plan.current, new);
+    let mut v = serde_json::to_value(&diff).unwrap_or_default();
+    let (mut kept, mut dropped) = (0usize, 0usize);
+    let mut by_business: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
+    let (mut dropped_keys, mut stay_open, mut resolve) = (Vec::new(), Vec::new(), Vec::new());
+    for (stream, keys) in &plan.keys {
+        for k in keys {
+            let counts = by_business.entry(k.business.as_str()).or_default();
+            let key = json!({
+                "stream": stream, "business": k.business, "region": k.region, "scope": k.scope,
+            });
+            if k.kept {
+                kept += 1;
+                counts.0 += 1;
+            } else {
+                dropped += 1;
+                counts.1 += 1;
+                if dropped_keys.len() < DRY_RUN_KEY_LIST {
+                    dropped_keys.push(key.clone());
+                }
+            }
+            if let Some(id) = &k.alert_id {
+                let mut a = key;
+                a["alert_id"] = json!(id);
+                if k.kept {
+                    stay_open.push(a);
+                } else {
+                    resolve.push(a);
+                }
+            }
+        }
+    }
+    v["dry_run"] = json!(true);
+    v["reloaded"] = json!(false);
+    v["would_reload"] = json!(true);
+    v["keys"] = json!({
+        "kept": kept,
+        "dropped": dropped,
+        "by_business": by_business.iter().map(|(b, (k, d))| (b.to_string(), json!({"kept": k, "dropped": d}))).collect::<serde_json::Map<_, _>>(),
+        "dropped_keys": dropped_keys,
+        "dropped_keys_truncated": dropped > DRY_RUN_KEY_LIST,
+    });
+    v["open_alerts"] = json!({"stay_open": stay_open, "resolve": resolve});
+    v
+}
+
+#[derive(Deserialize)]
+struct ExplainQuery {
+    text: Option<String>,
+}
+
+/// The longest text `/v1/explain` takes (bytes): a record's text may be
+/// 1 MB (CONTRACT 5.10).
+const EXPLAIN_MAX_TEXT: usize = 1 << 20;
+
+async fn explain(
+    State(api): State<Api>,
+    query: Result<Query<ExplainQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let text = match query {
+        Ok(Query(ExplainQuery { text: Some(t) })) => t,
+        _ => {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                json!({"error": "give the text to explain as ?text= (URL-encoded UTF-8)"}),
+            );
+        }
+    };
+    if text.len() > EXPLAIN_MAX_TEXT {
+        return json_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            json!({"error": format!("text longer than {EXPLAIN_MAX_TEXT} bytes")}),
+        );
+    }
+    let rules = api.shared.snapshot().rules.clone();
+    let cached = {
+        let c = api.explainer.lock().unwrap_or_else(|e| e.into_inner());
+        c.as_ref()
+            .filter(|e| Arc::ptr_eq(e.rules(), &rules))
+            .cloned()
+    };
+    let explainer = match cached {
+        Some(e) => e,
+        None => {
+            let r = rules.clone();
+            let built = tokio::task::spawn_blocking(move || {
+                Matcher::new(&r).map(|m| Arc::new(Explainer::new(r, Arc::new(m))))
+            })
+            .await;
+            match built {
+                Ok(Ok(e)) => {
+                    *api.explainer.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.clone());
+                    e
+                }
+                Ok(Err(e)) => {
+                    return json_response(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        json!({"error": e.to_string()}),
+                    );
+                }
+                Err(e) => {
+                    return json_response(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        json!({"error": e.to_string()}),
+                    );
+                }
+            }
+        }
+    };
+    let v = explainer.explain(&text).to_json(&rules);
+    json_response(StatusCode::OK, v)
 }
 
 async fn status_page(State(api): State<Api>) -> Html<String> {

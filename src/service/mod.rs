@@ -53,6 +53,8 @@ use crate::source::http::{Intake, IntakeGate};
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let (rules, rules_text) = rules::load(settings.rules.as_deref())?;
     let rules = Arc::new(rules);
+    // Tested templates: a failing example refuses the rules at start too.
+    crate::explain::examples::check_rules(&rules)?;
     let metrics = Arc::new(Metrics::new());
     let latency = Arc::new(LatencyBook::new());
     let shared = Arc::new(Shared::new(rules.clone(), metrics.clone(), latency.clone()));
@@ -226,13 +228,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         Arc::new(move || {
             let (path, tx, metrics) = (path.clone(), tx.clone(), metrics.clone());
             tokio::spawn(async move {
-                let loaded = tokio::task::spawn_blocking(move || {
-                    let (r, text) = rules::load(path.as_deref()).map_err(|e| e.lines())?;
-                    let m = Matcher::new(&r).map_err(|e| vec![e.to_string()])?;
-                    Ok::<_, Vec<String>>((r, m, text))
-                })
-                .await
-                .map_err(|e| vec![e.to_string()])?;
+                let loaded = tokio::task::spawn_blocking(move || load_checked(path.as_deref()))
+                    .await
+                    .map_err(|e| vec![e.to_string()])?;
                 let (r, m, text) = match loaded {
                     Ok(x) => x,
                     Err(errors) => {
@@ -243,8 +241,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 };
                 let (reply, answer) = oneshot::channel();
                 let cmd = Command::Reload {
-                    rules: Arc::new(r),
-                    matcher: Arc::new(m),
+                    rules: r,
+                    matcher: m,
                     text,
                     reply: Some(reply),
                 };
@@ -269,6 +267,33 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         })
     };
 
+    // Dry runs: the reload's loading and checks, then the engine thread
+    // says what the new rules would do to its keys.
+    let dry_run: api::DryRunFn = {
+        let (path, tx) = (settings.rules.clone(), tx.clone());
+        Arc::new(move || {
+            let (path, tx) = (path.clone(), tx.clone());
+            tokio::spawn(async move {
+                let (r, _, _) = tokio::task::spawn_blocking(move || load_checked(path.as_deref()))
+                    .await
+                    .map_err(|e| vec![e.to_string()])??;
+                let (reply, answer) = oneshot::channel();
+                let cmd = Command::DryRun {
+                    rules: r.clone(),
+                    reply,
+                };
+                let sent = tokio::task::spawn_blocking(move || tx.send(cmd).is_ok()).await;
+                if !matches!(sent, Ok(true)) {
+                    return Err(vec!["engine stopped".into()]);
+                }
+                let plan = answer
+                    .await
+                    .map_err(|_| vec!["engine stopped".to_string()])?;
+                Ok(api::dry_run_json(&plan, &r))
+            })
+        })
+    };
+
     // HTTP.
     let token: Option<Arc<str>> = settings.token.as_deref().map(Arc::from);
     let api = api::Api {
@@ -283,6 +308,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         },
         body_budget: settings.body_budget,
         reload: reload.clone(),
+        dry_run,
+        explainer: Default::default(),
         sinks: Arc::new(sink_names),
         outbox: outbox.clone(),
     };
@@ -347,6 +374,21 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     tracing::info!(elapsed_ms = t0.elapsed().as_millis() as u64, "stopped");
     Ok(())
+}
+
+/// What every reload does before the engine sees new rules: load and
+/// validate the file, compile its matcher, run its template examples.
+fn load_checked(
+    path: Option<&std::path::Path>,
+) -> Result<(Arc<rules::Rules>, Arc<Matcher>, String), Vec<String>> {
+    let (r, text) = rules::load(path).map_err(|e| e.lines())?;
+    let r = Arc::new(r);
+    let m = Arc::new(Matcher::new(&r).map_err(|e| vec![e.to_string()])?);
+    let examples = crate::explain::examples::check(&r, &m);
+    if !examples.failures.is_empty() {
+        return Err(examples.failures.iter().map(ToString::to_string).collect());
+    }
+    Ok((r, m, text))
 }
 
 async fn wait_for_stop(

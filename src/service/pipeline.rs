@@ -65,7 +65,21 @@ pub enum Command {
         /// The rules version in force after it, or why it was not applied.
         reply: Option<oneshot::Sender<Result<String, String>>>,
     },
+    /// What a reload to `rules` would do, without doing it: the rules in
+    /// force and every key's fate, per stream. Not journaled.
+    DryRun {
+        rules: Arc<Rules>,
+        reply: oneshot::Sender<DryRun>,
+    },
     Shutdown,
+}
+
+/// The answer to [`Command::DryRun`].
+pub struct DryRun {
+    /// The rules in force.
+    pub current: Arc<Rules>,
+    /// Per stream (`main`, Fluvio partitions), each key's fate.
+    pub keys: Vec<(String, Vec<crate::window::store::KeyFate>)>,
 }
 
 /// Lines from a source.
@@ -244,6 +258,10 @@ enum Work {
         matcher: Arc<Matcher>,
         text: String,
         reply: Option<oneshot::Sender<Result<String, String>>>,
+    },
+    DryRun {
+        rules: Arc<Rules>,
+        reply: oneshot::Sender<DryRun>,
     },
 }
 
@@ -667,6 +685,18 @@ impl Pipeline {
         self.emit(alerts, None);
     }
 
+    /// What a reload to `rules` would do now (see [`Command::DryRun`]).
+    fn dry_run(&self, rules: &Rules) -> DryRun {
+        DryRun {
+            current: self.rules.clone(),
+            keys: self
+                .engines
+                .iter()
+                .map(|(stream, e)| (stream.clone(), e.keys().reload_plan(rules)))
+                .collect(),
+        }
+    }
+
     /// Puts journaled new rules in force (live: after the journal entry is
     /// durable).
     fn apply_reload(&mut self, rules: Arc<Rules>, matcher: Arc<Matcher>, text: String) {
@@ -857,6 +887,9 @@ impl Pipeline {
                         }),
                     }
                 }
+                // In its place among the group's work: it sees the state
+                // that the commands before it leave.
+                Command::DryRun { rules, reply } => work.push(Work::DryRun { rules, reply }),
             }
         }
         if let (Some(d), Some(start)) = (&mut self.durable, start) {
@@ -872,6 +905,7 @@ impl Pipeline {
                         .map(|w| match w {
                             Work::Batch(b, _) => b.data.len(),
                             Work::Reload { text, .. } => text.len(),
+                            Work::DryRun { .. } => 0,
                         })
                         .sum();
                     self.journal_need = self.journal_need.max(size as u64);
@@ -883,6 +917,9 @@ impl Pipeline {
                                 if let Some(r) = reply {
                                     let _ = r.send(Err(format!("not reloaded: {cause}")));
                                 }
+                            }
+                            Work::DryRun { rules, reply } => {
+                                let _ = reply.send(self.dry_run(&rules));
                             }
                         }
                     }
@@ -910,6 +947,9 @@ impl Pipeline {
                     if let Some(r) = reply {
                         let _ = r.send(Ok(self.rules.version.clone()));
                     }
+                }
+                Work::DryRun { rules, reply } => {
+                    let _ = reply.send(self.dry_run(&rules));
                 }
             }
         }

@@ -24,6 +24,7 @@ use super::baseline::{Baseline, MAX_BASELINES, surge_level};
 use super::key::{CallerId, KeyState, Sample, keeps_sample};
 use crate::alert::{Alert, AlertSample, AlertState, Kind, Scope, round_sig, scoped_alert_id};
 use crate::rules::Rules;
+use crate::rules::diff::{baselines_kept, window_state_kept};
 
 /// Keys trimmed per [`KeyStore::sweep`] call at most. Sweeping is pure
 /// housekeeping (it frees what no event can reach; no alert depends on
@@ -241,6 +242,20 @@ pub struct Hotspot {
     /// window-length earlier: positive while the key heats up.
     pub trend: i64,
     pub firing: bool,
+}
+
+/// What a reload would do to one key ([`KeyStore::reload_plan`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyFate {
+    pub business: String,
+    /// The region (or, for a province key, the province).
+    pub region: String,
+    pub scope: Scope,
+    /// Whether its window state carries over; if not, the key starts empty.
+    pub kept: bool,
+    /// Its open alert, which stays open when the key is kept and resolves
+    /// (reason `rules_reload`) when it is not.
+    pub alert_id: Option<String>,
 }
 
 /// The saved form of a [`KeyStore`] (checkpoints, reloads): every key with
@@ -1097,6 +1112,41 @@ impl KeyStore {
         }
     }
 
+    /// What a reload to `rules` would do to each key (a dry run): the same
+    /// decision as [`KeyStore::restore`] of this store's
+    /// [`KeyStore::export`], without exporting. Keys by business, then
+    /// region, like the export.
+    pub fn reload_plan(&self, rules: &Rules) -> Vec<KeyFate> {
+        let kept: Vec<Option<usize>> = (0..self.rules.businesses.len())
+            .map(|b| {
+                let id = &self.rules.businesses[b].id;
+                window_state_kept(
+                    Some(self.rules.window),
+                    Some(self.rules.business_fingerprint(b)),
+                    rules,
+                    id,
+                )
+            })
+            .collect();
+        let mut keys: Vec<&Slot> = self.slots.iter().filter(|s| s.used).collect();
+        keys.sort_by(|a, b| (a.key.business, &a.key.region).cmp(&(b.key.business, &b.key.region)));
+        keys.into_iter()
+            .map(|s| {
+                let (b, scope) = self.class(s.key.business);
+                let kept = kept[b]
+                    .filter(|&nb| scope == Scope::Region || rules.businesses[nb].counts_provinces())
+                    .is_some();
+                KeyFate {
+                    business: self.rules.businesses[b].id.clone(),
+                    region: s.key.region.as_str().to_owned(),
+                    scope,
+                    kept,
+                    alert_id: s.alert.as_ref().map(|a| a.firing.alert_id.clone()),
+                }
+            })
+            .collect()
+    }
+
     /// Rebuilds a store for `rules` from a saved state. Keys of businesses
     /// that no longer exist, or count differently (another threshold,
     /// department or templates, or other window settings), are dropped;
@@ -1113,11 +1163,15 @@ impl KeyStore {
         let mut store = KeyStore::new(rules.clone(), max_keys);
         store.started = saved.started;
         store.wm = wm;
-        let same_window = saved.window.is_none_or(|w| w == rules.window);
+        // The one rule of what survives, shared with the dry run
+        // (`KeyStore::reload_plan`, `check-rules --diff`).
         let keep = |id: &str| -> Option<usize> {
-            let b = rules.business_index(id)?;
-            let fp = saved.fingerprints.get(id).copied();
-            (same_window && fp.is_none_or(|f| f == rules.business_fingerprint(b))).then_some(b)
+            window_state_kept(
+                saved.window,
+                saved.fingerprints.get(id).copied(),
+                &rules,
+                id,
+            )
         };
         // Baselines of businesses that learn from the same complaints
         // (thresholds and surge settings may have changed); a business
@@ -1141,8 +1195,7 @@ impl KeyStore {
             }
             match old_learning(&bus.id) {
                 Some((fp, since))
-                    if same_window
-                        && fp == rules.learning_fingerprint(b)
+                    if baselines_kept(saved.window, Some(fp), &rules, b)
                         && saved.started.is_some() =>
                 {
                     learns[b] = true;

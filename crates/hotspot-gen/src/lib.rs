@@ -43,6 +43,7 @@ pub mod dirty;
 pub mod emerging;
 pub mod field;
 pub mod incidents;
+pub mod library;
 pub mod line;
 pub mod regions;
 pub mod text;

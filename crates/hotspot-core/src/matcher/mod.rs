@@ -133,6 +133,8 @@ pub struct Matcher {
     /// Per template: its business.
     business: Vec<u16>,
     patterns: usize,
+    /// Pattern id → its keyword (normalised), for explanations.
+    keywords: Vec<Box<str>>,
 }
 
 /// Per-thread scratch state for [`Matcher::find`]; reuse it across records.
@@ -169,6 +171,12 @@ impl Matches {
     /// Every matched template, ascending.
     pub fn templates(&self) -> &[u32] {
         &self.templates
+    }
+
+    /// The distinct patterns (keyword ids, see [`Matcher::keyword`]) the
+    /// last text held, in the order they were found.
+    pub fn patterns(&self) -> &[u32] {
+        &self.patterns
     }
 
     pub fn is_empty(&self) -> bool {
@@ -337,6 +345,7 @@ impl Matcher {
             Automaton_::Nfa(nfa, start)
         };
         let business = rules.templates.iter().map(|t| t.business as u16).collect();
+        let keywords: Vec<Box<str>> = keywords.iter().map(|&k| Box::from(k)).collect();
         Ok(Matcher {
             automaton,
             anchor_start,
@@ -350,12 +359,19 @@ impl Matcher {
             check,
             business,
             patterns: keywords.len(),
+            keywords,
         })
     }
 
     /// Number of distinct keywords in the automaton.
     pub fn pattern_count(&self) -> usize {
         self.patterns
+    }
+
+    /// The keyword of pattern `p` (normalised), as [`Matches::patterns`]
+    /// names it.
+    pub fn keyword(&self, p: u32) -> &str {
+        &self.keywords[p as usize]
     }
 
     /// Heap bytes used by the automaton.

@@ -11,8 +11,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    Business, DEFAULT_P_VALUE, Department, Discovery, Province, RegionDef, Rules, Surge, Template,
-    WindowSpec,
+    Business, DEFAULT_P_VALUE, Department, Discovery, Example, Province, RegionDef, Rules, Surge,
+    Template, WindowSpec,
 };
 use crate::normalize::normalize;
 use crate::time::parse_duration;
@@ -111,6 +111,13 @@ struct RawTemplate {
     #[serde(default)]
     none_of: Option<Spanned<Vec<String>>>,
     description: Option<String>,
+    /// Texts the template must match (checked by `check-rules`, at `run`
+    /// start and on every reload).
+    #[serde(default)]
+    examples: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Texts the template must not match.
+    #[serde(default)]
+    counter_examples: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// The name embedded rules go by in messages and in `/v1/rules`.
@@ -617,6 +624,29 @@ pub fn load_str(text: &str, file: &str) -> Result<Rules, Vec<RulesError>> {
             ok = false;
         }
         let _ = &raw_t.description;
+        let mut texts = |list: &Option<Spanned<Vec<Spanned<String>>>>, key: &str| -> Vec<Example> {
+            let Some(list) = list else {
+                return Vec::new();
+            };
+            let mut out = Vec::with_capacity(list.get_ref().len());
+            for (i, ex) in list.get_ref().iter().enumerate() {
+                if ex.get_ref().trim().is_empty() {
+                    errors.push(at(
+                        ex.span(),
+                        item.clone(),
+                        format!("{key} text {} is empty", i + 1),
+                    ));
+                    ok = false;
+                }
+                out.push(Example {
+                    text: ex.get_ref().clone(),
+                    line: lines.line_of(ex.span().start),
+                });
+            }
+            out
+        };
+        let examples = texts(&raw_t.examples, "examples");
+        let counter_examples = texts(&raw_t.counter_examples, "counter_examples");
         if ok {
             templates.push(Template {
                 id: id.clone(),
@@ -628,6 +658,8 @@ pub fn load_str(text: &str, file: &str) -> Result<Rules, Vec<RulesError>> {
                     .collect(),
                 none_of: none_of.iter().map(|k| normalize(k)).collect(),
                 line: line_of(text, raw_t.id.span().start),
+                examples,
+                counter_examples,
             });
         }
     }

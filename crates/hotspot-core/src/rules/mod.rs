@@ -8,6 +8,7 @@
 //! already sorted range. Loading and error reporting live in [`load`]:
 //! [`load()`] is the one loader every command and every reload uses.
 
+pub mod diff;
 pub mod load;
 
 pub use load::{EMBEDDED_NAME, RulesError, RulesErrors, load, load_str};
@@ -139,6 +140,21 @@ pub struct Template {
     /// Normalised keywords; any one present vetoes the match.
     pub none_of: Vec<String>,
     /// The line of the template in its file, for messages.
+    pub line: usize,
+    /// `examples`: texts the template must match, as written (not
+    /// normalised), each with its line. Checked by `check-rules`, at `run`
+    /// start and on reload (`crate::explain::examples`); the engine never
+    /// reads them.
+    pub examples: Vec<Example>,
+    /// `counter_examples`: texts the template must not match.
+    pub counter_examples: Vec<Example>,
+}
+
+/// One text of a template's `examples` or `counter_examples`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Example {
+    pub text: String,
+    /// Its 1-based line in the rules file.
     pub line: usize,
 }
 
