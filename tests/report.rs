@@ -461,6 +461,7 @@ fn time_to_detect_follows_a_field_scenarios_truth() {
         let category = inc["category"].as_str().unwrap().to_owned();
         errors.push((category, (onset - start) as f64 / 60_000.0));
     }
+    println!("onset − first complaint, minutes: {errors:.1?}");
     assert!(errors.len() >= 20, "too few detected incidents: {errors:?}");
     for (category, off) in &errors {
         // Outages of many callers start sharply; a night or small-city
