@@ -603,3 +603,36 @@ fn report_renders_in_headless_chromium() {
         shot.display()
     );
 }
+
+#[test]
+fn report_of_an_empty_alerts_file_and_from_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    // A quiet period: no alert at all still makes a page, every chart empty.
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let out = dir.path().join("empty.html");
+    let (code, err) = report(&["--alerts", s(&empty), "--out", s(&out)]);
+    assert_eq!(code, 0, "{err}");
+    let html = std::fs::read_to_string(&out).unwrap();
+    assert!(html.contains("<b id=\"kpi-alerts\">0</b>"));
+    assert!(html.contains("<b id=\"period\">—</b>"));
+    for id in CHARTS {
+        assert!(html.contains(&format!("<svg id=\"chart-{id}\"")), "{id}");
+    }
+
+    // `--input -`: the traffic on standard input gives the same onsets.
+    let (_, from_file) = fixture_report(dir.path(), "2");
+    let out = dir.path().join("stdin.html");
+    let traffic = std::fs::File::open(root().join("fixtures/traffic.jsonl")).unwrap();
+    let o = Command::new(bin())
+        .args(["report", "--alerts"])
+        .arg(root().join("fixtures/expected.alerts.jsonl"))
+        .args(["--input", "-", "--out", s(&out)])
+        .stdin(traffic)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let from_stdin = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(rows(&from_stdin), rows(&from_file));
+    assert!(from_stdin.contains("投诉文件 标准输入（6000 条投诉）"));
+}

@@ -18,9 +18,10 @@ pub struct Args {
     /// Alert lines (JSON Lines) that `hotspot replay` or `hotspot run` wrote.
     #[arg(long, value_name = "FILE")]
     pub alerts: PathBuf,
-    /// The complaints behind the alerts (JSON Lines): the time to detect is
-    /// then measured from each incident's onset in them, and the top
-    /// templates are the incidents' matched complaints.
+    /// The complaints behind the alerts (JSON Lines; `-` reads standard
+    /// input): the time to detect is then measured from each incident's
+    /// onset in them, and the top templates are the incidents' matched
+    /// complaints.
     #[arg(long, value_name = "FILE")]
     pub input: Option<PathBuf>,
     /// Rules file (TOML) for matching `--input` and naming templates.

@@ -214,11 +214,11 @@ fn daily<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, f: &Figures) -> Res<
         .map(|d| f.daily.iter().map(|v| u64::from(v[d])).sum())
         .collect();
     let ymax = axis_max(totals.iter().copied().max().unwrap_or(0));
-    let first = f.first_day;
+    let (first, dated) = (f.first_day, f.dated);
     let x = Categories::new(days);
     let label = move |v: &SegmentValue<i32>| match x.index(v) {
-        Some(d) => super::figures::date(first + d as i64)[5..].to_owned(),
-        None => String::new(),
+        Some(d) if dated => super::figures::date(first + d as i64)[5..].to_owned(),
+        _ => String::new(),
     };
     let mut chart = ChartBuilder::on(area)
         .margin(10)

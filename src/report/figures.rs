@@ -43,9 +43,11 @@ pub(crate) struct Row<'a> {
 
 #[derive(Debug, Clone)]
 pub(crate) struct Figures<'a> {
-    /// The period's first and last day (day numbers), inclusive.
+    /// The period's first and last day (day numbers), inclusive; when no
+    /// period was given and no alert was read, one undated day.
     pub first_day: i64,
     pub last_day: i64,
+    pub dated: bool,
     /// Departments (label), busiest first; the last may be 其他.
     pub departments: Vec<String>,
     /// `daily[department][day - first_day]`.
@@ -76,6 +78,17 @@ pub(crate) struct Figures<'a> {
 pub(crate) fn date(day: i64) -> String {
     let (y, m, d) = civil_from_days(day);
     format!("{y:04}-{m:02}-{d:02}")
+}
+
+impl Figures<'_> {
+    /// The period as shown: `2026-03-09 至 2026-03-15`, or `—`.
+    pub fn period_text(&self) -> String {
+        if self.dated {
+            format!("{} 至 {}", date(self.first_day), date(self.last_day))
+        } else {
+            "—".to_owned()
+        }
+    }
 }
 
 /// `MM-DD HH:MM` of a time (`+08:00`).
@@ -291,6 +304,7 @@ pub(crate) fn compute<'a>(
     Ok(Figures {
         first_day,
         last_day,
+        dated: period.0.is_some() || period.1.is_some() || !incidents.is_empty(),
         departments,
         daily,
         heat_rows,

@@ -12,8 +12,7 @@ use super::Context;
 use super::alerts::DETAIL_ROWS;
 use super::charts::{self, CHARTS, WIDTH};
 use super::figures::{
-    Figures, TtdMethod, business_label, date, dept_label, kind_label, median_p90, place_label,
-    short_time,
+    Figures, TtdMethod, business_label, dept_label, kind_label, median_p90, place_label, short_time,
 };
 use crate::time::format_cst;
 
@@ -75,7 +74,7 @@ footer{color:#888;font-size:12px;margin-top:8px}";
 /// The whole page.
 pub(crate) fn page(cx: &Context, f: &Figures) -> anyhow::Result<String> {
     let mut h = String::with_capacity(256 << 10);
-    let period = format!("{} 至 {}", date(f.first_day), date(f.last_day));
+    let period = f.period_text();
     let _ = write!(
         h,
         "<!DOCTYPE html>\n<html lang=\"zh-CN\">\n<head>\n<meta charset=\"utf-8\">\n\

@@ -74,6 +74,9 @@ pub struct Outcome {
 }
 
 fn file_name(p: &Path) -> String {
+    if p.as_os_str() == "-" {
+        return "标准输入".to_owned();
+    }
     p.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| p.display().to_string())

@@ -103,7 +103,6 @@ fn in_spans(spans: &[(i64, i64)], ts: i64) -> bool {
 
 /// The read-only plan every worker shares.
 struct Plan<'r> {
-    rules: &'r Rules,
     matcher: &'r Matcher,
     keys: Vec<Key>,
     /// (business, place) → key; place indices from `places`.
@@ -203,7 +202,6 @@ impl<'r> Plan<'r> {
         }
         let union = merge(keys.iter().flat_map(|k| k.spans.iter().copied()).collect());
         Plan {
-            rules,
             matcher,
             keys,
             key_of,
@@ -301,8 +299,14 @@ pub(crate) fn scan(
     let matcher = Matcher::new(rules).context("rules")?;
     let mut unknown = 0;
     let plan = Plan::new(rules, &matcher, incidents, &mut unknown);
-    let mut file =
-        std::fs::File::open(input).with_context(|| format!("cannot read {}", input.display()))?;
+    let mut file: Box<dyn Read> = if input.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(
+            std::fs::File::open(input)
+                .with_context(|| format!("cannot read {}", input.display()))?,
+        )
+    };
     let threads = threads.max(1);
     let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(threads * 2);
     let (back_tx, back_rx) = crossbeam_channel::unbounded::<Vec<u8>>();
@@ -340,7 +344,6 @@ pub(crate) fn scan(
         read.with_context(|| format!("cannot read {}", input.display()))?;
         Ok(parts)
     })?;
-    let _ = plan.rules;
     Ok(finish(&plan, incidents, parts, unknown))
 }
 

@@ -13,7 +13,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::Context;
 use super::charts::{self, CHARTS, FONT, WIDTH};
-use super::figures::{Figures, date, median_p90};
+use super::figures::{Figures, median_p90};
 
 /// Where CJK fonts live on common systems.
 pub(crate) const FONT_PATHS: &[&str] = &[
@@ -134,9 +134,8 @@ pub(crate) fn write(
             .filter(|r| r.inc.resolved_end.is_some())
             .count();
         let mut line = format!(
-            "{} 至 {}（北京时间） · 告警 {} 条，已恢复 {}",
-            date(f.first_day),
-            date(f.last_day),
+            "{}（北京时间） · 告警 {} 条，已恢复 {}",
+            f.period_text(),
             f.rows.len(),
             resolved
         );
