@@ -233,7 +233,7 @@ fn report_without_input_masks_escapes_and_keeps_the_period() {
             "region": "温州", "kind": "new_topic", "scope": "region", "department": "cs",
             "department_name": "客服中心", "count": 8, "threshold": 8,
             "window_start": "2026-03-15T09:00:00+08:00", "window_end": "2026-03-15T09:30:00+08:00",
-            "event_ts": "2026-03-15T09:20:00+08:00", "terms": ["积分兑换失败"], "samples": []
+            "event_ts": "2026-03-15T09:20:00+08:00", "terms": ["积分兑换失败", "回拨13912345678"], "samples": []
         })
         .to_string(),
         firing_line(
@@ -266,6 +266,7 @@ fn report_without_input_masks_escapes_and_keeps_the_period() {
     assert!(!html.contains("<script>") && !html.contains("<b>急"));
     assert!(html.contains("杭州&lt;script&gt;"));
     assert!(html.contains("新话题:积分兑换失败"));
+    assert!(html.contains("回拨139****5678") && !html.contains("13912345678"));
     // No --input: measured from the window start, and said so.
     assert!(html.contains("未提供投诉文件（--input）"));
     assert_eq!(rows[0]["ttd-min"], "29.0");

@@ -63,7 +63,7 @@ pub(crate) struct Incident {
     pub end_of_input: bool,
     /// Complaints per template in the firing window.
     pub templates: Vec<(String, u32)>,
-    /// New topics: the shared phrases.
+    /// New topics: the shared phrases (the first five, masked and cut).
     pub terms: Vec<String>,
     /// Masked again and cut; kept for the first [`DETAIL_ROWS`] only.
     pub samples: Vec<(String, String)>,
@@ -254,7 +254,13 @@ pub(crate) fn read(path: &Path, period: Period) -> anyhow::Result<AlertsRead> {
                     resolved_at: None,
                     end_of_input: false,
                     templates,
-                    terms: w.terms.unwrap_or_default(),
+                    terms: w
+                        .terms
+                        .unwrap_or_default()
+                        .iter()
+                        .take(5)
+                        .map(|t| mask_and_cut(t, 40))
+                        .collect(),
                     samples,
                 });
             }
