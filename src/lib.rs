@@ -19,7 +19,8 @@
 //! template examples); `coverage` measures what a library matches of a
 //! recorded file. `replay` wires a source, an engine and sinks for recorded traffic;
 //! `generator` makes realistic traffic with ground truth; `cli` is the command
-//! line. `rules` loads and validates the rule library; `time` parses and
+//! line. `report` turns an alerts file into the analysts' HTML report with
+//! charts. `rules` loads and validates the rule library; `time` parses and
 //! writes timestamps and durations and reads the wall clock; `retry` is the
 //! backoff that sinks and sources share. `fluvio_settings` is where and how
 //! to reach a Fluvio cluster (plain data, in every build); `fluvio_client`
@@ -41,6 +42,7 @@ pub mod mask;
 pub mod metrics;
 pub mod parallel;
 pub mod replay;
+pub mod report;
 pub(crate) mod retry;
 pub mod service;
 pub mod sink;

@@ -11,6 +11,7 @@ pub mod generate;
 #[cfg(feature = "fluvio")]
 pub mod publish;
 pub mod replay;
+pub mod report;
 pub mod run;
 pub mod suggest;
 
@@ -57,6 +58,8 @@ pub enum Command {
     /// Send a JSON Lines file (or stdin) to a Fluvio topic, keyed by region.
     #[cfg(feature = "fluvio")]
     Publish(publish::Args),
+    /// The analysts' report of an alerts file: one HTML page with charts.
+    Report(report::Args),
 }
 
 /// Runs the command line; the process exit code.
@@ -77,6 +80,7 @@ pub fn main() -> ExitCode {
         Some(Command::Suggest(args)) => suggest::run(args),
         #[cfg(feature = "fluvio")]
         Some(Command::Publish(args)) => publish::run(args),
+        Some(Command::Report(args)) => report::run(args),
     };
     match result {
         Ok(code) => code,
