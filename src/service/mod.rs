@@ -378,7 +378,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 /// delivery of a firing line to a sink that tells its department starts
 /// the alert's deadline. Such a sink is a webhook of the department (or a
 /// `*` webhook); for a department without webhooks, any sink (the alerts
-/// file, Alertmanager).
+/// file, Alertmanager). The sink waits until the delivery is journaled
+/// (see [`crate::sink::deliver::DeliveredHook`]).
 fn delivered_hook(
     target: &Target,
     handle: &dispatch::timer::DispatchHandle,
@@ -399,25 +400,37 @@ fn delivered_hook(
                 .as_ref()
                 .is_some_and(|n| n.step.is_some() || n.suppressed.is_some())
         {
-            return;
+            return None;
         }
         let tells = match &webhook {
             Some(d) => d == "*" || *d == a.department,
             None => !departments.contains("*") && !departments.contains(&a.department),
         };
-        if !tells {
-            return;
-        }
         let rules = shared.snapshot().rules.clone();
         let has_deadline = rules
             .department_index(&a.department)
             .is_some_and(|d| rules.departments[d].ack_within_ms.is_some());
-        if has_deadline {
-            handle.notify(dispatch::Event::Delivered {
-                alert_id: a.alert_id.clone(),
-                at: handle.clock.now_ms(),
-            });
+        if !tells || !has_deadline {
+            return None;
         }
+        let event = dispatch::Event::Delivered {
+            alert_id: a.alert_id.clone(),
+            at: handle.clock.now_ms(),
+        };
+        let handle = handle.clone();
+        Some(Box::pin(async move {
+            loop {
+                match handle.submit(event.clone()).await {
+                    Ok(_) => return true,
+                    Err(dispatch::timer::NotApplied::Stopped) => return false,
+                    // The state directory cannot be written: intake has
+                    // stopped too; try again until it can.
+                    Err(dispatch::timer::NotApplied::Refused(_)) => {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        }) as futures_util::future::BoxFuture<'static, bool>)
     })
 }
 

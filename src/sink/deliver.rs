@@ -94,13 +94,19 @@ pub struct Runner {
     pub metrics: Arc<Metrics>,
     pub latency: Arc<LatencyBook>,
     pub policy: RetryPolicy,
-    /// Told of every line this sink delivered (the dispatch book starts an
-    /// alert's deadline from it).
+    /// Told of every line this sink delivered, before the sink's position
+    /// moves past it (the dispatch book starts an alert's deadline from
+    /// its first delivery, and must not miss it in a crash).
     pub on_delivered: Option<DeliveredHook>,
 }
 
-/// See [`Runner::on_delivered`].
-pub type DeliveredHook = Arc<dyn Fn(&Item) + Send + Sync>;
+/// See [`Runner::on_delivered`]: for a line it wants to record, a future
+/// that says whether the record was made. `false` (the engine has
+/// stopped) stops the sink before the line, which is then delivered
+/// again after the restart, under the same idempotency key, and recorded
+/// then.
+pub type DeliveredHook =
+    Arc<dyn Fn(&Item) -> Option<futures_util::future::BoxFuture<'static, bool>> + Send + Sync>;
 
 impl Runner {
     /// Delivers until `drain` holds a deadline and either everything is
@@ -183,8 +189,14 @@ impl Runner {
                 retries.inc();
             }
             self.target.delivered(&item);
-            if let Some(hook) = &self.on_delivered {
-                hook(&item);
+            if let Some(recorded) = self.on_delivered.as_ref().and_then(|h| h(&item)) {
+                if !recorded.await {
+                    tracing::warn!(sink = %name, alert_id = %mask(&item.alert.alert_id), "stopping before a delivered line whose delivery could not be recorded; it is delivered again at the next start");
+                    if unsaved {
+                        let _ = self.outbox.ack(self.index, cursor);
+                    }
+                    return;
+                }
             }
             cursor.next += 1;
             if let Err(e) = self.outbox.ack(self.index, cursor) {

@@ -81,14 +81,6 @@ impl DispatchHandle {
         }
     }
 
-    /// Sends `event` without waiting (a sink reporting a delivery).
-    pub fn notify(&self, event: Event) {
-        let tx = self.tx.clone();
-        let cmd = Command::Dispatch { event, reply: None };
-        // The queue may be full for a moment: wait on a blocking thread,
-        // never on the sink's task.
-        drop(tokio::task::spawn_blocking(move || tx.send(cmd)));
-    }
 }
 
 /// The timer task: sleeps until `due` (the book's next step, epoch ms)
