@@ -98,7 +98,10 @@ fn call(hs: &Hotspot, method: &str, path: &str, body: &Value, token: Option<&str
         headers.push(("Authorization", a.as_str()));
     }
     let (code, text) = http(method, hs.addr, path, &headers, body.to_string().as_bytes());
-    (code, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        code,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 fn post_complaints(hs: &Hotspot, body: &str, token: Option<&str>) {
@@ -140,7 +143,11 @@ fn replay(rules: &Path, input: &str, dir: &Path) -> Vec<String> {
         .arg(&out)
         .output()
         .unwrap();
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     std::fs::read_to_string(&out)
         .unwrap()
         .lines()
@@ -211,7 +218,9 @@ fn an_ack_stops_the_escalation_and_the_others_escalate_once() {
     ];
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut hs = Hotspot::start(&args, &dir.path().join("hotspot.log"));
-    let input = complaints("杭州", 3, "HZ", 1) + &complaints("宁波", 3, "NB", 2) + &complaints("温州", 3, "WZ", 3);
+    let input = complaints("杭州", 3, "HZ", 1)
+        + &complaints("宁波", 3, "NB", 2)
+        + &complaints("温州", 3, "WZ", 3);
     post_complaints(&hs, &input, Some(token));
     let open = open_alerts(&hs);
     assert_eq!(open.len(), 3, "{open:?}");
@@ -224,11 +233,23 @@ fn an_ack_stops_the_escalation_and_the_others_escalate_once() {
     let who = json!({"by": "张三", "note": "已联系平台，回访 13812345678"});
     assert_eq!(call(&hs, "POST", &ack_path, &who, None).0, 401);
     assert_eq!(call(&hs, "POST", &ack_path, &who, Some("wrong")).0, 401);
-    let (code, v) = call(&hs, "POST", "/v1/alerts/crbt%3A%E4%B8%8D%E5%AD%98%E5%9C%A8/ack", &who, Some(token));
+    let (code, v) = call(
+        &hs,
+        "POST",
+        "/v1/alerts/crbt%3A%E4%B8%8D%E5%AD%98%E5%9C%A8/ack",
+        &who,
+        Some(token),
+    );
     assert_eq!(code, 404, "{v}");
     let (code, v) = call(&hs, "POST", &ack_path, &json!({"note": "x"}), Some(token));
     assert_eq!(code, 400, "{v}");
-    let (code, v) = call(&hs, "POST", &ack_path, &json!({"by": "x", "who": "y"}), Some(token));
+    let (code, v) = call(
+        &hs,
+        "POST",
+        &ack_path,
+        &json!({"by": "x", "who": "y"}),
+        Some(token),
+    );
     assert_eq!(code, 400, "unknown keys are refused: {v}");
     let (code, v) = call(&hs, "POST", &ack_path, &json!({"by": " "}), Some(token));
     assert_eq!(code, 400, "{v}");
@@ -246,7 +267,8 @@ fn an_ack_stops_the_escalation_and_the_others_escalate_once() {
     while t.elapsed() < Duration::from_secs(1) {
         let a = open_alerts(&hs);
         let page = get(hs.addr, "/").1;
-        if a.iter().any(|a| a["alert_id"] == hz.as_str() && a["ack"]["by"] == "张三")
+        if a.iter()
+            .any(|a| a["alert_id"] == hz.as_str() && a["ack"]["by"] == "张三")
             && page.contains("已确认 acknowledged: <b>张三</b>")
         {
             shown = Some(t.elapsed());
@@ -254,7 +276,10 @@ fn an_ack_stops_the_escalation_and_the_others_escalate_once() {
         }
     }
     let shown = shown.expect("the ack on /v1/alerts and the status page within 1 s");
-    println!("ack shown on /v1/alerts and the status page {} ms after the POST", shown.as_millis());
+    println!(
+        "ack shown on /v1/alerts and the status page {} ms after the POST",
+        shown.as_millis()
+    );
     // Assign and close answer too (宁波 stays untouched: it is escalated).
     let (code, v) = call(
         &hs,
@@ -263,7 +288,11 @@ fn an_ack_stops_the_escalation_and_the_others_escalate_once() {
         &json!({"by": "张三", "to": "平台组 李四"}),
         Some(token),
     );
-    assert_eq!((code, v["assigned"]["to"].as_str()), (200, Some("平台组 李四")), "{v}");
+    assert_eq!(
+        (code, v["assigned"]["to"].as_str()),
+        (200, Some("平台组 李四")),
+        "{v}"
+    );
 
     // 宁波 and 温州: a reminder at 3 s, one escalation at 6 s.
     wait_until("two escalations", Duration::from_secs(30), || {
@@ -291,7 +320,10 @@ fn an_ack_stops_the_escalation_and_the_others_escalate_once() {
             .find(|r| body(r)["alert_id"] == id)
             .expect("the firing line reached vas");
         let after = e.at.duration_since(fired.at);
-        println!("{id}: escalated {:.2} s after its delivery (deadline 6 s)", after.as_secs_f64());
+        println!(
+            "{id}: escalated {:.2} s after its delivery (deadline 6 s)",
+            after.as_secs_f64()
+        );
         assert!(
             after >= Duration::from_millis(5900) && after <= Duration::from_secs(11),
             "escalated {after:?} after delivery"
@@ -310,8 +342,14 @@ fn an_ack_stops_the_escalation_and_the_others_escalate_once() {
         "no reminder for the acknowledged alert"
     );
     assert_eq!(reminded.len(), 2, "{reminded:?}");
-    assert!(!got.iter().any(|r| r.body.contains(&hz) && r.path == "/duty"));
-    let keys: Vec<&str> = got.iter().map(|r| r.idempotency_key.as_deref().unwrap()).collect();
+    assert!(
+        !got.iter()
+            .any(|r| r.body.contains(&hz) && r.path == "/duty")
+    );
+    let keys: Vec<&str> = got
+        .iter()
+        .map(|r| r.idempotency_key.as_deref().unwrap())
+        .collect();
     assert_eq!(
         keys.iter().collect::<BTreeSet<_>>().len(),
         keys.len(),
@@ -320,20 +358,39 @@ fn an_ack_stops_the_escalation_and_the_others_escalate_once() {
 
     // Metrics.
     assert_eq!(
-        metric(&hs, "hotspot_alerts_open_by_ack{ack=\"assigned\",department=\"vas\"}"),
+        metric(
+            &hs,
+            "hotspot_alerts_open_by_ack{ack=\"assigned\",department=\"vas\"}"
+        ),
         Some(1.0)
     );
     assert_eq!(
-        metric(&hs, "hotspot_alerts_open_by_ack{ack=\"unacknowledged\",department=\"vas\"}"),
+        metric(
+            &hs,
+            "hotspot_alerts_open_by_ack{ack=\"unacknowledged\",department=\"vas\"}"
+        ),
         Some(2.0)
     );
     assert_eq!(
-        metric(&hs, "hotspot_dispatch_notifications_total{department=\"duty\",step=\"escalation\"}"),
+        metric(
+            &hs,
+            "hotspot_dispatch_notifications_total{department=\"duty\",step=\"escalation\"}"
+        ),
         Some(2.0)
     );
-    assert_eq!(metric(&hs, "hotspot_alert_ack_seconds_count{department=\"vas\"}"), Some(1.0));
-    assert_eq!(metric(&hs, "hotspot_alerts_overdue{department=\"vas\"}"), Some(0.0));
-    assert_eq!(metric(&hs, "hotspot_alerts_overdue{department=\"duty\"}"), None, "duty has no deadline");
+    assert_eq!(
+        metric(&hs, "hotspot_alert_ack_seconds_count{department=\"vas\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&hs, "hotspot_alerts_overdue{department=\"vas\"}"),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(&hs, "hotspot_alerts_overdue{department=\"duty\"}"),
+        None,
+        "duty has no deadline"
+    );
 
     // The alerts file is the engine's: exactly what a replay writes (less
     // the end-of-input resolutions).
@@ -353,7 +410,11 @@ fn an_ack_stops_the_escalation_and_the_others_escalate_once() {
     assert_eq!(h["assigned"]["to"], "平台组 李四");
     assert_eq!(a.iter().filter(|a| a["escalations"].is_array()).count(), 2);
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(recv.received().len(), before, "nothing sent again after the restart");
+    assert_eq!(
+        recv.received().len(),
+        before,
+        "nothing sent again after the restart"
+    );
 }
 
 /// Reminders and escalations along a chain vas (3 s) → duty (3 s) →
@@ -407,13 +468,11 @@ fn three_kill_9s_during_escalations_lose_nothing_and_duplicate_nothing() {
         std::thread::sleep(Duration::from_millis(250));
     }
     // Three kills while reminders and escalations fall due.
-    let mut starts = 1;
-    for at in [2.5, 5.0, 7.5] {
+    for (start, at) in [2.5, 5.0, 7.5].into_iter().enumerate() {
         let wait = Duration::from_secs_f64(at).saturating_sub(t0.elapsed());
         std::thread::sleep(wait);
         hs.kill9();
-        hs = Hotspot::start(&args, &log(starts));
-        starts += 1;
+        hs = Hotspot::start(&args, &log(start + 1));
     }
     let must = |ids: &[String]| -> BTreeSet<String> {
         ids.iter()
@@ -450,15 +509,25 @@ fn three_kill_9s_during_escalations_lose_nothing_and_duplicate_nothing() {
         .collect();
     let lost: Vec<&String> = must.difference(&seen).collect();
     assert!(lost.is_empty(), "lost: {lost:?}");
-    let extra: Vec<&String> = seen.difference(&must).filter(|k| !optional.contains(*k)).collect();
-    assert!(extra.is_empty(), "notifications nobody should get: {extra:?}");
+    let extra: Vec<&String> = seen
+        .difference(&must)
+        .filter(|k| !optional.contains(*k))
+        .collect();
+    assert!(
+        extra.is_empty(),
+        "notifications nobody should get: {extra:?}"
+    );
     // By idempotency key: one body per key; a key repeats only where a
     // kill fell between a receiver's answer and the record of it (the
     // window every HTTP sender has, which the key is for).
     let mut by_key: BTreeMap<String, Vec<&Received>> = BTreeMap::new();
     for r in &got {
         by_key
-            .entry(format!("{} {}", r.path, r.idempotency_key.as_deref().unwrap()))
+            .entry(format!(
+                "{} {}",
+                r.path,
+                r.idempotency_key.as_deref().unwrap()
+            ))
             .or_default()
             .push(r);
     }
@@ -469,7 +538,11 @@ fn three_kill_9s_during_escalations_lose_nothing_and_duplicate_nothing() {
         .collect();
     for (k, v) in &by_key {
         let bodies: BTreeSet<&str> = v.iter().map(|r| r.body.as_str()).collect();
-        assert_eq!(bodies.len(), 1, "{k} came with different bodies: {bodies:?}");
+        assert_eq!(
+            bodies.len(),
+            1,
+            "{k} came with different bodies: {bodies:?}"
+        );
     }
     println!(
         "{} alerts, {} notifications ({} reminders) at the receivers, {} distinct keys, repeated keys: {repeats:?}",
@@ -527,12 +600,30 @@ fn a_silence_suppresses_notifications_not_detection_and_ends_by_itself() {
         )
     };
     for (bad, why) in [
-        (json!({"matchers": {"business": "crbt"}, "until": in_secs(-5), "by": "运维"}), "in the past"),
-        (json!({"matchers": {}, "until": in_secs(60), "by": "运维"}), "no matcher"),
-        (json!({"matchers": {"city": "杭州"}, "until": in_secs(60), "by": "运维"}), "unknown matcher"),
-        (json!({"matchers": {"scope": "city"}, "until": in_secs(60), "by": "运维"}), "bad scope"),
-        (json!({"matchers": {"region": "杭州"}, "until": "tomorrow", "by": "运维"}), "bad time"),
-        (json!({"matchers": {"region": "杭州"}, "until": in_secs(60)}), "no by"),
+        (
+            json!({"matchers": {"business": "crbt"}, "until": in_secs(-5), "by": "运维"}),
+            "in the past",
+        ),
+        (
+            json!({"matchers": {}, "until": in_secs(60), "by": "运维"}),
+            "no matcher",
+        ),
+        (
+            json!({"matchers": {"city": "杭州"}, "until": in_secs(60), "by": "运维"}),
+            "unknown matcher",
+        ),
+        (
+            json!({"matchers": {"scope": "city"}, "until": in_secs(60), "by": "运维"}),
+            "bad scope",
+        ),
+        (
+            json!({"matchers": {"region": "杭州"}, "until": "tomorrow", "by": "运维"}),
+            "bad time",
+        ),
+        (
+            json!({"matchers": {"region": "杭州"}, "until": in_secs(60)}),
+            "no by",
+        ),
     ] {
         let (code, v) = call(&hs, "POST", "/v1/silences", &bad, None);
         assert_eq!(code, 400, "{why}: {v}");
@@ -550,7 +641,10 @@ fn a_silence_suppresses_notifications_not_detection_and_ends_by_itself() {
     assert_eq!(s["state"], "active");
     let listed = hs.json("/v1/silences");
     assert_eq!(listed[0]["id"], sid.as_str());
-    assert_eq!(listed[0]["matchers"], json!({"business": "crbt", "region": "杭州"}));
+    assert_eq!(
+        listed[0]["matchers"],
+        json!({"business": "crbt", "region": "杭州"})
+    );
     // 杭州 and 宁波 fire: 杭州 is detected, not notified.
     let mut input = complaints("杭州", 3, "HZ", 1) + &complaints("宁波", 3, "NB", 2);
     post_complaints(&hs, &input, None);
@@ -576,17 +670,24 @@ fn a_silence_suppresses_notifications_not_detection_and_ends_by_itself() {
         &(later("L1") + &complaints("杭州", 3, "HZ2-", 50).replace("T09:50", "T10:31")),
         None,
     );
-    wait_until("宁波 resolved and 杭州 again", Duration::from_secs(10), || {
-        let got = recv.received();
-        got.len() >= 3
-    });
+    wait_until(
+        "宁波 resolved and 杭州 again",
+        Duration::from_secs(10),
+        || {
+            let got = recv.received();
+            got.len() >= 3
+        },
+    );
     std::thread::sleep(Duration::from_millis(500));
     let got = recv.received();
     let told: Vec<(String, String)> = got
         .iter()
         .map(|r| {
             let b = body(r);
-            (b["region"].as_str().unwrap().to_owned(), b["state"].as_str().unwrap().to_owned())
+            (
+                b["region"].as_str().unwrap().to_owned(),
+                b["state"].as_str().unwrap().to_owned(),
+            )
         })
         .collect();
     assert_eq!(
@@ -598,9 +699,14 @@ fn a_silence_suppresses_notifications_not_detection_and_ends_by_itself() {
         ],
         "{got:?}"
     );
-    assert!(!got.iter().any(|r| r.body.contains(&hz)), "the silenced alert was not told");
+    assert!(
+        !got.iter().any(|r| r.body.contains(&hz)),
+        "the silenced alert was not told"
+    );
     // Detection was not silenced: the alerts file is the replay's.
-    wait_until("the alerts file", Duration::from_secs(10), || lines(&alerts_file).len() == 5);
+    wait_until("the alerts file", Duration::from_secs(10), || {
+        lines(&alerts_file).len() == 5
+    });
     let replayed = replay(&rules, &input, dir.path());
     assert_eq!(lines(&alerts_file)[..], replayed[..5]);
     // Expiring one early.
@@ -617,7 +723,13 @@ fn a_silence_suppresses_notifications_not_detection_and_ends_by_itself() {
     assert_eq!((code, v["state"].as_str()), (200, Some("expired")), "{v}");
     assert_eq!(call(&hs, "DELETE", &path, &json!({}), None).0, 404);
     assert_eq!(metric(&hs, "hotspot_silences_active"), Some(0.0));
-    assert_eq!(metric(&hs, "hotspot_notifications_suppressed_total{reason=\"silence\"}"), Some(1.0));
+    assert_eq!(
+        metric(
+            &hs,
+            "hotspot_notifications_suppressed_total{reason=\"silence\"}"
+        ),
+        Some(1.0)
+    );
 }
 
 #[test]
@@ -652,16 +764,28 @@ fn city_alerts_fold_into_their_open_province_alert() {
         + &complaints("宁波", 3, "NBB", 4);
     post_complaints(&hs, &input, None);
     let open = open_alerts(&hs);
-    let province = open.iter().find(|a| a["scope"] == "province").expect("province alert");
+    let province = open
+        .iter()
+        .find(|a| a["scope"] == "province")
+        .expect("province alert");
     let pid = province["alert_id"].as_str().unwrap().to_owned();
     assert_eq!(open.len(), 4, "{open:?}");
     for city in ["温州", "宁波"] {
-        let a = open.iter().find(|a| a["region"] == city && a["scope"] == "region").unwrap();
-        assert_eq!(a["suppressed"], json!({"by": "grouped", "into": pid}), "{a}");
+        let a = open
+            .iter()
+            .find(|a| a["region"] == city && a["scope"] == "region")
+            .unwrap();
+        assert_eq!(
+            a["suppressed"],
+            json!({"by": "grouped", "into": pid}),
+            "{a}"
+        );
     }
     assert!(get(hs.addr, "/").1.contains("已并入全省告警 folded into"));
     post_complaints(&hs, &later("L1"), None);
-    wait_until("the resolutions", Duration::from_secs(10), || recv.received().len() >= 4);
+    wait_until("the resolutions", Duration::from_secs(10), || {
+        recv.received().len() >= 4
+    });
     std::thread::sleep(Duration::from_millis(500));
     let got: Vec<Value> = recv.received().iter().map(body).collect();
     let told: Vec<(&str, &str)> = got
@@ -670,7 +794,12 @@ fn city_alerts_fold_into_their_open_province_alert() {
         .collect();
     assert_eq!(
         told,
-        [("杭州", "firing"), ("浙江", "firing"), ("杭州", "resolved"), ("浙江", "resolved")],
+        [
+            ("杭州", "firing"),
+            ("浙江", "firing"),
+            ("杭州", "resolved"),
+            ("浙江", "resolved")
+        ],
         "folded cities are not told on their own"
     );
     // The province's firing lists 杭州 (told before it); its resolution
@@ -700,7 +829,15 @@ fn city_alerts_fold_into_their_open_province_alert() {
     );
     // Detection and the alerts file are unchanged.
     let input = input + &later("L1");
-    wait_until("the alerts file", Duration::from_secs(10), || lines(&alerts_file).len() == 8);
+    wait_until("the alerts file", Duration::from_secs(10), || {
+        lines(&alerts_file).len() == 8
+    });
     assert_eq!(lines(&alerts_file), replay(&rules, &input, dir.path()));
-    assert_eq!(metric(&hs, "hotspot_notifications_suppressed_total{reason=\"grouped\"}"), Some(2.0));
+    assert_eq!(
+        metric(
+            &hs,
+            "hotspot_notifications_suppressed_total{reason=\"grouped\"}"
+        ),
+        Some(2.0)
+    );
 }

@@ -548,8 +548,7 @@ fn a_click_on_the_ack_button_acknowledges() {
     };
     // The fixture day up to its first firing: one open alert.
     let expected = std::fs::read_to_string(root().join("fixtures/expected.alerts.jsonl")).unwrap();
-    let first: serde_json::Value =
-        serde_json::from_str(expected.lines().next().unwrap()).unwrap();
+    let first: serde_json::Value = serde_json::from_str(expected.lines().next().unwrap()).unwrap();
     let trigger = first["triggered_by"].as_str().unwrap().to_owned();
     let traffic = std::fs::read_to_string(root().join("fixtures/traffic.jsonl")).unwrap();
     let lines: Vec<&str> = traffic.lines().filter(|l| !l.trim().is_empty()).collect();

@@ -84,7 +84,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     format_duration(ms),
                     rules.departments[t].id
                 ),
-                None => println!("    ack within {} (reminded, not escalated)", format_duration(ms)),
+                None => println!(
+                    "    ack within {} (reminded, not escalated)",
+                    format_duration(ms)
+                ),
             }
         }
     }

@@ -367,23 +367,25 @@ pub fn load_str(text: &str, file: &str) -> Result<Rules, Vec<RulesError>> {
             continue;
         }
         let _ = &d.get_ref().description;
-        let ack_within_ms = d.get_ref().ack_within.as_ref().and_then(|a| {
-            match parse_duration(a.get_ref()) {
-                Ok(ms) if ms >= 1000 => Some(ms),
-                Ok(_) => {
-                    errors.push(at(
-                        a.span(),
-                        item.clone(),
-                        "ack_within must be at least 1s".into(),
-                    ));
-                    None
-                }
-                Err(e) => {
-                    errors.push(at(a.span(), item.clone(), format!("ack_within: {e}")));
-                    None
-                }
-            }
-        });
+        let ack_within_ms =
+            d.get_ref()
+                .ack_within
+                .as_ref()
+                .and_then(|a| match parse_duration(a.get_ref()) {
+                    Ok(ms) if ms >= 1000 => Some(ms),
+                    Ok(_) => {
+                        errors.push(at(
+                            a.span(),
+                            item.clone(),
+                            "ack_within must be at least 1s".into(),
+                        ));
+                        None
+                    }
+                    Err(e) => {
+                        errors.push(at(a.span(), item.clone(), format!("ack_within: {e}")));
+                        None
+                    }
+                });
         departments.push(Department {
             id: id.get_ref().clone(),
             name: d
@@ -396,9 +398,12 @@ pub fn load_str(text: &str, file: &str) -> Result<Rules, Vec<RulesError>> {
         });
     }
     // Section 9: escalation targets, once every department is known.
-    check_escalations(&raw.department, &mut departments, &dept_index, &mut |span, item, msg| {
-        errors.push(at(span, item, msg))
-    });
+    check_escalations(
+        &raw.department,
+        &mut departments,
+        &dept_index,
+        &mut |span, item, msg| errors.push(at(span, item, msg)),
+    );
 
     // Section 8: the region table, provinces in order of first mention.
     let mut regions: Vec<RegionDef> = Vec::new();
@@ -1003,10 +1008,19 @@ all_of     = [["ＧＰＲＳ"]]
         let r = load_str(&text, "r.toml").unwrap();
         assert_eq!(r.departments[0].ack_within_ms, Some(900_000));
         assert_eq!(r.departments[0].escalate_to, Some(1));
-        assert_eq!((r.departments[1].ack_within_ms, r.departments[1].escalate_to), (Some(3_600_000), None));
+        assert_eq!(
+            (r.departments[1].ack_within_ms, r.departments[1].escalate_to),
+            (Some(3_600_000), None)
+        );
         // Without the keys: nothing changes.
         let plain = load_str(GOOD, "r.toml").unwrap();
-        assert_eq!((plain.departments[0].ack_within_ms, plain.departments[0].escalate_to), (None, None));
+        assert_eq!(
+            (
+                plain.departments[0].ack_within_ms,
+                plain.departments[0].escalate_to
+            ),
+            (None, None)
+        );
 
         let bad = |extra: &str, more: &str| errors(&(with(extra) + more));
         let got = bad("ack_within = \"15m\"\nescalate_to = \"dutty\"\n", "");
@@ -1016,20 +1030,38 @@ all_of     = [["ＧＰＲＳ"]]
         );
         let got = bad("ack_within = \"fifteen\"\n", "");
         assert_eq!(got.len(), 1);
-        assert!(got[0].starts_with("r.toml:10: department 'vas': ack_within: invalid duration \"fifteen\""), "{got:?}");
+        assert!(
+            got[0].starts_with(
+                "r.toml:10: department 'vas': ack_within: invalid duration \"fifteen\""
+            ),
+            "{got:?}"
+        );
         let got = bad("ack_within = \"0s\"\n", "");
-        assert_eq!(got, ["r.toml:10: department 'vas': ack_within must be at least 1s"]);
+        assert_eq!(
+            got,
+            ["r.toml:10: department 'vas': ack_within must be at least 1s"]
+        );
         let got = bad("escalate_to = \"vas\"\n", "");
-        assert!(got[0].contains("escalate_to is set but ack_within is not"), "{got:?}");
+        assert!(
+            got[0].contains("escalate_to is set but ack_within is not"),
+            "{got:?}"
+        );
         // a → b → a, and a department escalating to itself.
         let got = bad(
             "ack_within = \"15m\"\nescalate_to = \"duty\"\n",
             "\n[[department]]\nid = \"duty\"\nack_within = \"1h\"\nescalate_to = \"vas\"\n",
         );
         assert_eq!(got.len(), 1, "{got:?}");
-        assert!(got[0].contains("escalation cycle: vas → duty → vas") && got[0].starts_with("r.toml:11: department 'vas'"), "{got:?}");
+        assert!(
+            got[0].contains("escalation cycle: vas → duty → vas")
+                && got[0].starts_with("r.toml:11: department 'vas'"),
+            "{got:?}"
+        );
         let got = bad("ack_within = \"15m\"\nescalate_to = \"vas\"\n", "");
-        assert_eq!(got, ["r.toml:11: department 'vas': escalation cycle: vas → vas"]);
+        assert_eq!(
+            got,
+            ["r.toml:11: department 'vas': escalation cycle: vas → vas"]
+        );
     }
 
     #[test]

@@ -183,8 +183,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let (drain_tx, drain_rx) = watch::channel::<Option<Instant>>(None);
     let mut sink_names = Vec::new();
     let mut runners = Vec::new();
-    let webhook_departments: Arc<std::collections::BTreeSet<String>> =
-        Arc::new(settings.webhooks.iter().map(|w| w.department.clone()).collect());
+    let webhook_departments: Arc<std::collections::BTreeSet<String>> = Arc::new(
+        settings
+            .webhooks
+            .iter()
+            .map(|w| w.department.clone())
+            .collect(),
+    );
     for (index, target) in targets.into_iter().enumerate() {
         sink_names.push((target.name(), index));
         let on_delivered = delivered_hook(&target, &dispatch, &shared, &webhook_departments);

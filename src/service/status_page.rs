@@ -226,7 +226,10 @@ fn dispatch_cell(h: &mut String, a: &OpenAlertView, t: Option<&Tracked>, page: &
             .map(|ms| time_el(ms, off))
             .unwrap_or_default()
     };
-    let state = d.get("ack_state").and_then(|v| v.as_str()).unwrap_or("unacknowledged");
+    let state = d
+        .get("ack_state")
+        .and_then(|v| v.as_str())
+        .unwrap_or("unacknowledged");
     let _ = write!(h, "<td class=\"dispatch {state}\">");
     if let Some(v) = d.get("ack") {
         let _ = write!(
@@ -258,7 +261,11 @@ fn dispatch_cell(h: &mut String, a: &OpenAlertView, t: Option<&Tracked>, page: &
     }
     match t.and_then(|t| t.suppressed.as_ref()) {
         Some(crate::sink::notice::Suppressed::Silence { id }) => {
-            let _ = write!(h, "<div class=\"silenced\">静默 silenced ({})</div>", esc(id));
+            let _ = write!(
+                h,
+                "<div class=\"silenced\">静默 silenced ({})</div>",
+                esc(id)
+            );
         }
         Some(crate::sink::notice::Suppressed::Grouped { into }) => {
             let _ = write!(
@@ -495,7 +502,9 @@ form.act{{margin:.2em 0 0}} .err{{color:#b30000}}
             let end = t.resolved_ts.unwrap_or(f.event_ts);
             let who = match (&t.ack, &t.assigned, &t.closed) {
                 (Some(a), _, _) => format!("{} {}", esc(&a.by), time_el(a.at, off)),
-                (None, Some(a), _) => format!("{} → {} {}", esc(&a.by), esc(&a.to), time_el(a.at, off)),
+                (None, Some(a), _) => {
+                    format!("{} → {} {}", esc(&a.by), esc(&a.to), time_el(a.at, off))
+                }
                 (None, None, Some(a)) => format!("{} {}", esc(&a.by), time_el(a.at, off)),
                 _ => "<span class=\"none\">—</span>".into(),
             };
@@ -514,7 +523,11 @@ form.act{{margin:.2em 0 0}} .err{{color:#b30000}}
                 time_el(end, off),
                 span(end - f.event_ts),
                 who,
-                if esc_to.is_empty() { "—".into() } else { esc_to.join(" → ") },
+                if esc_to.is_empty() {
+                    "—".into()
+                } else {
+                    esc_to.join(" → ")
+                },
             );
         }
         h.push_str("</table>\n");
@@ -596,9 +609,10 @@ form.act{{margin:.2em 0 0}} .err{{color:#b30000}}
         .unwrap_or(0);
     let _ = write!(
         h,
-        "<p class=\"meta\">更新于 {} · <a href=\"/v1/alerts\">/v1/alerts</a> · <a href=\"/v1/silences\">/v1/silences</a> · <a href=\"/v1/hotspots\">/v1/hotspots</a> · <a href=\"/v1/stats\">/v1/stats</a> · <a href=\"/metrics\">/metrics</a></p>\n",
+        "<p class=\"meta\">更新于 {} · <a href=\"/v1/alerts\">/v1/alerts</a> · <a href=\"/v1/silences\">/v1/silences</a> · <a href=\"/v1/hotspots\">/v1/hotspots</a> · <a href=\"/v1/stats\">/v1/stats</a> · <a href=\"/metrics\">/metrics</a></p>",
         time_el(updated, off)
     );
+    h.push('\n');
     h.push_str(&SCRIPT.replace("REFRESH_MS", &(REFRESH_SECS * 1000).to_string()));
     h.push_str("</body></html>\n");
     h
@@ -688,5 +702,126 @@ mod tests {
         let prov = &page[page.find("<table id=\"heat-province\"").unwrap()..];
         assert!(prov.contains("<th>浙江 全省</th>"), "{prov}");
         assert!(prov.contains(">31/40</td>"), "{prov}");
+    }
+
+    #[test]
+    fn dispatch_resolved_sinks_local_times_and_heat_order() {
+        use crate::alert::Alert;
+        use crate::service::dispatch::{Board, Tracked};
+        use crate::service::state::OpenAlertView;
+        let firing = |region: &str, count: u32, threshold: u32| -> Alert {
+            serde_json::from_str(&format!(r#"{{"alert_id":"crbt:{region}:1773538061000:WO1","state":"firing","business":"crbt","business_name":"彩铃","region":"{region}","department":"vas","department_name":"数据业务部","count":{count},"threshold":{threshold},"window_start":"2026-03-15T09:00:00+08:00","window_end":"2026-03-15T09:30:00+08:00","triggered_by":"WO1","event_ts":"2026-03-15T09:27:41+08:00","templates":{{}},"samples":[{{"id":"WO1","text":"彩铃复制失败，回访13812345678"}}]}}"#)).unwrap()
+        };
+        // 温州 is hotter (30/20) than 杭州 (25/23), though 杭 < 温.
+        let hz = firing("杭州", 23, 23);
+        let wz = firing("温州", 20, 20);
+        let mut hz_view = OpenAlertView::new(&hz, 25, 1_773_538_200_000, "main");
+        hz_view.dispatch = serde_json::from_str(r#"{"ack_state":"acknowledged","ack":{"by":"张<三>","note":"在查","at":"2026-03-15T09:30:00+08:00"},"deadline":"2026-03-15T09:45:00+08:00"}"#).unwrap();
+        let wz_view = OpenAlertView::new(&wz, 30, 1_773_538_200_000, "main");
+        let mut done = serde_json::from_str::<Tracked>(&format!(
+            r#"{{"firing":{},"resolved_ts":1773541661000,"max_count":31,"ack":{{"by":"李四","note":"","at":1773538300000}}}}"#,
+            firing("宁波", 23, 23).to_json()
+        ))
+        .unwrap();
+        done.firing.alert_id = "crbt:宁波:1:WO9".into();
+        let snap = Snapshot {
+            watermark: Some(1_773_541_661_000),
+            watermarks: Default::default(),
+            stats: Default::default(),
+            open_alerts: vec![hz_view, wz_view],
+            hotspots: vec![],
+            rules: std::sync::Arc::new(crate::rules::embedded().unwrap()),
+            keys: 2,
+            updated: std::time::SystemTime::now(),
+            dispatch: std::sync::Arc::new(Board {
+                resolved: vec![done],
+                ..Board::default()
+            }),
+        };
+        let sinks = [
+            SinkHealth {
+                name: "webhook:vas:https://oapi.dingtalk.com/robot/send?access_token=SECRET".into(),
+                backlog: 3,
+                up: false,
+            },
+            SinkHealth {
+                name: "file:/tmp/a.jsonl".into(),
+                backlog: 0,
+                up: true,
+            },
+        ];
+        let page = render(
+            &snap,
+            &Page {
+                offset_min: 8 * 60,
+                sinks: &sinks,
+                now_ms: 1_773_539_200_000, // 09:46:40: past 杭州's deadline
+            },
+        );
+        // Hottest first.
+        let (w, h) = (
+            page.find("<td>温州</td>").unwrap(),
+            page.find("<td>杭州</td>").unwrap(),
+        );
+        assert!(w < h, "温州 (1.5) before 杭州 (1.09)");
+        // The ack, escaped; the deadline, passed; buttons: close only.
+        assert!(
+            page.contains("已确认 acknowledged: <b>张&lt;三&gt;</b>"),
+            "{page}"
+        );
+        assert!(page.contains("<div class=\"deadline overdue\">时限 deadline <time datetime=\"2026-03-15T09:45:00+08:00\">2026-03-15 09:45:00</time> 已超时 overdue</div>"), "{page}");
+        let hz_row = &page[h..];
+        let hz_row = &hz_row[..hz_row.find("</tr>").unwrap()];
+        assert!(
+            !hz_row.contains("button.ack") && !hz_row.contains("value=\"ack\""),
+            "{hz_row}"
+        );
+        assert!(hz_row.contains("value=\"close\""), "{hz_row}");
+        let wz_row = &page[w..];
+        let wz_row = &wz_row[..wz_row.find("</tr>").unwrap()];
+        assert!(
+            wz_row.contains("data-id=\"crbt:温州:1773538061000:WO1\""),
+            "{wz_row}"
+        );
+        assert!(wz_row.contains("value=\"ack\""), "{wz_row}");
+        // Masked samples.
+        assert!(wz_row.contains("回访138****5678") && !page.contains("13812345678"));
+        // Readable local times.
+        assert!(
+            page.contains(
+                "<time datetime=\"2026-03-15T09:27:41+08:00\">2026-03-15 09:27:41</time>"
+            )
+        );
+        // Resolved in the last 24 h: duration, who acknowledged.
+        let resolved = &page[page.find("<table id=\"resolved\"").unwrap()..];
+        let resolved = &resolved[..resolved.find("</table>").unwrap()];
+        assert!(
+            resolved.contains("<td>宁波</td>") && resolved.contains("31 / 23"),
+            "{resolved}"
+        );
+        assert!(
+            resolved.contains("<td class=\"duration\">1h00m</td>"),
+            "{resolved}"
+        );
+        assert!(
+            resolved.contains("<td class=\"who\">李四 <time"),
+            "{resolved}"
+        );
+        // Sinks: state and backlog, no access token.
+        assert!(page.contains("<td>webhook:vas:https://oapi.dingtalk.com/robot/send?…</td><td class=\"down\">故障 down</td><td class=\"backlog\">3</td>"), "{page}");
+        assert!(!page.contains("SECRET"));
+        // Another time zone.
+        let utc = render(
+            &snap,
+            &Page {
+                offset_min: 0,
+                sinks: &[],
+                now_ms: 0,
+            },
+        );
+        assert!(utc.contains(">2026-03-15 01:27:41</time>") && utc.contains("UTC+00:00"));
+        assert_eq!(offset_name(-330), "-05:30");
+        assert_eq!(span(3_725_000), "1h02m");
+        assert_eq!(span(65_000), "1m05s");
     }
 }

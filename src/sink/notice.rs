@@ -272,7 +272,9 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["grouped"][0]["region"], "温州");
         assert_eq!(v["grouped"][0]["notified"], false);
-        let back: Notice = serde_json::from_str(&serde_json::to_string(&*g.notice.clone().unwrap()).unwrap()).unwrap();
+        let back: Notice =
+            serde_json::from_str(&serde_json::to_string(&*g.notice.clone().unwrap()).unwrap())
+                .unwrap();
         assert_eq!(&back, &*g.notice.unwrap());
     }
 }

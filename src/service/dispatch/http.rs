@@ -70,8 +70,17 @@ fn answer(code: StatusCode, v: serde_json::Value) -> Response {
         .into_response()
 }
 
-fn error(code: StatusCode, msg: &str) -> Response {
-    answer(code, json!({"error": msg}))
+/// A request refused: its status and why, answered as `{"error": ...}`.
+struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        answer(self.0, json!({"error": self.1}))
+    }
+}
+
+fn bad(msg: impl Into<String>) -> Refusal {
+    Refusal(StatusCode::BAD_REQUEST, msg.into())
 }
 
 /// A name or note as kept: masked, trimmed, cut.
@@ -79,48 +88,43 @@ fn clean(s: &str, max: usize) -> String {
     mask(s.trim()).chars().take(max).collect()
 }
 
-/// Parses a JSON body into `T`, or the 400 answer.
-fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            &format!("body: {}", mask(&e.to_string())),
-        )
-    })
+/// Parses a JSON body into `T`.
+fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Refusal> {
+    serde_json::from_slice(body).map_err(|e| bad(format!("body: {}", mask(&e.to_string()))))
 }
 
 /// `by`, required.
-fn who(by: &str) -> Result<String, Response> {
+fn who(by: &str) -> Result<String, Refusal> {
     let by = clean(by, MAX_NAME_CHARS);
     if by.is_empty() {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            "by is empty: say who does it",
-        ));
+        return Err(bad("by is empty: say who does it"));
     }
     Ok(by)
 }
 
-async fn run(api: &DispatchApi, event: Event) -> Response {
+async fn run(api: &DispatchApi, event: Event) -> Result<Response, Refusal> {
     match api.handle.submit(event).await {
-        Ok(Reply::Ok(v)) => answer(StatusCode::OK, v),
-        Ok(Reply::NotFound(m)) => error(StatusCode::NOT_FOUND, &mask(&m)),
-        Ok(Reply::Invalid(m)) => error(StatusCode::BAD_REQUEST, &m),
-        Err(NotApplied::Refused(cause)) => error(
+        Ok(Reply::Ok(v)) => Ok(answer(StatusCode::OK, v)),
+        Ok(Reply::NotFound(m)) => Err(Refusal(StatusCode::NOT_FOUND, mask(&m).into_owned())),
+        Ok(Reply::Invalid(m)) => Err(bad(m)),
+        Err(NotApplied::Refused(cause)) => Err(Refusal(
             StatusCode::SERVICE_UNAVAILABLE,
-            &format!("not recorded: {cause}"),
-        ),
-        Err(NotApplied::Stopped) => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+            format!("not recorded: {cause}"),
+        )),
+        Err(NotApplied::Stopped) => Err(Refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down".into(),
+        )),
     }
 }
 
-fn check_token(api: &DispatchApi, headers: &HeaderMap) -> Result<(), Response> {
+fn check_token(api: &DispatchApi, headers: &HeaderMap) -> Result<(), Refusal> {
     if authorized(&api.token, headers) {
         Ok(())
     } else {
-        Err(error(
+        Err(Refusal(
             StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token",
+            "missing or wrong bearer token".into(),
         ))
     }
 }
@@ -164,8 +168,16 @@ async fn ack(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    action(api, id, headers, body, "ack").await
+) -> Result<Response, Refusal> {
+    check_token(&api, &headers)?;
+    let b: ActionBody = parse(&body)?;
+    let event = Event::Ack {
+        alert_id: id,
+        by: who(&b.by)?,
+        note: clean(&b.note, MAX_NOTE_CHARS),
+        at: api.handle.clock.now_ms(),
+    };
+    run(&api, event).await
 }
 
 async fn close(
@@ -173,44 +185,14 @@ async fn close(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    action(api, id, headers, body, "close").await
-}
-
-async fn action(
-    api: DispatchApi,
-    id: String,
-    headers: HeaderMap,
-    body: Bytes,
-    what: &str,
-) -> Response {
-    if let Err(r) = check_token(&api, &headers) {
-        return r;
-    }
-    let b: ActionBody = match parse(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let by = match who(&b.by) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let note = clean(&b.note, MAX_NOTE_CHARS);
-    let at = api.handle.clock.now_ms();
-    let event = if what == "ack" {
-        Event::Ack {
-            alert_id: id,
-            by,
-            note,
-            at,
-        }
-    } else {
-        Event::Close {
-            alert_id: id,
-            by,
-            note,
-            at,
-        }
+) -> Result<Response, Refusal> {
+    check_token(&api, &headers)?;
+    let b: ActionBody = parse(&body)?;
+    let event = Event::Close {
+        alert_id: id,
+        by: who(&b.by)?,
+        note: clean(&b.note, MAX_NOTE_CHARS),
+        at: api.handle.clock.now_ms(),
     };
     run(&api, event).await
 }
@@ -220,21 +202,13 @@ async fn assign(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    if let Err(r) = check_token(&api, &headers) {
-        return r;
-    }
-    let b: AssignBody = match parse(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let by = match who(&b.by) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+) -> Result<Response, Refusal> {
+    check_token(&api, &headers)?;
+    let b: AssignBody = parse(&body)?;
+    let by = who(&b.by)?;
     let to = clean(&b.to, MAX_NAME_CHARS);
     if to.is_empty() {
-        return error(StatusCode::BAD_REQUEST, "to is empty: say whom to assign to");
+        return Err(bad("to is empty: say whom to assign to"));
     }
     let event = Event::Assign {
         alert_id: id,
@@ -246,30 +220,21 @@ async fn assign(
     run(&api, event).await
 }
 
-async fn silence(State(api): State<DispatchApi>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = check_token(&api, &headers) {
-        return r;
-    }
-    let b: SilenceBody = match parse(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let by = match who(&b.by) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    if let Err(e) = b.matchers.check() {
-        return error(StatusCode::BAD_REQUEST, &e);
-    }
-    let Some(until) = crate::time::parse_rfc3339(b.until.trim()) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            &format!(
-                "until {:?} is not an RFC 3339 time with an offset",
-                clean(&b.until, MAX_NAME_CHARS)
-            ),
-        );
-    };
+async fn silence(
+    State(api): State<DispatchApi>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Refusal> {
+    check_token(&api, &headers)?;
+    let b: SilenceBody = parse(&body)?;
+    let by = who(&b.by)?;
+    b.matchers.check().map_err(bad)?;
+    let until = crate::time::parse_rfc3339(b.until.trim()).ok_or_else(|| {
+        bad(format!(
+            "until {:?} is not an RFC 3339 time with an offset",
+            clean(&b.until, MAX_NAME_CHARS)
+        ))
+    })?;
     let event = Event::Silence {
         matchers: b.matchers,
         until,
@@ -285,17 +250,12 @@ async fn expire(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    if let Err(r) = check_token(&api, &headers) {
-        return r;
-    }
+) -> Result<Response, Refusal> {
+    check_token(&api, &headers)?;
     let b: ExpireBody = if body.iter().all(u8::is_ascii_whitespace) {
         ExpireBody::default()
     } else {
-        match parse(&body) {
-            Ok(b) => b,
-            Err(r) => return r,
-        }
+        parse(&body)?
     };
     let event = Event::Expire {
         id: clean(&id, MAX_NAME_CHARS),

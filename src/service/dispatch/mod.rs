@@ -262,9 +262,14 @@ pub enum Event {
         at: i64,
     },
     /// A firing line reached a sink that tells its department.
-    Delivered { alert_id: String, at: i64 },
+    Delivered {
+        alert_id: String,
+        at: i64,
+    },
     /// The timer: whatever is due at `at`.
-    Tick { at: i64 },
+    Tick {
+        at: i64,
+    },
 }
 
 /// The book's answer to an event.
@@ -468,7 +473,11 @@ impl Dispatch {
                     self.state
                         .alerts
                         .values()
-                        .find(|o| o.is_province() && o.firing.business == a.business && &o.firing.region == p)
+                        .find(|o| {
+                            o.is_province()
+                                && o.firing.business == a.business
+                                && &o.firing.region == p
+                        })
                         .map(|o| o.firing.alert_id.clone())
                 });
                 t.suppressed = match (self.silenced_by(a), into) {
@@ -477,11 +486,16 @@ impl Dispatch {
                     (None, None) => None,
                 };
                 match &t.suppressed {
-                    Some(Suppressed::Silence { .. }) => {
-                        self.metrics.suppressed.with_label_values(&["silence"]).inc()
-                    }
+                    Some(Suppressed::Silence { .. }) => self
+                        .metrics
+                        .suppressed
+                        .with_label_values(&["silence"])
+                        .inc(),
                     Some(Suppressed::Grouped { into }) => {
-                        self.metrics.suppressed.with_label_values(&["grouped"]).inc();
+                        self.metrics
+                            .suppressed
+                            .with_label_values(&["grouped"])
+                            .inc();
                         let entry = grouped_entry(&t, false);
                         if let Some(p) = self.state.alerts.get_mut(into) {
                             if p.grouped.len() < MAX_GROUPED {
@@ -535,9 +549,11 @@ impl Dispatch {
                 self.state.resolved.push_back(t);
                 let newest = a.event_ts;
                 while self.state.resolved.len() > KEEP_RESOLVED
-                    || self.state.resolved.front().is_some_and(|r| {
-                        r.resolved_ts.unwrap_or(0) < newest - RESOLVED_HORIZON_MS
-                    })
+                    || self
+                        .state
+                        .resolved
+                        .front()
+                        .is_some_and(|r| r.resolved_ts.unwrap_or(0) < newest - RESOLVED_HORIZON_MS)
                 {
                     self.state.resolved.pop_front();
                 }
@@ -696,7 +712,8 @@ impl Dispatch {
             .position(|s| !s.active())
             .unwrap_or(self.state.silences.len());
         self.state.silences.insert(first_expired, s);
-        let expired = self.state.silences.len() - self.state.silences.iter().filter(|s| s.active()).count();
+        let expired =
+            self.state.silences.len() - self.state.silences.iter().filter(|s| s.active()).count();
         if expired > silence::KEEP_EXPIRED {
             self.state.silences.pop();
         }
@@ -733,7 +750,12 @@ impl Dispatch {
         v.insert("alert_id".into(), id.into());
         v.insert(
             "state".into(),
-            if t.resolved_ts.is_some() { "resolved" } else { "firing" }.into(),
+            if t.resolved_ts.is_some() {
+                "resolved"
+            } else {
+                "firing"
+            }
+            .into(),
         );
         Reply::Ok(serde_json::Value::Object(v))
     }
@@ -756,7 +778,10 @@ impl Dispatch {
                 } else if at >= since + aw / 2 {
                     t.reminded = true;
                     let to = rules.departments[dept].id.clone();
-                    self.metrics.steps.with_label_values(&[&to, "reminder"]).inc();
+                    self.metrics
+                        .steps
+                        .with_label_values(&[&to, "reminder"])
+                        .inc();
                     out.push((
                         t.firing.clone(),
                         Notice {
@@ -786,7 +811,10 @@ impl Dispatch {
                 at,
                 level,
             });
-            self.metrics.steps.with_label_values(&[&to, "escalation"]).inc();
+            self.metrics
+                .steps
+                .with_label_values(&[&to, "escalation"])
+                .inc();
             out.push((
                 t.firing.clone(),
                 Notice {
@@ -808,7 +836,11 @@ impl Dispatch {
     /// escalation falls due. Always later than any tick already applied.
     pub fn next_due(&self, rules: &Rules) -> Option<i64> {
         let silences = &self.state.silences;
-        let mut due = silences.iter().filter(|s| s.active()).map(|s| s.until).min();
+        let mut due = silences
+            .iter()
+            .filter(|s| s.active())
+            .map(|s| s.until)
+            .min();
         for t in self.state.alerts.values() {
             let Some((dept, since, aw)) = t.clock(rules) else {
                 continue;
@@ -832,7 +864,11 @@ impl Dispatch {
     }
 
     /// The lifecycle keys of an open alert for `/v1/alerts`.
-    pub fn view(&self, alert_id: &str, rules: &Rules) -> Option<serde_json::Map<String, serde_json::Value>> {
+    pub fn view(
+        &self,
+        alert_id: &str,
+        rules: &Rules,
+    ) -> Option<serde_json::Map<String, serde_json::Value>> {
         self.state.alerts.get(alert_id).map(|t| t.view(rules))
     }
 

@@ -73,7 +73,9 @@ fn line(state: &str, business: &str, region: &str, scope: &str, n: u32) -> Alert
         format!("{business}:{region}:{T0}:WO{n}")
     };
     let tail = if state == "firing" {
-        format!(r#""triggered_by":"WO{n}","event_ts":"2026-03-15T09:27:41+08:00","templates":{{}},"samples":[]"#)
+        format!(
+            r#""triggered_by":"WO{n}","event_ts":"2026-03-15T09:27:41+08:00","templates":{{}},"samples":[]"#
+        )
     } else {
         r#""event_ts":"2026-03-15T10:27:41+08:00","resolved_by":"WO99","watermark":"2026-03-15T10:27:41+08:00","end_of_input":false"#.to_string()
     };
@@ -213,12 +215,26 @@ fn reminder_at_half_then_escalation_chain_each_once() {
         &r,
     );
     assert_eq!(d.next_due(&r), Some(T0 + 5 * MIN));
-    assert!(d.apply(Event::Tick { at: T0 + 5 * MIN - 1 }, &r).1.is_empty());
+    assert!(
+        d.apply(
+            Event::Tick {
+                at: T0 + 5 * MIN - 1
+            },
+            &r
+        )
+        .1
+        .is_empty()
+    );
     let (_, s) = d.apply(Event::Tick { at: T0 + 5 * MIN }, &r);
     assert_eq!(steps_of(&s), [format!("{} reminder→vas", a.alert_id)]);
     assert!(d.apply(Event::Tick { at: T0 + 6 * MIN }, &r).1.is_empty());
     assert_eq!(d.next_due(&r), Some(T0 + 10 * MIN));
-    let (_, s) = d.apply(Event::Tick { at: T0 + 10 * MIN + 300 }, &r);
+    let (_, s) = d.apply(
+        Event::Tick {
+            at: T0 + 10 * MIN + 300,
+        },
+        &r,
+    );
     assert_eq!(steps_of(&s), [format!("{} escalation1→duty", a.alert_id)]);
     let Some(Step::Escalation { from, after_s, .. }) = &s[0].1.step else {
         panic!()
@@ -354,7 +370,10 @@ fn silences_suppress_lines_and_steps_then_expire() {
     let n = d.on_line(&resolved(&a, 9), &r).unwrap();
     assert_eq!(n.suppressed, Some(Suppressed::Silence { id }));
     // After the silence, a new alert is told.
-    assert_eq!(d.on_line(&line("firing", "crbt", "温州", "region", 11), &r), None);
+    assert_eq!(
+        d.on_line(&line("firing", "crbt", "温州", "region", 11), &r),
+        None
+    );
     // Expiring early, and an unknown or expired id.
     let s2 = silence(&mut d, &r, crbt, T0 + 90 * MIN, T0 + 31 * MIN);
     let (reply, _) = d.apply(
@@ -404,7 +423,10 @@ fn city_alerts_fold_into_an_open_province_alert() {
         })
     );
     // Another business in the province is not folded.
-    assert_eq!(d.on_line(&line("firing", "gprs", "温州", "region", 8), &r), None);
+    assert_eq!(
+        d.on_line(&line("firing", "gprs", "温州", "region", 8), &r),
+        None
+    );
     let n = d.on_line(&resolved(&wz, 10), &r).unwrap();
     assert!(matches!(n.suppressed, Some(Suppressed::Grouped { .. })));
     // The city told on its own resolves on its own.
@@ -416,9 +438,18 @@ fn city_alerts_fold_into_an_open_province_alert() {
         .iter()
         .map(|g| (g.region.as_str(), g.state.as_str(), g.count, g.notified))
         .collect();
-    assert_eq!(got, [("杭州", "resolved", 9, true), ("温州", "resolved", 10, false)]);
+    assert_eq!(
+        got,
+        [
+            ("杭州", "resolved", 9, true),
+            ("温州", "resolved", 10, false)
+        ]
+    );
     // Once the province resolved, cities are told on their own again.
-    assert_eq!(d.on_line(&line("firing", "crbt", "温州", "region", 12), &r), None);
+    assert_eq!(
+        d.on_line(&line("firing", "crbt", "温州", "region", 12), &r),
+        None
+    );
 }
 
 #[test]
@@ -453,7 +484,11 @@ fn the_checkpointed_book_decides_the_same() {
     let tick = Event::Tick { at: T0 + 10 * MIN };
     let (x, y) = (d.apply(tick.clone(), &r), e.apply(tick, &r));
     assert_eq!(steps_of(&x.1), steps_of(&y.1));
-    assert_eq!(x.1.len(), 1, "the reminder was taken before: only the escalation");
+    assert_eq!(
+        x.1.len(),
+        1,
+        "the reminder was taken before: only the escalation"
+    );
     assert_eq!(
         serde_json::to_string(&d.export()).unwrap(),
         serde_json::to_string(&e.export()).unwrap()
@@ -521,12 +556,17 @@ async fn the_timer_fires_due_steps_on_time() {
     tokio::time::sleep(Duration::from_secs(60 * 60)).await;
     let sent = sent.lock().unwrap().clone();
     let deadline = T0 + 10 * MIN;
-    let escalations: Vec<&(i64, String)> =
-        sent.iter().filter(|(_, s)| s.contains("escalation1")).collect();
+    let escalations: Vec<&(i64, String)> = sent
+        .iter()
+        .filter(|(_, s)| s.contains("escalation1"))
+        .collect();
     assert_eq!(escalations.len(), 1, "{sent:?}");
     assert!(escalations[0].1.starts_with(&a.alert_id), "{sent:?}");
     let late = escalations[0].0 - deadline;
-    assert!((0..5000).contains(&late), "escalated {late} ms after the deadline");
+    assert!(
+        (0..5000).contains(&late),
+        "escalated {late} ms after the deadline"
+    );
     assert_eq!(
         sent.iter().filter(|(_, s)| s.contains("reminder")).count(),
         2,
@@ -535,9 +575,14 @@ async fn the_timer_fires_due_steps_on_time() {
     // duty's deadline, 20 minutes after the escalation: to boss.
     assert!(
         sent.iter()
-            .any(|(at, s)| s.contains("escalation2→boss") && *at - (escalations[0].0 + 20 * MIN) < 5000),
+            .any(|(at, s)| s.contains("escalation2→boss")
+                && *at - (escalations[0].0 + 20 * MIN) < 5000),
         "{sent:?}"
     );
-    assert!(!sent.iter().any(|(_, s)| s.starts_with(&b.alert_id) && s.contains("escalation")));
+    assert!(
+        !sent
+            .iter()
+            .any(|(_, s)| s.starts_with(&b.alert_id) && s.contains("escalation"))
+    );
     timer.abort();
 }

@@ -80,7 +80,6 @@ impl DispatchHandle {
             Err(_) => Err(NotApplied::Stopped),
         }
     }
-
 }
 
 /// The timer task: sleeps until `due` (the book's next step, epoch ms)
@@ -145,9 +144,7 @@ pub(crate) async fn run_service(handle: DispatchHandle, due: watch::Receiver<Opt
     let clock = handle.clock;
     run(clock, due, move |at| {
         let handle = handle.clone();
-        async move {
-            handle.submit(Event::Tick { at }).await.map(|_| ())
-        }
+        async move { handle.submit(Event::Tick { at }).await.map(|_| ()) }
     })
     .await
 }
