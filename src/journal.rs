@@ -1,6 +1,7 @@
 //! The input journal (write-ahead log) of the live service, kept in
 //! `--state-dir`: every batch of lines the engine processes, every idle
-//! watermark step and every rules reload, in the order the engine saw them.
+//! watermark step, every rules reload and every dispatch event (acks,
+//! silences, deliveries, timer ticks), in the order the engine saw them.
 //!
 //! Why journal input instead of only checkpointing state: an HTTP client
 //! that got `200` must not lose its complaints to a `kill -9`, and the
@@ -71,6 +72,9 @@ pub enum EntryHeader {
     Idle { stream: String, watermark: i64 },
     /// Rules were reloaded; `rules` is the TOML text, `source` its name.
     Reload { source: String, rules: String },
+    /// A dispatch event (an ack, a silence, a delivery, a timer tick: see
+    /// `service::dispatch::Event`), applied to the dispatch book.
+    Dispatch { event: serde_json::Value },
 }
 
 /// One entry: header and, for batches, the raw lines.

@@ -761,6 +761,38 @@ struct FullHotspot {
 
 const TOKEN: &str = "e2e-token";
 
+/// How many of these alert lines a `*` webhook gets (CONTRACT 9 grouping,
+/// README "Dispatch"): all but the lines of city alerts that fired while
+/// their province's alert of the same business was open.
+fn webhook_lines(lines: &[Value]) -> usize {
+    let province_of: std::collections::HashMap<&str, &str> =
+        section8::REGIONS.iter().map(|(c, p, _)| (*c, *p)).collect();
+    let mut open = BTreeSet::new();
+    let mut folded = BTreeSet::new();
+    let mut told = 0;
+    for l in lines {
+        let s = |k: &str| l[k].as_str().unwrap_or("").to_owned();
+        let firing = l["state"] == "firing";
+        if l["scope"] == "province" {
+            if firing {
+                open.insert((s("business"), s("region")));
+            } else {
+                open.remove(&(s("business"), s("region")));
+            }
+        } else if firing {
+            let province = province_of.get(s("region").as_str()).copied().unwrap_or("");
+            if open.contains(&(s("business"), province.to_owned())) {
+                folded.insert(s("alert_id"));
+                continue;
+            }
+        } else if folded.contains(&s("alert_id")) {
+            continue;
+        }
+        told += 1;
+    }
+    told
+}
+
 impl FullHotspot {
     fn start(tmp: &Path) -> FullHotspot {
         Self::start_with(tmp, &root().join("fixtures/rules.toml"))
@@ -848,8 +880,9 @@ impl FullHotspot {
         assert!(alert_lines > 0);
         assert!(
             poll(Duration::from_secs(30), || {
-                json_lines(&self.alerts_file).len() >= alert_lines
-                    && self.hooks.received().len() >= alert_lines
+                let lines = json_lines(&self.alerts_file);
+                lines.len() >= alert_lines
+                    && self.hooks.received().len() >= webhook_lines(&lines)
                     && self.fake_am.received().len() >= alert_lines
             }),
             "every sink delivered the {alert_lines} alert lines"

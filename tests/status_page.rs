@@ -319,11 +319,15 @@ fn status_page_renders_in_headless_chromium() {
     );
     assert_eq!(rejected, 2);
     assert_eq!(s["accepted"].as_u64().unwrap(), accepted);
+    // The watermark, readable, with its RFC 3339 form in `datetime`.
+    let wm = between(&dom, "<b id=\"watermark\">", "</b>").expect("#watermark");
     assert_eq!(
-        between(&dom, "<b id=\"watermark\">", "</b>"),
+        between(wm, "datetime=\"", "\""),
         stats["watermark"].as_str(),
         "watermark"
     );
+    let readable = stats["watermark"].as_str().unwrap()[..19].replace('T', " ");
+    assert!(wm.contains(&format!(">{readable}</time>")), "{wm}");
 
     // Nothing from elsewhere: every reference is relative to the service.
     for html in [&raw, &dom] {
@@ -443,4 +447,222 @@ fn status_page_shows_province_alerts_with_scope_and_kind() {
     // City columns stay in the city table only.
     let city = between(&dom, "<table id=\"heat\"", "</table>").expect("#heat");
     assert!(!city.contains("浙江"), "{city}");
+}
+
+/// A minimal Chrome DevTools Protocol client over the page's websocket:
+/// commands by id, events kept for [`Cdp::wait_event`].
+struct Cdp {
+    ws: tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
+    next: u64,
+    events: Vec<serde_json::Value>,
+}
+
+impl Cdp {
+    fn connect(url: &str) -> Cdp {
+        let (ws, _) = tungstenite::connect(url).unwrap_or_else(|e| panic!("CDP {url}: {e}"));
+        if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_ref() {
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        }
+        Cdp {
+            ws,
+            next: 0,
+            events: Vec::new(),
+        }
+    }
+
+    fn read(&mut self) -> serde_json::Value {
+        loop {
+            match self.ws.read().expect("CDP read") {
+                tungstenite::Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+                _ => continue,
+            }
+        }
+    }
+
+    fn call(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        self.next += 1;
+        let id = self.next;
+        let msg = serde_json::json!({"id": id, "method": method, "params": params});
+        self.ws
+            .send(tungstenite::Message::Text(msg.to_string().into()))
+            .expect("CDP send");
+        loop {
+            let v = self.read();
+            if v["id"] == id {
+                assert!(v.get("error").is_none(), "{method}: {v}");
+                return v["result"].clone();
+            }
+            self.events.push(v);
+        }
+    }
+
+    fn wait_event(&mut self, method: &str) {
+        if let Some(i) = self.events.iter().position(|e| e["method"] == method) {
+            self.events.drain(..=i);
+            return;
+        }
+        loop {
+            if self.read()["method"] == method {
+                return;
+            }
+        }
+    }
+
+    /// Evaluates `js` in the page; its value (returned by value).
+    fn eval(&mut self, js: &str) -> serde_json::Value {
+        let r = self.call(
+            "Runtime.evaluate",
+            serde_json::json!({"expression": js, "returnByValue": true, "awaitPromise": true}),
+        );
+        r["result"]["value"].clone()
+    }
+
+    /// A left click at (x, y), as a mouse does it.
+    fn click(&mut self, x: f64, y: f64) {
+        for kind in ["mousePressed", "mouseReleased"] {
+            self.call(
+                "Input.dispatchMouseEvent",
+                serde_json::json!({"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1}),
+            );
+        }
+    }
+}
+
+/// The ack button works in a real browser: headless Chromium, driven
+/// over the DevTools Protocol, clicks into the name field of an open
+/// alert's row, types a name, clicks 确认 Ack; the service records the ack
+/// (`/v1/alerts`) and the reloaded page shows who acknowledged it.
+#[test]
+fn a_click_on_the_ack_button_acknowledges() {
+    let Some(browser) = chromium() else {
+        if std::env::var("HOTSPOT_E2E").as_deref() == Ok("1") {
+            panic!(
+                "HOTSPOT_E2E=1 but no chromium on PATH (apt-get install chromium fonts-noto-cjk)"
+            );
+        }
+        skip(
+            "a_click_on_the_ack_button_acknowledges: no chromium on PATH \
+             (apt-get install chromium fonts-noto-cjk; HOTSPOT_E2E=1 makes this a failure)",
+        );
+        return;
+    };
+    // The fixture day up to its first firing: one open alert.
+    let expected = std::fs::read_to_string(root().join("fixtures/expected.alerts.jsonl")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(expected.lines().next().unwrap()).unwrap();
+    let trigger = first["triggered_by"].as_str().unwrap().to_owned();
+    let traffic = std::fs::read_to_string(root().join("fixtures/traffic.jsonl")).unwrap();
+    let lines: Vec<&str> = traffic.lines().filter(|l| !l.trim().is_empty()).collect();
+    let cut = lines
+        .iter()
+        .position(|l| l.contains(&format!("\"{trigger}\"")))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let hs = Hotspot::start(&["--idle-timeout", "off"], &dir.path().join("hotspot.log"));
+    for chunk in lines[..=cut].chunks(500) {
+        hs.post_lines((chunk.join("\n") + "\n").as_bytes());
+    }
+    let alerts = hs.json("/v1/alerts");
+    assert_eq!(alerts.as_array().unwrap().len(), 1, "{alerts}");
+    let id = alerts[0]["alert_id"].as_str().unwrap().to_owned();
+
+    // Chromium with a DevTools port of its choosing (written to the
+    // profile's DevToolsActivePort).
+    let profile = tempfile::tempdir().unwrap();
+    let err = tempfile::NamedTempFile::new().unwrap();
+    let mut child = Command::new(&browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--window-size=1600,1200",
+            "--remote-debugging-port=0",
+            "--remote-allow-origins=*",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("about:blank")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(err.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let port_file = profile.path().join("DevToolsActivePort");
+    let mut port = 0u16;
+    wait_until("Chromium's DevTools port", Duration::from_secs(60), || {
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!(
+                "chromium exited ({st}): {}",
+                std::fs::read_to_string(err.path()).unwrap_or_default()
+            );
+        }
+        port = std::fs::read_to_string(&port_file)
+            .ok()
+            .and_then(|t| t.lines().next()?.trim().parse().ok())
+            .unwrap_or(0);
+        port != 0
+    });
+    let child = Kill(child);
+    let devtools: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let mut page_ws = String::new();
+    wait_until("a page target", Duration::from_secs(30), || {
+        let (code, body) = get(devtools, "/json/list");
+        let targets: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        page_ws = targets
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["type"] == "page"))
+            .and_then(|t| t["webSocketDebuggerUrl"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        code == 200 && !page_ws.is_empty()
+    });
+    let mut cdp = Cdp::connect(&page_ws);
+    cdp.call("Page.enable", serde_json::json!({}));
+    cdp.call(
+        "Page.navigate",
+        serde_json::json!({"url": format!("http://{}/", hs.addr)}),
+    );
+    cdp.wait_event("Page.loadEventFired");
+
+    // Where the row's name field and button are, then a person's clicks.
+    let at = cdp.eval(
+        r#"(() => {
+            const f = document.querySelector("form.act");
+            f.scrollIntoView({block: "center"});
+            const r = (e) => { const b = e.getBoundingClientRect(); return [b.x + b.width / 2, b.y + b.height / 2]; };
+            return {id: f.dataset.id, input: r(f.querySelector("input[name=by]")), button: r(f.querySelector("button.ack"))};
+        })()"#,
+    );
+    assert_eq!(at["id"], id.as_str(), "{at}");
+    let xy = |k: &str| (at[k][0].as_f64().unwrap(), at[k][1].as_f64().unwrap());
+    let (ix, iy) = xy("input");
+    cdp.click(ix, iy);
+    cdp.call("Input.insertText", serde_json::json!({"text": "张三"}));
+    let (bx, by) = xy("button");
+    cdp.click(bx, by);
+
+    // The service has the ack, and the reloaded page shows it.
+    wait_until("the ack in /v1/alerts", Duration::from_secs(10), || {
+        hs.json("/v1/alerts")[0]["ack"]["by"] == "张三"
+    });
+    wait_until("the page to show the ack", Duration::from_secs(10), || {
+        cdp.eval(r#"document.body.innerText.includes("已确认 acknowledged: 张三")"#) == true
+    });
+    assert_eq!(
+        cdp.eval(r#"document.querySelectorAll("button.ack").length"#),
+        0,
+        "no ack button once acknowledged"
+    );
+    drop(child);
 }

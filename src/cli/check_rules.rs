@@ -156,6 +156,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 names.join(" ")
             }
         );
+        // Section 9: the dispatch deadline and where it escalates.
+        if let Some(ms) = dept.ack_within_ms {
+            match dept.escalate_to {
+                Some(t) => println!(
+                    "    ack within {}, then escalated to {}",
+                    format_duration(ms),
+                    rules.departments[t].id
+                ),
+                None => println!(
+                    "    ack within {} (reminded, not escalated)",
+                    format_duration(ms)
+                ),
+            }
+        }
     }
     let idle: Vec<&str> = rules
         .businesses

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::fluvio_settings::{StartAt, parse_partitions};
 use crate::service::config::{
     FileConfig, LogFormat, OptionalDuration, Webhook, parse_duration_value, parse_listen,
-    parse_optional_duration, parse_size, parse_webhook, set,
+    parse_offset, parse_optional_duration, parse_size, parse_webhook, set,
 };
 use crate::service::{self, Settings};
 
@@ -81,6 +81,10 @@ pub struct Args {
     /// Bearer token required by POST endpoints.
     #[arg(long, env = "HOTSPOT_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// The time zone of the status page's times, a UTC offset (default
+    /// +08:00).
+    #[arg(long, value_name = "OFFSET", value_parser = parse_offset, allow_hyphen_values = true)]
+    pub display_offset: Option<i32>,
     /// Log format: human or json (level from RUST_LOG, default info).
     #[arg(long, value_name = "FORMAT", value_parser = log_format)]
     pub log_format: Option<LogFormat>,
@@ -180,6 +184,7 @@ impl Args {
         set(&mut s.checkpoint_interval, self.checkpoint_interval);
         set(&mut s.idempotency_horizon, self.idempotency_horizon);
         set(&mut s.token, self.token.clone().map(Some));
+        set(&mut s.display_offset_min, self.display_offset);
         set(
             &mut s.log_json,
             self.log_format.map(|f| f == LogFormat::Json),

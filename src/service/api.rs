@@ -12,6 +12,7 @@
 //! | `GET /v1/stats` | counts, watermark, latency percentiles, sink backlogs |
 //! | `GET /v1/explain?text=` | why a text matches what it matches (the `hotspot explain --json` object, numbers masked) |
 //! | `POST /-/reload` | reload the rules file (also on SIGHUP); `?dry_run=true`: what a reload would change, changing nothing |
+//! | `POST /v1/alerts/{id}/ack`, `/assign`, `/close`; `GET`, `POST /v1/silences`; `DELETE /v1/silences/{id}` | dispatch (CONTRACT 9, see `dispatch::http`) |
 //! | `GET /` | the status page |
 
 use std::sync::Arc;
@@ -50,6 +51,10 @@ pub struct Api {
     pub outbox: Arc<crate::sink::outbox::Outbox>,
     /// Bytes of request bodies in flight at once (at least `max_body`).
     pub body_budget: usize,
+    /// The dispatch routes' state (CONTRACT 9).
+    pub dispatch: super::dispatch::http::DispatchApi,
+    /// The status page's time zone, minutes east of UTC.
+    pub display_offset_min: i32,
 }
 
 pub fn router(api: Api) -> Router {
@@ -61,6 +66,7 @@ pub fn router(api: Api) -> Router {
             api.intake.max_body,
         )))
         .layer(DefaultBodyLimit::disable());
+    let dispatch = super::dispatch::http::router(api.dispatch.clone());
     Router::new()
         .route("/", get(status_page))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -74,6 +80,7 @@ pub fn router(api: Api) -> Router {
         .route("/-/reload", post(reload))
         .with_state(api)
         .merge(intake)
+        .merge(dispatch)
 }
 
 fn json_response(code: StatusCode, v: serde_json::Value) -> Response {
@@ -191,7 +198,17 @@ async fn rules(State(api): State<Api>) -> Response {
                 "slide": format_duration(r.window.slide_ms),
                 "allowed_lateness": format_duration(r.window.allowed_lateness_ms),
             },
-            "departments": r.departments.iter().map(|d| json!({"id": d.id, "name": d.name})).collect::<Vec<_>>(),
+            "departments": r.departments.iter().map(|d| {
+                let mut v = json!({"id": d.id, "name": d.name});
+                // Section 9 keys, only where set.
+                if let Some(ms) = d.ack_within_ms {
+                    v["ack_within"] = format_duration(ms).into();
+                }
+                if let Some(t) = d.escalate_to {
+                    v["escalate_to"] = r.departments[t].id.clone().into();
+                }
+                v
+            }).collect::<Vec<_>>(),
             "businesses": businesses,
             "keywords": r.keyword_count(),
     });
@@ -444,5 +461,19 @@ async fn explain(
 }
 
 async fn status_page(State(api): State<Api>) -> Html<String> {
-    Html(super::status_page::render(&api.shared.snapshot()))
+    let sinks: Vec<super::status_page::SinkHealth> = api
+        .sinks
+        .iter()
+        .map(|(name, i)| super::status_page::SinkHealth {
+            name: name.clone(),
+            backlog: api.outbox.depth(*i),
+            up: api.shared.metrics.sink_up.with_label_values(&[name]).get() == 1,
+        })
+        .collect();
+    let page = super::status_page::Page {
+        offset_min: api.display_offset_min,
+        sinks: &sinks,
+        now_ms: api.dispatch.handle.clock.now_ms(),
+    };
+    Html(super::status_page::render(&api.shared.snapshot(), &page))
 }

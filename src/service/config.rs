@@ -59,6 +59,9 @@ pub struct FileConfig {
     pub alertmanager: Option<AlertmanagerConfig>,
     pub delivery: Option<DeliveryConfig>,
     pub fluvio: Option<FluvioConfig>,
+    /// The status page's time zone, `+08:00`.
+    #[serde(default, deserialize_with = "de::offset")]
+    pub display_offset: Option<i32>,
 }
 
 /// The `[fluvio]` table: a complaints topic as a source, and topics for
@@ -216,6 +219,9 @@ pub struct Settings {
     /// How long sinks may keep delivering after SIGTERM.
     pub drain: Duration,
     pub fluvio: FluvioSettings,
+    /// The time zone the status page writes times in, minutes east of UTC
+    /// (default +08:00, China Standard Time).
+    pub display_offset_min: i32,
 }
 
 impl Default for Settings {
@@ -246,6 +252,7 @@ impl Default for Settings {
             retry: RetryPolicy::default(),
             drain: Duration::from_secs(8),
             fluvio: FluvioSettings::default(),
+            display_offset_min: 8 * 60,
         }
     }
 }
@@ -295,6 +302,30 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("{s:?} is not an address like 127.0.0.1:8080"))
 }
 
+/// Parses a UTC offset such as `+08:00`, `-05:30` or `Z`, into minutes
+/// east of UTC.
+pub fn parse_offset(s: &str) -> Result<i32, String> {
+    let t = s.trim();
+    if t == "Z" || t == "+00:00" || t == "-00:00" {
+        return Ok(0);
+    }
+    let bad = || format!("{s:?} is not a UTC offset like +08:00");
+    let (sign, rest) = match t.as_bytes().first() {
+        Some(b'+') => (1, &t[1..]),
+        Some(b'-') => (-1, &t[1..]),
+        _ => return Err(bad()),
+    };
+    let (h, m) = rest.split_once(':').ok_or_else(bad)?;
+    if h.len() != 2 || m.len() != 2 {
+        return Err(bad());
+    }
+    let (h, m): (i32, i32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    if h > 14 || m > 59 {
+        return Err(bad());
+    }
+    Ok(sign * (h * 60 + m))
+}
+
 /// Parses `DEPARTMENT=URL`.
 pub fn parse_webhook(s: &str) -> Result<Webhook, String> {
     let (d, u) = s
@@ -335,6 +366,10 @@ mod de {
 
     pub fn addr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
         with(d, parse_listen)
+    }
+
+    pub fn offset<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Error> {
+        with(d, parse_offset)
     }
 
     pub fn parsed<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
@@ -443,6 +478,7 @@ impl FileConfig {
         );
         set(&mut s.queue, self.queue.map(|q| q.max(1)));
         s.webhooks.extend(self.webhook);
+        set(&mut s.display_offset_min, self.display_offset);
         if let Some(am) = self.alertmanager {
             s.alertmanager = Some(am.url);
             set(&mut s.alertmanager_resend, am.resend);

@@ -12,6 +12,11 @@
 //!                               └─▶ snapshot ─▶ /v1/*, status page, /metrics
 //! ```
 //!
+//! The dispatch book (`dispatch`, CONTRACT 9) rides on the engine thread:
+//! acks, silences, first deliveries and timer ticks are journaled events
+//! like the input, and the reminders and escalations they make are outbox
+//! lines that the webhook sinks deliver.
+//!
 //! Shutdown (SIGTERM or SIGINT): intake stops (new requests get 503), the
 //! engine processes what was already queued and writes a final checkpoint,
 //! then the sinks get `drain` time to deliver what is pending; the process
@@ -19,6 +24,7 @@
 
 pub(crate) mod api;
 pub(crate) mod config;
+pub mod dispatch;
 pub(crate) mod idempotency;
 pub mod pipeline;
 mod server;
@@ -168,12 +174,27 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .name("engine".into())
         .spawn(move || pipeline.run(rx))?;
 
+    // Dispatch: events to the engine thread, and the timer.
+    let dispatch = dispatch::timer::DispatchHandle::new(tx.clone(), dispatch::timer::Clock::new());
+    let timer = tokio::spawn(dispatch::timer::run_service(
+        dispatch.clone(),
+        shared.dispatch_due.subscribe(),
+    ));
+
     // Delivery.
     let (drain_tx, drain_rx) = watch::channel::<Option<Instant>>(None);
     let mut sink_names = Vec::new();
     let mut runners = Vec::new();
+    let webhook_departments: Arc<std::collections::BTreeSet<String>> = Arc::new(
+        settings
+            .webhooks
+            .iter()
+            .map(|w| w.department.clone())
+            .collect(),
+    );
     for (index, target) in targets.into_iter().enumerate() {
         sink_names.push((target.name(), index));
+        let on_delivered = delivered_hook(&target, &dispatch, &shared, &webhook_departments);
         let r = Runner {
             index,
             target,
@@ -181,6 +202,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             metrics: metrics.clone(),
             latency: latency.clone(),
             policy: settings.retry,
+            on_delivered: Some(on_delivered),
         };
         runners.push(tokio::spawn(r.run(drain_rx.clone())));
     }
@@ -296,6 +318,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 
     // HTTP.
     let token: Option<Arc<str>> = settings.token.as_deref().map(Arc::from);
+    let dispatch_api = dispatch::http::DispatchApi {
+        handle: dispatch.clone(),
+        token: token.clone(),
+        shared: shared.clone(),
+    };
     let api = api::Api {
         shared: shared.clone(),
         intake: Intake {
@@ -312,6 +339,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         explainer: Default::default(),
         sinks: Arc::new(sink_names),
         outbox: outbox.clone(),
+        dispatch: dispatch_api,
+        display_offset_min: settings.display_offset_min,
     };
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -342,6 +371,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let _ = tokio::task::spawn_blocking(move || tx_stop.send(Command::Shutdown).is_ok()).await;
     drop(tx);
     let _ = tokio::task::spawn_blocking(move || engine.join()).await;
+    timer.abort();
     let _ = drain_tx.send(Some(Instant::now() + settings.drain));
     for r in runners {
         let _ = tokio::time::timeout(settings.drain + Duration::from_secs(1), r).await;
@@ -389,6 +419,66 @@ fn load_checked(
         return Err(examples.failures.iter().map(ToString::to_string).collect());
     }
     Ok((r, m, text))
+}
+
+/// What a sink tells the dispatch book when it delivers a line: the first
+/// delivery of a firing line to a sink that tells its department starts
+/// the alert's deadline. Such a sink is a webhook of the department (or a
+/// `*` webhook); for a department without webhooks, any sink (the alerts
+/// file, Alertmanager). The sink waits until the delivery is journaled
+/// (see [`crate::sink::deliver::DeliveredHook`]).
+fn delivered_hook(
+    target: &Target,
+    handle: &dispatch::timer::DispatchHandle,
+    shared: &Arc<Shared>,
+    webhook_departments: &Arc<std::collections::BTreeSet<String>>,
+) -> crate::sink::deliver::DeliveredHook {
+    let webhook = match target {
+        Target::Webhook(w) => Some(w.department().to_owned()),
+        _ => None,
+    };
+    let (handle, shared, departments) =
+        (handle.clone(), shared.clone(), webhook_departments.clone());
+    Arc::new(move |item: &crate::sink::outbox::Item| {
+        let a = &item.alert;
+        if !a.is_firing()
+            || item
+                .notice
+                .as_ref()
+                .is_some_and(|n| n.step.is_some() || n.suppressed.is_some())
+        {
+            return None;
+        }
+        let tells = match &webhook {
+            Some(d) => d == "*" || *d == a.department,
+            None => !departments.contains("*") && !departments.contains(&a.department),
+        };
+        let rules = shared.snapshot().rules.clone();
+        let has_deadline = rules
+            .department_index(&a.department)
+            .is_some_and(|d| rules.departments[d].ack_within_ms.is_some());
+        if !tells || !has_deadline {
+            return None;
+        }
+        let event = dispatch::Event::Delivered {
+            alert_id: a.alert_id.clone(),
+            at: handle.clock.now_ms(),
+        };
+        let handle = handle.clone();
+        Some(Box::pin(async move {
+            loop {
+                match handle.submit(event.clone()).await {
+                    Ok(_) => return true,
+                    Err(dispatch::timer::NotApplied::Stopped) => return false,
+                    // The state directory cannot be written: intake has
+                    // stopped too; try again until it can.
+                    Err(dispatch::timer::NotApplied::Refused(_)) => {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        }) as futures_util::future::BoxFuture<'static, bool>)
+    })
 }
 
 async fn wait_for_stop(

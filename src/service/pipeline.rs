@@ -19,6 +19,10 @@
 //! * the idle watermark: with no record for `idle_timeout`, the watermark
 //!   moves on with the wall clock (journaled, so recovery repeats it);
 //! * rules reloads, journaled with the rules text;
+//! * the dispatch book (`super::dispatch`): it decides how each alert line
+//!   is notified, and its events (acks, silences, deliveries, timer ticks)
+//!   are journaled and applied here, in order with the input, so that
+//!   recovery repeats its decisions and its notifications exactly;
 //! * checkpoints every `checkpoint_interval`, and recovery at start:
 //!   restore the last checkpoint, re-run the journal after it;
 //! * a [`Snapshot`] for the HTTP API and the metrics, refreshed a few times
@@ -39,6 +43,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+use super::dispatch::{Dispatch, DispatchState, Event, Reply};
 use super::idempotency::{Check, Keys, Seen};
 use super::state::{OpenAlertView, Shared, Snapshot};
 use crate::alert::Alert;
@@ -70,6 +75,12 @@ pub enum Command {
     DryRun {
         rules: Arc<Rules>,
         reply: oneshot::Sender<DryRun>,
+    },
+    /// A dispatch event: answered with the book's reply once journaled and
+    /// applied, or with why it was not (the state directory).
+    Dispatch {
+        event: Event,
+        reply: Option<oneshot::Sender<Result<Reply, String>>>,
     },
     Shutdown,
 }
@@ -171,6 +182,9 @@ pub(crate) struct Checkpoint {
     /// Idempotency keys within their horizon, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub idempotency: Vec<Seen>,
+    /// The dispatch book: acks, silences, deadlines, decisions.
+    #[serde(default, skip_serializing_if = "DispatchState::is_empty")]
+    pub dispatch: DispatchState,
 }
 
 /// The engine's output for one batch. Rejects are dealt with as they come
@@ -263,6 +277,10 @@ enum Work {
         rules: Arc<Rules>,
         reply: oneshot::Sender<DryRun>,
     },
+    Dispatch {
+        event: Event,
+        reply: Option<oneshot::Sender<Result<Reply, String>>>,
+    },
 }
 
 /// Where the pipeline keeps its state on disk.
@@ -313,6 +331,8 @@ pub(crate) struct Pipeline {
     /// The last checkpoint failed: try again soon, not a whole interval
     /// later.
     checkpoint_failed: bool,
+    /// Acks, silences, deadlines and escalations (CONTRACT 9).
+    dispatch: Dispatch,
 }
 
 /// Settings the pipeline needs.
@@ -345,6 +365,7 @@ impl Pipeline {
             })?),
             None => None,
         };
+        let dispatch = Dispatch::new(&shared.metrics.registry);
         let mut p = Pipeline {
             rules: cfg.rules.clone(),
             rules_text: cfg.rules_text.clone(),
@@ -374,6 +395,7 @@ impl Pipeline {
             storage_tried: Instant::now(),
             held: std::collections::VecDeque::new(),
             checkpoint_failed: false,
+            dispatch,
         };
         if let Some(dir) = &cfg.state_dir {
             p.recover(dir, &cfg)?;
@@ -405,6 +427,7 @@ impl Pipeline {
             self.seq = ck.seq;
             self.positions = ck.positions;
             self.keys.restore(ck.idempotency);
+            self.dispatch.restore(ck.dispatch);
             replay_next = ck.outbox_next;
             let mut ignored = Vec::new();
             for (stream, state) in ck.engines {
@@ -417,6 +440,9 @@ impl Pipeline {
                     &mut Collect::alerts_only(&mut ignored),
                 );
                 e.set_tracking(true);
+                for a in e.keys().open_alerts() {
+                    self.dispatch.adopt(&a.firing);
+                }
                 self.engines.insert(stream, e);
             }
             from = ck.journal;
@@ -460,6 +486,14 @@ impl Pipeline {
                         }
                     }
                 }
+                EntryHeader::Dispatch { event } => match serde_json::from_value::<Event>(event) {
+                    Ok(e) => {
+                        self.run_dispatch(e);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "a dispatch event in the journal cannot be read; skipped");
+                    }
+                },
             }
         }
         self.replay_next = None;
@@ -510,6 +544,40 @@ impl Pipeline {
         self.engines.get_mut(stream).expect("inserted above")
     }
 
+    /// Puts a line in the outbox (by position while re-running the
+    /// journal).
+    fn push(
+        &mut self,
+        a: Alert,
+        notice: Option<crate::sink::notice::Notice>,
+        received: Option<Instant>,
+    ) {
+        match self.replay_next.as_mut() {
+            Some(next) => {
+                let r = self.outbox.push_replayed(*next, a, notice, received);
+                *next += 1;
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "cannot put a re-produced alert line in the outbox");
+                }
+            }
+            None => {
+                self.outbox.push_with(a, notice, received);
+            }
+        }
+    }
+
+    /// Applies a dispatch event (journaled already, or being re-run) and
+    /// queues the notifications it makes.
+    fn run_dispatch(&mut self, event: Event) -> Reply {
+        let (reply, steps) = self.dispatch.apply(event, &self.rules);
+        for (alert, notice) in steps {
+            self.push(alert, Some(notice), None);
+        }
+        self.changed = true;
+        self.snapshot_due = true;
+        reply
+    }
+
     /// Hands alert lines to the outbox (by position while re-running the
     /// journal) and counts them.
     fn emit(&mut self, alerts: Vec<Alert>, received: Option<Instant>) {
@@ -517,18 +585,8 @@ impl Pipeline {
             let dept = a.department.clone();
             let state = a.state.as_str();
             let (kind, scope) = crate::metrics::Metrics::alert_labels(&a);
-            match self.replay_next.as_mut() {
-                Some(next) => {
-                    let r = self.outbox.push_replayed(*next, a, received);
-                    *next += 1;
-                    if let Err(e) = r {
-                        tracing::error!(error = %e, "cannot put a re-produced alert line in the outbox");
-                    }
-                }
-                None => {
-                    self.outbox.push(a, received);
-                }
-            }
+            let notice = self.dispatch.on_line(&a, &self.rules);
+            self.push(a, notice, received);
             self.shared
                 .metrics
                 .alerts_total
@@ -890,6 +948,28 @@ impl Pipeline {
                 // In its place among the group's work: it sees the state
                 // that the commands before it leave.
                 Command::DryRun { rules, reply } => work.push(Work::DryRun { rules, reply }),
+                Command::Dispatch { event, reply } => {
+                    let mut refused = failed.clone();
+                    if let (None, Some(d)) = (&refused, &mut self.durable) {
+                        let h = EntryHeader::Dispatch {
+                            event: serde_json::to_value(&event).unwrap_or_default(),
+                        };
+                        if let Err(e) = d.journal.append(&h, b"") {
+                            let cause = self.storage_error("journal", &e);
+                            self.set_fault("journal", cause.clone());
+                            failed = Some(cause.clone());
+                            refused = Some(cause);
+                        }
+                    }
+                    match refused {
+                        Some(cause) => {
+                            if let Some(r) = reply {
+                                let _ = r.send(Err(cause));
+                            }
+                        }
+                        None => work.push(Work::Dispatch { event, reply }),
+                    }
+                }
             }
         }
         if let (Some(d), Some(start)) = (&mut self.durable, start) {
@@ -906,6 +986,7 @@ impl Pipeline {
                             Work::Batch(b, _) => b.data.len(),
                             Work::Reload { text, .. } => text.len(),
                             Work::DryRun { .. } => 0,
+                            Work::Dispatch { .. } => 1024,
                         })
                         .sum();
                     self.journal_need = self.journal_need.max(size as u64);
@@ -921,12 +1002,18 @@ impl Pipeline {
                             Work::DryRun { rules, reply } => {
                                 let _ = reply.send(self.dry_run(&rules));
                             }
+                            Work::Dispatch { reply, .. } => {
+                                if let Some(r) = reply {
+                                    let _ = r.send(Err(cause.clone()));
+                                }
+                            }
                         }
                     }
                 }
             }
         }
         let mut replies = Vec::new();
+        let mut dispatch_replies = Vec::new();
         for w in work {
             match w {
                 Work::Batch(mut b, at) => {
@@ -951,6 +1038,12 @@ impl Pipeline {
                 Work::DryRun { rules, reply } => {
                     let _ = reply.send(self.dry_run(&rules));
                 }
+                Work::Dispatch { event, reply } => {
+                    let answer = self.run_dispatch(event);
+                    if let Some(r) = reply {
+                        dispatch_replies.push((r, answer));
+                    }
+                }
             }
         }
         if let Err(e) = self.outbox.sync() {
@@ -963,11 +1056,18 @@ impl Pipeline {
         // records in /v1/*. A snapshot is cheap (it walks the live
         // keys), but with very many keys it is rate-limited.
         let keys: usize = self.engines.values().map(|e| e.keys().len()).sum();
-        if keys < 20_000 || self.last_snapshot.elapsed() >= Duration::from_millis(250) {
+        // An ack is on /v1/alerts and the status page once answered.
+        if keys < 20_000
+            || self.last_snapshot.elapsed() >= Duration::from_millis(250)
+            || !dispatch_replies.is_empty()
+        {
             self.publish();
         }
         for (r, answer) in replies {
             let _ = r.send(answer);
+        }
+        for (r, answer) in dispatch_replies {
+            let _ = r.send(Ok(answer));
         }
         stop
     }
@@ -1160,6 +1260,7 @@ impl Pipeline {
             positions: self.positions.clone(),
             written_at: crate::time::format_cst(crate::time::now_ms()),
             idempotency: self.keys.export(),
+            dispatch: self.dispatch.export(),
         };
         let result = checkpoint::write_atomic(&d.checkpoint_path, &ck)
             .and_then(|_| d.journal.truncate_before(ck.journal));
@@ -1208,12 +1309,11 @@ impl Pipeline {
             stats.add(&s);
             keys += e.keys().len();
             for a in e.keys().open_alerts() {
-                open.push(OpenAlertView::new(
-                    &a.firing,
-                    a.max_count,
-                    a.hot_end,
-                    stream,
-                ));
+                let mut v = OpenAlertView::new(&a.firing, a.max_count, a.hot_end, stream);
+                if let Some(d) = self.dispatch.view(&a.firing.alert_id, &self.rules) {
+                    v.dispatch = d;
+                }
+                open.push(v);
             }
             // New topics (`[discovery]`) after the businesses' alerts.
             if let Some(t) = e.topics() {
@@ -1284,6 +1384,13 @@ impl Pipeline {
             m.watermark_lag
                 .set((crate::time::now_ms() - w) as f64 / 1000.0);
         }
+        let board = self.dispatch.board(&self.rules, crate::time::now_ms());
+        let due = self.dispatch.next_due(&self.rules);
+        self.shared.dispatch_due.send_if_modified(|d| {
+            let changed = *d != due;
+            *d = due;
+            changed
+        });
         self.shared.publish(Snapshot {
             watermark: wm,
             watermarks,
@@ -1293,6 +1400,7 @@ impl Pipeline {
             rules: self.rules.clone(),
             keys,
             updated: SystemTime::now(),
+            dispatch: board,
         });
     }
 }

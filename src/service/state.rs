@@ -37,6 +37,11 @@ pub struct OpenAlertView {
     pub hot_window_end: String,
     /// The event-time stream (`main`, or a Fluvio partition).
     pub stream: String,
+    /// Its dispatch (CONTRACT 9): `ack_state`, `ack`, `assigned`,
+    /// `closed`, `notified_at`, `deadline`, `escalations`, `suppressed`,
+    /// `grouped` (see `service::dispatch`), each only when it has one.
+    #[serde(flatten)]
+    pub dispatch: serde_json::Map<String, serde_json::Value>,
 }
 
 impl OpenAlertView {
@@ -46,6 +51,7 @@ impl OpenAlertView {
             max_count,
             hot_window_end: crate::time::format_cst(hot_end),
             stream: stream.to_owned(),
+            dispatch: serde_json::Map::new(),
         }
     }
 }
@@ -62,6 +68,8 @@ pub struct Snapshot {
     pub rules: Arc<Rules>,
     pub keys: usize,
     pub updated: SystemTime,
+    /// Resolved alerts, silences and the open alerts' dispatch (CONTRACT 9).
+    pub dispatch: Arc<super::dispatch::Board>,
 }
 
 /// The health of one connected source.
@@ -194,6 +202,9 @@ pub struct Shared {
     lifecycle: Arc<Lifecycle>,
     health: Arc<SourceHealthBook>,
     pub started: SystemTime,
+    /// When the dispatch book next has work (epoch ms): the engine thread
+    /// sets it, the dispatch timer waits for it.
+    pub(crate) dispatch_due: tokio::sync::watch::Sender<Option<i64>>,
 }
 
 impl Shared {
@@ -212,7 +223,9 @@ impl Shared {
                 rules,
                 keys: 0,
                 updated: SystemTime::now(),
+                dispatch: Arc::default(),
             })),
+            dispatch_due: tokio::sync::watch::channel(None).0,
             health: Arc::new(SourceHealthBook::new(metrics.clone())),
             metrics,
             latency,

@@ -17,7 +17,6 @@ use tokio::sync::watch;
 
 use super::outbox::{Cursor, Item, Outbox};
 use super::{alertmanager::AlertmanagerTarget, file::FileTarget, webhook::WebhookTarget};
-use crate::alert::Alert;
 use crate::mask::mask;
 use crate::metrics::{LatencyBook, Metrics};
 use crate::retry::RetryPolicy;
@@ -44,12 +43,15 @@ impl Target {
         }
     }
 
-    /// Whether this sink delivers `alert` at all (a webhook only gets its
-    /// department's alerts).
-    pub fn wants(&self, alert: &Alert) -> bool {
+    /// Whether this sink delivers `item` at all: a webhook only gets its
+    /// department's alerts and dispatch steps, minus silenced and folded
+    /// ones; Alertmanager no steps and no silenced lines; the alerts file
+    /// and Fluvio every alert line and no step (see `sink::notice`).
+    pub fn wants(&self, item: &Item) -> bool {
         match self {
-            Target::Webhook(w) => w.wants(alert),
-            _ => true,
+            Target::Webhook(w) => w.wants(item),
+            Target::Alertmanager(_) => super::notice::alertmanager_wants(item),
+            _ => super::notice::is_alert_line(item),
         }
     }
 
@@ -92,7 +94,19 @@ pub struct Runner {
     pub metrics: Arc<Metrics>,
     pub latency: Arc<LatencyBook>,
     pub policy: RetryPolicy,
+    /// Told of every line this sink delivered, before the sink's position
+    /// moves past it (the dispatch book starts an alert's deadline from
+    /// its first delivery, and must not miss it in a crash).
+    pub on_delivered: Option<DeliveredHook>,
 }
+
+/// See [`Runner::on_delivered`]: for a line it wants to record, a future
+/// that says whether the record was made. `false` (the engine has
+/// stopped) stops the sink before the line, which is then delivered
+/// again after the restart, under the same idempotency key, and recorded
+/// then.
+pub type DeliveredHook =
+    Arc<dyn Fn(&Item) -> Option<futures_util::future::BoxFuture<'static, bool>> + Send + Sync>;
 
 impl Runner {
     /// Delivers until `drain` holds a deadline and either everything is
@@ -136,7 +150,7 @@ impl Runner {
                 }
                 continue;
             };
-            if !self.target.wants(&item.alert) {
+            if !self.target.wants(&item) {
                 cursor.next += 1;
                 unsaved = true;
                 continue;
@@ -175,6 +189,15 @@ impl Runner {
                 retries.inc();
             }
             self.target.delivered(&item);
+            if let Some(recorded) = self.on_delivered.as_ref().and_then(|h| h(&item)) {
+                if !recorded.await {
+                    tracing::warn!(sink = %name, alert_id = %mask(&item.alert.alert_id), "stopping before a delivered line whose delivery could not be recorded; it is delivered again at the next start");
+                    if unsaved {
+                        let _ = self.outbox.ack(self.index, cursor);
+                    }
+                    return;
+                }
+            }
             cursor.next += 1;
             if let Err(e) = self.outbox.ack(self.index, cursor) {
                 tracing::error!(sink = %name, error = %e, "cannot save the sink's position");

@@ -6,6 +6,8 @@
 //!   alert lines, with one cursor per sink.
 //! * [`deliver`] — one delivery task per sink: retries with backoff.
 //! * [`file`], [`webhook`], [`alertmanager`] — the live service's sinks.
+//! * [`notice`] — what an outbox line asks of the notifying sinks:
+//!   dispatch steps (reminders, escalations), silenced and folded lines.
 //! * `fluvio` — alert lines and dead letters to Fluvio topics (with the
 //!   `fluvio` feature).
 
@@ -16,6 +18,7 @@ pub(crate) mod file;
 #[cfg(feature = "fluvio")]
 pub(crate) mod fluvio;
 pub(crate) mod jsonl;
+pub(crate) mod notice;
 pub(crate) mod outbox;
 pub(crate) mod webhook;
 

@@ -7,6 +7,9 @@
 //! * Every line gets a sequence number (from 1, never reused). The file
 //!   `outbox.log` holds `seq<TAB>json` lines (appended, fsynced in groups
 //!   with the journal), after an optional `#first N` header once compacted.
+//!   A line with a [`Notice`] (a dispatch step, a silenced or folded alert
+//!   line: see `sink::notice`) has it as a third column,
+//!   `seq<TAB>json<TAB>notice`.
 //! * Each sink has a cursor — the next sequence number it must deliver —
 //!   saved atomically in `cursor-<sink>.json` after every delivery. A sink
 //!   delivers in order, so the cursor is all it needs. The alerts-file sink
@@ -35,6 +38,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use super::notice::Notice;
 use crate::alert::Alert;
 use crate::checkpoint::{create_private_dir, private_options, read, write_atomic};
 
@@ -47,6 +51,8 @@ pub struct Item {
     pub json: Arc<str>,
     /// When the record that caused it was received (this process only).
     pub received: Option<Instant>,
+    /// What it asks of the notifying sinks, if anything (CONTRACT 9).
+    pub notice: Option<Arc<Notice>>,
 }
 
 /// A sink's saved position.
@@ -146,6 +152,15 @@ impl Outbox {
                     let Some((seq, json)) = body.split_once('\t') else {
                         break;
                     };
+                    // A JSON line holds no raw tab: a second one starts
+                    // the notice.
+                    let (json, notice) = match json.split_once('\t') {
+                        Some((j, n)) => match serde_json::from_str::<Notice>(n) {
+                            Ok(n) => (j, Some(Arc::new(n))),
+                            Err(_) => break,
+                        },
+                        None => (json, None),
+                    };
                     let Ok(seq) = seq.parse::<u64>() else { break };
                     let Ok(alert) = serde_json::from_str::<Alert>(json) else {
                         break;
@@ -162,6 +177,7 @@ impl Outbox {
                         alert: Arc::new(alert),
                         json: json.into(),
                         received: None,
+                        notice,
                     });
                     good_len += n as u64;
                 }
@@ -223,10 +239,23 @@ impl Outbox {
         self.lock().next
     }
 
-    /// Appends a line; returns its number. It is kept in memory and reaches
-    /// the sinks once [`Outbox::sync`] has put it on disk (at once without
-    /// a state directory).
+    /// Appends a line; returns its number (tests: the service always says
+    /// whether the line has a notice, [`Outbox::push_with`]).
+    #[cfg(test)]
     pub fn push(&self, alert: Alert, received: Option<Instant>) -> u64 {
+        self.push_with(alert, None, received)
+    }
+
+    /// Appends a line with its notice for the notifying sinks, if any;
+    /// returns its number. It is kept in memory and reaches the sinks once
+    /// [`Outbox::sync`] has put it on disk (at once without a state
+    /// directory).
+    pub fn push_with(
+        &self,
+        alert: Alert,
+        notice: Option<Notice>,
+        received: Option<Instant>,
+    ) -> u64 {
         let json: Arc<str> = alert.to_json().into();
         let mut g = self.lock();
         let seq = g.next;
@@ -235,6 +264,7 @@ impl Outbox {
             alert: Arc::new(alert),
             json,
             received,
+            notice: notice.map(Arc::new),
         });
         g.next += 1;
         if g.log.is_none() {
@@ -254,6 +284,7 @@ impl Outbox {
         &self,
         expected: u64,
         alert: Alert,
+        notice: Option<Notice>,
         received: Option<Instant>,
     ) -> io::Result<bool> {
         let next = self.next_seq();
@@ -268,7 +299,7 @@ impl Outbox {
                 ),
             ));
         }
-        self.push(alert, received);
+        self.push_with(alert, notice, received);
         Ok(true)
     }
 
@@ -285,10 +316,7 @@ impl Outbox {
             let mut buf = Vec::new();
             let start = (g.written - g.first) as usize;
             for it in g.items.range(start..) {
-                buf.extend_from_slice(it.seq.to_string().as_bytes());
-                buf.push(b'\t');
-                buf.extend_from_slice(it.json.as_bytes());
-                buf.push(b'\n');
+                write_line(&mut buf, it);
             }
             if let Err(e) = log.write_all(&buf) {
                 let _ = log.set_len(g.log_len);
@@ -392,7 +420,7 @@ impl Outbox {
             let tmp = dir.join(".outbox.log.tmp");
             let mut buf = format!("#first {}\n", g.first).into_bytes();
             for it in g.items.iter().take_while(|it| it.seq < g.written) {
-                buf.extend_from_slice(format!("{}\t{}\n", it.seq, it.json).as_bytes());
+                write_line(&mut buf, it);
             }
             let rewritten = (|| {
                 let mut f = private_options()
@@ -416,6 +444,18 @@ impl Outbox {
         }
         Ok(())
     }
+}
+
+/// One line of `outbox.log`: `seq<TAB>json[<TAB>notice]<LF>`.
+fn write_line(buf: &mut Vec<u8>, it: &Item) {
+    buf.extend_from_slice(it.seq.to_string().as_bytes());
+    buf.push(b'\t');
+    buf.extend_from_slice(it.json.as_bytes());
+    if let Some(n) = &it.notice {
+        buf.push(b'\t');
+        let _ = serde_json::to_writer(&mut *buf, &**n);
+    }
+    buf.push(b'\n');
 }
 
 #[cfg(test)]
@@ -462,11 +502,11 @@ mod tests {
         assert!(o.get(1).is_none(), "delivered by every sink: dropped");
         assert_eq!(o.get(2).unwrap().alert.count, 2);
         assert!(
-            !o.push_replayed(5, alert(5), None).unwrap(),
+            !o.push_replayed(5, alert(5), None, None).unwrap(),
             "already there"
         );
-        assert!(o.push_replayed(6, alert(6), None).unwrap());
-        assert!(o.push_replayed(8, alert(8), None).is_err());
+        assert!(o.push_replayed(6, alert(6), None, None).unwrap());
+        assert!(o.push_replayed(8, alert(8), None, None).is_err());
     }
 
     #[test]

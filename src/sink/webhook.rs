@@ -3,7 +3,13 @@
 //! department's URLs and retried until a 2xx. The department `*` receives
 //! every alert.
 //!
-//! Each request carries `Idempotency-Key: <alert_id>/<state>`: a receiver
+//! Dispatch steps (CONTRACT 9) go the same way: a reminder to the alert's
+//! department, an escalation to the `escalate_to` department, each as the
+//! alert object plus `"reminder"` or `"escalation"` (see `sink::notice`,
+//! which also drops silenced and folded lines).
+//!
+//! Each request carries `Idempotency-Key: <alert_id>/<state>` (steps:
+//! `<alert_id>/reminder`, `<alert_id>/escalation-<level>`): a receiver
 //! can use it to drop the rare duplicate that no sender can rule out over
 //! HTTP (a crash after the receiver answered but before the sender recorded
 //! the answer), and `X-Hotspot-Alert-Id: <alert_id>`.
@@ -18,7 +24,6 @@
 //! `resolved`).
 
 use super::outbox::Item;
-use crate::alert::Alert;
 
 pub struct WebhookTarget {
     department: String,
@@ -39,8 +44,12 @@ impl WebhookTarget {
         format!("webhook:{}:{}", self.department, self.url)
     }
 
-    pub fn wants(&self, alert: &Alert) -> bool {
-        self.department == "*" || alert.department == self.department
+    pub fn department(&self) -> &str {
+        &self.department
+    }
+
+    pub fn wants(&self, item: &Item) -> bool {
+        super::notice::webhook_wants(item, &self.department)
     }
 
     pub async fn send(&self, item: &Item) -> Result<(), String> {
@@ -49,12 +58,9 @@ impl WebhookTarget {
             .client
             .post(&self.url)
             .header("content-type", "application/json")
-            .header(
-                "idempotency-key",
-                format!("{id}/{}", item.alert.state.as_str()),
-            )
+            .header("idempotency-key", super::notice::idempotency_key(item))
             .header("x-hotspot-alert-id", id)
-            .body(item.json.to_string())
+            .body(super::notice::webhook_body(item).into_owned())
             .send()
             .await
             .map_err(|e| format!("{}: {e}", self.url))?;

@@ -319,6 +319,8 @@ pub struct Received {
     pub path: String,
     pub idempotency_key: Option<String>,
     pub body: String,
+    /// When the request was complete.
+    pub at: Instant,
 }
 
 /// A real HTTP server on loopback that answers 200 to every POST and keeps
@@ -431,6 +433,7 @@ fn serve(
                     path,
                     idempotency_key: key,
                     body,
+                    at: Instant::now(),
                 });
                 buf.drain(..end + 4 + len);
                 let resp = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\n{}";

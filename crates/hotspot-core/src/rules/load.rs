@@ -86,6 +86,10 @@ struct RawDepartment {
     id: Spanned<String>,
     name: Option<String>,
     description: Option<String>,
+    /// Section 9: dispatch deadline, a duration.
+    ack_within: Option<Spanned<String>>,
+    /// Section 9: the department told when the deadline passes.
+    escalate_to: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -229,6 +233,80 @@ fn item_at(text: &str, offset: usize) -> String {
     }
 }
 
+/// Section 9: resolves every `escalate_to` to its department and refuses
+/// an unknown department, an `escalate_to` without `ack_within` (there is
+/// no deadline to escalate on), and a cycle (`a` → `b` → `a`: an alert
+/// would be escalated round forever). Each problem is reported at the
+/// `escalate_to` that causes it.
+fn check_escalations(
+    raw: &[Spanned<RawDepartment>],
+    departments: &mut [Department],
+    dept_index: &HashMap<String, usize>,
+    error: &mut dyn FnMut(Range<usize>, String, String),
+) {
+    for d in raw {
+        let d = d.get_ref();
+        let Some(to) = &d.escalate_to else { continue };
+        let item = format!("department '{}'", d.id.get_ref());
+        let Some(&from) = dept_index.get(d.id.get_ref()) else {
+            continue; // a duplicate or empty id, reported already
+        };
+        match dept_index.get(to.get_ref()) {
+            None => error(
+                to.span(),
+                item,
+                format!("escalate_to names unknown department '{}'", to.get_ref()),
+            ),
+            Some(_) if d.ack_within.is_none() => error(
+                to.span(),
+                item,
+                "escalate_to is set but ack_within is not: there is no deadline to escalate on"
+                    .into(),
+            ),
+            Some(&target) => departments[from].escalate_to = Some(target),
+        }
+    }
+    // Cycles: follow each chain; one that comes back to a department it
+    // passed is reported once, at the department where it closes.
+    let mut in_cycle = vec![false; departments.len()];
+    for start in 0..departments.len() {
+        let mut path = vec![start];
+        let mut at = start;
+        while let Some(next) = departments[at].escalate_to {
+            if let Some(i) = path.iter().position(|&p| p == next) {
+                let cycle = path[i..].to_vec();
+                if !cycle.iter().any(|&c| in_cycle[c]) {
+                    cycle.iter().for_each(|&c| in_cycle[c] = true);
+                    let names: Vec<&str> = cycle
+                        .iter()
+                        .chain(std::iter::once(&next))
+                        .map(|&c| departments[c].id.as_str())
+                        .collect();
+                    let raw_d = raw
+                        .iter()
+                        .find(|r| r.get_ref().id.get_ref() == &departments[next].id);
+                    if let Some(to) = raw_d.and_then(|r| r.get_ref().escalate_to.as_ref()) {
+                        error(
+                            to.span(),
+                            format!("department '{}'", departments[next].id),
+                            format!("escalation cycle: {}", names.join(" → ")),
+                        );
+                    }
+                }
+                break;
+            }
+            path.push(next);
+            at = next;
+        }
+    }
+    // A cycle is an error; break it so that nothing loops on it.
+    for (i, c) in in_cycle.iter().enumerate() {
+        if *c {
+            departments[i].escalate_to = None;
+        }
+    }
+}
+
 /// Loads rules from TOML text; `file` names it in errors.
 pub fn load_str(text: &str, file: &str) -> Result<Rules, Vec<RulesError>> {
     let lines = LineIndex::new(text);
@@ -296,6 +374,25 @@ pub fn load_str(text: &str, file: &str) -> Result<Rules, Vec<RulesError>> {
             continue;
         }
         let _ = &d.get_ref().description;
+        let ack_within_ms =
+            d.get_ref()
+                .ack_within
+                .as_ref()
+                .and_then(|a| match parse_duration(a.get_ref()) {
+                    Ok(ms) if ms >= 1000 => Some(ms),
+                    Ok(_) => {
+                        errors.push(at(
+                            a.span(),
+                            item.clone(),
+                            "ack_within must be at least 1s".into(),
+                        ));
+                        None
+                    }
+                    Err(e) => {
+                        errors.push(at(a.span(), item.clone(), format!("ack_within: {e}")));
+                        None
+                    }
+                });
         departments.push(Department {
             id: id.get_ref().clone(),
             name: d
@@ -303,8 +400,17 @@ pub fn load_str(text: &str, file: &str) -> Result<Rules, Vec<RulesError>> {
                 .name
                 .clone()
                 .unwrap_or_else(|| id.get_ref().clone()),
+            ack_within_ms,
+            escalate_to: None,
         });
     }
+    // Section 9: escalation targets, once every department is known.
+    check_escalations(
+        &raw.department,
+        &mut departments,
+        &dept_index,
+        &mut |span, item, msg| errors.push(at(span, item, msg)),
+    );
 
     // Section 8: the region table, provinces in order of first mention.
     let mut regions: Vec<RegionDef> = Vec::new();
@@ -917,6 +1023,76 @@ all_of     = [["ＧＰＲＳ"]]
             got.iter()
                 .any(|e| e.contains("department 'vas': duplicate department id")),
             "{got:?}"
+        );
+    }
+
+    #[test]
+    fn dispatch_deadlines_and_escalations() {
+        // GOOD's vas department, with section 9 keys, and more departments.
+        let with = |extra: &str| {
+            GOOD.replace(
+                "name = \"数据业务部\"\n",
+                &format!("name = \"数据业务部\"\n{extra}"),
+            )
+        };
+        let text = with("ack_within = \"15m\"\nescalate_to = \"duty\"\n")
+            + "\n[[department]]\nid = \"duty\"\nack_within = \"1h\"\n";
+        let r = load_str(&text, "r.toml").unwrap();
+        assert_eq!(r.departments[0].ack_within_ms, Some(900_000));
+        assert_eq!(r.departments[0].escalate_to, Some(1));
+        assert_eq!(
+            (r.departments[1].ack_within_ms, r.departments[1].escalate_to),
+            (Some(3_600_000), None)
+        );
+        // Without the keys: nothing changes.
+        let plain = load_str(GOOD, "r.toml").unwrap();
+        assert_eq!(
+            (
+                plain.departments[0].ack_within_ms,
+                plain.departments[0].escalate_to
+            ),
+            (None, None)
+        );
+
+        let bad = |extra: &str, more: &str| errors(&(with(extra) + more));
+        let got = bad("ack_within = \"15m\"\nescalate_to = \"dutty\"\n", "");
+        assert_eq!(
+            got,
+            ["r.toml:11: department 'vas': escalate_to names unknown department 'dutty'"]
+        );
+        let got = bad("ack_within = \"fifteen\"\n", "");
+        assert_eq!(got.len(), 1);
+        assert!(
+            got[0].starts_with(
+                "r.toml:10: department 'vas': ack_within: invalid duration \"fifteen\""
+            ),
+            "{got:?}"
+        );
+        let got = bad("ack_within = \"0s\"\n", "");
+        assert_eq!(
+            got,
+            ["r.toml:10: department 'vas': ack_within must be at least 1s"]
+        );
+        let got = bad("escalate_to = \"vas\"\n", "");
+        assert!(
+            got[0].contains("escalate_to is set but ack_within is not"),
+            "{got:?}"
+        );
+        // a → b → a, and a department escalating to itself.
+        let got = bad(
+            "ack_within = \"15m\"\nescalate_to = \"duty\"\n",
+            "\n[[department]]\nid = \"duty\"\nack_within = \"1h\"\nescalate_to = \"vas\"\n",
+        );
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0].contains("escalation cycle: vas → duty → vas")
+                && got[0].starts_with("r.toml:11: department 'vas'"),
+            "{got:?}"
+        );
+        let got = bad("ack_within = \"15m\"\nescalate_to = \"vas\"\n", "");
+        assert_eq!(
+            got,
+            ["r.toml:11: department 'vas': escalation cycle: vas → vas"]
         );
     }
 

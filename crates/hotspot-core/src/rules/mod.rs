@@ -38,6 +38,12 @@ impl Default for WindowSpec {
 pub struct Department {
     pub id: String,
     pub name: String,
+    /// Section 9: the dispatch deadline of this department's alerts,
+    /// milliseconds (`ack_within`), if it has one.
+    pub ack_within_ms: Option<i64>,
+    /// Section 9: the department told when that deadline passes
+    /// unacknowledged (`escalate_to`), an index into [`Rules::departments`].
+    pub escalate_to: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -184,6 +190,11 @@ pub struct Rules {
 }
 
 impl Rules {
+    /// The index of a department by id.
+    pub fn department_index(&self, id: &str) -> Option<usize> {
+        self.departments.iter().position(|d| d.id == id)
+    }
+
     /// The index of a business by id.
     pub fn business_index(&self, id: &str) -> Option<usize> {
         self.businesses.iter().position(|b| b.id == id)
