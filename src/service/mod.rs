@@ -42,9 +42,10 @@ use crate::metrics::{LatencyBook, Metrics};
 use crate::rules;
 use crate::sink::alertmanager::AlertmanagerTarget;
 use crate::sink::deliver::{Runner, Target};
+use crate::sink::email::{EmailTarget, email_name};
 use crate::sink::file::FileTarget;
 use crate::sink::outbox::Outbox;
-use crate::sink::webhook::WebhookTarget;
+use crate::sink::webhook::{WebhookTarget, webhook_name};
 use crate::source::SourceContext;
 use crate::source::follow::{Follow, FollowPos, source_name};
 use crate::source::http::{Intake, IntakeGate};
@@ -70,7 +71,19 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         names.push(format!("file:{}", p.display()));
     }
     for w in &settings.webhooks {
-        names.push(format!("webhook:{}:{}", w.department, w.url));
+        names.push(webhook_name(&w.department, w.format, &w.url));
+    }
+    // Links in notifications: where people reach the status page.
+    let public_url = settings
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", settings.listen));
+    let smtp = settings.smtp()?;
+    let email_routes = settings.email_routes();
+    if smtp.is_some() {
+        for e in &email_routes {
+            names.push(email_name(&e.department));
+        }
     }
     if let Some(am) = &settings.alertmanager {
         names.push(format!("alertmanager:{}", am.trim_end_matches('/')));
@@ -96,11 +109,22 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         targets.push(Target::File(t));
     }
     for w in &settings.webhooks {
-        targets.push(Target::Webhook(WebhookTarget::new(
-            &w.department,
-            &w.url,
-            client.clone(),
-        )));
+        let t = WebhookTarget::new(&w.department, &w.url, client.clone())
+            .with_format(w.format, w.secret.clone())
+            .with_link(Some(&public_url));
+        let refusals = metrics.sink_refusals.with_label_values(&[&t.name()]);
+        targets.push(Target::Webhook(t.with_refusals(refusals)));
+    }
+    if let Some(smtp) = &smtp {
+        for e in &email_routes {
+            targets.push(Target::Email(EmailTarget::new(
+                &e.department,
+                &e.to,
+                smtp,
+                Some(&public_url),
+                settings.retry.timeout,
+            )?));
+        }
     }
     if let Some(am) = &settings.alertmanager {
         targets.push(Target::Alertmanager(AlertmanagerTarget::new(

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::outbox::{Cursor, Item, Outbox};
-use super::{alertmanager::AlertmanagerTarget, file::FileTarget, webhook::WebhookTarget};
+use super::{
+    alertmanager::AlertmanagerTarget, email::EmailTarget, file::FileTarget, webhook::WebhookTarget,
+};
 use crate::alert::Alert;
 use crate::mask::mask;
 use crate::metrics::{LatencyBook, Metrics};
@@ -27,6 +29,7 @@ pub enum Target {
     File(FileTarget),
     Webhook(WebhookTarget),
     Alertmanager(AlertmanagerTarget),
+    Email(EmailTarget),
     /// An alerts topic (see [`super::fluvio`]).
     #[cfg(feature = "fluvio")]
     Fluvio(Box<super::fluvio::FluvioTarget>),
@@ -39,6 +42,7 @@ impl Target {
             Target::File(f) => f.name(),
             Target::Webhook(w) => w.name(),
             Target::Alertmanager(a) => a.name(),
+            Target::Email(e) => e.name(),
             #[cfg(feature = "fluvio")]
             Target::Fluvio(f) => f.name(),
         }
@@ -49,6 +53,7 @@ impl Target {
     pub fn wants(&self, alert: &Alert) -> bool {
         match self {
             Target::Webhook(w) => w.wants(alert),
+            Target::Email(e) => e.wants(alert),
             _ => true,
         }
     }
@@ -78,6 +83,7 @@ impl Target {
             Target::File(f) => f.send(item, cursor),
             Target::Webhook(w) => w.send(item).await,
             Target::Alertmanager(a) => a.send(item).await,
+            Target::Email(e) => e.send(item).await,
             #[cfg(feature = "fluvio")]
             Target::Fluvio(f) => f.send(item).await,
         }
