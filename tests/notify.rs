@@ -771,7 +771,7 @@ fn email_reaches_a_real_smtp_server_once_per_line_in_chinese() {
 
 #[test]
 fn bad_notification_settings_are_refused_at_start_with_what_to_fix() {
-    for (args, want) in [
+    let cases = [
         (
             vec!["--webhook", "vas=slack+http://127.0.0.1:1/x"],
             "expected a format of json, wecom, dingtalk or feishu",
@@ -802,7 +802,17 @@ fn bad_notification_settings_are_refused_at_start_with_what_to_fix() {
             vec!["--public-url", "status.example"],
             "expected the status page's base URL",
         ),
-    ] {
+    ];
+    // Every robot's URL is https: a build without TLS says so at start.
+    let tls_only = [(
+        vec![
+            "--webhook",
+            "vas=wecom+https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k",
+        ],
+        "that needs a build with TLS",
+    )];
+    let without_tls = tls_only.into_iter().filter(|_| !cfg!(feature = "tls"));
+    for (args, want) in cases.into_iter().chain(without_tls) {
         let out = Command::new(bin())
             .arg("run")
             .args(["--listen", "127.0.0.1:0"])

@@ -199,6 +199,7 @@ impl Args {
         self.apply(&mut s);
         apply_webhook_secrets(&mut s.webhooks, &self.webhook_secret).map_err(anyhow::Error::msg)?;
         s.smtp()?;
+        s.check_webhooks()?;
         s.fluvio.check()?;
         Ok(s)
     }

@@ -771,6 +771,22 @@ impl Settings {
         }))
     }
 
+    /// Webhook URLs this build can reach: `https://` needs the `tls`
+    /// feature (every group robot's URL is https).
+    pub fn check_webhooks(&self) -> anyhow::Result<()> {
+        if cfg!(feature = "tls") {
+            return Ok(());
+        }
+        if let Some(w) = self.webhooks.iter().find(|w| w.url.starts_with("https://")) {
+            anyhow::bail!(
+                "the {} webhook of {:?} is https: that needs a build with TLS: cargo build --release --features tls",
+                w.format.as_str(),
+                w.department
+            );
+        }
+        Ok(())
+    }
+
     /// The e-mail routes merged by department (one message per alert line
     /// to all of a department's addresses), in the order first given.
     pub fn email_routes(&self) -> Vec<EmailRoute> {
