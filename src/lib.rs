@@ -32,19 +32,20 @@ pub mod eval;
 #[cfg(feature = "fluvio")]
 pub mod fluvio_client;
 pub(crate) mod fluvio_settings;
-pub mod generator;
 pub(crate) mod journal;
 pub mod mask;
-pub mod matcher;
 pub mod metrics;
-pub mod normalize;
 pub mod parallel;
-pub mod record;
 pub mod replay;
 pub(crate) mod retry;
-pub mod rules;
 pub mod service;
 pub mod sink;
 pub mod source;
-pub mod time;
 pub mod window;
+
+// The core (decode, normalise, rules, match) and the generator are crates of
+// their own (crates/): the generator uses the core, and the detector uses
+// both. Re-exported here, so that `hotspot::rules` and `crate::rules` read as
+// before.
+pub use hotspot_core::{matcher, normalize, record, rules, time};
+pub use hotspot_gen as generator;

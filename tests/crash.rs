@@ -110,6 +110,18 @@ fn kill_9_then_resume(rules: Option<String>, days: &str, events: &str) {
             .unwrap();
         if kills < 6 {
             std::thread::sleep(Duration::from_millis(40 + next() % 160));
+            // On a loaded machine the first runs may all die before their
+            // first checkpoint: from the third kill on, wait for one (the
+            // test is about resuming from it), then kill.
+            let checkpoint = tmp.path().join("state/replay.json");
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while kills >= 2
+                && !checkpoint.exists()
+                && child.try_wait().unwrap().is_none()
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
             if child.try_wait().unwrap().is_none() {
                 child.kill().unwrap();
                 child.wait().unwrap();

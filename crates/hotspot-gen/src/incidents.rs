@@ -50,9 +50,9 @@ use super::regions::{PROVINCES, REGIONS, RegionPicker, cities_of};
 use super::text::{Frame, Place, Since, TextCtx, compose};
 use super::truth::Item;
 use super::world::{Checker, TopicKind, World};
-use crate::normalize::normalize;
-use crate::rules::{Rules, WindowSpec};
-use crate::time::{CST_OFFSET_MS, format_cst};
+use hotspot_core::normalize::normalize;
+use hotspot_core::rules::{Rules, WindowSpec};
+use hotspot_core::time::{CST_OFFSET_MS, format_cst};
 
 /// What is injected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1165,8 +1165,8 @@ pub fn largest_remainder(n: usize, weights: &[f64]) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::matcher::Matcher;
-    use crate::rules;
+    use hotspot_core::matcher::Matcher;
+    use hotspot_core::rules;
     use rand::SeedableRng;
 
     fn planned(seed: u64) -> (Rules, Plan) {

@@ -475,7 +475,7 @@ fn finish(out: &mut String, rng: &mut impl Rng, channel: Channel) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::normalize::normalize;
+    use hotspot_core::normalize::normalize;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 

@@ -30,7 +30,7 @@ use super::line::{
     CallerField, Line, OMIT_ID, OMIT_REGION, OMIT_TEXT, OMIT_TS, Overrides, TsFmt, write_line,
 };
 use super::regions::REGIONS;
-use crate::record::Reject;
+use hotspot_core::record::Reject;
 
 /// What a detector must do with a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -440,7 +440,7 @@ pub fn huge_filler() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{Decoded, Decoder};
+    use hotspot_core::record::{Decoded, Decoder};
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 

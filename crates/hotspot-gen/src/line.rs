@@ -15,7 +15,7 @@
 //! writes records with a bad `ts` or a missing `region`.
 
 use super::channel::Channel;
-use crate::time::{CST_OFFSET_MS, civil_from_days};
+use hotspot_core::time::{CST_OFFSET_MS, civil_from_days};
 
 /// How `ts` is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -348,7 +348,7 @@ pub fn write_line(out: &mut Vec<u8>, line: &Line<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{Decoded, Decoder};
+    use hotspot_core::record::{Decoded, Decoder};
 
     fn line(channel: Channel, fmt: TsFmt, text: &str) -> Vec<u8> {
         let mut out = Vec::new();

@@ -18,9 +18,9 @@
 use rand::Rng;
 
 use super::bank;
-use crate::matcher::{Matcher, Matches};
-use crate::normalize::Normalizer;
-use crate::rules::Rules;
+use hotspot_core::matcher::{Matcher, Matches};
+use hotspot_core::normalize::Normalizer;
+use hotspot_core::rules::Rules;
 
 /// What a topic is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -294,7 +294,7 @@ impl World {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules;
+    use hotspot_core::rules;
 
     #[test]
     fn the_fixture_library_keeps_every_phrase() {

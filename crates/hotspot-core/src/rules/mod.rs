@@ -287,7 +287,7 @@ impl Rules {
 
 /// The rule library compiled into the binary: the fixture library a
 /// provincial operator can start from (`fixtures/rules.toml`).
-pub const EMBEDDED_RULES: &str = include_str!("../../fixtures/rules.toml");
+pub const EMBEDDED_RULES: &str = include_str!("../../../../fixtures/rules.toml");
 
 /// Loads [`EMBEDDED_RULES`] (checked by the test suite, so this only fails
 /// in a broken build): [`load()`] without a path, less the text.

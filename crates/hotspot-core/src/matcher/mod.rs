@@ -375,7 +375,7 @@ impl Matcher {
     /// normalisation; the result is left in `m`. Text that the normaliser's
     /// fast path covers (nearly all) is matched in place, without being
     /// normalised into a copy first; other text goes through `normalizer`.
-    pub(crate) fn find_text(&self, text: &str, normalizer: &mut Normalizer, m: &mut Matches) {
+    pub fn find_text(&self, text: &str, normalizer: &mut Normalizer, m: &mut Matches) {
         let done = match &self.automaton {
             Automaton_::Chars(a) => self.find_raw(a, text, m),
             Automaton_::WideChars(a) => self.find_raw(a, text, m),

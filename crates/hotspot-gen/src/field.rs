@@ -65,9 +65,9 @@ use super::regions::{PROVINCES, REGIONS, cities_of};
 use super::truth::{self, Counts, Item};
 use super::world::{Checker, World};
 use super::{Config, Driven, Progress, curve, drive, format_date, midnight};
-use crate::matcher::Matcher;
-use crate::rules::{self, Rules};
-use crate::time::{format_cst, format_duration};
+use hotspot_core::matcher::Matcher;
+use hotspot_core::rules::{self, Rules};
+use hotspot_core::time::{format_cst, format_duration};
 
 /// Complaints per affected customer: an outage affecting 0.3 % of 杭州's
 /// 13 million customers (39,000) gives about 78 complaints.
@@ -356,7 +356,7 @@ pub fn learning_days(days: u32) -> u32 {
 pub fn default_surge_day(start_day: i64, days: u32) -> Option<i64> {
     let learn_end = start_day + learning_days(days) as i64;
     let end = start_day + days as i64;
-    let (y0, _, _) = crate::time::civil_from_days(start_day);
+    let (y0, _, _) = hotspot_core::time::civil_from_days(start_day);
     [y0, y0 + 1]
         .into_iter()
         .filter_map(|y| super::parse_date(&format!("{y:04}-03-15")))

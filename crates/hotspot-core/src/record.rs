@@ -45,7 +45,7 @@ pub enum Reject {
 
 impl Reject {
     /// Every reason, in check order.
-    pub(crate) const ALL: [Reject; 4] = [
+    pub const ALL: [Reject; 4] = [
         Reject::InvalidUtf8,
         Reject::InvalidJson,
         Reject::MissingField,

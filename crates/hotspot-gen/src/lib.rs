@@ -63,9 +63,9 @@ use self::regions::{REGIONS, RegionPicker};
 use self::text::{Frame, Place, Since, TextCtx, compose, compose_plain};
 use self::truth::{Background, Busiest, Counts, Truth};
 use self::world::{Checker, TopicKind, World};
-use crate::matcher::Matcher;
-use crate::rules::Rules;
-use crate::time::{CST_OFFSET_MS, days_from_civil, format_duration};
+use hotspot_core::matcher::Matcher;
+use hotspot_core::rules::Rules;
+use hotspot_core::time::{CST_OFFSET_MS, days_from_civil, format_duration};
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -93,12 +93,12 @@ pub fn parse_date(s: &str) -> Option<i64> {
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
     let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let days = days_from_civil(y, m, d);
-    (crate::time::civil_from_days(days) == (y, m as u32, d as u32)).then_some(days)
+    (hotspot_core::time::civil_from_days(days) == (y, m as u32, d as u32)).then_some(days)
 }
 
 /// `yyyy-mm-dd` of a day number.
 pub fn format_date(day: i64) -> String {
-    let (y, m, d) = crate::time::civil_from_days(day);
+    let (y, m, d) = hotspot_core::time::civil_from_days(day);
     format!("{y:04}-{m:02}-{d:02}")
 }
 
@@ -823,7 +823,7 @@ fn background_bound(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules;
+    use hotspot_core::rules;
 
     fn run(seed: u64, events: u64, dirty: f64) -> (Vec<u8>, Truth) {
         let rules = rules::embedded().unwrap();
@@ -886,9 +886,9 @@ mod tests {
         let (clean, tc) = run(4, 3000, 0.0);
         let (dirty, td) = run(4, 3000, 0.1);
         let valid = |buf: &[u8]| -> Vec<Vec<u8>> {
-            let mut d = crate::record::Decoder::new();
+            let mut d = hotspot_core::record::Decoder::new();
             buf.split(|&c| c == b'\n')
-                .filter(|l| matches!(d.decode(l), crate::record::Decoded::Record(r) if r.text.len() < 1 << 20))
+                .filter(|l| matches!(d.decode(l), hotspot_core::record::Decoded::Record(r) if r.text.len() < 1 << 20))
                 .map(<[u8]>::to_vec)
                 .collect()
         };

@@ -16,7 +16,7 @@
 use std::fmt::Write as _;
 
 /// China Standard Time, the offset every written timestamp uses (5.13).
-pub(crate) const CST_OFFSET_MS: i64 = 8 * 3_600_000;
+pub const CST_OFFSET_MS: i64 = 8 * 3_600_000;
 
 /// `0000-01-01T00:00:00+08:00` in epoch milliseconds.
 pub(crate) const MIN_MS: i64 = days_from_civil(0, 1, 1) * 86_400_000 - CST_OFFSET_MS;
@@ -24,7 +24,7 @@ pub(crate) const MIN_MS: i64 = days_from_civil(0, 1, 1) * 86_400_000 - CST_OFFSE
 pub(crate) const MAX_MS: i64 = days_from_civil(10_000, 1, 1) * 86_400_000 - CST_OFFSET_MS - 1;
 
 /// Wall clock, epoch milliseconds.
-pub(crate) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::SystemTime::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -253,7 +253,7 @@ pub(crate) fn write_cst(out: &mut String, ms: i64) {
 }
 
 /// `ms` as RFC 3339 in `+08:00` (see [`write_cst`]).
-pub(crate) fn format_cst(ms: i64) -> String {
+pub fn format_cst(ms: i64) -> String {
     let mut s = String::with_capacity(29);
     write_cst(&mut s, ms);
     s
@@ -262,7 +262,7 @@ pub(crate) fn format_cst(ms: i64) -> String {
 /// An error in a duration such as `30m`, `1h30m`, `500ms`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid duration {text:?}: {why} (write it like 30m, 90s, 1h30m or 500ms)")]
-pub(crate) struct DurationError {
+pub struct DurationError {
     text: String,
     why: &'static str,
 }
@@ -270,7 +270,7 @@ pub(crate) struct DurationError {
 /// Parses a duration written as one or more `<integer><unit>` parts, units
 /// `ms`, `s`, `m`, `h`, `d` (`30m`, `90s`, `1h30m`, `500ms`), into
 /// milliseconds.
-pub(crate) fn parse_duration(text: &str) -> Result<i64, DurationError> {
+pub fn parse_duration(text: &str) -> Result<i64, DurationError> {
     let err = |why| DurationError {
         text: text.to_owned(),
         why,
@@ -316,7 +316,7 @@ pub(crate) fn parse_duration(text: &str) -> Result<i64, DurationError> {
 }
 
 /// Writes milliseconds back in the same notation (`1h30m`, `500ms`, `0s`).
-pub(crate) fn format_duration(ms: i64) -> String {
+pub fn format_duration(ms: i64) -> String {
     if ms == 0 {
         return "0s".into();
     }
