@@ -117,13 +117,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     if let Some(smtp) = &smtp {
         for e in &email_routes {
-            targets.push(Target::Email(EmailTarget::new(
+            targets.push(Target::Email(Box::new(EmailTarget::new(
                 &e.department,
                 &e.to,
                 smtp,
                 Some(&public_url),
                 settings.retry.timeout,
-            )?));
+            )?)));
         }
     }
     if let Some(am) = &settings.alertmanager {

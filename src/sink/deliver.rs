@@ -29,7 +29,8 @@ pub enum Target {
     File(FileTarget),
     Webhook(WebhookTarget),
     Alertmanager(AlertmanagerTarget),
-    Email(EmailTarget),
+    /// A department's e-mail (boxed: the SMTP transport is large).
+    Email(Box<EmailTarget>),
     /// An alerts topic (see [`super::fluvio`]).
     #[cfg(feature = "fluvio")]
     Fluvio(Box<super::fluvio::FluvioTarget>),
