@@ -98,6 +98,9 @@ pub struct Metrics {
     pub sink_failures: IntCounterVec,
     /// hotspot_sink_up{sink}: 1 if the last attempt succeeded.
     pub sink_up: IntGaugeVec,
+    /// hotspot_sink_refusals_total{sink}: attempts a group robot answered
+    /// with an error code in its body (each is also a failure, retried).
+    pub sink_refusals: IntCounterVec,
     /// hotspot_intake_queue_depth: batches waiting for the engine.
     pub intake_queue: IntGauge,
     /// hotspot_intake_refused_total{code}: requests refused (400, 401, 408, 413, 422, 429, 503).
@@ -275,6 +278,13 @@ impl Metrics {
                 opts(
                     "hotspot_sink_up",
                     "1 if the sink's last delivery attempt succeeded"
+                ),
+                &["sink"]
+            )),
+            sink_refusals: reg!(IntCounterVec::new(
+                opts(
+                    "hotspot_sink_refusals_total",
+                    "Delivery attempts a group robot refused in its answer body (errcode or code not 0)"
                 ),
                 &["sink"]
             )),

@@ -8,10 +8,13 @@ use std::time::Duration;
 
 use crate::fluvio_settings::{StartAt, parse_partitions};
 use crate::service::config::{
-    FileConfig, LogFormat, OptionalDuration, Webhook, parse_duration_value, parse_listen,
-    parse_offset, parse_optional_duration, parse_size, parse_webhook, set,
+    EmailRoute, FileConfig, LogFormat, OptionalDuration, Webhook, WebhookSecret,
+    apply_webhook_secrets, parse_duration_value, parse_email, parse_listen, parse_mailbox,
+    parse_offset, parse_optional_duration, parse_public_url, parse_size, parse_smtp_server,
+    parse_webhook, parse_webhook_secret, set,
 };
 use crate::service::{self, Settings};
+use crate::sink::robot::Secret;
 
 /// The partitions of `--partitions 0,2`.
 #[derive(Debug, Clone)]
@@ -45,9 +48,43 @@ pub struct Args {
     /// Append alert lines to this file.
     #[arg(long, value_name = "FILE")]
     pub alerts: Option<PathBuf>,
-    /// POST a department's alerts to a URL (repeatable; department `*` gets all).
-    #[arg(long, value_name = "DEPARTMENT=URL", value_parser = parse_webhook)]
+    /// POST a department's alerts to a URL (repeatable; department `*` gets
+    /// all): the alert object, or with FORMAT+ (wecom, dingtalk, feishu) that
+    /// group robot's message.
+    #[arg(long, value_name = "DEPARTMENT=[FORMAT+]URL", value_parser = parse_webhook)]
     pub webhook: Vec<Webhook>,
+    /// Sign the department's DingTalk and Feishu webhook requests with this
+    /// secret (repeatable).
+    #[arg(long, value_name = "DEPARTMENT=SECRET", value_parser = parse_webhook_secret)]
+    pub webhook_secret: Vec<WebhookSecret>,
+    /// The status page's address as people reach it, for the links in
+    /// notifications (default http://LISTEN).
+    #[arg(long, value_name = "URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
+    /// E-mail a department's alerts to these addresses (repeatable;
+    /// department `*` gets all). Needs --smtp and --smtp-from.
+    #[arg(long, value_name = "DEPARTMENT=ADDR[,ADDR]", value_parser = parse_email)]
+    pub email: Vec<EmailRoute>,
+    /// SMTP server for --email, HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_smtp_server)]
+    pub smtp: Option<(String, u16)>,
+    /// Sender of the e-mails, e.g. "hotspot <hotspot@example.com>".
+    #[arg(long, value_name = "ADDRESS", value_parser = parse_mailbox)]
+    pub smtp_from: Option<lettre::message::Mailbox>,
+    /// Upgrade the SMTP connection with STARTTLS (builds with `--features tls`).
+    #[arg(long)]
+    pub smtp_starttls: bool,
+    /// SMTP login user name (the password from HOTSPOT_SMTP_PASSWORD).
+    #[arg(long, value_name = "USER")]
+    pub smtp_user: Option<String>,
+    /// SMTP login password.
+    #[arg(
+        long,
+        env = "HOTSPOT_SMTP_PASSWORD",
+        hide_env_values = true,
+        hide = true
+    )]
+    pub smtp_password: Option<String>,
     /// Alertmanager base URL, e.g. http://127.0.0.1:9093.
     #[arg(long, value_name = "URL")]
     pub alertmanager: Option<String>,
@@ -164,6 +201,9 @@ impl Args {
             FileConfig::read(p)?.apply(&mut s);
         }
         self.apply(&mut s);
+        apply_webhook_secrets(&mut s.webhooks, &self.webhook_secret).map_err(anyhow::Error::msg)?;
+        s.smtp()?;
+        s.check_webhooks()?;
         s.fluvio.check()?;
         Ok(s)
     }
@@ -174,6 +214,17 @@ impl Args {
         set(&mut s.listen, self.listen);
         set(&mut s.alerts, self.alerts.clone().map(Some));
         s.webhooks.extend(self.webhook.iter().cloned());
+        set(&mut s.public_url, self.public_url.clone().map(Some));
+        s.emails.extend(self.email.iter().cloned());
+        let m = &mut s.smtp;
+        set(&mut m.server, self.smtp.clone().map(Some));
+        set(&mut m.from, self.smtp_from.clone().map(Some));
+        m.starttls |= self.smtp_starttls;
+        set(&mut m.username, self.smtp_user.clone().map(Some));
+        set(
+            &mut m.password,
+            self.smtp_password.clone().map(|p| Some(Secret(p))),
+        );
         set(&mut s.alertmanager, self.alertmanager.clone().map(Some));
         set(&mut s.alertmanager_resend, self.alertmanager_resend);
         set(&mut s.state_dir, self.state_dir.clone().map(Some));
@@ -318,6 +369,51 @@ mod tests {
     }
 
     #[test]
+    fn webhook_secrets_from_flags_sign_the_files_robots_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("hotspot.toml");
+        std::fs::write(
+            &p,
+            "[[webhook]]\ndepartment = \"net\"\nformat = \"feishu\"\nurl = \"http://127.0.0.1:1/f\"\nsecret = \"from-file\"\n\n[smtp]\nserver = \"127.0.0.1:25\"\n",
+        )
+        .unwrap();
+        let a = args(&[
+            "--config",
+            p.to_str().unwrap(),
+            "--webhook",
+            "net=dingtalk+http://127.0.0.1:1/d",
+            "--webhook-secret",
+            "net=from-flag",
+            "--email",
+            "net=noc@example.com",
+            "--smtp-from",
+            "hotspot@example.com",
+        ])
+        .unwrap();
+        let s = a.settings().unwrap();
+        let secrets: Vec<&str> = s
+            .webhooks
+            .iter()
+            .map(|w| w.secret.as_ref().unwrap().0.as_str())
+            .collect();
+        assert_eq!(secrets, ["from-flag", "from-flag"], "the flag wins");
+        let smtp = s.smtp().unwrap().unwrap();
+        assert_eq!(smtp.port, 25, "the file's server, the flag's sender");
+        assert_eq!(smtp.from.email.to_string(), "hotspot@example.com");
+        let e = args(&[
+            "--webhook",
+            "net=http://127.0.0.1:1/j",
+            "--webhook-secret",
+            "net=s",
+        ])
+        .unwrap()
+        .settings()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("no dingtalk or feishu webhook"), "{e}");
+    }
+
+    #[test]
     fn a_bad_flag_value_is_refused_by_its_parser() {
         for (flag, value, want) in [
             ("--max-body", "16 parsecs", "invalid size"),
@@ -331,6 +427,20 @@ mod tests {
             ("--webhook", "vas", "expected DEPARTMENT=URL"),
             ("--webhook", "vas=ftp://x", "http:// or https://"),
             ("--log-format", "xml", "expected \"human\" or \"json\""),
+            (
+                "--webhook",
+                "vas=slack+http://x",
+                "expected a format of json",
+            ),
+            ("--webhook-secret", "vas", "expected DEPARTMENT=SECRET"),
+            ("--email", "vas=nobody", "is not an e-mail address"),
+            ("--smtp", "mail:x", "expected HOST:PORT"),
+            ("--smtp-from", "nobody", "is not an e-mail address"),
+            (
+                "--public-url",
+                "status.example",
+                "the status page's base URL",
+            ),
             ("--partitions", "0,x", "is not a partition number"),
             (
                 "--fluvio-start",

@@ -18,6 +18,9 @@ use serde::{Deserialize, Deserializer};
 
 use crate::fluvio_settings::{FluvioSettings, FluvioTlsOptions, StartAt};
 use crate::retry::RetryPolicy;
+use crate::sink::email::SmtpSettings;
+use crate::sink::notify::Format;
+use crate::sink::robot::Secret;
 use crate::time::parse_duration;
 
 /// The config file, parsed: every value typed, `None` where the file does
@@ -56,6 +59,11 @@ pub struct FileConfig {
     pub queue: Option<usize>,
     #[serde(default)]
     pub webhook: Vec<Webhook>,
+    #[serde(default, deserialize_with = "de::public_url")]
+    pub public_url: Option<String>,
+    #[serde(default)]
+    pub email: Vec<EmailRoute>,
+    pub smtp: Option<SmtpConfig>,
     pub alertmanager: Option<AlertmanagerConfig>,
     pub delivery: Option<DeliveryConfig>,
     pub fluvio: Option<FluvioConfig>,
@@ -98,13 +106,17 @@ pub struct FluvioConfig {
 }
 
 /// A department's webhook: `[[webhook]]` in the file, `--webhook
-/// DEPARTMENT=URL` on the command line.
+/// DEPARTMENT=[FORMAT+]URL` on the command line.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "WebhookConfig")]
 pub struct Webhook {
     /// A department, or `*` for every alert.
     pub department: String,
     pub url: String,
+    /// The message: the alert object (`json`) or a group robot's.
+    pub format: Format,
+    /// Signs DingTalk and Feishu requests.
+    pub secret: Option<Secret>,
 }
 
 /// A `[[webhook]]` table as written.
@@ -113,28 +125,228 @@ pub struct Webhook {
 pub struct WebhookConfig {
     pub department: String,
     pub url: String,
+    #[serde(default, deserialize_with = "de::parsed")]
+    pub format: Option<Format>,
+    pub secret: Option<String>,
 }
 
 impl TryFrom<WebhookConfig> for Webhook {
     type Error = String;
     fn try_from(w: WebhookConfig) -> Result<Webhook, String> {
-        Webhook::new(&w.department, &w.url).map_err(|e| format!("[[webhook]]: {e}"))
+        let mut h = Webhook::new(&w.department, &w.url).map_err(|e| format!("[[webhook]]: {e}"))?;
+        if let Some(f) = w.format {
+            if h.format != Format::Json && h.format != f {
+                return Err(format!(
+                    "[[webhook]]: format {:?} and a {}+ URL disagree",
+                    f.as_str(),
+                    h.format.as_str()
+                ));
+            }
+            h.format = f;
+        }
+        if let Some(secret) = w.secret {
+            h.set_secret(Secret(secret))
+                .map_err(|e| format!("[[webhook]]: {e}"))?;
+        }
+        Ok(h)
     }
 }
 
 impl Webhook {
+    /// `url` may start with `FORMAT+` (`dingtalk+https://…`).
     fn new(department: &str, url: &str) -> Result<Webhook, String> {
         let (d, u) = (department.trim(), url.trim());
+        let (format, u) = match u.split_once('+') {
+            Some((f, rest)) if !f.contains(':') && !f.contains('/') => (f.parse::<Format>()?, rest),
+            _ => (Format::Json, u),
+        };
         if d.is_empty() || !(u.starts_with("http://") || u.starts_with("https://")) {
             return Err(format!(
-                "\"{department}={url}\": expected DEPARTMENT=URL with an http:// or https:// URL"
+                "\"{department}={url}\": expected DEPARTMENT=URL or DEPARTMENT=FORMAT+URL with an http:// or https:// URL"
             ));
         }
         Ok(Webhook {
             department: d.to_owned(),
             url: u.to_owned(),
+            format,
+            secret: None,
         })
     }
+
+    fn set_secret(&mut self, secret: Secret) -> Result<(), String> {
+        if !self.format.signed() {
+            return Err(format!(
+                "a secret for the {} webhook of {:?}: only dingtalk and feishu requests are signed",
+                self.format.as_str(),
+                self.department
+            ));
+        }
+        if secret.0.is_empty() {
+            return Err(format!("an empty secret for {:?}", self.department));
+        }
+        self.secret = Some(secret);
+        Ok(())
+    }
+}
+
+/// `--webhook-secret DEPARTMENT=SECRET`: signs every DingTalk and Feishu
+/// webhook of the department.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookSecret {
+    pub department: String,
+    pub secret: Secret,
+}
+
+/// Parses `DEPARTMENT=SECRET`.
+pub fn parse_webhook_secret(s: &str) -> Result<WebhookSecret, String> {
+    match s.split_once('=') {
+        Some((d, v)) if !d.trim().is_empty() && !v.is_empty() => Ok(WebhookSecret {
+            department: d.trim().to_owned(),
+            secret: Secret(v.to_owned()),
+        }),
+        _ => Err("expected DEPARTMENT=SECRET".into()),
+    }
+}
+
+/// Gives each department's signed webhooks its secret; a secret for a
+/// department without a DingTalk or Feishu webhook is a mistake.
+pub fn apply_webhook_secrets(
+    webhooks: &mut [Webhook],
+    secrets: &[WebhookSecret],
+) -> Result<(), String> {
+    for s in secrets {
+        let mut used = false;
+        for w in webhooks
+            .iter_mut()
+            .filter(|w| w.department == s.department && w.format.signed())
+        {
+            w.set_secret(s.secret.clone())?;
+            used = true;
+        }
+        if !used {
+            return Err(format!(
+                "--webhook-secret {}=…: the department has no dingtalk or feishu webhook",
+                s.department
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `[[email]]` in the file, `--email DEPARTMENT=ADDR[,ADDR]` on the command
+/// line: a department's alerts by e-mail.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "EmailConfig")]
+pub struct EmailRoute {
+    /// A department, or `*` for every alert.
+    pub department: String,
+    pub to: Vec<lettre::message::Mailbox>,
+}
+
+/// An `[[email]]` table as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    pub department: String,
+    pub to: Vec<String>,
+}
+
+impl TryFrom<EmailConfig> for EmailRoute {
+    type Error = String;
+    fn try_from(e: EmailConfig) -> Result<EmailRoute, String> {
+        parse_email(&format!("{}={}", e.department, e.to.join(",")))
+            .map_err(|m| format!("[[email]]: {m}"))
+    }
+}
+
+/// Parses `DEPARTMENT=ADDR[,ADDR]` (an address may be `名字 <a@b>`).
+pub fn parse_email(s: &str) -> Result<EmailRoute, String> {
+    let (d, list) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected DEPARTMENT=ADDRESS[,ADDRESS]"))?;
+    let d = d.trim();
+    let to = list
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(|a| {
+            a.parse::<lettre::message::Mailbox>()
+                .map_err(|e| format!("{a:?} is not an e-mail address: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if d.is_empty() || to.is_empty() {
+        return Err(format!("{s:?}: expected DEPARTMENT=ADDRESS[,ADDRESS]"));
+    }
+    Ok(EmailRoute {
+        department: d.to_owned(),
+        to,
+    })
+}
+
+/// The `[smtp]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// `HOST:PORT` of the SMTP server.
+    #[serde(default, deserialize_with = "de::smtp_server")]
+    pub server: Option<(String, u16)>,
+    /// The sender, e.g. `hotspot <hotspot@example.com>`.
+    #[serde(default, deserialize_with = "de::mailbox")]
+    pub from: Option<lettre::message::Mailbox>,
+    pub starttls: Option<bool>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+/// SMTP settings as given, checked once all are in ([`Settings::smtp`]).
+#[derive(Debug, Clone, Default)]
+pub struct SmtpOptions {
+    pub server: Option<(String, u16)>,
+    pub from: Option<lettre::message::Mailbox>,
+    pub starttls: bool,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+}
+
+/// Parses `HOST:PORT` (`HOST` alone: port 25; `[::1]:25` for IPv6).
+pub fn parse_smtp_server(s: &str) -> Result<(String, u16), String> {
+    let s = s.trim();
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(':') || h.starts_with('[') => (
+            h,
+            p.parse::<u16>()
+                .map_err(|_| format!("{s:?}: expected HOST:PORT, e.g. 127.0.0.1:25"))?,
+        ),
+        _ => (s, 25),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(format!("{s:?}: expected HOST:PORT, e.g. 127.0.0.1:25"));
+    }
+    Ok((host.to_owned(), port))
+}
+
+/// Parses a sender such as `hotspot <hotspot@example.com>`.
+pub fn parse_mailbox(s: &str) -> Result<lettre::message::Mailbox, String> {
+    s.trim()
+        .parse()
+        .map_err(|e| format!("{s:?} is not an e-mail address: {e}"))
+}
+
+/// Parses `--public-url`: where people reach the status page
+/// (`https://hotspot.example.com`), for the links in notifications.
+pub fn parse_public_url(s: &str) -> Result<String, String> {
+    let u = s.trim();
+    let ok = (u.starts_with("http://") || u.starts_with("https://"))
+        && !u.contains(|c: char| c.is_whitespace() || "()<>\"'`".contains(c))
+        && !u.contains('?')
+        && !u.contains('#');
+    if !ok {
+        return Err(format!(
+            "{s:?}: expected the status page's base URL, like https://hotspot.example.com"
+        ));
+    }
+    Ok(u.trim_end_matches('/').to_owned())
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -213,6 +425,10 @@ pub struct Settings {
     pub max_connections: usize,
     pub queue: usize,
     pub webhooks: Vec<Webhook>,
+    /// The status page's base URL in notifications; None: `http://LISTEN`.
+    pub public_url: Option<String>,
+    pub emails: Vec<EmailRoute>,
+    pub smtp: SmtpOptions,
     pub alertmanager: Option<String>,
     pub alertmanager_resend: Duration,
     pub retry: RetryPolicy,
@@ -247,6 +463,9 @@ impl Default for Settings {
             max_connections: 512,
             queue: 256,
             webhooks: Vec::new(),
+            public_url: None,
+            emails: Vec::new(),
+            smtp: SmtpOptions::default(),
             alertmanager: None,
             alertmanager_resend: Duration::from_secs(60),
             retry: RetryPolicy::default(),
@@ -326,11 +545,11 @@ pub fn parse_offset(s: &str) -> Result<i32, String> {
     Ok(sign * (h * 60 + m))
 }
 
-/// Parses `DEPARTMENT=URL`.
+/// Parses `DEPARTMENT=URL` or `DEPARTMENT=FORMAT+URL`.
 pub fn parse_webhook(s: &str) -> Result<Webhook, String> {
     let (d, u) = s
         .split_once('=')
-        .ok_or_else(|| format!("{s:?}: expected DEPARTMENT=URL"))?;
+        .ok_or_else(|| format!("{s:?}: expected DEPARTMENT=URL or DEPARTMENT=FORMAT+URL"))?;
     Webhook::new(d, u)
 }
 
@@ -370,6 +589,20 @@ mod de {
 
     pub fn offset<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Error> {
         with(d, parse_offset)
+    }
+
+    pub fn public_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        with(d, parse_public_url)
+    }
+
+    pub fn smtp_server<'de, D: Deserializer<'de>>(d: D) -> Result<Option<(String, u16)>, D::Error> {
+        with(d, parse_smtp_server)
+    }
+
+    pub fn mailbox<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<lettre::message::Mailbox>, D::Error> {
+        with(d, parse_mailbox)
     }
 
     pub fn parsed<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
@@ -479,6 +712,15 @@ impl FileConfig {
         set(&mut s.queue, self.queue.map(|q| q.max(1)));
         s.webhooks.extend(self.webhook);
         set(&mut s.display_offset_min, self.display_offset);
+        set(&mut s.public_url, self.public_url.map(Some));
+        s.emails.extend(self.email);
+        if let Some(m) = self.smtp {
+            set(&mut s.smtp.server, m.server.map(Some));
+            set(&mut s.smtp.from, m.from.map(Some));
+            set(&mut s.smtp.starttls, m.starttls);
+            set(&mut s.smtp.username, m.username.map(Some));
+            set(&mut s.smtp.password, m.password.map(|p| Some(Secret(p))));
+        }
         if let Some(am) = self.alertmanager {
             s.alertmanager = Some(am.url);
             set(&mut s.alertmanager_resend, am.resend);
@@ -527,6 +769,78 @@ impl Settings {
         FileConfig::read(path)?.apply(&mut s);
         Ok(s)
     }
+
+    /// The SMTP server to send e-mail through: None without `--email`;
+    /// an error when e-mail is asked for without a server or a sender, or
+    /// a server is given with nothing to send.
+    pub fn smtp(&self) -> anyhow::Result<Option<SmtpSettings>> {
+        let o = &self.smtp;
+        if self.emails.is_empty() {
+            if o.server.is_some() {
+                anyhow::bail!(
+                    "--smtp (or [smtp]) is set but no --email (or [[email]]) says who gets mail"
+                );
+            }
+            return Ok(None);
+        }
+        let Some((host, port)) = o.server.clone() else {
+            anyhow::bail!("--email needs an SMTP server: --smtp HOST:PORT (or server in [smtp])");
+        };
+        let Some(from) = o.from.clone() else {
+            anyhow::bail!("--email needs a sender: --smtp-from ADDRESS (or from in [smtp])");
+        };
+        if o.username.is_some() != o.password.is_some() {
+            anyhow::bail!("an SMTP login needs both a user name and a password");
+        }
+        if o.starttls && !cfg!(feature = "tls") {
+            anyhow::bail!(
+                "smtp starttls needs a build with TLS: cargo build --release --features tls"
+            );
+        }
+        Ok(Some(SmtpSettings {
+            host,
+            port,
+            from,
+            starttls: o.starttls,
+            username: o.username.clone(),
+            password: o.password.clone(),
+        }))
+    }
+
+    /// Webhook URLs this build can reach: `https://` needs the `tls`
+    /// feature (every group robot's URL is https).
+    pub fn check_webhooks(&self) -> anyhow::Result<()> {
+        if cfg!(feature = "tls") {
+            return Ok(());
+        }
+        if let Some(w) = self.webhooks.iter().find(|w| w.url.starts_with("https://")) {
+            anyhow::bail!(
+                "the {} webhook of {:?} is https: that needs a build with TLS: cargo build --release --features tls",
+                w.format.as_str(),
+                w.department
+            );
+        }
+        Ok(())
+    }
+
+    /// The e-mail routes merged by department (one message per alert line
+    /// to all of a department's addresses), in the order first given.
+    pub fn email_routes(&self) -> Vec<EmailRoute> {
+        let mut out: Vec<EmailRoute> = Vec::new();
+        for r in &self.emails {
+            match out.iter_mut().find(|o| o.department == r.department) {
+                Some(o) => {
+                    for a in &r.to {
+                        if !o.to.contains(a) {
+                            o.to.push(a.clone());
+                        }
+                    }
+                }
+                None => out.push(r.clone()),
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]
@@ -544,11 +858,151 @@ mod tests {
             parse_webhook("vas=http://127.0.0.1:9/x").unwrap(),
             Webhook {
                 department: "vas".into(),
-                url: "http://127.0.0.1:9/x".into()
+                url: "http://127.0.0.1:9/x".into(),
+                format: Format::Json,
+                secret: None,
             }
         );
         assert!(parse_webhook("vas").is_err());
         assert!(parse_webhook("vas=ftp://x").is_err());
+    }
+
+    #[test]
+    fn webhook_formats_secrets_email_and_smtp_from_flags() {
+        let w = parse_webhook("net=dingtalk+https://oapi.dingtalk.com/robot/send?access_token=x")
+            .unwrap();
+        assert_eq!(w.format, Format::Dingtalk);
+        assert_eq!(w.url, "https://oapi.dingtalk.com/robot/send?access_token=x");
+        let plain = parse_webhook("net=http://h/a+b").unwrap();
+        assert_eq!(
+            (plain.format, plain.url.as_str()),
+            (Format::Json, "http://h/a+b")
+        );
+        assert!(
+            parse_webhook("vas=slack+http://h")
+                .unwrap_err()
+                .contains("json, wecom, dingtalk or feishu")
+        );
+        let mut hooks = vec![
+            w,
+            plain,
+            parse_webhook("net=feishu+https://f/hook/1").unwrap(),
+        ];
+        apply_webhook_secrets(&mut hooks, &[parse_webhook_secret("net=SEC1=").unwrap()]).unwrap();
+        let secrets: Vec<Option<&str>> = hooks
+            .iter()
+            .map(|h| h.secret.as_ref().map(|s| s.0.as_str()))
+            .collect();
+        assert_eq!(secrets, [Some("SEC1="), None, Some("SEC1=")]);
+        let e = apply_webhook_secrets(&mut hooks, &[parse_webhook_secret("vas=S").unwrap()])
+            .unwrap_err();
+        assert!(e.contains("has no dingtalk or feishu webhook"), "{e}");
+        assert!(parse_webhook_secret("net").is_err());
+        assert!(parse_webhook_secret("net=").is_err());
+        assert!(
+            !format!("{hooks:?}").contains("SEC1"),
+            "secrets do not print"
+        );
+
+        assert_eq!(
+            parse_smtp_server("mail.example.com:587").unwrap(),
+            ("mail.example.com".into(), 587)
+        );
+        assert_eq!(parse_smtp_server("mail").unwrap(), ("mail".into(), 25));
+        assert_eq!(
+            parse_smtp_server("[::1]:2525").unwrap(),
+            ("::1".into(), 2525)
+        );
+        assert!(parse_smtp_server("mail:x").is_err());
+        let e = parse_email("vas=值班 <a@example.com>, b@example.com").unwrap();
+        assert_eq!(e.department, "vas");
+        assert_eq!(e.to.len(), 2);
+        assert_eq!(e.to[0].name.as_deref(), Some("值班"));
+        assert!(parse_email("vas=").is_err());
+        assert!(
+            parse_email("vas=nobody")
+                .unwrap_err()
+                .contains("is not an e-mail address")
+        );
+        assert_eq!(
+            parse_public_url("https://h.example/").unwrap(),
+            "https://h.example"
+        );
+        assert!(parse_public_url("https://h.example/(x)").is_err());
+        assert!(parse_public_url("h.example").is_err());
+    }
+
+    #[test]
+    fn webhook_formats_email_and_smtp_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("hotspot.toml");
+        std::fs::write(
+            &p,
+            "public_url = \"https://hotspot.example.com/\"\n\n[[webhook]]\ndepartment = \"mkt\"\nformat = \"feishu\"\nurl = \"https://open.feishu.cn/open-apis/bot/v2/hook/x\"\nsecret = \"s1\"\n\n[[webhook]]\ndepartment = \"vas\"\nurl = \"wecom+https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k\"\n\n[[email]]\ndepartment = \"vas\"\nto = [\"a@example.com\"]\n\n[[email]]\ndepartment = \"vas\"\nto = [\"b@example.com\", \"a@example.com\"]\n\n[smtp]\nserver = \"127.0.0.1:2525\"\nfrom = \"hotspot <hotspot@example.com>\"\n",
+        )
+        .unwrap();
+        let s = Settings::from_file(&p).unwrap();
+        assert_eq!(s.public_url.as_deref(), Some("https://hotspot.example.com"));
+        assert_eq!(s.webhooks[0].format, Format::Feishu);
+        assert_eq!(s.webhooks[0].secret, Some(Secret("s1".into())));
+        assert_eq!(s.webhooks[1].format, Format::Wecom);
+        let routes = s.email_routes();
+        assert_eq!(routes.len(), 1, "one sink per department");
+        let to: Vec<String> = routes[0].to.iter().map(|m| m.email.to_string()).collect();
+        assert_eq!(to, ["a@example.com", "b@example.com"]);
+        let smtp = s.smtp().unwrap().unwrap();
+        assert_eq!((smtp.host.as_str(), smtp.port), ("127.0.0.1", 2525));
+        assert_eq!(smtp.from.email.to_string(), "hotspot@example.com");
+        assert!(!smtp.starttls);
+        for (text, want) in [
+            (
+                "[[webhook]]\ndepartment = \"vas\"\nformat = \"wecom\"\nurl = \"http://h/\"\nsecret = \"s\"\n",
+                "only dingtalk and feishu requests are signed",
+            ),
+            (
+                "[[webhook]]\ndepartment = \"vas\"\nformat = \"feishu\"\nurl = \"dingtalk+http://h/\"\n",
+                "disagree",
+            ),
+            (
+                "[[webhook]]\ndepartment = \"vas\"\nformat = \"slack\"\nurl = \"http://h/\"\n",
+                "hotspot.toml:3: webhook.format: \"slack\": expected a format",
+            ),
+            (
+                "[smtp]\nserver = \"h:x\"\n",
+                "hotspot.toml:2: smtp.server: \"h:x\": expected HOST:PORT",
+            ),
+            (
+                "[smtp]\nfrom = \"nobody\"\n",
+                "smtp.from: \"nobody\" is not an e-mail address",
+            ),
+            ("[smtp]\nhost = \"h\"\n", "unknown field"),
+            (
+                "[[email]]\ndepartment = \"vas\"\nto = [\"x\"]\n",
+                "is not an e-mail address",
+            ),
+            ("public_url = \"ftp://h\"\n", "hotspot.toml:1: public_url: "),
+        ] {
+            std::fs::write(&p, text).unwrap();
+            let e = Settings::from_file(&p).unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+        // E-mail without a server or a sender, a server without e-mail.
+        std::fs::write(
+            &p,
+            "[[email]]\ndepartment = \"vas\"\nto = [\"a@example.com\"]\n",
+        )
+        .unwrap();
+        let mut s = Settings::from_file(&p).unwrap();
+        assert!(
+            s.smtp()
+                .unwrap_err()
+                .to_string()
+                .contains("needs an SMTP server")
+        );
+        s.smtp.server = Some(("h".into(), 25));
+        assert!(s.smtp().unwrap_err().to_string().contains("needs a sender"));
+        s.emails.clear();
+        assert!(s.smtp().unwrap_err().to_string().contains("no --email"));
     }
 
     #[test]
@@ -629,7 +1083,7 @@ mod tests {
             ),
             (
                 "[[webhook]]\ndepartment = \"vas\"\nurl = \"ftp://x\"\n",
-                "expected DEPARTMENT=URL with an http:// or https:// URL",
+                "expected DEPARTMENT=URL or DEPARTMENT=FORMAT+URL with an http:// or https:// URL",
             ),
         ] {
             std::fs::write(&p, text).unwrap();

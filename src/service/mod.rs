@@ -48,9 +48,10 @@ use crate::metrics::{LatencyBook, Metrics};
 use crate::rules;
 use crate::sink::alertmanager::AlertmanagerTarget;
 use crate::sink::deliver::{Runner, Target};
+use crate::sink::email::{EmailTarget, email_name};
 use crate::sink::file::FileTarget;
 use crate::sink::outbox::Outbox;
-use crate::sink::webhook::WebhookTarget;
+use crate::sink::webhook::{WebhookTarget, webhook_name};
 use crate::source::SourceContext;
 use crate::source::follow::{Follow, FollowPos, source_name};
 use crate::source::http::{Intake, IntakeGate};
@@ -78,7 +79,19 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         names.push(format!("file:{}", p.display()));
     }
     for w in &settings.webhooks {
-        names.push(format!("webhook:{}:{}", w.department, w.url));
+        names.push(webhook_name(&w.department, w.format, &w.url));
+    }
+    // Links in notifications: where people reach the status page.
+    let public_url = settings
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", settings.listen));
+    let smtp = settings.smtp()?;
+    let email_routes = settings.email_routes();
+    if smtp.is_some() {
+        for e in &email_routes {
+            names.push(email_name(&e.department));
+        }
     }
     if let Some(am) = &settings.alertmanager {
         names.push(format!("alertmanager:{}", am.trim_end_matches('/')));
@@ -104,11 +117,22 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         targets.push(Target::File(t));
     }
     for w in &settings.webhooks {
-        targets.push(Target::Webhook(WebhookTarget::new(
-            &w.department,
-            &w.url,
-            client.clone(),
-        )));
+        let t = WebhookTarget::new(&w.department, &w.url, client.clone())
+            .with_format(w.format, w.secret.clone())
+            .with_link(Some(&public_url));
+        let refusals = metrics.sink_refusals.with_label_values(&[&t.name()]);
+        targets.push(Target::Webhook(t.with_refusals(refusals)));
+    }
+    if let Some(smtp) = &smtp {
+        for e in &email_routes {
+            targets.push(Target::Email(Box::new(EmailTarget::new(
+                &e.department,
+                &e.to,
+                smtp,
+                Some(&public_url),
+                settings.retry.timeout,
+            )?)));
+        }
     }
     if let Some(am) = &settings.alertmanager {
         targets.push(Target::Alertmanager(AlertmanagerTarget::new(
@@ -185,11 +209,15 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let (drain_tx, drain_rx) = watch::channel::<Option<Instant>>(None);
     let mut sink_names = Vec::new();
     let mut runners = Vec::new();
+    // The departments told by a webhook or e-mail of their own.
     let webhook_departments: Arc<std::collections::BTreeSet<String>> = Arc::new(
-        settings
-            .webhooks
+        targets
             .iter()
-            .map(|w| w.department.clone())
+            .filter_map(|t| match t {
+                Target::Webhook(w) => Some(w.department().to_owned()),
+                Target::Email(e) => Some(e.department().to_owned()),
+                _ => None,
+            })
             .collect(),
     );
     for (index, target) in targets.into_iter().enumerate() {
@@ -423,9 +451,9 @@ fn load_checked(
 
 /// What a sink tells the dispatch book when it delivers a line: the first
 /// delivery of a firing line to a sink that tells its department starts
-/// the alert's deadline. Such a sink is a webhook of the department (or a
-/// `*` webhook); for a department without webhooks, any sink (the alerts
-/// file, Alertmanager). The sink waits until the delivery is journaled
+/// the alert's deadline. Such a sink is a webhook or e-mail of the
+/// department (or a `*` one); for a department without either, any sink
+/// (the alerts file, Alertmanager). The sink waits until the delivery is journaled
 /// (see [`crate::sink::deliver::DeliveredHook`]).
 fn delivered_hook(
     target: &Target,
@@ -435,6 +463,7 @@ fn delivered_hook(
 ) -> crate::sink::deliver::DeliveredHook {
     let webhook = match target {
         Target::Webhook(w) => Some(w.department().to_owned()),
+        Target::Email(e) => Some(e.department().to_owned()),
         _ => None,
     };
     let (handle, shared, departments) =

@@ -474,7 +474,11 @@ form.act{{margin:.2em 0 0}} .err{{color:#b30000}}
     if s.open_alerts.iter().all(|a| a.alert.is_new_topic()) {
         h.push_str("<p class=\"none\" id=\"no-alerts\">无告警 — no open alerts</p>\n");
     } else {
-        let mut open: Vec<&OpenAlertView> = s.open_alerts.iter().filter(|a| !a.alert.is_new_topic()).collect();
+        let mut open: Vec<&OpenAlertView> = s
+            .open_alerts
+            .iter()
+            .filter(|a| !a.alert.is_new_topic())
+            .collect();
         open.sort_by(|a, b| {
             alert_heat(b)
                 .partial_cmp(&alert_heat(a))
@@ -789,7 +793,10 @@ mod tests {
             "{page}"
         );
         // Acknowledged like any alert: the dispatch cell with its buttons.
-        assert!(page.contains("<td class=\"dispatch unacknowledged\">"), "{page}");
+        assert!(
+            page.contains("<td class=\"dispatch unacknowledged\">"),
+            "{page}"
+        );
         // Not in the businesses' table.
         assert!(page.contains("id=\"no-alerts\""), "{page}");
         snap.open_alerts.clear();

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::outbox::{Cursor, Item, Outbox};
-use super::{alertmanager::AlertmanagerTarget, file::FileTarget, webhook::WebhookTarget};
+use super::{
+    alertmanager::AlertmanagerTarget, email::EmailTarget, file::FileTarget, webhook::WebhookTarget,
+};
 use crate::mask::mask;
 use crate::metrics::{LatencyBook, Metrics};
 use crate::retry::RetryPolicy;
@@ -26,6 +28,8 @@ pub enum Target {
     File(FileTarget),
     Webhook(WebhookTarget),
     Alertmanager(AlertmanagerTarget),
+    /// A department's e-mail (boxed: the SMTP transport is large).
+    Email(Box<EmailTarget>),
     /// An alerts topic (see [`super::fluvio`]).
     #[cfg(feature = "fluvio")]
     Fluvio(Box<super::fluvio::FluvioTarget>),
@@ -38,6 +42,7 @@ impl Target {
             Target::File(f) => f.name(),
             Target::Webhook(w) => w.name(),
             Target::Alertmanager(a) => a.name(),
+            Target::Email(e) => e.name(),
             #[cfg(feature = "fluvio")]
             Target::Fluvio(f) => f.name(),
         }
@@ -50,6 +55,7 @@ impl Target {
     pub fn wants(&self, item: &Item) -> bool {
         match self {
             Target::Webhook(w) => w.wants(item),
+            Target::Email(e) => e.wants(item),
             Target::Alertmanager(_) => super::notice::alertmanager_wants(item),
             _ => super::notice::is_alert_line(item),
         }
@@ -80,6 +86,7 @@ impl Target {
             Target::File(f) => f.send(item, cursor),
             Target::Webhook(w) => w.send(item).await,
             Target::Alertmanager(a) => a.send(item).await,
+            Target::Email(e) => e.send(item).await,
             #[cfg(feature = "fluvio")]
             Target::Fluvio(f) => f.send(item).await,
         }
