@@ -11,90 +11,15 @@
 //! both. Without a browser the test prints `SKIP:` and passes, unless
 //! `HOTSPOT_E2E=1`, where it fails.
 
+#[path = "support/browser.rs"]
+mod browser;
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use browser::{artefacts, chromium, run_chromium};
 use support::{Hotspot, get, root, skip, wait_until};
-
-fn chromium() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("HOTSPOT_CHROMIUM") {
-        return Some(PathBuf::from(p));
-    }
-    let path = std::env::var_os("PATH")?;
-    for name in ["chromium", "chromium-browser", "google-chrome", "chrome"] {
-        for dir in std::env::split_paths(&path) {
-            let p = dir.join(name);
-            if p.is_file() {
-                return Some(p);
-            }
-        }
-    }
-    None
-}
-
-fn artefacts() -> PathBuf {
-    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let d = tmp
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or(tmp)
-        .join("test-artefacts");
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// Runs headless Chromium with the usual isolation flags plus `extra`;
-/// returns stdout. Killed after 90 s.
-fn run_chromium(bin: &Path, extra: &[String], url: &str) -> String {
-    let profile = tempfile::tempdir().unwrap();
-    let out = tempfile::NamedTempFile::new().unwrap();
-    let err = tempfile::NamedTempFile::new().unwrap();
-    let mut child = Command::new(bin)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            "--hide-scrollbars",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(extra)
-        .arg(url)
-        .stdin(Stdio::null())
-        .stdout(out.reopen().unwrap())
-        .stderr(err.reopen().unwrap())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-    let t = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if t.elapsed() > Duration::from_secs(90) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "chromium did not finish in 90 s: {}",
-                std::fs::read_to_string(err.path()).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(
-        status.success(),
-        "chromium failed ({status}): {}",
-        std::fs::read_to_string(err.path()).unwrap_or_default()
-    );
-    std::fs::read_to_string(out.path()).unwrap()
-}
 
 /// The text between `start` (first occurrence) and the next `end`.
 fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
@@ -231,7 +156,7 @@ fn status_page_renders_in_headless_chromium() {
     let (code, raw) = get(hs.addr, "/");
     assert_eq!(code, 200);
 
-    let dom = run_chromium(&browser, &["--dump-dom".into()], &url);
+    let dom = run_chromium(&browser, &["--dump-dom".into()], &[], &url);
     let art = artefacts();
     std::fs::write(art.join("status-page.dom.html"), &dom).unwrap();
     let png = art.join("status-page.png");
@@ -242,6 +167,7 @@ fn status_page_renders_in_headless_chromium() {
             format!("--screenshot={}", png.display()),
             "--window-size=1400,1000".into(),
         ],
+        &[],
         &url,
     );
 
@@ -404,7 +330,7 @@ fn status_page_shows_province_alerts_with_scope_and_kind() {
     });
     let alerts = alerts.as_array().unwrap();
     let url = format!("http://{}/", hs.addr);
-    let dom = run_chromium(&browser, &["--dump-dom".into()], &url);
+    let dom = run_chromium(&browser, &["--dump-dom".into()], &[], &url);
     std::fs::write(artefacts().join("status-page.section8.dom.html"), &dom).unwrap();
 
     let table = between(&dom, "<table id=\"alerts\"", "</table>").expect("#alerts table");
@@ -570,16 +496,8 @@ fn a_click_on_the_ack_button_acknowledges() {
     let profile = tempfile::tempdir().unwrap();
     let err = tempfile::NamedTempFile::new().unwrap();
     let mut child = Command::new(&browser)
+        .args(browser::ISOLATION)
         .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
             "--window-size=1600,1200",
             "--remote-debugging-port=0",
             "--remote-allow-origins=*",

@@ -1,7 +1,6 @@
 //! Headless Chromium for the tests that look at a page as a browser draws
-//! it (the report), and reading the PNG screenshots it takes. Finds
-//! `chromium` like `tests/status_page.rs` does (`HOTSPOT_CHROMIUM` names
-//! another binary).
+//! it (the report, the status page), and reading the PNG screenshots it
+//! takes. `HOTSPOT_CHROMIUM` names another binary than `chromium` on PATH.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -24,6 +23,20 @@ pub fn chromium() -> Option<PathBuf> {
     None
 }
 
+/// Headless, no sandbox (containers), and nothing that reaches out: no
+/// background networking, component updates, sync or QUIC.
+pub const ISOLATION: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+];
+
 /// `target/test-artefacts`, created.
 pub fn artefacts() -> PathBuf {
     let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
@@ -43,25 +56,14 @@ pub fn run_chromium(bin: &Path, extra: &[String], env: &[(&str, &Path)], url: &s
     let out = tempfile::NamedTempFile::new().unwrap();
     let err = tempfile::NamedTempFile::new().unwrap();
     let mut cmd = Command::new(bin);
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--hide-scrollbars",
-        "--force-device-scale-factor=1",
-    ])
-    .arg(format!("--user-data-dir={}", profile.path().display()))
-    .args(extra)
-    .arg(url)
-    .stdin(Stdio::null())
-    .stdout(out.reopen().unwrap())
-    .stderr(err.reopen().unwrap());
+    cmd.args(ISOLATION)
+        .args(["--hide-scrollbars", "--force-device-scale-factor=1"])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(extra)
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(out.reopen().unwrap())
+        .stderr(err.reopen().unwrap());
     for (k, v) in env {
         cmd.env(k, v);
     }
