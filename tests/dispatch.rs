@@ -227,6 +227,15 @@ fn an_ack_stops_the_escalation_and_the_others_escalate_once() {
     assert!(open.iter().all(|a| a["ack_state"] == "unacknowledged"));
     let hz = id_of(&open, "杭州");
     let (nb, wz) = (id_of(&open, "宁波"), id_of(&open, "温州"));
+    // Deadlines (and the ack time) count from the delivery to vas: wait
+    // until all three deliveries are journaled.
+    wait_until("three deliveries to vas", Duration::from_secs(30), || {
+        open_alerts(&hs)
+            .iter()
+            .filter(|a| a.get("notified_at").is_some())
+            .count()
+            == 3
+    });
 
     // The API's refusals.
     let ack_path = format!("/v1/alerts/{}/ack", enc(&hz));
