@@ -183,6 +183,9 @@ fn key_of_hash(place: u64, hash: u64) -> u64 {
 /// text: some 130 characters, more than most complaints have).
 pub const MAX_GRAMS: usize = 128;
 
+/// Sketch updates a line is fetched ahead of its own.
+const PREFETCH_AHEAD: usize = 8;
+
 /// Region names whose place [`Topics::place_of`] remembers, at most.
 const MAX_PLACES_CACHED: usize = 4096;
 
@@ -552,25 +555,32 @@ impl Topics {
         self.candidates.clear();
         let inv_wf = 1.0 / wf;
         let screen = self.screen;
-        // The keys of both places first, every line fetched ahead, so that
-        // the lines of the city and of the province load side by side.
+        // The keys of both places first; each line is fetched
+        // `PREFETCH_AHEAD` updates ahead of its own, the city's and then
+        // the province's, so that a few load side by side while the
+        // others are updated (fetching all of them at once stalls on the
+        // CPU's miss buffers).
         self.keys.clear();
         for a in at.iter().flatten() {
-            for &h in &self.hashes {
-                let k = key_of_hash(a.key, h);
-                part.sketch.prefetch(k);
-                self.keys.push(k);
-            }
+            self.keys
+                .extend(self.hashes.iter().map(|&h| key_of_hash(a.key, h)));
+        }
+        for &k in self.keys.iter().take(PREFETCH_AHEAD) {
+            part.sketch.prefetch(k);
         }
         let n = self.hashes.len();
         for (l, a) in at.iter().enumerate() {
             let Some(a) = a else { continue };
             let keys = &self.keys[l * n..(l + 1) * n];
+            let ahead = self.keys.get(l * n + PREFETCH_AHEAD..).unwrap_or(&[]);
             // The place's background less (about) what its foreground
             // holds: the last hours, a burst included.
             let place_fg = a.total.0 * inv_wf;
             let place_usual = (a.total.1 - place_fg * wb).max(f32::MIN_POSITIVE);
-            for (&g, &k) in self.grams.iter().zip(keys) {
+            for (i, (&g, &k)) in self.grams.iter().zip(keys).enumerate() {
+                if let Some(&next) = ahead.get(i) {
+                    part.sketch.prefetch(next);
+                }
                 let (f, b) = part.sketch.add(k, wf, wb);
                 let fg = f * inv_wf;
                 if fg < screen {
