@@ -127,37 +127,49 @@ fn a_replay_killed_and_resumed_gives_the_same_new_topics() {
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     let (mut kills, mut resumed) = (0, 0);
     let mut saw_state = false;
-    loop {
-        let mut child = run().spawn().unwrap();
-        if kills < 6 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            std::thread::sleep(Duration::from_millis(60 + x % 240));
-            if child.try_wait().unwrap().is_none() {
-                child.kill().unwrap();
-                child.wait().unwrap();
-                kills += 1;
-                let ck = state.join("replay.json");
-                if ck.exists() {
-                    resumed += 1;
-                    if !saw_state {
-                        let text = std::fs::read_to_string(&ck).unwrap();
-                        saw_state = text.contains("\"topics\"");
-                        // Texts in the checkpoint are masked: no caller's
-                        // number (each is in its complaint's text).
-                        for l in lines.iter().take(20_000) {
-                            let phone = l.split(r#""caller":""#).nth(1).unwrap();
-                            let phone = phone.trim_end_matches("\"}");
-                            assert!(!text.contains(phone), "{phone} in clear");
+    // A fast machine can finish the replay before three kills land: then
+    // start over, from nothing, with shorter waits.
+    for attempt in 0..4 {
+        if attempt > 0 {
+            if kills >= 3 {
+                break;
+            }
+            let _ = std::fs::remove_dir_all(&state);
+            let _ = std::fs::remove_file(&crashed);
+            (kills, resumed, saw_state) = (0, 0, false);
+        }
+        loop {
+            let mut child = run().spawn().unwrap();
+            if kills < 6 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                std::thread::sleep(Duration::from_millis((60 + x % 240) >> attempt));
+                if child.try_wait().unwrap().is_none() {
+                    child.kill().unwrap();
+                    child.wait().unwrap();
+                    kills += 1;
+                    let ck = state.join("replay.json");
+                    if ck.exists() {
+                        resumed += 1;
+                        if !saw_state {
+                            let text = std::fs::read_to_string(&ck).unwrap();
+                            saw_state = text.contains("\"topics\"");
+                            // Texts in the checkpoint are masked: no caller's
+                            // number (each is in its complaint's text).
+                            for l in lines.iter().take(20_000) {
+                                let phone = l.split(r#""caller":""#).nth(1).unwrap();
+                                let phone = phone.trim_end_matches("\"}");
+                                assert!(!text.contains(phone), "{phone} in clear");
+                            }
                         }
                     }
+                    continue;
                 }
-                continue;
             }
+            assert!(child.wait().unwrap().success());
+            break;
         }
-        assert!(child.wait().unwrap().success());
-        break;
     }
     assert!(kills >= 3, "the test must kill the replay ({kills} kills)");
     assert!(

@@ -183,6 +183,9 @@ fn key_of_hash(place: u64, hash: u64) -> u64 {
 /// text: some 130 characters, more than most complaints have).
 pub const MAX_GRAMS: usize = 128;
 
+/// Sketch updates a line is fetched ahead of its own.
+const PREFETCH_AHEAD: usize = 8;
+
 /// Region names whose place [`Topics::place_of`] remembers, at most.
 const MAX_PLACES_CACHED: usize = 4096;
 
@@ -379,8 +382,10 @@ pub struct Topics {
     grams: Vec<u64>,
     /// [`mix`] of each of `grams`.
     hashes: Vec<u64>,
-    /// The sketch keys of `grams` at one place.
+    /// The sketch keys of `grams` at the city, then at its province.
     keys: Vec<u64>,
+    /// A token's characters ([`phrase::grams_raw`]).
+    tok: Vec<u8>,
     candidates: Vec<Candidate>,
     pool: Vec<Sample>,
     places: hashbrown::HashMap<Box<str>, Where>,
@@ -424,7 +429,8 @@ impl Topics {
             segs: Vec::with_capacity(32),
             grams: Vec::with_capacity(MAX_GRAMS),
             hashes: Vec::with_capacity(MAX_GRAMS),
-            keys: Vec::with_capacity(MAX_GRAMS),
+            keys: Vec::with_capacity(2 * MAX_GRAMS),
+            tok: Vec::with_capacity(64),
             candidates: Vec::with_capacity(16),
             pool: Vec::new(),
             places: hashbrown::HashMap::new(),
@@ -500,6 +506,7 @@ impl Topics {
     /// `fired` (city, then province; by phrase).
     pub fn observe(&mut self, doc: &TopicDoc<'_>, wm: Option<i64>, fired: &mut Vec<Alert>) {
         self.stats.docs += 1;
+
         if self.stats.docs % MEASURE_EVERY == 0 {
             let b = self.state_bytes() as u64;
             self.stats.peak_state_bytes = self.stats.peak_state_bytes.max(b);
@@ -513,11 +520,7 @@ impl Topics {
         let prov_key = province.map(|p| self.rules.provinces[p].hash ^ PROVINCE_SALT);
         // The 3-grams.
         let text = &doc.text[..floor_char_boundary(doc.text, PHRASE_BYTES)];
-        if !phrase::segments_raw(text, &mut self.chars, &mut self.segs) {
-            let norm = self.normalizer.normalize(text);
-            phrase::segments(norm, &mut self.chars, &mut self.segs);
-        }
-        self.text_grams();
+        self.text_grams(text);
 
         let part = self.parts[pi].get_or_insert_with(|| Box::new(Partition::new(doc.ts)));
         if doc.ts - part.landmark >= REBASE_MS {
@@ -552,19 +555,32 @@ impl Topics {
         self.candidates.clear();
         let inv_wf = 1.0 / wf;
         let screen = self.screen;
+        // The keys of both places first; each line is fetched
+        // `PREFETCH_AHEAD` updates ahead of its own, the city's and then
+        // the province's, so that a few load side by side while the
+        // others are updated (fetching all of them at once stalls on the
+        // CPU's miss buffers).
+        self.keys.clear();
+        for a in at.iter().flatten() {
+            self.keys
+                .extend(self.hashes.iter().map(|&h| key_of_hash(a.key, h)));
+        }
+        for &k in self.keys.iter().take(PREFETCH_AHEAD) {
+            part.sketch.prefetch(k);
+        }
+        let n = self.hashes.len();
         for (l, a) in at.iter().enumerate() {
             let Some(a) = a else { continue };
-            self.keys.clear();
-            for &h in &self.hashes {
-                let k = key_of_hash(a.key, h);
-                part.sketch.prefetch(k);
-                self.keys.push(k);
-            }
+            let keys = &self.keys[l * n..(l + 1) * n];
+            let ahead = self.keys.get(l * n + PREFETCH_AHEAD..).unwrap_or(&[]);
             // The place's background less (about) what its foreground
             // holds: the last hours, a burst included.
             let place_fg = a.total.0 * inv_wf;
             let place_usual = (a.total.1 - place_fg * wb).max(f32::MIN_POSITIVE);
-            for (&g, &k) in self.grams.iter().zip(&self.keys) {
+            for (i, (&g, &k)) in self.grams.iter().zip(keys).enumerate() {
+                if let Some(&next) = ahead.get(i) {
+                    part.sketch.prefetch(next);
+                }
                 let (f, b) = part.sketch.add(k, wf, wb);
                 let fg = f * inv_wf;
                 if fg < screen {
@@ -745,21 +761,34 @@ impl Topics {
         w
     }
 
-    /// The 3-grams of the segments in `chars`/`segs`, in text order, at
-    /// most [`MAX_GRAMS`], into `grams` and their hashes into `hashes`.
-    /// A 3-gram a complaint repeats counts twice in the sketch (which
-    /// only ever over-counts, and the exact checks count complaints);
-    /// finding the distinct ones cost more than it saved.
-    fn text_grams(&mut self) {
+    /// The 3-grams of `text` (raw, cut to [`PHRASE_BYTES`]), in text
+    /// order, at most [`MAX_GRAMS`], into `grams` and their hashes into
+    /// `hashes`: in one pass over the raw text when it needs no
+    /// normalisation ([`phrase::grams_raw`]), else from the segments of
+    /// its normalised form. A 3-gram a complaint repeats counts twice in
+    /// the sketch (which only ever over-counts, and the exact checks count
+    /// complaints); finding the distinct ones cost more than it saved.
+    fn text_grams(&mut self, text: &str) {
         self.grams.clear();
         self.hashes.clear();
-        let (grams, hashes) = (&mut self.grams, &mut self.hashes);
-        phrase::grams(&self.chars, &self.segs, |g| {
+        let grams = &mut self.grams;
+        let keep = |g| {
             if grams.len() < MAX_GRAMS {
                 grams.push(g);
-                hashes.push(mix(g));
             }
-        });
+        };
+        if !phrase::grams_raw(text, &mut self.tok, keep) {
+            self.grams.clear();
+            let norm = self.normalizer.normalize(text);
+            phrase::segments(norm, &mut self.chars, &mut self.segs);
+            let grams = &mut self.grams;
+            phrase::grams(&self.chars, &self.segs, |g| {
+                if grams.len() < MAX_GRAMS {
+                    grams.push(g);
+                }
+            });
+        }
+        self.hashes.extend(self.grams.iter().map(|&g| mix(g)));
     }
 
     /// Adds `gram` to what open topic `t` covers (its complaints hold it).
@@ -828,6 +857,9 @@ impl Topics {
             .map(|(k, c)| (fingerprint(c.gram), k))
             .collect();
         fps.sort_unstable();
+        // A bit per fingerprint's low six bits: most n-grams of a recent
+        // complaint miss it and skip the search.
+        let bits = fps.iter().fold(0u64, |b, p| b | 1 << (p.0 % 64));
         let mut hits: Vec<Vec<u32>> = vec![Vec::new(); cands.len()];
         // The place's recent complaints: index, bin.
         let mut place: Vec<(u32, i64)> = Vec::new();
@@ -838,6 +870,9 @@ impl Topics {
             place.push((i as u32, d.bin));
             let (g1, g2) = part.recent.grams_of(d);
             for x in g1.iter().chain(g2) {
+                if bits & 1 << (x % 64) == 0 {
+                    continue;
+                }
                 if let Ok(j) = fps.binary_search_by_key(x, |p| p.0) {
                     // Fingerprints of distinct 3-grams may repeat.
                     let mut j0 = j;

@@ -227,6 +227,81 @@ pub fn segments_raw(text: &str, chars: &mut Vec<char>, segs: &mut Vec<(u32, u32)
     true
 }
 
+/// The last two characters of the current segment, for [`grams_raw`].
+#[derive(Default)]
+struct Roll {
+    a: u64,
+    b: u64,
+    n: u8,
+}
+
+impl Roll {
+    /// The next character of the segment: an n-gram ends with it once
+    /// the segment holds [`GRAM`] characters.
+    #[inline]
+    fn push(&mut self, c: char, f: &mut impl FnMut(u64)) {
+        let c = c as u64;
+        if self.n >= 2 {
+            f(self.a | self.b << 21 | c << 42);
+        } else {
+            self.n += 1;
+        }
+        self.a = self.b;
+        self.b = c;
+    }
+
+    /// The segment ends.
+    #[inline]
+    fn cut(&mut self) {
+        self.n = 0;
+    }
+}
+
+/// [`grams`] of [`segments_raw`], in one pass over raw `text` with no
+/// characters kept: calls `f` with the id of every n-gram of the segments
+/// of the normalised text, in text order. Returns false when a character
+/// needs full normalisation (then `f` has seen some n-grams that are to be
+/// forgotten: call [`segments`] on the normalised text). `tok` is a buffer
+/// for a token's characters, cleared first.
+pub fn grams_raw(text: &str, tok: &mut Vec<u8>, mut f: impl FnMut(u64)) -> bool {
+    let mut r = Roll::default();
+    let mut it = text.chars();
+    let mut next = it.next();
+    while let Some(c) = next {
+        next = it.next();
+        match raw_class(c) {
+            Raw::Keep(k) => r.push(k, &mut f),
+            Raw::Sep => r.cut(),
+            Raw::Slow => return false,
+            Raw::Token(t) => {
+                tok.clear();
+                tok.push(t as u8);
+                loop {
+                    match next.map(raw_class) {
+                        Some(Raw::Token(u)) => {
+                            tok.push(u as u8);
+                            next = it.next();
+                        }
+                        Some(Raw::Slow) => return false,
+                        _ => break,
+                    }
+                }
+                let digits = tok.iter().filter(|b| b.is_ascii_digit()).count();
+                if digits >= 3 || tok.contains(&b'*') {
+                    r.cut();
+                } else if digits == tok.len() {
+                    r.push(NUMBER, &mut f);
+                } else {
+                    for &b in tok.iter() {
+                        r.push(char::from(b), &mut f);
+                    }
+                }
+            }
+        }
+    }
+    true
+}
+
 /// Calls `f` with the id of every n-gram of the segments (in text order,
 /// repeats included).
 #[inline]
@@ -422,8 +497,14 @@ mod tests {
             "",
         ] {
             segments(&normalize(text), &mut c1, &mut s1);
-            if segments_raw(text, &mut c2, &mut s2) {
+            let mut g1 = Vec::new();
+            grams(&c1, &s1, |g| g1.push(g));
+            let mut g2 = Vec::new();
+            let raw = grams_raw(text, &mut Vec::new(), |g| g2.push(g));
+            assert_eq!(raw, segments_raw(text, &mut c2, &mut s2), "{text}");
+            if raw {
                 assert_eq!((&c1, &s1), (&c2, &s2), "{text}");
+                assert_eq!(g1, g2, "{text}");
             } else {
                 assert!(text.contains('①') || text.contains('é'), "{text}");
             }
@@ -454,8 +535,14 @@ mod tests {
             let text: String = parts.concat();
             let (mut c1, mut s1, mut c2, mut s2) = (vec![], vec![], vec![], vec![]);
             segments(&normalize(&text), &mut c1, &mut s1);
-            if segments_raw(&text, &mut c2, &mut s2) {
+            let mut g1 = Vec::new();
+            grams(&c1, &s1, |g| g1.push(g));
+            let mut g2 = Vec::new();
+            let raw = grams_raw(&text, &mut Vec::new(), |g| g2.push(g));
+            proptest::prop_assert_eq!(raw, segments_raw(&text, &mut c2, &mut s2));
+            if raw {
                 proptest::prop_assert_eq!((c1, s1), (c2, s2));
+                proptest::prop_assert_eq!(g1, g2);
             }
         }
     }

@@ -121,16 +121,12 @@ impl Sketch {
     /// count by `bg` (the landmark moved on); counts too small to matter
     /// become 0.
     pub(crate) fn rebase(&mut self, fg: f32, bg: f32) {
+        // Selects, not branches: the loop runs in vector registers.
+        let flush = |x: f32| if x < 1e-20 { 0.0 } else { x };
         for line in &mut self.lines {
             for c in &mut line.0 {
-                c[0] *= fg;
-                c[1] *= bg;
-                if c[0] < 1e-20 {
-                    c[0] = 0.0;
-                }
-                if c[1] < 1e-20 {
-                    c[1] = 0.0;
-                }
+                c[0] = flush(c[0] * fg);
+                c[1] = flush(c[1] * bg);
             }
         }
     }
