@@ -73,10 +73,7 @@ impl Cutter {
     /// The distinct 3-grams of raw `text` (its first [`PHRASE_BYTES`]),
     /// into [`Cutter::grams`].
     pub fn cut(&mut self, text: &str, normalizer: &mut Normalizer) {
-        let text = &text[..floor_char_boundary(text, PHRASE_BYTES)];
-        if !phrase::segments_raw(text, &mut self.chars, &mut self.segs) {
-            phrase::segments(normalizer.normalize(text), &mut self.chars, &mut self.segs);
-        }
+        phrase::segments_of(text, normalizer, &mut self.chars, &mut self.segs);
         self.grams.clear();
         phrase::grams(&self.chars, &self.segs, |g| self.grams.push(g));
         self.grams.sort_unstable();

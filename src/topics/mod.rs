@@ -82,9 +82,9 @@ use crate::normalize::Normalizer;
 use crate::rules::{Discovery, Rules, place_hash};
 use crate::window::Geometry;
 use crate::window::baseline::{poisson_tail, surge_level};
-use crate::window::key::{CallerId, KeyState, Sample, floor_char_boundary};
+use crate::window::key::{CallerId, KeyState, Sample};
 use crate::window::store::{Resolver, resolved_line};
-use phrase::{MAX_TERMS, PHRASE_BYTES, gram_id, mix};
+use phrase::{MAX_TERMS, gram_id, mix};
 use recent::{NewDoc, Recent, fingerprint};
 use sketch::Sketch;
 
@@ -512,11 +512,12 @@ impl Topics {
         } = self.place_of(doc.region);
         let prov_key = province.map(|p| self.rules.provinces[p].hash ^ PROVINCE_SALT);
         // The 3-grams.
-        let text = &doc.text[..floor_char_boundary(doc.text, PHRASE_BYTES)];
-        if !phrase::segments_raw(text, &mut self.chars, &mut self.segs) {
-            let norm = self.normalizer.normalize(text);
-            phrase::segments(norm, &mut self.chars, &mut self.segs);
-        }
+        phrase::segments_of(
+            doc.text,
+            &mut self.normalizer,
+            &mut self.chars,
+            &mut self.segs,
+        );
         self.text_grams();
 
         let part = self.parts[pi].get_or_insert_with(|| Box::new(Partition::new(doc.ts)));
