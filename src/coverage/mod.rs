@@ -35,7 +35,7 @@ use crate::normalize::Normalizer;
 use crate::record::{Decoded, Decoder, Reject};
 use crate::rules::Rules;
 use crate::window::Geometry;
-use phrases::{BACKGROUND_EVERY, PhraseCounts, phrases_of};
+use phrases::{BACKGROUND_EVERY, Cutter, PhraseCounts, sample_key};
 
 /// Bytes per chunk handed to a worker: big enough that merging the
 /// chunks' phrase tables costs little against counting them.
@@ -215,7 +215,7 @@ struct Counter<'a> {
     decoder: Decoder,
     normalizer: Normalizer,
     matches: Matches,
-    phrases: Vec<u64>,
+    cutter: Cutter,
     combo: Vec<u16>,
 }
 
@@ -228,7 +228,7 @@ impl<'a> Counter<'a> {
             decoder: Decoder::new(),
             normalizer: Normalizer::new(),
             matches: matcher.scratch(),
-            phrases: Vec::with_capacity(256),
+            cutter: Cutter::default(),
             combo: Vec::with_capacity(4),
         }
     }
@@ -305,16 +305,20 @@ impl<'a> Counter<'a> {
                 }
             }
             if xxhash_rust::xxh3::xxh3_64(id.as_bytes()) % BACKGROUND_EVERY == 0 {
-                phrases_of(self.normalizer.normalize(text), &mut self.phrases);
-                t.phrases.count(&self.phrases, true, add);
+                self.cutter.cut(text, &mut self.normalizer);
+                t.phrases.count(&self.cutter.grams, true, add);
             }
         } else if !self.matches.patterns().is_empty()
             && self.explainer.vetoed(self.matches.patterns())
         {
             step(&mut t.vetoed);
         } else {
-            phrases_of(self.normalizer.normalize(text), &mut self.phrases);
-            t.phrases.count(&self.phrases, false, add);
+            self.cutter.cut(text, &mut self.normalizer);
+            t.phrases.count(&self.cutter.grams, false, add);
+            let key = sample_key(id, text);
+            if !add || t.phrases.wants(key) {
+                t.phrases.sample(key, text, &mut self.normalizer, add);
+            }
         }
     }
 }
@@ -511,7 +515,7 @@ fn report(
         })
         .collect();
     let unmatched = t.accepted - t.matched;
-    let phrase_texts = t.phrases.texts.max(1) as f64;
+    let phrase_texts = t.phrases.unmatched.texts.max(1) as f64;
     let unmatched_phrases = t
         .phrases
         .top(opts.top)

@@ -1,29 +1,44 @@
 //! The top phrases of complaints that no template matches, for `hotspot
 //! coverage`: what rule authors should write templates for next.
 //!
-//! A phrase is a run of 2 to 4 CJK ideographs (U+3400..U+9FFF) of a
-//! normalised text; anything else — digits, Latin letters, punctuation —
-//! ends a run, so numbers never become part of a phrase. Each text counts a
-//! phrase once. Phrases every complaint uses whether matched or not (客户,
-//! 反映, 要求尽快) are boilerplate: a phrase is reported only when it is
-//! at least [`LIFT`] times as frequent among unmatched complaints as in a
-//! background of matched ones (every [`BACKGROUND_EVERY`]th matched
-//! complaint, chosen by a hash of its id, so the choice does not depend on
-//! how the file is split). A shorter phrase inside a reported longer one
-//! with nearly its count is left out (`无法登` inside `无法登录`).
+//! Candidates and merging are the new-topic detector's
+//! ([`crate::topics::phrase`]): a complaint's character 3-grams of its
+//! normalised text with numbers and punctuation taken out (no 3-gram
+//! crosses a removed number), and overlapping 3-grams merged into the
+//! longest phrases a group of complaints shares
+//! ([`phrase::shared_phrases`]). What is coverage's own is counting and
+//! ranking:
 //!
-//! This is coverage's own small version; the new-topic detector's phrase
-//! code (src/topics/phrase.rs) is meant to replace it once both are on
-//! main.
-//!
-//! A phrase of up to four such characters is packed into a `u64` (16 bits
-//! a character, none of them 0), so counting is a hash map of integers.
+//! * **Counting.** Each unmatched complaint counts each of its 3-grams
+//!   once in a table of 3-gram → complaints; one matched complaint in
+//!   [`BACKGROUND_EVERY`] (chosen by a hash of its id, so the choice does
+//!   not depend on how the file is split) does the same in a background
+//!   table. A table keeps at most [`TABLE_GRAMS`] 3-grams: past that, the
+//!   least frequent are dropped (a bounded table; a dropped 3-gram that
+//!   comes back is counted from there on, so a count is then low by at
+//!   most the largest count dropped, which [`PhraseCounts::top`] adds to
+//!   the threshold).
+//! * **Merging** needs the texts, which a file too large for memory cannot
+//!   keep: a bounded sample of [`SAMPLE`] unmatched complaints is (those
+//!   whose id hashes lowest: again independent of the split), and their
+//!   phrases are the detector's shared phrases, with the *hot* 3-grams of
+//!   the whole file as the core: held by at least 0.1 % of the unmatched
+//!   complaints (and 3) and at least [`LIFT`] times as frequent among them
+//!   as in the background, so that boilerplate every complaint uses
+//!   (客户反映, 要求尽快) does not become part of a phrase.
+//! * **Ranking.** A phrase counts as its least frequent 3-gram in the whole
+//!   file (exact for a 3-character phrase, an upper bound for a longer
+//!   one), and its background share likewise; most complaints first. A
+//!   phrase inside a listed one with nearly its count, or one that
+//!   straddles the edge of a more frequent one, is left out.
+
+use std::collections::BTreeMap;
 
 use hashbrown::HashMap;
 
-/// Shortest and longest phrase, in characters.
-pub(crate) const MIN_LEN: usize = 2;
-pub(crate) const MAX_LEN: usize = 4;
+use crate::normalize::Normalizer;
+use crate::topics::phrase::{self, GRAM, PHRASE_BYTES, gram_id};
+use crate::window::key::floor_char_boundary;
 
 /// How much more frequent among unmatched complaints than in the
 /// background a phrase must be.
@@ -32,231 +47,233 @@ pub(crate) const LIFT: f64 = 3.0;
 /// One matched complaint in this many is read as background.
 pub(crate) const BACKGROUND_EVERY: u64 = 8;
 
+/// 3-grams a table keeps at most (see the module docs).
+pub(crate) const TABLE_GRAMS: usize = 1 << 20;
+
+/// Unmatched complaints sampled for merging.
+pub(crate) const SAMPLE: usize = 8192;
+
 /// A shorter phrase inside a kept longer one is dropped when its count is
 /// at most this much above the longer one's.
 const CONTAINED: f64 = 1.25;
 
-#[inline]
-fn phrase_char(c: char) -> Option<u64> {
-    let cp = c as u32;
-    (0x3400..=0x9FFF).contains(&cp).then_some(cp as u64)
+/// Seed of the sample's hash (the background's is unseeded).
+const SAMPLE_SEED: u64 = 0x636f_7665_7261_6765;
+
+/// Cuts texts into distinct 3-grams (reused across texts).
+#[derive(Default)]
+pub(crate) struct Cutter {
+    chars: Vec<char>,
+    segs: Vec<(u32, u32)>,
+    /// The last text's distinct 3-grams, sorted.
+    pub grams: Vec<u64>,
 }
 
-/// The distinct phrases of `normalized`, packed, into `out` (cleared
-/// first; sorted and without repeats).
-pub(crate) fn phrases_of(normalized: &str, out: &mut Vec<u64>) {
-    out.clear();
-    let mut window = [0u64; MAX_LEN];
-    let mut run = 0usize;
-    for c in normalized.chars() {
-        let Some(v) = phrase_char(c) else {
-            run = 0;
-            continue;
-        };
-        window.rotate_left(1);
-        window[MAX_LEN - 1] = v;
-        run += 1;
-        // Every phrase ending at this character.
-        let mut key = v;
-        for len in 2..=MAX_LEN.min(run) {
-            key |= window[MAX_LEN - len] << (16 * (len - 1));
-            if len >= MIN_LEN {
-                out.push(key);
-            }
-        }
+impl Cutter {
+    /// The distinct 3-grams of raw `text` (its first [`PHRASE_BYTES`]),
+    /// into [`Cutter::grams`].
+    pub fn cut(&mut self, text: &str, normalizer: &mut Normalizer) {
+        phrase::segments_of(text, normalizer, &mut self.chars, &mut self.segs);
+        self.grams.clear();
+        phrase::grams(&self.chars, &self.segs, |g| self.grams.push(g));
+        self.grams.sort_unstable();
+        self.grams.dedup();
     }
-    out.sort_unstable();
-    out.dedup();
 }
 
-/// A packed phrase back to its text.
-pub(crate) fn unpack(mut key: u64) -> String {
-    let mut chars = Vec::with_capacity(MAX_LEN);
-    while key != 0 {
-        chars.push(char::from_u32((key & 0xFFFF) as u32).unwrap_or('\u{FFFD}'));
-        key >>= 16;
-    }
-    chars.iter().rev().collect()
+/// The sample's key of a complaint: lowest first.
+pub(crate) fn sample_key(id: &str, text: &str) -> (u64, u64) {
+    (
+        xxhash_rust::xxh3::xxh3_64_with_seed(id.as_bytes(), SAMPLE_SEED),
+        xxhash_rust::xxh3::xxh3_64(text.as_bytes()),
+    )
 }
 
-/// Phrase counts of one part of a file (merged in input order).
+/// A bounded table of 3-gram → complaints.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct PhraseCounts {
-    /// Unmatched complaints and, per phrase, how many of them hold it.
+pub(crate) struct Table {
     pub texts: u64,
-    pub counts: HashMap<u64, u32>,
-    /// The background (sampled matched complaints), likewise.
-    pub background_texts: u64,
-    pub background: HashMap<u64, u32>,
+    counts: HashMap<u64, u32>,
+    /// The largest count dropped to keep the table bounded.
+    dropped: u32,
 }
 
-impl PhraseCounts {
-    /// Adds (`add`) or takes back one text's phrases.
-    pub fn count(&mut self, phrases: &[u64], background: bool, add: bool) {
-        let (texts, counts) = if background {
-            (&mut self.background_texts, &mut self.background)
-        } else {
-            (&mut self.texts, &mut self.counts)
-        };
+impl Table {
+    fn count(&mut self, grams: &[u64], add: bool) {
         if add {
-            *texts += 1;
-            for &p in phrases {
-                *counts.entry(p).or_insert(0) += 1;
+            self.texts += 1;
+            for &g in grams {
+                *self.counts.entry(g).or_insert(0) += 1;
             }
         } else {
-            *texts -= 1;
-            for &p in phrases {
-                if let Some(c) = counts.get_mut(&p) {
-                    *c -= 1;
+            self.texts -= 1;
+            for g in grams {
+                if let Some(c) = self.counts.get_mut(g) {
+                    *c = c.saturating_sub(1);
                 }
             }
         }
     }
 
-    pub fn merge(&mut self, other: PhraseCounts) {
+    fn merge(&mut self, other: Table) {
         self.texts += other.texts;
-        self.background_texts += other.background_texts;
-        for (target, from) in [
-            (&mut self.counts, other.counts),
-            (&mut self.background, other.background),
-        ] {
-            if target.is_empty() {
-                *target = from;
-                continue;
+        self.dropped = self.dropped.max(other.dropped);
+        if self.counts.is_empty() {
+            self.counts = other.counts;
+        } else {
+            for (g, c) in other.counts {
+                *self.counts.entry(g).or_insert(0) += c;
             }
-            for (p, c) in from {
-                *target.entry(p).or_insert(0) += c;
-            }
+        }
+        self.bound();
+    }
+
+    /// Drops the least frequent 3-grams, down to half of [`TABLE_GRAMS`],
+    /// once there are more than that.
+    fn bound(&mut self) {
+        if self.counts.len() <= TABLE_GRAMS {
+            return;
+        }
+        let mut c: Vec<u32> = self.counts.values().copied().collect();
+        let cut = c.len() - TABLE_GRAMS / 2;
+        let (_, &mut at, _) = c.select_nth_unstable(cut);
+        self.counts.retain(|_, n| *n > at);
+        self.dropped = self.dropped.max(at);
+    }
+
+    fn get(&self, g: u64) -> u32 {
+        self.counts.get(&g).copied().unwrap_or(0)
+    }
+}
+
+/// Phrase counts of one part of a file (merged in input order).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct PhraseCounts {
+    /// Unmatched complaints.
+    pub unmatched: Table,
+    /// The background (sampled matched complaints).
+    pub background: Table,
+    /// The unmatched complaints whose [`sample_key`] is lowest, normalised
+    /// and cut to [`PHRASE_BYTES`]; at most [`SAMPLE`].
+    sample: BTreeMap<(u64, u64), String>,
+}
+
+impl PhraseCounts {
+    /// Adds (`add`) or takes back one text's 3-grams (a [`Cutter`]'s).
+    pub fn count(&mut self, grams: &[u64], background: bool, add: bool) {
+        let t = if background {
+            &mut self.background
+        } else {
+            &mut self.unmatched
+        };
+        t.count(grams, add);
+    }
+
+    /// Whether an unmatched complaint with this [`sample_key`] would enter
+    /// the sample (then [`PhraseCounts::sample`] it).
+    pub fn wants(&self, key: (u64, u64)) -> bool {
+        self.sample.len() < SAMPLE || self.sample.last_key_value().is_some_and(|(k, _)| key < *k)
+    }
+
+    /// Adds an unmatched complaint to the sample (`add`), or takes it back.
+    pub fn sample(&mut self, key: (u64, u64), text: &str, normalizer: &mut Normalizer, add: bool) {
+        if !add {
+            self.sample.remove(&key);
+            return;
+        }
+        let text = &text[..floor_char_boundary(text, PHRASE_BYTES)];
+        self.sample
+            .insert(key, normalizer.normalize(text).to_owned());
+        if self.sample.len() > SAMPLE {
+            self.sample.pop_last();
+        }
+    }
+
+    pub fn merge(&mut self, other: PhraseCounts) {
+        self.unmatched.merge(other.unmatched);
+        self.background.merge(other.background);
+        self.sample.extend(other.sample);
+        while self.sample.len() > SAMPLE {
+            self.sample.pop_last();
         }
     }
 
     /// The `limit` top phrases: (phrase, about how many unmatched
     /// complaints hold it, its share of the background), most frequent
-    /// first (ties: the phrase's text).
-    ///
-    /// Candidates are the counted phrases held by at least 0.1 % of the
-    /// unmatched complaints (and 3) and [`LIFT`] times as frequent as in
-    /// the background. Four-character candidates that overlap by three
-    /// characters and have nearly the same count (within [`CONTAINED`])
-    /// are chained into one longer phrase (`积分兑换` + `分兑换失` + `兑换失败`
-    /// → `积分兑换失败`, counted as its least frequent part); a shorter
-    /// candidate inside a phrase of nearly its count is left out, and so is
-    /// one that straddles the edge of a more frequent phrase.
+    /// first (ties: longer first, then the phrase's text). See the module
+    /// docs.
     pub fn top(&self, limit: usize) -> Vec<(String, u32, f64)> {
-        if self.texts == 0 {
+        let texts = self.unmatched.texts;
+        if texts == 0 || self.sample.is_empty() {
             return Vec::new();
         }
-        let min = ((self.texts as f64 * 0.001).ceil() as u32).max(3);
-        let bg_texts = self.background_texts as f64;
-        let mut cands: Vec<(u64, u32, f64)> = self
-            .counts
-            .iter()
-            .filter(|&(_, &c)| c >= min)
-            .filter_map(|(&p, &c)| {
-                let share = c as f64 / self.texts as f64;
-                let bg = match self.background.get(&p) {
-                    Some(&b) if bg_texts > 0.0 => b as f64 / bg_texts,
-                    _ => 0.0,
-                };
-                (share >= LIFT * bg).then_some((p, c, bg))
-            })
-            .collect();
-        let len = |p: u64| (64 - p.leading_zeros()).div_ceil(16) as usize;
-        // Most frequent first; longer first among equals.
-        cands.sort_by(|a, b| {
-            b.1.cmp(&a.1)
-                .then(len(b.0).cmp(&len(a.0)))
-                .then(a.0.cmp(&b.0))
-        });
-        let near = |a: u32, b: u32| {
-            let (lo, hi) = (a.min(b) as f64, a.max(b) as f64);
-            hi <= lo * CONTAINED
+        let at_least = |n: usize| ((n as f64 * 0.001).ceil() as u32).max(3);
+        let min = at_least(texts as usize).saturating_add(self.unmatched.dropped);
+        let bg_texts = self.background.texts.max(1) as f64;
+        let bg_share = |g: u64| self.background.get(g) as f64 / bg_texts;
+        let lifted = |c: u32, bg: f64| c as f64 / texts as f64 >= LIFT * bg;
+        let near = |lo: u32, hi: u32| hi as f64 <= lo as f64 * CONTAINED;
+        let hot = |g: u64, _: u32| {
+            let c = self.unmatched.get(g);
+            c >= min && lifted(c, bg_share(g))
         };
-        let full: std::collections::BTreeMap<u64, (u32, f64)> = cands
-            .iter()
-            .filter(|c| len(c.0) == MAX_LEN)
-            .map(|&(p, c, bg)| (p, (c, bg)))
-            .collect();
-        // Four-character candidates by their first and by their last three
-        // characters (ascending, so the choice below is deterministic).
-        let low3 = (1u64 << (16 * (MAX_LEN - 1))) - 1;
-        let mut by_head: std::collections::BTreeMap<u64, Vec<u64>> = Default::default();
-        let mut by_tail: std::collections::BTreeMap<u64, Vec<u64>> = Default::default();
-        for &q in full.keys() {
-            by_head.entry(q >> 16).or_default().push(q);
-            by_tail.entry(q & low3).or_default().push(q);
+        let sample: Vec<&str> = self.sample.values().map(String::as_str).collect();
+        let min_docs = at_least(sample.len()) as usize;
+        // Each merged phrase split where the count of its 3-grams jumps:
+        // `客户致电要求开通国际漫游` is an opener and a request that vary
+        // independently (`客户致电`, `开通国际漫游`).
+        let mut pieces: HashMap<String, (u32, f64)> = HashMap::new();
+        for p in phrase::shared_phrases(&sample, min_docs, hot, usize::MAX) {
+            let chars: Vec<char> = p.text.chars().collect();
+            let grams: Vec<(u32, f64)> = chars
+                .windows(GRAM)
+                .map(|w| {
+                    let g = gram_id(w[0], w[1], w[2]);
+                    (self.unmatched.get(g), bg_share(g))
+                })
+                .collect();
+            let mut from = 0;
+            while from < grams.len() {
+                let (mut lo, mut hi, mut bg) = (grams[from].0, grams[from].0, grams[from].1);
+                let mut to = from + 1;
+                while let Some(&(c, b)) = grams.get(to) {
+                    if !near(lo.min(c), hi.max(c)) {
+                        break;
+                    }
+                    (lo, hi, bg, to) = (lo.min(c), hi.max(c), bg.min(b), to + 1);
+                }
+                if lo >= min && lifted(lo, bg) {
+                    let text: String = chars[from..to - 1 + GRAM].iter().collect();
+                    pieces.insert(text, (lo, bg));
+                }
+                from = to;
+            }
         }
-        let mut used: hashbrown::HashSet<u64> = hashbrown::HashSet::new();
-        let mut chains: Vec<(String, u32, f64)> = Vec::new();
-        for &(p, c, bg) in cands.iter().filter(|c| len(c.0) == MAX_LEN) {
-            if !used.insert(p) {
-                continue;
-            }
-            let (mut text, mut count, mut bg_max) = (unpack(p), c, bg);
-            // Chain right, then left, through unused near-equal candidates.
-            let mut right = p;
-            while let Some(&q) = by_head
-                .get(&(right & low3))
-                .into_iter()
-                .flatten()
-                .find(|q| near(full[*q].0, c) && !used.contains(*q))
-            {
-                used.insert(q);
-                let (qc, qbg) = full[&q];
-                text.push(char::from_u32((q & 0xFFFF) as u32).unwrap_or('\u{FFFD}'));
-                (count, bg_max, right) = (count.min(qc), bg_max.max(qbg), q);
-            }
-            let mut left = p;
-            while let Some(&q) = by_tail
-                .get(&(left >> 16))
-                .into_iter()
-                .flatten()
-                .find(|q| near(full[*q].0, c) && !used.contains(*q))
-            {
-                used.insert(q);
-                let (qc, qbg) = full[&q];
-                let ch = char::from_u32((q >> (16 * (MAX_LEN - 1))) as u32).unwrap_or('\u{FFFD}');
-                text.insert(0, ch);
-                (count, bg_max, left) = (count.min(qc), bg_max.max(qbg), q);
-            }
-            chains.push((text, count, bg_max));
-        }
-        chains.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        let mut all: Vec<(String, u32, f64, bool)> = chains
-            .iter()
-            .map(|(t, c, b)| (t.clone(), *c, *b, true))
-            .collect();
-        all.extend(
-            cands
-                .iter()
-                .filter(|c| len(c.0) < MAX_LEN)
-                .map(|&(p, c, bg)| (unpack(p), c, bg, false)),
-        );
-        all.sort_by(|a, b| {
+        let mut found: Vec<(String, u32, f64)> =
+            pieces.into_iter().map(|(t, (c, bg))| (t, c, bg)).collect();
+        found.sort_by(|a, b| {
             b.1.cmp(&a.1)
                 .then(b.0.chars().count().cmp(&a.0.chars().count()))
                 .then_with(|| a.0.cmp(&b.0))
         });
         let mut kept: Vec<(String, u32, f64)> = Vec::new();
-        for (i, (text, c, _, chained)) in all.iter().enumerate() {
+        for (i, (text, c, bg)) in found.iter().enumerate() {
             if kept.len() == limit {
                 break;
             }
-            // A shorter phrase inside a phrase of nearly its count says
-            // nothing more (the list is by count, so those are near its
-            // place).
-            let inside = !chained
-                && all
-                    .iter()
-                    .take_while(|k| k.1 as f64 * CONTAINED >= *c as f64)
-                    .enumerate()
-                    .any(|(j, k)| j != i && k.0.len() > text.len() && k.0.contains(text.as_str()));
+            // A phrase inside a phrase of nearly its count says nothing
+            // more (the list is by count, so those are near its place).
+            let inside = found
+                .iter()
+                .take_while(|k| near(k.1, *c))
+                .enumerate()
+                .any(|(j, k)| j != i && k.0.len() > text.len() && k.0.contains(text.as_str()));
             // A phrase that straddles the edge of a more frequent one
             // (`户来电咨` against `来电咨询`) is a fragment of two.
             if inside || kept.iter().any(|k| straddles(text, &k.0)) {
                 continue;
             }
-            kept.push((text.clone(), *c, all[i].2));
+            kept.push((text.clone(), *c, *bg));
         }
         kept
     }
@@ -275,55 +292,83 @@ fn straddles(a: &str, b: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn texts(s: &str) -> Vec<String> {
-        let mut v = Vec::new();
-        phrases_of(s, &mut v);
-        let mut t: Vec<String> = v.into_iter().map(unpack).collect();
+    /// Counts `text` as an unmatched complaint (`id`) or as background.
+    fn add(
+        c: &mut PhraseCounts,
+        cut: &mut Cutter,
+        n: &mut Normalizer,
+        id: &str,
+        text: &str,
+        bg: bool,
+    ) {
+        cut.cut(text, n);
+        c.count(&cut.grams, bg, true);
+        let key = sample_key(id, text);
+        if !bg && c.wants(key) {
+            c.sample(key, text, n, true);
+        }
+    }
+
+    #[test]
+    fn grams_are_the_detectors_numbers_and_punctuation_removed() {
+        let (mut cut, mut n) = (Cutter::default(), Normalizer::new());
+        cut.cut("无法登录2次，无法登录", &mut n);
+        let mut t: Vec<String> = cut.grams.iter().map(|&g| phrase::gram_text(g)).collect();
         t.sort();
-        t
+        assert_eq!(t, ["录#次", "无法登", "法登录", "登录#"]);
+        cut.cut("13812345678", &mut n);
+        assert!(cut.grams.is_empty());
     }
 
     #[test]
-    fn runs_of_ideographs_numbers_removed() {
-        assert_eq!(
-            texts("无法登录2次"),
-            ["无法", "无法登", "无法登录", "法登", "法登录", "登录"]
-        );
-        // Digits, letters and punctuation end a run; repeats count once.
-        assert_eq!(texts("a登录,登录9登"), ["登录"]);
-        assert!(texts("13812345678").is_empty());
-    }
-
-    #[test]
-    fn boilerplate_is_left_out_and_overlaps_chain() {
+    fn boilerplate_is_left_out_and_overlaps_merge() {
         let mut c = PhraseCounts::default();
-        let mut v = Vec::new();
+        let (mut cut, mut n) = (Cutter::default(), Normalizer::new());
         let openers = ["客户反映", "用户来电称", "机主表示", "客户投诉"];
         let closers = ["，要求尽快处理", "，请核实", "，很不满意"];
         for i in 0..120 {
             let (o, e) = (openers[i % 4], closers[i % 3]);
-            phrases_of(&format!("{o}积分兑换失败{e}"), &mut v);
-            c.count(&v, false, true);
-            phrases_of(&format!("{o}彩铃无法设置{e}"), &mut v);
-            c.count(&v, true, true);
+            add(
+                &mut c,
+                &mut cut,
+                &mut n,
+                &format!("u{i}"),
+                &format!("{o}，积分兑换失败{e}"),
+                false,
+            );
+            add(
+                &mut c,
+                &mut cut,
+                &mut n,
+                &format!("m{i}"),
+                &format!("{o}，彩铃无法设置{e}"),
+                true,
+            );
         }
-        let top: Vec<String> = c.top(10).into_iter().map(|t| t.0).collect();
-        assert_eq!(
-            top.first().map(String::as_str),
-            Some("积分兑换失败"),
-            "{top:?}"
-        );
-        assert!(
-            !top.iter().any(|t| t.contains("客户") || t.contains("要求")),
-            "{top:?}"
-        );
-        assert!(!top.contains(&"积分".to_owned()), "{top:?}");
+        let top = c.top(10);
+        let texts: Vec<&str> = top.iter().map(|t| t.0.as_str()).collect();
+        assert_eq!(texts, ["积分兑换失败"], "{top:?}");
+        assert_eq!(top[0].1, 120);
         // Taking texts back undoes them.
         for i in 0..120 {
             let (o, e) = (openers[i % 4], closers[i % 3]);
-            phrases_of(&format!("{o}积分兑换失败{e}"), &mut v);
-            c.count(&v, false, false);
+            let text = format!("{o}，积分兑换失败{e}");
+            cut.cut(&text, &mut n);
+            c.count(&cut.grams, false, false);
+            c.sample(sample_key(&format!("u{i}"), &text), &text, &mut n, false);
         }
         assert!(c.top(10).is_empty(), "{:?}", c.top(10));
+    }
+
+    #[test]
+    fn a_full_table_drops_the_least_frequent() {
+        let mut t = Table::default();
+        for g in 0..(TABLE_GRAMS as u64 + 10) {
+            t.count(&[g, u64::MAX], true);
+        }
+        t.merge(Table::default());
+        assert!(t.counts.len() <= TABLE_GRAMS / 2 + 1, "{}", t.counts.len());
+        assert_eq!(t.get(u64::MAX), TABLE_GRAMS as u32 + 10);
+        assert_eq!(t.dropped, 1);
     }
 }

@@ -302,6 +302,21 @@ pub fn grams_raw(text: &str, tok: &mut Vec<u8>, mut f: impl FnMut(u64)) -> bool 
     true
 }
 
+/// [`segments`] of raw `text` as a detector reads it: its first
+/// [`PHRASE_BYTES`], through [`segments_raw`] where that can, else
+/// normalised with `normalizer` first.
+pub fn segments_of(
+    text: &str,
+    normalizer: &mut crate::normalize::Normalizer,
+    chars: &mut Vec<char>,
+    segs: &mut Vec<(u32, u32)>,
+) {
+    let text = &text[..crate::window::key::floor_char_boundary(text, PHRASE_BYTES)];
+    if !segments_raw(text, chars, segs) {
+        segments(normalizer.normalize(text), chars, segs);
+    }
+}
+
 /// Calls `f` with the id of every n-gram of the segments (in text order,
 /// repeats included).
 #[inline]
