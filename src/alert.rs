@@ -112,9 +112,10 @@ pub struct Alert {
     pub templates: Vec<(String, u32)>,
     /// Firing only: the window's last three complaints in input order.
     pub samples: Vec<AlertSample>,
-    /// New topics only (both lines): the phrases the complaints share,
-    /// most specific first (CONTRACT 8). Empty, and not written, for the
-    /// other kinds.
+    /// New topics (both lines): the phrases the complaints share, most
+    /// specific first (CONTRACT 8). A surge opened by the place test
+    /// (`surge.place`): the neighbourhood its callers name. Empty, and not
+    /// written, otherwise.
     pub terms: Vec<String>,
     /// Resolved only: the record whose watermark resolved it (None at the
     /// end of input).
@@ -320,7 +321,8 @@ impl Serialize for Alert {
         if let Some(p) = self.p_value {
             m.serialize_entry("p_value", &p)?;
         }
-        if self.is_new_topic() {
+        // New topics always; a place test's surge names its neighbourhood.
+        if self.is_new_topic() || !self.terms.is_empty() {
             m.serialize_entry("terms", &self.terms)?;
         }
         m.serialize_entry("window_start", &format_cst(self.window_start))?;

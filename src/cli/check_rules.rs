@@ -300,10 +300,14 @@ fn business_section8(rules: &rules::Rules, b: &rules::Business) -> Vec<String> {
         out.push(format!("province threshold: {t}"));
     }
     if let Some(s) = &b.surge {
-        out.push(format!(
+        let mut line = format!(
             "surge: ratio {}, min {}, p_value {:e}",
             s.ratio, s.min, s.p_value
-        ));
+        );
+        if let Some(k) = s.place {
+            line.push_str(&format!(", place {k} callers"));
+        }
+        out.push(line);
     }
     out
 }

@@ -183,7 +183,13 @@ async fn rules(State(api): State<Api>) -> Response {
                 v["region_thresholds"] = overrides.into();
                 v["province_threshold"] = json!(b.province_threshold);
                 v["surge"] = match &b.surge {
-                    Some(s) => json!({"ratio": s.ratio, "min": s.min, "p_value": s.p_value}),
+                    Some(s) => {
+                        let mut v = json!({"ratio": s.ratio, "min": s.min, "p_value": s.p_value});
+                        if let Some(k) = s.place {
+                            v["place"] = json!(k);
+                        }
+                        v
+                    }
                     None => serde_json::Value::Null,
                 };
             }

@@ -24,6 +24,7 @@
 
 pub mod baseline;
 pub mod key;
+pub mod spot;
 pub mod store;
 
 pub use key::{KeyState, Sample};

@@ -23,8 +23,8 @@ use super::Geometry;
 use super::baseline::{Baseline, MAX_BASELINES, surge_level};
 use super::key::{CallerId, KeyState, Sample, keeps_sample};
 use crate::alert::{Alert, AlertSample, AlertState, Kind, Scope, round_sig, scoped_alert_id};
-use crate::rules::Rules;
 use crate::rules::diff::{baselines_kept, window_state_kept};
+use crate::rules::{Rules, place_hash};
 
 /// Keys trimmed per [`KeyStore::sweep`] call at most. Sweeping is pure
 /// housekeeping (it frees what no event can reach; no alert depends on
@@ -142,6 +142,31 @@ pub struct OpenAlert {
 /// No baseline (slot field).
 const NO_BASELINE: u32 = u32::MAX;
 
+/// The most neighbourhood complaints a key keeps for the place test (the
+/// oldest go first): a window of a key holds a few dozen complaints.
+const MAX_SPOTS: usize = 256;
+
+/// The most distinct callers of one neighbourhood (`spot`) in any of the
+/// windows `lo..=hi`, among a key's `spots`.
+fn spot_callers(g: &Geometry, spots: &[(i64, u64, u64)], spot: u64, lo: i64, hi: i64) -> u32 {
+    let mut best = 0;
+    let mut callers: SmallVec<[u64; 16]> = SmallVec::new();
+    for w in lo..=hi {
+        let (a, b) = g.bins_of_window(w);
+        callers.clear();
+        callers.extend(
+            spots
+                .iter()
+                .filter(|&&(bin, h, _)| h == spot && (a..=b).contains(&bin))
+                .map(|&(_, _, c)| c),
+        );
+        callers.sort_unstable();
+        callers.dedup();
+        best = best.max(callers.len() as u32);
+    }
+    best
+}
+
 #[derive(Debug)]
 struct Slot {
     key: KeyId,
@@ -164,6 +189,10 @@ struct Slot {
     /// changes (an alert resolved).
     surge_cache: Option<(i64, u32, f64, u32)>,
     state: KeyState,
+    /// The place test (`surge.place`): the live complaints of this key
+    /// that name a neighbourhood, as (bin, [`place_hash`] of it, caller),
+    /// in input order. Most keys have none; at most [`MAX_SPOTS`].
+    spots: Vec<(i64, u64, u64)>,
     /// Boxed: an open alert is rare and large (the whole firing line), and
     /// inline it spread the slots that every count touches over more cache
     /// lines.
@@ -188,6 +217,9 @@ pub struct Place<'a> {
     /// The threshold of this key (region overrides applied; `u32::MAX`
     /// when only a surge can open it).
     pub threshold: u32,
+    /// The neighbourhood the complaint names ([`super::spot::spot_in`]),
+    /// for a business with a place test; `None` otherwise.
+    pub spot: Option<&'a str>,
 }
 
 impl<'a> Place<'a> {
@@ -199,6 +231,7 @@ impl<'a> Place<'a> {
             name: region,
             hash: region_hash(region),
             threshold: rules.businesses[business].threshold,
+            spot: None,
         }
     }
 }
@@ -291,6 +324,10 @@ pub struct KeyEntry {
     /// Fresh complaints its baseline has not learned yet (bin, weight).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending: Vec<(i64, f32)>,
+    /// The place test's live complaints (bin, neighbourhood hash, caller
+    /// hash): hashes only, no name or number.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spots: Vec<(i64, u64, u64)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -482,6 +519,7 @@ impl KeyStore {
             pending: Vec::new(),
             surge_cache: None,
             state: KeyState::default(),
+            spots: Vec::new(),
             alert: None,
             used: true,
             generation: 0,
@@ -542,13 +580,21 @@ impl KeyStore {
         debug_assert!(std::ptr::eq(rules, &*self.rules));
         let r = rules.region_of(rec.region);
         let hash = region_hash(rec.region);
+        // The neighbourhood, read once and only for a place test.
+        let mut spot: Option<Option<&str>> = None;
         for (b, templates) in matched() {
+            let bus = &rules.businesses[b];
+            let spot = match bus.surge.and_then(|s| s.place) {
+                Some(_) => *spot.get_or_insert_with(|| super::spot::spot_in(rec.text)),
+                None => None,
+            };
             let place = Place {
                 business: b,
                 scope: Scope::Region,
                 name: rec.region,
                 hash,
-                threshold: rules.businesses[b].threshold_in(r),
+                threshold: bus.threshold_in(r),
+                spot,
             };
             fired.extend(self.count_at(
                 place, templates, rec.seq, rec.id, rec.ts, rec.text, rec.caller, scale,
@@ -569,6 +615,7 @@ impl KeyStore {
                 name: &province.name,
                 hash: province.hash,
                 threshold: bus.province_threshold.unwrap_or(u32::MAX),
+                spot: None,
             };
             fired.extend(self.count_at(
                 place, templates, rec.seq, rec.id, rec.ts, rec.text, rec.caller, scale,
@@ -655,6 +702,26 @@ impl KeyStore {
             caller,
             templates.iter().map(|&t| (t as usize - base) as u16),
         )?;
+        // The place test: the most distinct callers of this complaint's
+        // neighbourhood in one of its windows.
+        let mut at_spot = 0;
+        if let (Some(spot), Some(_)) = (place.spot, surge.and_then(|s| s.place)) {
+            let h = place_hash(spot);
+            if self.swept != i64::MIN {
+                let first = self.swept * geo.s;
+                slot.spots.retain(|&(bin, _, _)| bin >= first);
+            }
+            if slot.spots.len() >= MAX_SPOTS {
+                slot.spots.remove(0);
+            }
+            // An anonymous complaint is its own caller.
+            let who = match caller {
+                Some(c) => (c as u64) ^ ((c >> 64) as u64),
+                None => !seq,
+            };
+            slot.spots.push((added.bin, h, who));
+            at_spot = spot_callers(&geo, &slot.spots, h, added.lo, added.hi);
+        }
         // An open alert keeps the level it opened at (a surge's level, or
         // the key's threshold); a closed key fires at the lower of its
         // threshold and, with a surge test, the fewest callers a surge
@@ -701,8 +768,11 @@ impl KeyStore {
             Some((_, lv)) => threshold.min(lv.saturating_sub(2).max(1)),
             None => threshold,
         };
+        // A neighbourhood near its place test keeps its complaints too.
+        let spot_level = surge.and_then(|s| s.place).unwrap_or(u32::MAX);
+        let keep_spot = at_spot > 0 && keeps_sample(at_spot, spot_level);
         let (last_hot, max) = slot.state.hot_span(added.lo, added.hi, threshold);
-        if keeps_sample(max, sample_floor) {
+        if keeps_sample(max, sample_floor) || keep_spot {
             slot.state.keep_sample(added, seq, id, text, &mut self.pool);
         }
         // Baselines learn fresh complaints of keys without an open alert
@@ -728,20 +798,32 @@ impl KeyStore {
             return None;
         }
         // Which rule opens it, at what level.
+        let mut terms = Vec::new();
         let (kind, level, lambda, last_hot) = if max >= threshold {
             (Kind::Threshold, threshold, None, last_hot)
         } else {
             let (lambda, level) = surge_now?;
-            if max < level {
+            if max >= level {
+                let (last_hot, _) = slot.state.hot_span(added.lo, added.hi, level);
+                (Kind::Surge, level, Some(lambda), last_hot)
+            } else if at_spot >= spot_level {
+                // The place test: the key's window as it is now is the
+                // level, so that the alert resolves when it cools down.
+                terms.push(place.spot.unwrap_or_default().to_owned());
+                let (last_hot, _) = slot.state.hot_span(added.lo, added.hi, max);
+                (Kind::Surge, max, Some(lambda), last_hot)
+            } else {
                 return None;
             }
-            let (last_hot, _) = slot.state.hot_span(added.lo, added.hi, level);
-            (Kind::Surge, level, Some(lambda), last_hot)
         };
         let (w, count) = slot.state.hottest(added.lo, added.hi, level)?;
         // Written with three significant digits (stable, readable bytes).
         let baseline = lambda.map(|l| round_sig(l, 3));
-        let p_value = lambda.map(|l| round_sig(super::baseline::poisson_tail(l, count), 3));
+        // (A place test's count is not improbable for the whole key: it has
+        // no p_value.)
+        let p_value = lambda
+            .filter(|_| terms.is_empty())
+            .map(|l| round_sig(super::baseline::poisson_tail(l, count), 3));
         let rules = &self.rules;
         let b = &rules.businesses[business];
         let dept = &rules.departments[b.department];
@@ -782,7 +864,7 @@ impl KeyStore {
             event_ts: ts,
             templates,
             samples,
-            terms: Vec::new(),
+            terms,
             resolved_by: None,
             watermark: None,
             end_of_input: false,
@@ -924,6 +1006,7 @@ impl KeyStore {
         slot.scheduled = false;
         slot.generation = slot.generation.wrapping_add(1);
         slot.state = KeyState::default();
+        slot.spots = Vec::new();
         let (business, hash) = (slot.key.business, slot.hash);
         let key = std::mem::take(&mut slot.key.region);
         if self.index.get(&(business, hash)) == Some(&i) {
@@ -1076,6 +1159,7 @@ impl KeyStore {
                     },
                     state: s.state.clone(),
                     pending: s.pending.clone(),
+                    spots: s.spots.clone(),
                     alert: s.alert.as_ref().map(|a| OpenAlertState {
                         firing: a.firing.to_json(),
                         hot_end: a.hot_end,
@@ -1239,6 +1323,7 @@ impl KeyStore {
                     };
                     let slot = &mut store.slots[i as usize];
                     slot.state = entry.state;
+                    slot.spots = entry.spots;
                     if slot.baseline != NO_BASELINE && learns[b] {
                         slot.pending = entry.pending;
                     }

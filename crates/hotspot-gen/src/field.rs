@@ -104,6 +104,8 @@ pub const DEFAULT_START: &str = "2026-03-07";
 pub const SURGE_RATIO: f64 = 2.0;
 pub const SURGE_MIN: u32 = 5;
 pub const SURGE_P_VALUE: &str = "1e-6";
+/// The place test: distinct callers naming one neighbourhood in a window.
+pub const SURGE_PLACE: u32 = 4;
 /// With section 8, the fixed thresholds are a backstop that must hold on
 /// the 3.15 day: an operator sets them for three times an ordinary day's
 /// volume (a round figure, not the generator's own factor), and leaves the
@@ -204,7 +206,7 @@ pub fn rules_text(cal: &Calibration, base: &Rules, section8: bool, header: &str)
                         ));
                     }
                     out.push_str(&format!(
-                        "province_threshold = {}\nsurge = {{ ratio = {SURGE_RATIO:.1}, min = {SURGE_MIN}, p_value = {SURGE_P_VALUE} }}\n",
+                        "province_threshold = {}\nsurge = {{ ratio = {SURGE_RATIO:.1}, min = {SURGE_MIN}, p_value = {SURGE_P_VALUE}, place = {SURGE_PLACE} }}\n",
                         calibrated(cal.province_lambda[b][0] * BACKSTOP_FACTOR)
                     ));
                 }
@@ -859,7 +861,7 @@ mod tests {
         assert!(oa.rules.contains("[[region]]"));
         assert!(
             oa.rules
-                .contains("surge = { ratio = 2.0, min = 5, p_value = 1e-6 }")
+                .contains("surge = { ratio = 2.0, min = 5, p_value = 1e-6, place = 4 }")
         );
         // The section 8 file without its section 8 keys is the plain one.
         let body = |s: &str| s.split_once("\n\n").unwrap().1.to_owned();

@@ -394,7 +394,13 @@ pub fn diff(old: &Rules, new: &Rules) -> RulesDiff {
         }
         if o.surge != n.surge {
             let s = |s: &Option<super::Surge>| match s {
-                Some(s) => format!("ratio {} min {} p_value {:e}", s.ratio, s.min, s.p_value),
+                Some(s) => {
+                    let mut t = format!("ratio {} min {} p_value {:e}", s.ratio, s.min, s.p_value);
+                    if let Some(k) = s.place {
+                        t.push_str(&format!(" place {k}"));
+                    }
+                    t
+                }
                 None => "none".into(),
             };
             details.push(format!("surge {} → {}", s(&o.surge), s(&n.surge)));

@@ -63,6 +63,7 @@ struct RawSurge {
     ratio: Spanned<f64>,
     min: Spanned<i64>,
     p_value: Option<Spanned<f64>>,
+    place: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -628,11 +629,23 @@ pub fn load_str(text: &str, file: &str) -> Result<Rules, Vec<RulesError>> {
                     good = false;
                 }
             }
+            let place = sg.place.as_ref().map(|p| *p.get_ref());
+            if let (Some(k), Some(raw_k)) = (place, &sg.place) {
+                if !(2..=1_000).contains(&k) {
+                    errors.push(at(
+                        raw_k.span(),
+                        item.clone(),
+                        format!("surge place must be between 2 and 1000 callers (got {k})"),
+                    ));
+                    good = false;
+                }
+            }
             if good {
                 surge = Some(Surge {
                     ratio,
                     min: min as u32,
                     p_value: p_value.unwrap_or(DEFAULT_P_VALUE),
+                    place: place.map(|k| k as u32),
                 });
             } else {
                 ok = false;

@@ -99,6 +99,11 @@ pub struct Surge {
     pub ratio: f64,
     pub min: u32,
     pub p_value: f64,
+    /// `place = K` (an extension of section 8): a window in which `K`
+    /// distinct callers of the key name the same neighbourhood (`XX区`/
+    /// `XX县` + a 小区, 花园, 路 …, see `hotspot::window::spot`) is a surge
+    /// too, whatever the key's count. `None`: no place test.
+    pub place: Option<u32>,
 }
 
 /// The default `p_value` of a surge test. A province has some thousands of
@@ -297,9 +302,22 @@ impl Rules {
                 .iter()
                 .map(|r| (r.id.as_str(), self.provinces[r.province].name.as_str()))
                 .collect();
+            // The surge as it was written before `place` existed, so that
+            // state saved then survives; `place` only where set.
+            let surge = bus.surge.map(|s| {
+                let base = format!(
+                    "Some(Surge {{ ratio: {:?}, min: {:?}, p_value: {:?} }})",
+                    s.ratio, s.min, s.p_value
+                );
+                match s.place {
+                    Some(k) => format!("{base}\u{6}{k}"),
+                    None => base,
+                }
+            });
             canon.push_str(&format!(
-                "\u{4}{overrides:?}\u{4}{:?}\u{4}{:?}\u{4}{provinces:?}",
-                bus.province_threshold, bus.surge
+                "\u{4}{overrides:?}\u{4}{:?}\u{4}{}\u{4}{provinces:?}",
+                bus.province_threshold,
+                surge.as_deref().unwrap_or("None")
             ));
         }
         for t in &self.templates[bus.templates.clone()] {
