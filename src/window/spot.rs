@@ -20,8 +20,9 @@
 
 /// The place words that end a neighbourhood, tried in this order at each
 /// length (so `丽都花园小区` gives `丽都花园`).
-const PLACE_WORDS: [&str; 13] = [
+const PLACE_WORDS: [&str; 21] = [
     "小区", "花园", "苑", "公寓", "大厦", "广场", "村", "路", "街", "城", "园", "社区", "大道",
+    "中学", "小学", "学校", "大学", "医院", "市场", "车站", "附近",
 ];
 
 /// Characters before `区`/`县` that make it a common word, not a county.
@@ -34,6 +35,17 @@ const NOT_CITY: [char; 8] = ['超', '城', '门', '夜', '上', '股', '菜', '�
 /// Whether `c` marks a county: `区`, `县`, or a county-level city's `市`.
 fn is_marker(c: char) -> bool {
     matches!(c, '区' | '县' | '市')
+}
+
+/// Whether `c1 c2 marker` names a county (`岱山县`), not a common word
+/// (`小区`, `超市`).
+fn is_county(c1: char, c2: char, marker: char) -> bool {
+    let not = if marker == '市' {
+        &NOT_CITY[..]
+    } else {
+        &NOT_COUNTY[..]
+    };
+    is_marker(marker) && is_cjk(c1) && is_cjk(c2) && !not.contains(&c2)
 }
 
 /// The most characters between the county and the place word.
@@ -68,23 +80,20 @@ pub fn spot_in(text: &str) -> Option<&str> {
         let (Some(c2), Some(c1)) = (before.next(), before.next()) else {
             continue;
         };
-        let not = if marker == '市' {
-            &NOT_CITY[..]
-        } else {
-            &NOT_COUNTY[..]
-        };
-        if !is_cjk(c1) || !is_cjk(c2) || not.contains(&c2) {
+        if !is_county(c1, c2, marker) {
             continue;
         }
         let start = at - c1.len_utf8() - c2.len_utf8();
         let rest = &text[end..];
         let mut name_end = 0;
+        let (mut p1, mut p2) = (c2, marker);
         for c in rest.chars().take(MAX_NAME) {
             // `舟山市岱山县…`: the county inside the city is the one to use,
-            // the next round starts at it.
-            if !is_cjk(c) || is_marker(c) {
+            // the next round starts at it (`园区大道` is a name).
+            if !is_cjk(c) || is_county(p1, p2, c) {
                 break;
             }
+            (p1, p2) = (p2, c);
             name_end += c.len_utf8();
             let tail = &rest[name_end..];
             if let Some(w) = PLACE_WORDS.iter().find(|w| tail.starts_with(**w)) {
@@ -117,6 +126,14 @@ mod tests {
                 Some("龙泉市城南新村"),
             ),
             ("客户反映超市门口路灯坏了", None),
+            (
+                "客户表示江山市园区大道11点多开始附近基站坏了",
+                Some("江山市园区大道"),
+            ),
+            (
+                "衢州市龙游县第二中学附近今天上午光猫亮红灯",
+                Some("龙游县第二中学"),
+            ),
             (
                 "用户来电表示西夏区新华小区从16点23分起魔百和认证失败",
                 Some("西夏区新华小区"),
