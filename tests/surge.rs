@@ -339,3 +339,203 @@ fn a_surge_test_added_by_a_reload_learns_before_it_fires() {
     let firing: Vec<&Alert> = out.alerts.iter().filter(|a| a.is_firing()).collect();
     assert!(firing.is_empty(), "{firing:#?}");
 }
+
+// ---- the place test (`surge.place`) ------------------------------------
+
+fn place_rules() -> Arc<Rules> {
+    let text = RULES.replace(
+        "surge = { ratio = 3.0, min = 6 }",
+        "surge = { ratio = 3.0, min = 6, place = 4 }",
+    );
+    Arc::new(load_str(&text, "place.toml").unwrap())
+}
+
+/// The background of [`traffic`] for 5 days, plus on day 4 at 10:00 four
+/// 杭州 callers within 8 minutes who all name 西湖区文三路 (杭州 usually has
+/// four or five crbt callers a window: far below a surge there).
+fn street_outage() -> String {
+    let mut lines: Vec<(i64, String)> = traffic(5, None, false)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["ts"].as_i64().unwrap(), l.to_owned())
+        })
+        .collect();
+    let at = T0 + 4 * DAY + 600 * MIN;
+    for j in 0..4 {
+        let text = format!("客户反映西湖区文三路{j}号楼彩铃复制失败");
+        lines.push((
+            at + j * 2 * MIN + 45_000,
+            line(
+                &format!("P{j}"),
+                at + j * 2 * MIN + 45_000,
+                "杭州",
+                &text,
+                &format!("p{j}"),
+            ),
+        ));
+    }
+    lines.sort_by_key(|(ts, _)| *ts);
+    lines.into_iter().map(|(_, l)| l + "\n").collect()
+}
+
+fn run_with(rules: Arc<Rules>, input: &str) -> Vec<Alert> {
+    let mut e = Engine::new(rules, EngineConfig::default()).unwrap();
+    let mut out = Collect::default();
+    for (i, l) in input.lines().enumerate() {
+        e.process_line(i as u64 + 1, l.as_bytes(), &mut out);
+    }
+    e.finish(&mut out);
+    out.alerts
+}
+
+#[test]
+fn callers_naming_one_street_are_a_surge_that_names_it() {
+    let input = street_outage();
+    // Without the place test the big city's count hides them.
+    let plain = run(&input);
+    assert!(
+        plain.iter().all(|a| !a.is_firing()),
+        "{:#?}",
+        plain.iter().filter(|a| a.is_firing()).collect::<Vec<_>>()
+    );
+    let alerts = run_with(place_rules(), &input);
+    let firing: Vec<&Alert> = alerts.iter().filter(|a| a.is_firing()).collect();
+    assert_eq!(firing.len(), 1, "{firing:#?}");
+    let a = firing[0];
+    assert_eq!(
+        (a.region.as_str(), a.scope, a.kind),
+        ("杭州", Some(Scope::Region), Some(Kind::Surge))
+    );
+    assert_eq!(a.terms, vec!["西湖区文三路".to_string()]);
+    assert!(
+        a.baseline.is_some_and(|b| b > 2.0),
+        "the city's baseline: {a:?}"
+    );
+    assert_eq!(a.p_value, None, "the place test has no tail of its own");
+    assert_eq!(a.threshold, a.count, "its level is the city's window now");
+    // Fired by the fourth caller of the street.
+    assert_eq!(a.triggered_by.as_deref(), Some("P3"));
+    // The samples are the street's complaints.
+    assert!(
+        a.samples.iter().all(|s| s.text.contains("文三路")),
+        "{:?}",
+        a.samples
+    );
+    let json = a.to_json();
+    assert!(json.contains(r#""terms":["西湖区文三路"]"#), "{json}");
+    assert!(!json.contains("p_value"), "{json}");
+    // It resolves, and the resolved line names the street too.
+    let resolved = alerts
+        .iter()
+        .find(|r| !r.is_firing() && r.alert_id == a.alert_id)
+        .expect("resolved");
+    assert_eq!(resolved.terms, a.terms);
+}
+
+#[test]
+fn the_place_test_is_byte_identical_across_threads_and_a_checkpoint() {
+    let input = street_outage();
+    let whole: Vec<String> = run_with(place_rules(), &input)
+        .iter()
+        .map(Alert::to_json)
+        .collect();
+    assert!(whole.iter().any(|l| l.contains("文三路")));
+    // Stop just before the fourth caller, save, restore, go on.
+    let lines: Vec<&str> = input.lines().collect();
+    let cut = lines
+        .iter()
+        .position(|l| l.contains(r#""id":"P3""#))
+        .unwrap();
+    let mut e = Engine::new(place_rules(), EngineConfig::default()).unwrap();
+    let mut out = Collect::default();
+    for (i, l) in lines[..cut].iter().enumerate() {
+        e.process_line(i as u64 + 1, l.as_bytes(), &mut out);
+    }
+    let saved = serde_json::to_string(&e.export()).unwrap();
+    assert!(
+        saved.contains("\"spots\""),
+        "the street's callers are saved"
+    );
+    // Callers are saved as hashes (the street's name is in the kept
+    // samples only, as every sample's text is).
+    assert!(!saved.contains("\"p1\""), "callers are hashed");
+    let state: EngineState = serde_json::from_str(&saved).unwrap();
+    let r = place_rules();
+    let matcher = Arc::new(hotspot::matcher::Matcher::new(&r).unwrap());
+    let mut e = Engine::restore(
+        r,
+        matcher,
+        EngineConfig::default(),
+        state,
+        cut as u64,
+        &mut out,
+    );
+    for (i, l) in lines[cut..].iter().enumerate() {
+        e.process_line((cut + i) as u64 + 1, l.as_bytes(), &mut out);
+    }
+    e.finish(&mut out);
+    let resumed: Vec<String> = out.alerts.iter().map(Alert::to_json).collect();
+    assert_eq!(whole, resumed);
+    // Every thread count.
+    let one = {
+        let buf = Shared::default();
+        let mut w = JsonlWriter::new(Box::new(buf.clone()));
+        let mut outs = ReplayOutputs {
+            alerts: &mut w,
+            dead_letters: None,
+        };
+        replay(
+            place_rules(),
+            input.as_bytes(),
+            &mut outs,
+            EngineConfig::default(),
+            None,
+        )
+        .unwrap();
+        drop(w);
+        buf.take()
+    };
+    for threads in [2, 4] {
+        let buf = Shared::default();
+        let mut w = JsonlWriter::new(Box::new(buf.clone()));
+        let mut outs = ReplayOutputs {
+            alerts: &mut w,
+            dead_letters: None,
+        };
+        let layout = Layout {
+            workers: threads,
+            shards: threads.div_ceil(2),
+            chunk_bytes: 64 << 10,
+        };
+        replay_parallel(
+            place_rules(),
+            input.as_bytes(),
+            &mut outs,
+            EngineConfig::default(),
+            layout,
+            None,
+        )
+        .unwrap();
+        drop(w);
+        assert!(one == buf.take(), "{threads} threads");
+    }
+}
+
+#[test]
+fn a_bad_place_setting_is_refused_where_it_is() {
+    let text = RULES.replace(
+        "surge = { ratio = 3.0, min = 6 }",
+        "surge = { ratio = 3.0, min = 6, place = 1 }",
+    );
+    let err = load_str(&text, "bad.toml")
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        err.contains("bad.toml:") && err.contains("surge place must be between 2 and 1000"),
+        "{err}"
+    );
+}

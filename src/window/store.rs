@@ -328,6 +328,11 @@ pub struct KeyEntry {
     /// hash): hashes only, no name or number.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub spots: Vec<(i64, u64, u64)>,
+    /// The surge test's cached expected count and level (hour, scale bits,
+    /// λ bits, level): a restored key must test against the same λ as the
+    /// run that was not interrupted, and λ moves within the hour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub surge_cache: Option<(i64, u32, u64, u32)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -1160,6 +1165,7 @@ impl KeyStore {
                     state: s.state.clone(),
                     pending: s.pending.clone(),
                     spots: s.spots.clone(),
+                    surge_cache: s.surge_cache.map(|(h, sc, l, lv)| (h, sc, l.to_bits(), lv)),
                     alert: s.alert.as_ref().map(|a| OpenAlertState {
                         firing: a.firing.to_json(),
                         hot_end: a.hot_end,
@@ -1324,6 +1330,11 @@ impl KeyStore {
                     let slot = &mut store.slots[i as usize];
                     slot.state = entry.state;
                     slot.spots = entry.spots;
+                    if learns[b] {
+                        slot.surge_cache = entry
+                            .surge_cache
+                            .map(|(h, sc, l, lv)| (h, sc, f64::from_bits(l), lv));
+                    }
                     if slot.baseline != NO_BASELINE && learns[b] {
                         slot.pending = entry.pending;
                     }
