@@ -149,16 +149,24 @@ const MAX_SPOTS: usize = 256;
 /// The most distinct callers of one neighbourhood (`spot`) in any of the
 /// windows `lo..=hi`, among a key's `spots`.
 fn spot_callers(g: &Geometry, spots: &[(i64, u64, u64)], spot: u64, lo: i64, hi: i64) -> u32 {
+    // The neighbourhood's own complaints first: nearly always one or two.
+    let mine: SmallVec<[(i64, u64); 16]> = spots
+        .iter()
+        .filter(|&&(_, h, _)| h == spot)
+        .map(|&(bin, _, c)| (bin, c))
+        .collect();
+    if mine.len() <= 1 {
+        return mine.len() as u32;
+    }
     let mut best = 0;
     let mut callers: SmallVec<[u64; 16]> = SmallVec::new();
     for w in lo..=hi {
         let (a, b) = g.bins_of_window(w);
         callers.clear();
         callers.extend(
-            spots
-                .iter()
-                .filter(|&&(bin, h, _)| h == spot && (a..=b).contains(&bin))
-                .map(|&(_, _, c)| c),
+            mine.iter()
+                .filter(|&&(bin, _)| (a..=b).contains(&bin))
+                .map(|&(_, c)| c),
         );
         callers.sort_unstable();
         callers.dedup();
@@ -714,7 +722,9 @@ impl KeyStore {
             let h = place_hash(spot);
             if self.swept != i64::MIN {
                 let first = self.swept * geo.s;
-                slot.spots.retain(|&(bin, _, _)| bin >= first);
+                if slot.spots.first().is_some_and(|&(bin, _, _)| bin < first) {
+                    slot.spots.retain(|&(bin, _, _)| bin >= first);
+                }
             }
             if slot.spots.len() >= MAX_SPOTS {
                 slot.spots.remove(0);
