@@ -135,7 +135,7 @@ fn field_files_are_reproducible_complete_and_the_plain_rules_load() {
     let rules = std::fs::read_to_string(&a[2]).unwrap();
     assert!(rules.contains("[[region]]\nid = \"杭州\"\nprovince = \"浙江\"\nsubscribers = "));
     assert!(rules.contains("province_threshold = "));
-    assert!(rules.contains("surge = { ratio = 2.0, min = 5, p_value = 1e-6 }"));
+    assert!(rules.contains("surge = { ratio = 2.0, min = 5, p_value = 1e-6, place = 4 }"));
     assert!(rules.contains("region_thresholds = { \"杭州\" = "));
     assert!(rules.contains("[discovery]\ndepartment = \"cs\"\nmin_callers = 8\n"));
     let (code, out, err) = hotspot(&["check-rules", s(&a[2])]);

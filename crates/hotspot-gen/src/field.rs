@@ -21,7 +21,7 @@
 //! the biggest province (浙江). Rules are written from the embedded library
 //! with those thresholds: `--plain-rules-out` without any section 8 key,
 //! `--rules-out` with a `[[region]]` table (province, subscribers) and per
-//! business `surge = { ratio = 2.0, min = 5, p_value = 1e-6 }`, with the
+//! business `surge = { ratio = 2.0, min = 5, p_value = 1e-6, place = 4 }`, with the
 //! fixed thresholds turned into a backstop that holds on 3.15 (calibrated
 //! at three times the volume): `province_threshold`, and
 //! `region_thresholds` for the cities whose own backstop is higher than
