@@ -31,7 +31,9 @@
 //!    the foreground (the last hours), both less the recent complaints
 //!    themselves; `λ = max(q_bg, q_recent) · N` for the `N` complaints of
 //!    the place in the window (the last hours keep words of the clock,
-//!    `今晚` all evening, from looking new every evening). A 3-gram whose
+//!    `今晚` all evening, from looking new every evening; and a 3-gram
+//!    holding a word of the clock, [`phrase::is_clock_gram`], is never
+//!    checked). A 3-gram whose
 //!    window complaints mostly hold an open topic's anchor joins that
 //!    topic instead. The window is a new topic when its distinct
 //!    callers `c ≥ min_callers`, `c ≥` [`RATIO`]`·λ` and
@@ -657,7 +659,8 @@ impl Topics {
             let part = self.parts[pi].as_ref().expect("made above");
             let mut these: Vec<Candidate> = Vec::new();
             for c in candidates.iter().filter(|c| c.at == level) {
-                if self.is_covered(pi, &a, prov_key, c.gram) {
+                // A word of the clock is no topic (see `phrase::CLOCK_WORDS`).
+                if phrase::is_clock_gram(c.gram) || self.is_covered(pi, &a, prov_key, c.gram) {
                     continue;
                 }
                 // A check that failed for lack of complaints fails again

@@ -73,6 +73,37 @@ pub fn gram_text(id: u64) -> String {
         .collect()
 }
 
+/// Words of the clock: `今晚` is in a few percent of all complaints every
+/// evening, and more on an evening of twice the volume, so its n-grams
+/// (`称今晚`, `示今晚`) were the detector's false new topics; a topic is
+/// never named by when its callers wrote.
+const CLOCK_WORDS: [[char; 2]; 16] = [
+    ['今', '晚'],
+    ['今', '天'],
+    ['今', '日'],
+    ['昨', '天'],
+    ['昨', '晚'],
+    ['前', '天'],
+    ['明', '天'],
+    ['晚', '上'],
+    ['上', '午'],
+    ['下', '午'],
+    ['中', '午'],
+    ['凌', '晨'],
+    ['早', '上'],
+    ['傍', '晚'],
+    ['夜', '里'],
+    ['刚', '才'],
+];
+
+/// Whether the 3-gram `id` holds a word of the clock ([`CLOCK_WORDS`]):
+/// such a 3-gram never opens a new topic.
+pub fn is_clock_gram(id: u64) -> bool {
+    let c = |k: u32| char::from_u32((id >> (21 * k) & 0x1F_FFFF) as u32).unwrap_or('\0');
+    let (a, b, d) = (c(0), c(1), c(2));
+    CLOCK_WORDS.iter().any(|w| *w == [a, b] || *w == [b, d])
+}
+
 /// A 64-bit finaliser (the one of MurmurHash3): spreads an id or a
 /// combination of ids over all bits, for hash tables and sketches.
 #[inline]
@@ -498,6 +529,19 @@ mod tests {
         );
         assert_eq!(segs(""), Vec::<String>::new());
         assert_eq!(segs("，。！"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn clock_words_are_found_in_either_half_of_a_gram() {
+        let id = |t: &str| {
+            let c: Vec<char> = t.chars().collect();
+            gram_id(c[0], c[1], c[2])
+        };
+        assert!(is_clock_gram(id("称今晚")));
+        assert!(is_clock_gram(id("今晚营")));
+        assert!(is_clock_gram(id("天下午")));
+        assert!(!is_clock_gram(id("冰激凌")));
+        assert!(!is_clock_gram(id("今新套")));
     }
 
     #[test]
