@@ -32,8 +32,8 @@
 //!    themselves; `λ = max(q_bg, q_recent) · N` for the `N` complaints of
 //!    the place in the window (the last hours keep words of the clock,
 //!    `今晚` all evening, from looking new every evening; and a 3-gram
-//!    holding a word of the clock, [`phrase::is_clock_gram`], is never
-//!    checked). A 3-gram whose
+//!    holding a word of the clock or half of one,
+//!    [`phrase::touches_clock`], is never a candidate). A 3-gram whose
 //!    window complaints mostly hold an open topic's anchor joins that
 //!    topic instead. The window is a new topic when its distinct
 //!    callers `c ≥ min_callers`, `c ≥` [`RATIO`]`·λ` and
@@ -592,7 +592,10 @@ impl Topics {
                 // current volume (fg / place_fg >= ratio · usual /
                 // place_usual, without dividing)?
                 let usual = (b - fg * wb).max(0.0);
-                if fg * place_usual >= SCREEN_RATIO * usual * place_fg {
+                // (Words of the clock are no topic: see `phrase::CLOCK_WORDS`.)
+                if fg * place_usual >= SCREEN_RATIO * usual * place_fg
+                    && !phrase::touches_clock(&self.grams, i)
+                {
                     self.candidates.push(Candidate {
                         at: l as u8,
                         gram: g,
@@ -659,8 +662,7 @@ impl Topics {
             let part = self.parts[pi].as_ref().expect("made above");
             let mut these: Vec<Candidate> = Vec::new();
             for c in candidates.iter().filter(|c| c.at == level) {
-                // A word of the clock is no topic (see `phrase::CLOCK_WORDS`).
-                if phrase::is_clock_gram(c.gram) || self.is_covered(pi, &a, prov_key, c.gram) {
+                if self.is_covered(pi, &a, prov_key, c.gram) {
                     continue;
                 }
                 // A check that failed for lack of complaints fails again

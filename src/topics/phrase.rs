@@ -96,12 +96,40 @@ const CLOCK_WORDS: [[char; 2]; 16] = [
     ['刚', '才'],
 ];
 
-/// Whether the 3-gram `id` holds a word of the clock ([`CLOCK_WORDS`]):
-/// such a 3-gram never opens a new topic.
-pub fn is_clock_gram(id: u64) -> bool {
+/// The three characters of a 3-gram id.
+fn chars_of(id: u64) -> [char; 3] {
     let c = |k: u32| char::from_u32((id >> (21 * k) & 0x1F_FFFF) as u32).unwrap_or('\0');
-    let (a, b, d) = (c(0), c(1), c(2));
+    [c(0), c(1), c(2)]
+}
+
+/// Whether the 3-gram `id` holds a word of the clock ([`CLOCK_WORDS`]).
+pub fn is_clock_gram(id: u64) -> bool {
+    let [a, b, d] = chars_of(id);
     CLOCK_WORDS.iter().any(|w| *w == [a, b] || *w == [b, d])
+}
+
+/// Whether the `i`-th of a text's 3-grams (in text order, as [`grams`]
+/// gives them) holds a word of the clock or half of one: `称今晚` and
+/// `今晚营`, and also `客称今` and `晚营业` around them, which on their own
+/// would make `今晚营业` a phrase. Such a 3-gram never opens a new topic.
+pub fn touches_clock(grams: &[u64], i: usize) -> bool {
+    let g = grams[i];
+    if is_clock_gram(g) {
+        return true;
+    }
+    let [a, b, d] = chars_of(g);
+    // The 3-gram before shares `a b` and may start with a clock word
+    // ending in `a`; the one after shares `b d` and may end with one
+    // starting in `d`.
+    let before = i
+        .checked_sub(1)
+        .map(|k| chars_of(grams[k]))
+        .is_some_and(|[p0, p1, p2]| [p1, p2] == [a, b] && CLOCK_WORDS.contains(&[p0, p1]));
+    let after = grams
+        .get(i + 1)
+        .map(|&n| chars_of(n))
+        .is_some_and(|[n0, n1, n2]| [n0, n1] == [b, d] && CLOCK_WORDS.contains(&[n1, n2]));
+    before || after
 }
 
 /// A 64-bit finaliser (the one of MurmurHash3): spreads an id or a
@@ -542,6 +570,13 @@ mod tests {
         assert!(is_clock_gram(id("天下午")));
         assert!(!is_clock_gram(id("冰激凌")));
         assert!(!is_clock_gram(id("今新套")));
+        // Around a clock word, in text order: 客称今 称今晚 今晚营 晚营业 营业厅.
+        let text: Vec<u64> = ["客称今", "称今晚", "今晚营", "晚营业", "营业厅"]
+            .iter()
+            .map(|t| id(t))
+            .collect();
+        let touched: Vec<bool> = (0..text.len()).map(|i| touches_clock(&text, i)).collect();
+        assert_eq!(touched, [true, true, true, true, false]);
     }
 
     #[test]
