@@ -1404,7 +1404,11 @@ impl KeyStore {
     pub fn heap_bytes(&self) -> usize {
         self.slots
             .iter()
-            .map(|s| s.state.heap_bytes() + std::mem::size_of::<Slot>())
+            .map(|s| {
+                s.state.heap_bytes()
+                    + std::mem::size_of::<Slot>()
+                    + s.spots.capacity() * std::mem::size_of::<(i64, u64, u64)>()
+            })
             .sum::<usize>()
             + self.index.capacity() * (std::mem::size_of::<(u16, u64)>() + 5)
             + self.collisions.capacity() * (std::mem::size_of::<KeyId>() + 5)
