@@ -95,10 +95,42 @@ fn rules() -> Arc<Rules> {
 }
 
 fn run(input: &str) -> Vec<Alert> {
-    let mut e = Engine::new(rules(), EngineConfig::default()).unwrap();
+    run_with(rules(), input)
+}
+
+fn run_with(rules: Arc<Rules>, input: &str) -> Vec<Alert> {
+    let mut e = Engine::new(rules, EngineConfig::default()).unwrap();
     let mut out = Collect::default();
     for (i, l) in input.lines().enumerate() {
         e.process_line(i as u64 + 1, l.as_bytes(), &mut out);
+    }
+    e.finish(&mut out);
+    out.alerts
+}
+
+/// `input` run to line `cut`, its state saved as JSON (handed to `check`)
+/// and restored, then run to the end: the alerts of both parts.
+fn run_resumed(rules: Arc<Rules>, input: &str, cut: usize, check: impl Fn(&str)) -> Vec<Alert> {
+    let lines: Vec<&str> = input.lines().collect();
+    let mut e = Engine::new(rules.clone(), EngineConfig::default()).unwrap();
+    let mut out = Collect::default();
+    for (i, l) in lines[..cut].iter().enumerate() {
+        e.process_line(i as u64 + 1, l.as_bytes(), &mut out);
+    }
+    let saved = serde_json::to_string(&e.export()).unwrap();
+    check(&saved);
+    let state: EngineState = serde_json::from_str(&saved).unwrap();
+    let matcher = Arc::new(hotspot::matcher::Matcher::new(&rules).unwrap());
+    let mut e = Engine::restore(
+        rules,
+        matcher,
+        EngineConfig::default(),
+        state,
+        cut as u64,
+        &mut out,
+    );
+    for (i, l) in lines[cut..].iter().enumerate() {
+        e.process_line((cut + i) as u64 + 1, l.as_bytes(), &mut out);
     }
     e.finish(&mut out);
     out.alerts
@@ -150,6 +182,10 @@ fn a_small_city_burst_is_a_surge_and_a_surge_day_is_not() {
 }
 
 fn replay_bytes(input: &str, threads: usize) -> Vec<u8> {
+    replay_bytes_with(rules, input, threads)
+}
+
+fn replay_bytes_with(rules: fn() -> Arc<Rules>, input: &str, threads: usize) -> Vec<u8> {
     let buf = Shared::default();
     let mut w = JsonlWriter::new(Box::new(buf.clone()));
     let mut outs = ReplayOutputs {
@@ -198,34 +234,14 @@ fn surge_replay_is_byte_identical_for_every_thread_count() {
 #[test]
 fn baselines_survive_a_checkpoint_round_trip() {
     let input = traffic(5, None, true);
-    let lines: Vec<&str> = input.lines().collect();
     let whole = run(&input);
     // Stop on day 3, save through JSON, restore and go on.
-    let cut = lines.len() * 3 / 5;
-    let mut e = Engine::new(rules(), EngineConfig::default()).unwrap();
-    let mut out = Collect::default();
-    for (i, l) in lines[..cut].iter().enumerate() {
-        e.process_line(i as u64 + 1, l.as_bytes(), &mut out);
-    }
-    let saved = serde_json::to_string(&e.export()).unwrap();
-    assert!(saved.contains("\"baselines\"") && saved.contains("\"volume\""));
-    let state: EngineState = serde_json::from_str(&saved).unwrap();
-    let r = rules();
-    let matcher = Arc::new(hotspot::matcher::Matcher::new(&r).unwrap());
-    let mut e = Engine::restore(
-        r,
-        matcher,
-        EngineConfig::default(),
-        state,
-        cut as u64,
-        &mut out,
-    );
-    for (i, l) in lines[cut..].iter().enumerate() {
-        e.process_line((cut + i) as u64 + 1, l.as_bytes(), &mut out);
-    }
-    e.finish(&mut out);
+    let cut = input.lines().count() * 3 / 5;
+    let resumed = run_resumed(rules(), &input, cut, |saved| {
+        assert!(saved.contains("\"baselines\"") && saved.contains("\"volume\""));
+    });
     let a: Vec<String> = whole.iter().map(Alert::to_json).collect();
-    let b: Vec<String> = out.alerts.iter().map(Alert::to_json).collect();
+    let b: Vec<String> = resumed.iter().map(Alert::to_json).collect();
     assert!(a.iter().any(|l| l.contains("\"surge\"")));
     assert_eq!(a, b);
 }
@@ -379,16 +395,6 @@ fn street_outage() -> String {
     lines.into_iter().map(|(_, l)| l + "\n").collect()
 }
 
-fn run_with(rules: Arc<Rules>, input: &str) -> Vec<Alert> {
-    let mut e = Engine::new(rules, EngineConfig::default()).unwrap();
-    let mut out = Collect::default();
-    for (i, l) in input.lines().enumerate() {
-        e.process_line(i as u64 + 1, l.as_bytes(), &mut out);
-    }
-    e.finish(&mut out);
-    out.alerts
-}
-
 #[test]
 fn callers_naming_one_street_are_a_surge_that_names_it() {
     let input = street_outage();
@@ -442,83 +448,28 @@ fn the_place_test_is_byte_identical_across_threads_and_a_checkpoint() {
         .collect();
     assert!(whole.iter().any(|l| l.contains("文三路")));
     // Stop just before the fourth caller, save, restore, go on.
-    let lines: Vec<&str> = input.lines().collect();
-    let cut = lines
-        .iter()
+    let cut = input
+        .lines()
         .position(|l| l.contains(r#""id":"P3""#))
         .unwrap();
-    let mut e = Engine::new(place_rules(), EngineConfig::default()).unwrap();
-    let mut out = Collect::default();
-    for (i, l) in lines[..cut].iter().enumerate() {
-        e.process_line(i as u64 + 1, l.as_bytes(), &mut out);
-    }
-    let saved = serde_json::to_string(&e.export()).unwrap();
-    assert!(
-        saved.contains("\"spots\""),
-        "the street's callers are saved"
-    );
-    // Callers are saved as hashes (the street's name is in the kept
-    // samples only, as every sample's text is).
-    assert!(!saved.contains("\"p1\""), "callers are hashed");
-    let state: EngineState = serde_json::from_str(&saved).unwrap();
-    let r = place_rules();
-    let matcher = Arc::new(hotspot::matcher::Matcher::new(&r).unwrap());
-    let mut e = Engine::restore(
-        r,
-        matcher,
-        EngineConfig::default(),
-        state,
-        cut as u64,
-        &mut out,
-    );
-    for (i, l) in lines[cut..].iter().enumerate() {
-        e.process_line((cut + i) as u64 + 1, l.as_bytes(), &mut out);
-    }
-    e.finish(&mut out);
-    let resumed: Vec<String> = out.alerts.iter().map(Alert::to_json).collect();
+    let resumed = run_resumed(place_rules(), &input, cut, |saved| {
+        assert!(
+            saved.contains("\"spots\""),
+            "the street's callers are saved"
+        );
+        // Callers are saved as hashes (the street's name is in the kept
+        // samples only, as every sample's text is).
+        assert!(!saved.contains("\"p1\""), "callers are hashed");
+    });
+    let resumed: Vec<String> = resumed.iter().map(Alert::to_json).collect();
     assert_eq!(whole, resumed);
     // Every thread count.
-    let one = {
-        let buf = Shared::default();
-        let mut w = JsonlWriter::new(Box::new(buf.clone()));
-        let mut outs = ReplayOutputs {
-            alerts: &mut w,
-            dead_letters: None,
-        };
-        replay(
-            place_rules(),
-            input.as_bytes(),
-            &mut outs,
-            EngineConfig::default(),
-            None,
-        )
-        .unwrap();
-        drop(w);
-        buf.take()
-    };
+    let one = replay_bytes_with(place_rules, &input, 1);
     for threads in [2, 4] {
-        let buf = Shared::default();
-        let mut w = JsonlWriter::new(Box::new(buf.clone()));
-        let mut outs = ReplayOutputs {
-            alerts: &mut w,
-            dead_letters: None,
-        };
-        let layout = Layout {
-            workers: threads,
-            shards: threads.div_ceil(2),
-            chunk_bytes: 64 << 10,
-        };
-        replay_parallel(
-            place_rules(),
-            input.as_bytes(),
-            &mut outs,
-            EngineConfig::default(),
-            layout,
-            None,
-        )
-        .unwrap();
-        drop(w);
-        assert!(one == buf.take(), "{threads} threads");
+        assert!(
+            one == replay_bytes_with(place_rules, &input, threads),
+            "{threads} threads"
+        );
     }
 }
 
