@@ -10,7 +10,9 @@
 //! city of one name are different alerts) and `kind` (`threshold`, `surge`,
 //! `new_topic`), and a surge's firing line has a `baseline` annotation (and
 //! `p_value`); a new topic (empty `business`) has a `topic` label, its
-//! phrase, and a `terms` annotation; alerts of plain rules have exactly the labels above. `startsAt` is the
+//! phrase, and a `terms` annotation; a surge of the place test has a
+//! `place` annotation (the neighbourhood); alerts of plain rules have
+//! exactly the labels above. `startsAt` is the
 //! triggering record's event time; a resolved line sets `endsAt`. While an
 //! alert is open the service re-sends it every `resend` interval (see
 //! `service`), because Alertmanager resolves an alert on its own when it
@@ -80,6 +82,10 @@ pub fn am_alert(a: &Alert, generator_url: &str) -> Value {
         // No business: the phrase tells two new topics of one place apart.
         v["labels"]["topic"] = Value::String(a.terms.first().cloned().unwrap_or_default());
         v["annotations"]["terms"] = Value::String(a.terms.join("、"));
+    } else if let Some(spot) = a.terms.first() {
+        // A surge of the place test: the neighbourhood, for people (the
+        // key stays (business, region): no label).
+        v["annotations"]["place"] = Value::String(spot.clone());
     }
     if let Some(b) = a.baseline {
         v["annotations"]["baseline"] = Value::String(b.to_string());
@@ -211,6 +217,16 @@ mod tests {
     }
 
     const PLAIN: &str = r#"{"alert_id":"crbt:杭州:1773538061000:WO1","state":"firing","business":"crbt","business_name":"彩铃","region":"杭州","department":"vas","department_name":"数据业务部","count":8,"threshold":8,"window_start":"2026-03-15T09:00:00+08:00","window_end":"2026-03-15T09:30:00+08:00","triggered_by":"WO1","event_ts":"2026-03-15T09:27:41+08:00","templates":{"crbt.copy_fail":8},"samples":[]}"#;
+
+    #[test]
+    fn a_place_surge_names_its_neighbourhood_in_an_annotation() {
+        let a = alert(
+            r#"{"alert_id":"crbt:杭州:1:P3","state":"firing","business":"crbt","business_name":"彩铃","region":"杭州","scope":"region","kind":"surge","department":"vas","department_name":"增值业务部","count":8,"threshold":8,"baseline":4.3,"terms":["西湖区文三路"],"window_start":"2026-03-14T09:37:00+08:00","window_end":"2026-03-14T10:07:00+08:00","triggered_by":"P3","event_ts":"2026-03-14T10:06:45+08:00","templates":{},"samples":[]}"#,
+        );
+        let v = am_alert(&a, "");
+        assert_eq!(v["annotations"]["place"], "西湖区文三路");
+        assert!(v["labels"].get("topic").is_none(), "{v}");
+    }
 
     #[test]
     fn plain_rules_keep_their_labels() {

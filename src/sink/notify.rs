@@ -234,6 +234,13 @@ impl<'a> Notification<'a> {
             _ => a.region.clone(),
         };
         f.push(("地区", place));
+        // A surge of the place test names the neighbourhood its callers
+        // name: where the field team goes first.
+        if a.kind == Some(Kind::Surge) {
+            if let Some(spot) = a.terms.first() {
+                f.push(("地点", spot.clone()));
+            }
+        }
         if !a.business.is_empty() {
             let b = if a.business_name.is_empty() || a.business_name == a.business {
                 a.business.clone()
@@ -794,6 +801,29 @@ mod tests {
         assert!(c.contains("**状态**：提醒 (未确认)"), "{c}");
         assert_eq!(n.feishu()["card"]["header"]["template"], "yellow");
         assert!(n.idempotency_key().ends_with("/reminder"));
+    }
+
+    #[test]
+    fn a_surge_of_the_place_test_names_the_neighbourhood() {
+        let mut a = firing();
+        a.kind = Some(Kind::Surge);
+        a.baseline = Some(0.42);
+        a.terms = vec!["岱山县丽都花园".into()];
+        let it = step(&a, Default::default());
+        let n = Notification::new(&it, None);
+        let c = n.wecom()["markdown"]["content"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(c.contains("**地点**：岱山县丽都花园"), "{c}");
+        // Other alerts have no such line.
+        let plain = firing();
+        let it = step(&plain, Default::default());
+        let c = Notification::new(&it, None).wecom()["markdown"]["content"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(!c.contains("地点"), "{c}");
     }
 
     #[test]

@@ -14,9 +14,9 @@
 //! The grammar is the one of Chinese addresses in work orders: a county or
 //! district (two characters and `区`, `县`, or `市` for a county-level
 //! city; the innermost one of `舟山市岱山县`), then one to five characters
-//! and a place word (`小区`, `花园`, `苑`, `公寓`, `大厦`, `广场`, `村`, `路`,
-//! `街`, `城`, `园`, `社区`, `大道`), the shortest such. `小区`, `社区`, `市区`
-//! and the like are not counties. Only the first such place counts.
+//! and a place word ([`PLACE_WORDS`]: `小区`, `花园`, `路`, `村`, `中学`,
+//! `医院`, `附近` …), the shortest such. `小区`, `社区`, `超市` and the like
+//! are not counties. Only the first such place counts.
 
 /// The place words that end a neighbourhood, tried in this order at each
 /// length (so `丽都花园小区` gives `丽都花园`).
