@@ -494,10 +494,19 @@ form.act{{margin:.2em 0 0}} .err{{color:#b30000}}
                 (Kind::Surge, Some(b)) => format!("{} (基线 baseline {b})", al.threshold),
                 _ => al.threshold.to_string(),
             };
+            // A surge of the place test: the neighbourhood under the city.
+            let region = match al.terms.first() {
+                Some(spot) if kind == Kind::Surge => format!(
+                    "{}<br><span class=\"place\">地点 {}</span>",
+                    esc(&al.region),
+                    esc(spot)
+                ),
+                _ => esc(&al.region),
+            };
             let _ = write!(
                 h,
                 "<tr class=\"alert\"><td>{}</td><td class=\"scope\">{}</td><td class=\"kind\">{}</td><td>{} ({})</td><td>{} ({})</td><td>{} (max {})</td><td class=\"threshold\">{}</td><td>{} – {}</td><td>{}</td>",
-                esc(&al.region),
+                region,
                 scope_name(scope),
                 kind_name(kind),
                 esc(&al.business_name),
@@ -705,6 +714,17 @@ mod tests {
                 .replace(",\"baseline\":2.35,\"p_value\":1e-12", ""),
         )
         .unwrap();
+        // A surge of the place test.
+        let place: Alert = serde_json::from_str(
+            &line
+                .replace("crbt:province:浙江", "crbt:舟山")
+                .replace(
+                    "\"region\":\"浙江\",\"scope\":\"province\"",
+                    "\"region\":\"舟山\",\"scope\":\"region\"",
+                )
+                .replace(",\"p_value\":1e-12", ",\"terms\":[\"岱山县丽都花园\"]"),
+        )
+        .unwrap();
         let hot = |region: &str, scope: &'static str, n: u32, t: u32| Hotspot {
             business: "crbt".into(),
             business_name: "彩铃".into(),
@@ -724,6 +744,7 @@ mod tests {
             open_alerts: vec![
                 OpenAlertView::new(&surge, 31, 1_773_538_200_000, "main"),
                 OpenAlertView::new(&city, 23, 1_773_538_200_000, "main"),
+                OpenAlertView::new(&place, 31, 1_773_538_200_000, "main"),
             ],
             hotspots: vec![
                 hot("杭州", "region", 23, 23),
@@ -748,6 +769,10 @@ mod tests {
             "{page}"
         );
         assert!(page.contains("<td class=\"threshold\">30</td>"), "{page}");
+        assert!(
+            page.contains("<tr class=\"alert\"><td>舟山<br><span class=\"place\">地点 岱山县丽都花园</span></td><td class=\"scope\">城市 region</td><td class=\"kind\">突增 surge</td>"),
+            "{page}"
+        );
         let heat = &page[page.find("<table id=\"heat\"").unwrap()..];
         let heat = &heat[..heat.find("</table>").unwrap()];
         assert!(
