@@ -25,6 +25,30 @@ const PLACE_WORDS: [&str; 21] = [
     "中学", "小学", "学校", "大学", "医院", "市场", "车站", "附近",
 ];
 
+/// Whether `c` is the first character of one of [`PLACE_WORDS`].
+fn starts_place_word(c: char) -> bool {
+    matches!(
+        c,
+        '小' | '花'
+            | '苑'
+            | '公'
+            | '大'
+            | '广'
+            | '村'
+            | '路'
+            | '街'
+            | '城'
+            | '园'
+            | '社'
+            | '中'
+            | '学'
+            | '医'
+            | '市'
+            | '车'
+            | '附'
+    )
+}
+
 /// Characters before `区`/`县` that make it a common word, not a county.
 const NOT_COUNTY: [char; 9] = ['小', '社', '市', '城', '地', '景', '园', '郊', '街'];
 
@@ -60,7 +84,7 @@ fn is_cjk(c: char) -> bool {
 pub fn spot_in(text: &str) -> Option<&str> {
     let bytes = text.as_bytes();
     // 区 is E5 8C BA, 县 E5 8E BF and 市 E5 B8 82 in UTF-8: look for
-    // their last byte.
+    // their last byte (rarer in Chinese text than their lead byte E5).
     let mut from = 0;
     while let Some(k) = memchr::memchr3(0xBA, 0xBF, 0x82, &bytes[from..]) {
         let end = from + k + 1;
@@ -96,6 +120,10 @@ pub fn spot_in(text: &str) -> Option<&str> {
             (p1, p2) = (p2, c);
             name_end += c.len_utf8();
             let tail = &rest[name_end..];
+            // Most characters start no place word: one match first.
+            if !tail.chars().next().is_some_and(starts_place_word) {
+                continue;
+            }
             if let Some(w) = PLACE_WORDS.iter().find(|w| tail.starts_with(**w)) {
                 return Some(&text[start..end + name_end + w.len()]);
             }
@@ -153,6 +181,13 @@ mod tests {
         ];
         for (text, want) in cases {
             assert_eq!(spot_in(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn every_place_word_passes_the_first_character_filter() {
+        for w in PLACE_WORDS {
+            assert!(starts_place_word(w.chars().next().unwrap()), "{w}");
         }
     }
 
