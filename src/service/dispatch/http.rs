@@ -169,15 +169,15 @@ async fn ack(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Refusal> {
-    check_token(&api, &headers)?;
-    let b: ActionBody = parse(&body)?;
-    let event = Event::Ack {
-        alert_id: id,
-        by: who(&b.by)?,
-        note: clean(&b.note, MAX_NOTE_CHARS),
-        at: api.handle.clock.now_ms(),
-    };
-    run(&api, event).await
+    action(&api, id, &headers, &body, |alert_id, by, note, at| {
+        Event::Ack {
+            alert_id,
+            by,
+            note,
+            at,
+        }
+    })
+    .await
 }
 
 async fn close(
@@ -186,15 +186,35 @@ async fn close(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Refusal> {
-    check_token(&api, &headers)?;
-    let b: ActionBody = parse(&body)?;
-    let event = Event::Close {
-        alert_id: id,
-        by: who(&b.by)?,
-        note: clean(&b.note, MAX_NOTE_CHARS),
-        at: api.handle.clock.now_ms(),
-    };
-    run(&api, event).await
+    action(&api, id, &headers, &body, |alert_id, by, note, at| {
+        Event::Close {
+            alert_id,
+            by,
+            note,
+            at,
+        }
+    })
+    .await
+}
+
+/// An acknowledgement or a closing: `{"by", "note"}` for alert `id`, as
+/// the event `make` builds from (alert id, by, note, now).
+async fn action(
+    api: &DispatchApi,
+    id: String,
+    headers: &HeaderMap,
+    body: &Bytes,
+    make: impl FnOnce(String, String, String, i64) -> Event,
+) -> Result<Response, Refusal> {
+    check_token(api, headers)?;
+    let b: ActionBody = parse(body)?;
+    let event = make(
+        id,
+        who(&b.by)?,
+        clean(&b.note, MAX_NOTE_CHARS),
+        api.handle.clock.now_ms(),
+    );
+    run(api, event).await
 }
 
 async fn assign(
